@@ -1,0 +1,155 @@
+"""Command line: ``s402gen build | check | validate``.
+
+Thin: parses options, calls :mod:`s402gen.pipeline` and :mod:`s402gen.write`,
+prints diagnostics and maps results to exit codes. Every command reads
+``[tool.s402gen]`` from pyproject.toml for its defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import write
+from .config import ConfigError, Settings, load_settings
+from .diagnostics import Level
+from .pipeline import Compilation, compile_catalog
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_INVALID = 2
+
+EXIT_CODES = """\b
+Exit codes:
+  0  success (up to date, valid)
+  1  check: generated files drifted; validate --strict: warnings
+  2  invalid catalog, bad configuration or usage error"""
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def _settings(catalog: str | None, out: str | None, templates: str | None) -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    return Settings(
+        catalog=Path(catalog) if catalog else settings.catalog,
+        out=Path(out) if out else settings.out,
+        templates=Path(templates) if templates else settings.templates,
+    )
+
+
+def _compile(settings: Settings) -> Compilation:
+    result = compile_catalog(
+        settings.catalog, display_name=_display(settings.catalog), templates=settings.templates
+    )
+    for diagnostic in result.diagnostics:
+        click.echo(diagnostic.format(), err=True)
+    if not result.ok:
+        errors = sum(d.level is Level.ERROR for d in result.diagnostics)
+        click.echo(f"{errors} error(s); nothing was written", err=True)
+        sys.exit(EXIT_INVALID)
+    return result
+
+
+catalog_argument = click.argument("catalog", required=False, type=click.Path(dir_okay=False))
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False), help="Output folder (default: generated/)."
+)
+templates_option = click.option(
+    "--templates",
+    type=click.Path(file_okay=False, exists=True),
+    help="Folder of templates that override the packaged ones.",
+)
+
+
+@click.group(epilog=EXIT_CODES)
+@click.version_option(package_name="s402gen")
+def main() -> None:
+    """Compile catalog.yaml into route modules, MCP tools, catalog JSON and doc pages.
+
+    CATALOG defaults to catalog.yaml and --out to generated/, or to
+    [tool.s402gen] catalog/out in pyproject.toml.
+    """
+
+
+@main.command(epilog=EXIT_CODES)
+@catalog_argument
+@out_option
+@templates_option
+@click.option("--force", is_flag=True, help="Overwrite files s402gen did not write.")
+def build(catalog: str | None, out: str | None, templates: str | None, force: bool) -> None:
+    """Compile CATALOG and write the files that changed."""
+    settings = _settings(catalog, out, templates)
+    result = _compile(settings)
+    assert result.files is not None
+    try:
+        report = write.build(settings.out, result.files, force=force)
+    except OSError as exc:
+        click.echo(f"error: cannot write {settings.out}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    where = _display(settings.out)
+    if report.conflicts:
+        for path in report.conflicts:
+            click.echo(f"error: {where}/{path} exists and was not written by s402gen", err=True)
+        click.echo("nothing was written; move those files or pass --force", err=True)
+        sys.exit(EXIT_INVALID)
+    for path in report.written:
+        click.echo(f"wrote {where}/{path}")
+    for path in report.removed:
+        click.echo(f"removed {where}/{path}")
+    for path in report.kept_modified:
+        click.echo(f"warning: kept {where}/{path}: no longer generated but edited by hand", err=True)
+    click.echo(
+        f"{len(report.written)} written, {len(report.removed)} removed, "
+        f"{len(result.files) - len(report.written)} unchanged"
+    )
+
+
+@main.command(epilog=EXIT_CODES)
+@catalog_argument
+@out_option
+@templates_option
+def check(catalog: str | None, out: str | None, templates: str | None) -> None:
+    """Compare what CATALOG compiles to with the output folder; write nothing."""
+    settings = _settings(catalog, out, templates)
+    result = _compile(settings)
+    assert result.files is not None
+    drift = write.check(settings.out, result.files)
+    if drift.clean:
+        click.echo(f"{_display(settings.out)} is up to date")
+        return
+    click.echo(drift.diff, nl=False)
+    where = _display(settings.out)
+    for label, paths in (
+        ("changed", drift.changed),
+        ("missing", drift.missing),
+        ("orphan", drift.orphans),
+    ):
+        for path in paths:
+            click.echo(f"{label}: {where}/{path}", err=True)
+    click.echo(f"{where} is out of date; run `s402gen build`", err=True)
+    sys.exit(EXIT_FINDINGS)
+
+
+@main.command(epilog=EXIT_CODES)
+@catalog_argument
+@click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
+def validate(catalog: str | None, strict: bool) -> None:
+    """Report the errors and warnings of CATALOG."""
+    settings = _settings(catalog, None, None)
+    result = _compile(settings)
+    warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
+    click.echo(f"{_display(settings.catalog)}: valid, {warnings} warning(s)")
+    if strict and warnings:
+        sys.exit(EXIT_FINDINGS)

@@ -1,0 +1,333 @@
+"""Derive stage: authoring model to IR, computing every derived field once.
+
+Defaults, providers, pricing policies and presets are applied here; the
+fields the live catalog repeats in many forms (name, description,
+keywords, aliases, searchText, inputTypes, examples, errorExamples,
+requiredContext, payment hints) are computed here from a handful of
+authored values. References to things that do not exist (a preset, a
+provider, a pricing policy) are reported as diagnostics at their location.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from . import ir, model, protocol
+from .diagnostics import Diagnostic, Rules, did_you_mean
+from .load import SourceMap
+
+#: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
+MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
+#: First words of actions that destroy upstream state (MCP ``destructiveHint`` true).
+DESTRUCTIVE_VERBS = frozenset({"Delete"})
+
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
+_SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
+
+
+def split_words(action: str) -> list[str]:
+    """``DeleteFaceDb`` -> ``["Delete", "Face", "Db"]``."""
+    return _WORD.findall(action)
+
+
+def kebab(action: str) -> str:
+    """``DeleteFaceDb`` -> ``delete-face-db``."""
+    return "-".join(word.lower() for word in split_words(action))
+
+
+def unique(items: Iterable[str]) -> tuple[str, ...]:
+    """Items in first-seen order without repeats."""
+    return tuple(dict.fromkeys(items))
+
+
+def sorted_json(value: Any) -> Any:
+    """A copy of a JSON value with every object's keys sorted (the live schema order)."""
+    if isinstance(value, dict):
+        return {key: sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_json(item) for item in value]
+    return value
+
+
+def schema_types(schema: dict[str, Any]) -> tuple[str, ...]:
+    """The catalog's ``inputTypes``/``outputTypes``: root type, then each property's
+    type and format in declaration order, without repeats."""
+    found: list[str] = [schema.get("type", "object")]
+    for prop in schema.get("properties", {}).values():
+        found.extend(str(prop[key]) for key in ("type", "format") if key in prop)
+    return unique(found)
+
+
+def example_value(name: str, prop: dict[str, Any]) -> Any:
+    """Placeholder example for a parameter without one, by JSON type."""
+    return {
+        "string": f"example-{kebab(name[0].upper() + name[1:])}",
+        "number": 1,
+        "integer": 1,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }[prop["type"]]
+
+
+class _Deriver:
+    def __init__(self, catalog: model.Catalog, source: SourceMap):
+        self.catalog = catalog
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, rule: Any, message: str, path: tuple) -> None:
+        self.diagnostics.append(Diagnostic(rule, message, self.source.value(path)))
+
+    def lookup(self, table: dict[str, Any], name: str, kind: str, path: tuple) -> Any:
+        if name in table:
+            return table[name]
+        self.error(
+            Rules.UNKNOWN_REFERENCE,
+            f"unknown {kind} '{name}'{did_you_mean(name, table)}",
+            path,
+        )
+        return None
+
+    def format(self, template: str, path: tuple, **values: str) -> str:
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            self.error(
+                Rules.INVALID_VALUE,
+                f"bad placeholder {exc} in template; known: "
+                + ", ".join("{" + key + "}" for key in values),
+                path,
+            )
+            return template
+
+    def parameter(self, name: str, param: model.Parameter, path: tuple) -> tuple[dict, Any, str]:
+        """Resolve one parameter: (property schema, example, required context)."""
+        preset: model.Preset | None = None
+        if param.preset is not None:
+            preset = self.lookup(self.catalog.presets, param.preset, "preset", path + ("preset",))
+        merged: dict[str, Any] = preset.model_dump(exclude_none=True) if preset else {}
+        merged.update(param.model_dump(exclude_none=True, exclude={"preset"}))
+        if "type" not in merged:
+            if preset is None and param.preset is None:
+                self.error(Rules.MISSING_KEY, f"parameter '{name}' needs a preset or a type", path)
+            merged["type"] = "string"
+        description = merged.get("description", self.catalog.defaults.parameter_description)
+        prop = {key: merged[key] for key in _SCHEMA_KEYS if key in merged}
+        prop["description"] = description.replace("{name}", name)
+        example = merged.get("example", example_value(name, prop))
+        return sorted_json(prop), example, merged.get("required_context", "")
+
+    def service(self, index: int, svc: model.Service) -> ir.Service:
+        d = self.catalog.defaults
+        path = ("services", index)
+        provider = self.lookup(
+            self.catalog.providers, svc.provider or d.provider, "provider",
+            path + ("provider",) if svc.provider else ("defaults", "provider"),
+        )
+        policy_id = svc.pricing_policy or d.pricing_policy
+        policy = self.lookup(
+            self.catalog.pricing_policies, policy_id, "pricing policy",
+            path + ("pricingPolicy",) if svc.pricing_policy else ("defaults", "pricingPolicy"),
+        )
+        payment_id = svc.payment_provider or d.payment_provider
+        payment = self.lookup(
+            self.catalog.payment_providers, payment_id, "payment provider",
+            path + ("paymentProvider",) if svc.payment_provider else ("defaults", "paymentProvider"),
+        )
+        props: dict[str, Any] = {}
+        examples: dict[str, Any] = {}
+        contexts: list[str] = []
+        for name, param in svc.params.items():
+            prop, example, context = self.parameter(name, param, path + ("params", name))
+            props[name] = prop
+            examples[name] = example
+            if context:
+                contexts.append(context)
+        required = sorted(svc.required)
+        for position, name in enumerate(svc.required):
+            if name not in props:
+                self.error(
+                    Rules.UNKNOWN_PARAMETER,
+                    f"required parameter '{name}' is not under params{did_you_mean(name, props)}",
+                    path + ("required", position),
+                )
+        input_schema = {
+            "description": d.input_schema_description,
+            "properties": {name: props[name] for name in sorted(props)},
+            "required": required,
+            "type": "object",
+        }
+        output_schema_source = svc.output_schema or d.output_schema
+        output_schema = sorted_json(output_schema_source)
+
+        words = split_words(svc.action)
+        name = svc.name or " ".join(words + [d.name_suffix])
+        task = svc.task or self.format(
+            d.task_template, ("defaults", "taskTemplate"), summary=svc.summary_zh
+        )
+        required_clause = (
+            f"required parameters: {', '.join(required)}" if required else "no required parameters"
+        )
+        description = self.format(
+            d.description_template,
+            ("defaults", "descriptionTemplate"),
+            task=task,
+            parameters=", ".join(sorted(props)),
+            required=required_clause,
+        )
+        category = svc.category or d.category
+        tags = tuple(svc.tags if svc.tags is not None else d.tags)
+        label = provider.label_zh if provider else ""
+        keywords = unique(
+            [svc.action, f"{label} {svc.title_zh}", *d.keywords]
+            + [word.lower() for word in words]
+            + svc.keywords
+        )
+        use_cases = (task, *d.use_cases)
+        limitations = tuple(svc.limitations if svc.limitations is not None else d.limitations)
+        legacy_id = svc.legacy_id or (
+            (provider.legacy_id_prefix if provider else "") + kebab(svc.action)
+        )
+        tool_name = svc.id.replace("-", "_")
+        endpoint = protocol.TOOL_ENDPOINT_PREFIX + svc.id
+        input_types = schema_types({"type": "object", "properties": props})
+        output_types = schema_types(output_schema_source)
+        url_params = [n for n in required if props[n].get("format") == "uri"]
+        messages = ir.Messages(
+            missing=protocol.MISSING_PARAMETERS,
+            required={n: protocol.required_message(n) for n in url_params},
+            invalid_url={n: protocol.invalid_url_message(n) for n in url_params},
+        )
+        if svc.error_examples is not None:
+            error_examples = tuple(
+                ir.ErrorExample(e.input, e.error, e.status_code) for e in svc.error_examples
+            )
+        elif url_params:
+            first = url_params[0]
+            error_examples = (
+                ir.ErrorExample({}, messages.required[first], 400),
+                ir.ErrorExample({first: "not-a-url"}, messages.invalid_url[first], 400),
+            )
+        elif required:
+            error_examples = (ir.ErrorExample({}, messages.missing, 400),)
+        else:
+            error_examples = ()
+        if svc.example_request is not None:
+            example_request: dict[str, Any] | None = sorted_json(svc.example_request)
+        else:
+            example_request = {n: examples[n] for n in required} or None
+        related = tuple(
+            svc.related_services
+            if svc.related_services is not None
+            else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
+        )
+        verb = words[0] if words else ""
+        overrides = svc.annotations or model.Annotations()
+        idempotent = svc.idempotent if svc.idempotent is not None else d.idempotent
+        annotations = ir.ToolAnnotations(
+            read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
+            destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
+            idempotent=_pick(overrides.idempotent_hint, idempotent),
+            open_world=_pick(overrides.open_world_hint, True),
+        )
+        aliases = unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint])
+        search_text = " ".join(
+            [svc.id, name, description, description, category, *input_types, *output_types,
+             *tags, *keywords, *use_cases, *limitations, endpoint]
+        )
+        sla = svc.sla or d.sla
+        return ir.Service(
+            index=index,
+            id=svc.id,
+            legacy_id=legacy_id,
+            name=name,
+            module=tool_name,
+            tool_name=tool_name,
+            endpoint=endpoint,
+            legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
+            method="POST",
+            title_zh=svc.title_zh,
+            summary_zh=svc.summary_zh,
+            task=task,
+            description=description,
+            category=category,
+            keywords=keywords,
+            use_cases=use_cases,
+            limitations=limitations,
+            tags=tags,
+            input_types=input_types,
+            output_types=output_types,
+            params=tuple(
+                ir.Param(n, props[n]["type"], n in required, props[n].get("format") == "uri")
+                for n in sorted(props)
+            ),
+            array_params=tuple(n for n in sorted(props) if props[n]["type"] == "array"),
+            input_schema=input_schema,
+            output_schema=output_schema,
+            example_request=example_request,
+            example_response={
+                "code": "200",
+                "content": "",
+                "data": {"Action": svc.action, "Result": d.example_result},
+                "message": "success",
+                "requestId": "example-request-id",
+            },
+            error_examples=error_examples,
+            messages=messages,
+            pricing=ir.Pricing(
+                policy_id=policy_id,
+                amount_cents=policy.amount_cents if policy else 0,
+                currency=policy.currency if policy else "USD",
+                settle_mode=policy.settle_mode if policy else "",
+                billing_mode=policy.billing_mode if policy else "",
+                max_calls=policy.max_calls if policy else 1,
+                allow_reuse=policy.allow_reuse if policy else False,
+                bind_client=policy.bind_client if policy else True,
+            ),
+            payment=ir.Payment(payment_id, payment.provider if payment else ""),
+            aliases=aliases,
+            search_text=search_text,
+            payment_hint=protocol.payment_hint(svc.id),
+            complexity=svc.complexity or d.complexity,
+            typical_response_time=svc.typical_response_time or d.typical_response_time,
+            cacheable=_pick(svc.cacheable, d.cacheable),
+            idempotent=idempotent,
+            output_format=svc.output_format or d.output_format,
+            related_services=related,
+            required_context=unique(
+                contexts + list(svc.required_context or d.required_context)
+            ),
+            sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
+            upstream=ir.Upstream(
+                product=provider.product if provider else "",
+                version=provider.version if provider else "",
+                action=svc.action,
+                endpoint=provider.endpoint if provider else "",
+            ),
+            annotations=annotations,
+        )
+
+
+def _pick(override: Any, default: Any) -> Any:
+    return default if override is None else override
+
+
+def derive(catalog: model.Catalog, source: SourceMap, generated_at: str | None) -> tuple[
+    ir.Catalog, list[Diagnostic]
+]:
+    """Compile the authoring model into the IR.
+
+    ``generated_at`` is used when the catalog declares no ``generatedAt``.
+    Returns the IR and the diagnostics found (unknown references, bad
+    template placeholders); the IR is only meaningful when none is an error.
+    """
+    deriver = _Deriver(catalog, source)
+    services = tuple(deriver.service(i, svc) for i, svc in enumerate(catalog.services))
+    compiled = ir.Catalog(
+        marketplace=catalog.catalog.marketplace,
+        generated_at=catalog.catalog.generated_at or generated_at,
+        services=services,
+    )
+    return compiled, deriver.diagnostics

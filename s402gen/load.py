@@ -1,0 +1,213 @@
+"""Load stage: catalog.yaml text to a plain tree plus the source location of every node.
+
+PyYAML's ``compose`` (with the libyaml ``CSafeLoader`` when available) keeps
+the line and column of each node; this module turns the node graph into
+plain ``dict``/``list``/scalar values and records, for every path into the
+tree, where its key and its value stand in the file. YAML problems that the
+usual ``safe_load`` silently accepts are errors here: duplicate keys,
+non-string keys, and aliases that expand past a size limit.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .diagnostics import CatalogError, Diagnostic, Location, Rules
+
+try:  # libyaml is 5x faster; PyYAML without it still works
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _Loader = yaml.SafeLoader
+
+Path = tuple[str | int, ...]
+
+#: Most nodes an alias-heavy document may expand to ("billion laughs" guard).
+MAX_EXPANDED_NODES = 2_000_000
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass
+class SourceMap:
+    """Where each path of a loaded tree comes from in ``file``.
+
+    ``values[path]`` is the location of the value at ``path``; ``keys[path]``
+    the location of the mapping key that introduced it (absent for list
+    items and the root).
+    """
+
+    file: str
+    values: dict[Path, Location] = field(default_factory=dict)
+    keys: dict[Path, Location] = field(default_factory=dict)
+
+    def value(self, path: Path) -> Location:
+        """Location of the value at ``path``, or of its nearest recorded ancestor."""
+        return self._nearest(self.values, path)
+
+    def key(self, path: Path) -> Location:
+        """Location of the key of ``path`` (falls back to the value, then ancestors)."""
+        if path in self.keys:
+            return self.keys[path]
+        return self._nearest(self.values, path)
+
+    def _nearest(self, table: dict[Path, Location], path: Path) -> Location:
+        for end in range(len(path), -1, -1):
+            if path[:end] in table:
+                return table[path[:end]]
+        return Location(self.file, 1, 1)
+
+
+@dataclass
+class LoadedDocument:
+    """A loaded catalog: ``data`` is the plain tree, ``source`` its locations."""
+
+    data: Any
+    source: SourceMap
+
+
+def load_text(text: str, filename: str) -> LoadedDocument:
+    """Parse one YAML document into a plain tree with locations.
+
+    Raises :class:`CatalogError` with every problem found (syntax error,
+    duplicate keys, non-string keys, alias expansion over
+    :data:`MAX_EXPANDED_NODES`). An empty document loads as ``None``.
+    """
+    loader = _Loader(text)
+    builder = _TreeBuilder(loader, filename)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the node graph is acyclic garbage-wise; gc pauses dominate on big files
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise CatalogError([_syntax_diagnostic(exc, mark, filename)]) from None
+        except yaml.YAMLError as exc:
+            raise CatalogError(
+                [Diagnostic(Rules.YAML_SYNTAX, str(exc), Location(filename, 1, 1))]
+            ) from None
+        data = builder.build(root, ()) if root is not None else None
+    finally:
+        loader.dispose()
+        if gc_was_enabled:
+            gc.enable()
+    if builder.errors:
+        raise CatalogError(builder.errors)
+    return LoadedDocument(data, builder.source)
+
+
+def load_file(path: str, display_name: str | None = None) -> LoadedDocument:
+    """Read ``path`` (UTF-8) and :func:`load_text` it; ``display_name`` is used in locations.
+
+    Raises :class:`CatalogError` when the file cannot be read or parsed.
+    """
+    name = display_name or path
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(
+            [Diagnostic(Rules.YAML_SYNTAX, f"cannot read catalog: {exc}", Location(name, 1, 1))]
+        ) from None
+    return load_text(text, name)
+
+
+def _mark(node: yaml.Node, filename: str) -> Location:
+    return Location(filename, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _syntax_diagnostic(exc: yaml.MarkedYAMLError, mark: Any, filename: str) -> Diagnostic:
+    problem = exc.problem or exc.context or "invalid YAML"
+    location = (
+        Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename, 1, 1)
+    )
+    return Diagnostic(Rules.YAML_SYNTAX, f"invalid YAML: {problem}", location)
+
+
+class _TreeBuilder:
+    """Turns a composed node graph into plain values, recording locations and errors."""
+
+    def __init__(self, loader: Any, filename: str):
+        self.loader = loader
+        self.filename = filename
+        self.source = SourceMap(filename)
+        self.errors: list[Diagnostic] = []
+        self.expanded = 0
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.expanded += 1
+        if self.expanded == MAX_EXPANDED_NODES:
+            self.errors.append(
+                Diagnostic(
+                    Rules.ALIAS_EXPANSION,
+                    f"aliases expand to more than {MAX_EXPANDED_NODES} nodes",
+                    _mark(node, self.filename),
+                )
+            )
+        if self.expanded >= MAX_EXPANDED_NODES:
+            return None
+        self.source.values.setdefault(path, _mark(node, self.filename))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+    def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+        """Key/value pairs with ``<<`` merges expanded; the flag marks merged-in pairs."""
+        pairs: list[tuple[yaml.Node, yaml.Node, bool]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                pairs.append((key_node, value_node, False))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if isinstance(source, yaml.MappingNode):
+                    pairs.extend((k, v, True) for k, v, _ in self._pairs(source))
+                else:
+                    self.errors.append(
+                        Diagnostic(
+                            Rules.INVALID_VALUE,
+                            "a '<<' merge needs a mapping or a list of mappings",
+                            _mark(source, self.filename),
+                        )
+                    )
+        return pairs
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        explicit: set[str] = set()
+        for key_node, value_node, merged in self._pairs(node):
+            key = self.loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                self.errors.append(
+                    Diagnostic(
+                        Rules.NON_STRING_KEY,
+                        f"mapping keys must be strings, got {key!r}; quote it",
+                        _mark(key_node, self.filename),
+                    )
+                )
+                continue
+            if merged:
+                if key in explicit or key in result:
+                    continue  # explicit keys and earlier merges win, as in YAML 1.1
+            elif key in explicit:
+                first = self.source.keys[path + (key,)]
+                self.errors.append(
+                    Diagnostic(
+                        Rules.DUPLICATE_KEY,
+                        f"duplicate key '{key}' (first defined at line {first.line})",
+                        _mark(key_node, self.filename),
+                    )
+                )
+                continue
+            else:
+                explicit.add(key)
+                result.pop(key, None)
+            self.source.keys[path + (key,)] = _mark(key_node, self.filename)
+            result[key] = self.build(value_node, path + (key,))
+        return result

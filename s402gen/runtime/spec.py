@@ -1,0 +1,94 @@
+"""Route specs: the data a generated route module declares for one service.
+
+A generated module ``generated/routes/<module>.py`` holds one
+:class:`RouteSpec` named ``SPEC``. The compiler's IR uses the same
+:class:`Upstream`, :class:`Pricing`, :class:`Payment` and :class:`Messages`
+classes, so a spec is exactly what the catalog compiled to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The upstream call: Alibaba Cloud OpenAPI ``action`` of ``product`` at ``version``.
+
+    ``endpoint`` is the default host (tests and deployments may point
+    elsewhere); ``style`` and ``method`` are those of Alibaba Cloud's
+    generic ``call_api`` (``Params(style="RPC", method="POST")``).
+    """
+
+    product: str
+    version: str
+    action: str
+    endpoint: str
+    style: str = "RPC"
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Price per call (``amount_cents`` in cents of ``currency``) and token rules."""
+
+    policy_id: str
+    amount_cents: int
+    currency: str
+    settle_mode: str
+    billing_mode: str
+    max_calls: int
+    allow_reuse: bool
+    bind_client: bool
+
+    @property
+    def label(self) -> str:
+        """``USD 0.20`` for 20 cents: exact integer arithmetic, no float rounding."""
+        return f"{self.currency} {self.amount_cents // 100}.{self.amount_cents % 100:02d}"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The payment provider a service is paid through, e.g. ``x402-base-usdc``."""
+
+    provider_id: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class Messages:
+    """The route's 400 error texts.
+
+    ``required[param]`` and ``invalid_url[param]`` exist for each required
+    URL parameter (``ImageURL is required``, ``ImageURL must be a valid
+    http or https URL``); ``missing`` is for any other missing required
+    parameter (``required parameters are missing``).
+    """
+
+    missing: str
+    required: dict[str, str] = field(default_factory=dict)
+    invalid_url: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """Everything a router needs to serve one service.
+
+    ``input_schema`` is the JSON Schema the catalog publishes (Draft
+    2020-12; ``format: uri`` means an http or https URL); ``array_params``
+    name the parameters that also accept a JSON string.
+    """
+
+    service_id: str
+    legacy_id: str
+    tool_name: str
+    endpoint: str
+    legacy_endpoint: str
+    method: str
+    upstream: Upstream
+    input_schema: dict[str, Any]
+    array_params: tuple[str, ...]
+    messages: Messages
+    pricing: Pricing
+    payment: Payment

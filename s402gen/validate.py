@@ -1,0 +1,301 @@
+"""Validate stage: structural checks (pydantic) and semantic checks (on the IR).
+
+:func:`parse_model` turns the loaded tree into the authoring model and maps
+every pydantic error back to ``catalog.yaml:LINE:COL``, with a did-you-mean
+for unknown keys. :func:`check_catalog` then checks what a schema cannot:
+uniqueness across services, tool names, JSON Schema validity, examples
+against their schemas, error examples really rejected, references to
+related services, and the lint warnings for the live catalog's known
+defects. Both return diagnostics; neither raises for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import types
+import typing
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from . import ir, model
+from .diagnostics import Diagnostic, Rule, Rules, did_you_mean
+from .load import LoadedDocument, SourceMap
+
+#: MCP tool names this compiler accepts (the MCP SDK allows up to 128 characters;
+#: 64 keeps names usable by every client the marketplace targets).
+TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
+
+
+@FORMAT_CHECKER.checks("uri")
+def is_http_url(value: object) -> bool:
+    """``format: uri`` in this catalog means a public http or https URL with a host."""
+    if not isinstance(value, str):
+        return True  # type errors are reported by the "type" keyword
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def schema_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A Draft 2020-12 validator for ``schema`` that checks ``format: uri``."""
+    return jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+# ---------------------------------------------------------------------------
+# structure
+
+
+def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Diagnostic]]:
+    """Build the authoring model from a loaded tree; ``None`` and diagnostics on failure."""
+    if not isinstance(doc.data, dict):
+        found = "an empty document" if doc.data is None else type(doc.data).__name__
+        return None, [
+            Diagnostic(
+                Rules.INVALID_VALUE,
+                f"the catalog must be a mapping with 'services' and its settings, not {found}",
+                doc.source.value(()),
+            )
+        ]
+    try:
+        return model.Catalog.model_validate(doc.data), []
+    except ValidationError as exc:
+        return None, [_pydantic_diagnostic(err, doc.source) for err in exc.errors()]
+
+
+def _pydantic_diagnostic(err: Any, source: SourceMap) -> Diagnostic:
+    loc = tuple(err["loc"])
+    dotted = _dotted(loc)
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _allowed_keys(loc[:-1])
+        return Diagnostic(
+            Rules.UNKNOWN_KEY,
+            f"unknown key '{key}' in {_dotted(loc[:-1]) or 'the catalog'}"
+            + did_you_mean(key, allowed),
+            source.key(loc),
+        )
+    if err["type"] == "missing":
+        return Diagnostic(
+            Rules.MISSING_KEY,
+            f"missing required key '{loc[-1]}' in {_dotted(loc[:-1]) or 'the catalog'}",
+            source.value(loc[:-1]),
+        )
+    message = err["msg"][0].lower() + err["msg"][1:]
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    return Diagnostic(Rules.INVALID_VALUE, f"{dotted}: {message}{shown}", source.value(loc))
+
+
+def _dotted(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Keys the model accepts at ``loc`` (for did-you-mean); empty when unknown."""
+    current: Any = model.Catalog
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    current = _unwrap_optional(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def _step(tp: Any, part: Any) -> Any:
+    tp = _unwrap_optional(tp)
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, info in tp.model_fields.items():
+            if (info.alias or name) == part:
+                return info.annotation
+        return None
+    if origin is list and isinstance(part, int):
+        return typing.get_args(tp)[0]
+    if origin is dict and isinstance(part, str):
+        return typing.get_args(tp)[1]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# semantics
+
+
+def check_catalog(
+    catalog: ir.Catalog, authored: model.Catalog, source: SourceMap
+) -> list[Diagnostic]:
+    """Semantic checks of a derived catalog; returns errors and warnings."""
+    found: list[Diagnostic] = []
+
+    def report(rule: Rule, message: str, path: tuple) -> None:
+        found.append(Diagnostic(rule, message, source.value(path)))
+
+    _check_unique(catalog.services, report)
+    known_ids = {s.id for s in catalog.services}
+    for svc, authored_svc in zip(catalog.services, authored.services):
+        _check_service(svc, authored_svc, known_ids, report)
+    if catalog.generated_at is None:
+        report(
+            Rules.NO_GENERATED_AT,
+            "no catalog.generatedAt and no SOURCE_DATE_EPOCH: generatedAt is left out",
+            ("catalog",),
+        )
+    return found
+
+
+def _check_unique(services: Iterable[ir.Service], report: Any) -> None:
+    seen: dict[tuple[str, str], ir.Service] = {}
+    checks = (
+        ("id", Rules.DUPLICATE_ID, "id"),
+        ("legacy id", Rules.DUPLICATE_LEGACY_ID, "legacyId"),
+        ("tool name", Rules.DUPLICATE_TOOL_NAME, "id"),
+        ("endpoint", Rules.DUPLICATE_ENDPOINT, "id"),
+    )
+    for svc in services:
+        values = {
+            "id": [svc.id],
+            "legacy id": [svc.legacy_id],
+            "tool name": [svc.tool_name],
+            "endpoint": list(unique_pair(svc.endpoint, svc.legacy_endpoint)),
+        }
+        for kind, rule, key in checks:
+            for value in values[kind]:
+                first = seen.setdefault((kind, value), svc)
+                if first is not svc:
+                    report(
+                        rule,
+                        f"{kind} '{value}' of service '{svc.id}' is already used by "
+                        f"service '{first.id}' (services[{first.index}])",
+                        ("services", svc.index, key),
+                    )
+
+
+def unique_pair(a: str, b: str) -> tuple[str, ...]:
+    """``(a, b)``, or ``(a,)`` when both are the same."""
+    return (a,) if a == b else (a, b)
+
+
+def _check_service(
+    svc: ir.Service, authored: model.Service, known_ids: set[str], report: Any
+) -> None:
+    path = ("services", svc.index)
+    if not TOOL_NAME_PATTERN.fullmatch(svc.tool_name):
+        report(
+            Rules.INVALID_TOOL_NAME,
+            f"tool name '{svc.tool_name}' must match {TOOL_NAME_PATTERN.pattern}",
+            path + ("id",),
+        )
+    if keyword.iskeyword(svc.module):
+        report(
+            Rules.INVALID_TOOL_NAME,
+            f"route module name '{svc.module}' is a Python keyword; choose another id",
+            path + ("id",),
+        )
+    for position, related in enumerate(svc.related_services):
+        if related not in known_ids:
+            report(
+                Rules.UNKNOWN_RELATED_SERVICE,
+                f"related service '{related}' of '{svc.id}' does not exist"
+                + did_you_mean(related, known_ids),
+                path + ("relatedServices", position)
+                if authored.related_services is not None
+                else ("defaults", "relatedServices"),
+            )
+    input_ok = _check_schema(svc.input_schema, Rules.INVALID_INPUT_SCHEMA, "input", path, report)
+    output_path = path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
+    output_ok = _check_schema(svc.output_schema, Rules.INVALID_OUTPUT_SCHEMA, "output", output_path, report)
+    if input_ok:
+        _check_examples(svc, authored, path, report)
+    if output_ok:
+        for error in schema_validator(svc.output_schema).iter_errors(svc.example_response):
+            report(
+                Rules.INVALID_EXAMPLE_RESPONSE,
+                f"example response of '{svc.id}' does not match its output schema: "
+                f"{_describe(error)}",
+                output_path,
+            )
+    _lint_params(svc, authored, path, report)
+
+
+def _check_schema(schema: dict, rule: Rule, kind: str, path: tuple, report: Any) -> bool:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        report(rule, f"{kind} schema is not valid JSON Schema: {_describe(exc)}", path)
+        return False
+    if schema.get("type") != "object":
+        report(rule, f"{kind} schema must have type 'object' (MCP requires it)", path)
+        return False
+    return True
+
+
+def _describe(error: jsonschema.ValidationError | jsonschema.SchemaError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{error.message}" + (f" at {where}" if where else "")
+
+
+def _check_examples(svc: ir.Service, authored: model.Service, path: tuple, report: Any) -> None:
+    validator = schema_validator(svc.input_schema)
+    if svc.example_request is not None:
+        for error in validator.iter_errors(svc.example_request):
+            where = (
+                path + ("exampleRequest",)
+                if authored.example_request is not None
+                else path + ("params", str(error.absolute_path[0]) if error.absolute_path else "")
+            )
+            report(
+                Rules.INVALID_EXAMPLE_REQUEST,
+                f"example request of '{svc.id}' does not match its input schema: "
+                f"{_describe(error)}",
+                where,
+            )
+    for position, example in enumerate(svc.error_examples):
+        if validator.is_valid(example.input):
+            where = (
+                path + ("errorExamples", position)
+                if authored.error_examples is not None
+                else path + ("required",)
+            )
+            report(
+                Rules.ERROR_EXAMPLE_ACCEPTED,
+                f"error example {example.input!r} of '{svc.id}' promises "
+                f"{example.status_code} '{example.error}', but its input schema accepts it",
+                where,
+            )
+
+
+def _lint_params(svc: ir.Service, authored: model.Service, path: tuple, report: Any) -> None:
+    by_description: dict[str, list[str]] = {}
+    for name, prop in svc.input_schema["properties"].items():
+        by_description.setdefault(prop["description"], []).append(name)
+        if prop["type"] == "array" and "items" not in prop:
+            report(
+                Rules.ARRAY_WITHOUT_ITEMS,
+                f"array parameter '{name}' of '{svc.id}' has no 'items' schema",
+                path + ("params", name),
+            )
+    for description, names in by_description.items():
+        stems = {re.sub(r"[A-Z]$", "", n) if len(n) > 1 else n for n in names}
+        if len(stems) > 1:  # A/B sides of a pair may share one description
+            report(
+                Rules.REPEATED_DESCRIPTION,
+                f"parameters {', '.join(names)} of '{svc.id}' share the description "
+                f"'{description}'; describe each one",
+                path + ("params", names[1]),
+            )
