@@ -1,0 +1,63 @@
+"""Shared fixtures: paths, a CLI runner, and helpers to compile catalogs in tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from s402gen.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = ROOT / "catalog.yaml"
+GENERATED = ROOT / "generated"
+SEEDS = Path(__file__).parent / "seeds"
+SMALL_CATALOG = Path(__file__).parent / "data" / "small_catalog.yaml"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run ``s402gen`` in-process; returns (exit code, stdout, stderr)."""
+    runner = CliRunner()
+    old = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``s402gen`` console script as a real process."""
+    exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, check=False
+    )
+
+
+def write_catalog(path: Path, data: dict) -> Path:
+    """Dump a catalog tree as YAML (UTF-8) to ``path``."""
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def real_catalog_data() -> dict:
+    """A fresh plain-data copy of the real catalog.yaml, for tests that edit it."""
+    return yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def small_project(tmp_path: Path) -> Path:
+    """A folder with the small test catalog as catalog.yaml."""
+    shutil.copy(SMALL_CATALOG, tmp_path / "catalog.yaml")
+    return tmp_path
