@@ -190,11 +190,12 @@ class _Deriver:
         legacy_id = svc.legacy_id or (
             (provider.legacy_id_prefix if provider else "") + kebab(svc.action)
         )
-        tool_name = svc.id.replace("-", "_")
+        module = svc.id.replace("-", "_")
+        tool_name = svc.tool_name or module
         endpoint = protocol.TOOL_ENDPOINT_PREFIX + svc.id
         input_types = schema_types({"type": "object", "properties": props})
         output_types = schema_types(output_schema_source)
-        url_params = [n for n in required if props[n].get("format") == "uri"]
+        url_params = [n for n in required if props.get(n, {}).get("format") == "uri"]
         messages = ir.Messages(
             missing=protocol.MISSING_PARAMETERS,
             required={n: protocol.required_message(n) for n in url_params},
@@ -217,7 +218,7 @@ class _Deriver:
         if svc.example_request is not None:
             example_request: dict[str, Any] | None = sorted_json(svc.example_request)
         else:
-            example_request = {n: examples[n] for n in required} or None
+            example_request = {n: examples[n] for n in required if n in examples} or None
         related = tuple(
             svc.related_services
             if svc.related_services is not None
@@ -243,7 +244,7 @@ class _Deriver:
             id=svc.id,
             legacy_id=legacy_id,
             name=name,
-            module=tool_name,
+            module=module,
             tool_name=tool_name,
             endpoint=endpoint,
             legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,

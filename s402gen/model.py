@@ -192,6 +192,7 @@ class Service(_Model):
         None, description="English task phrase; defaults to one built from summaryZh."
     )
     name: str | None = None
+    tool_name: str | None = Field(None, description="MCP tool name; default: id with - as _.")
     legacy_id: str | None = Field(None, pattern=ID_PATTERN)
     provider: str | None = None
     pricing_policy: str | None = None

@@ -18,7 +18,7 @@ import jinja2
 
 from . import ir, render, write
 from .derive import derive
-from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors
+from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, sort_diagnostics
 from .load import load_file
 from .validate import check_catalog, parse_model
 
@@ -30,6 +30,9 @@ class Compilation:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     catalog: ir.Catalog | None = None
     files: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.diagnostics = sort_diagnostics(self.diagnostics)
 
     @property
     def ok(self) -> bool:
@@ -83,16 +86,15 @@ def compile_catalog(
     diagnostics = date_problems + derive_problems
     if has_errors(diagnostics):
         return Compilation(diagnostics)
-    diagnostics += check_catalog(compiled, authored, document.source)
-    result = Compilation(diagnostics, compiled)
+    result = Compilation(diagnostics + check_catalog(compiled, authored, document.source), compiled)
     if not result.ok:
         return result
     try:
         files = render.render(compiled, templates)
     except jinja2.TemplateError as exc:
         where = Location(getattr(exc, "filename", None) or name, getattr(exc, "lineno", 1) or 1, 1)
-        result.diagnostics.append(Diagnostic(Rules.INVALID_VALUE, f"template error: {exc}", where))
-        return result
+        problem = Diagnostic(Rules.INVALID_VALUE, f"template error: {exc}", where)
+        return Compilation(result.diagnostics + [problem], compiled)
     files[write.MANIFEST] = write.manifest_text(files)
     result.files = files
     return result

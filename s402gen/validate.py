@@ -64,7 +64,24 @@ def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Diagnos
     try:
         return model.Catalog.model_validate(doc.data), []
     except ValidationError as exc:
-        return None, [_pydantic_diagnostic(err, doc.source) for err in exc.errors()]
+        errors = exc.errors()
+    # a misspelt key is reported once, as unknown with its suggestion, not also as missing
+    suggested = {
+        (tuple(err["loc"][:-1]), close)
+        for err in errors
+        if err["type"] == "extra_forbidden"
+        for close in _close_keys(str(err["loc"][-1]), tuple(err["loc"][:-1]))
+    }
+    return None, [
+        _pydantic_diagnostic(err, doc.source)
+        for err in errors
+        if not (err["type"] == "missing" and (tuple(err["loc"][:-1]), err["loc"][-1]) in suggested)
+    ]
+
+
+def _close_keys(key: str, parent: tuple) -> list[str]:
+    suggestion = did_you_mean(key, _allowed_keys(parent))
+    return [suggestion.split("'")[1]] if suggestion else []
 
 
 def _pydantic_diagnostic(err: Any, source: SourceMap) -> Diagnostic:
@@ -162,14 +179,20 @@ def check_catalog(
 def _check_unique(services: Iterable[ir.Service], report: Any) -> None:
     seen: dict[tuple[str, str], ir.Service] = {}
     checks = (
-        ("id", Rules.DUPLICATE_ID, "id"),
         ("legacy id", Rules.DUPLICATE_LEGACY_ID, "legacyId"),
-        ("tool name", Rules.DUPLICATE_TOOL_NAME, "id"),
+        ("tool name", Rules.DUPLICATE_TOOL_NAME, "toolName"),
         ("endpoint", Rules.DUPLICATE_ENDPOINT, "id"),
     )
     for svc in services:
+        if seen.setdefault(("id", svc.id), svc) is not svc:
+            first = seen[("id", svc.id)]
+            report(
+                Rules.DUPLICATE_ID,
+                f"id '{svc.id}' is already used by services[{first.index}]",
+                ("services", svc.index, "id"),
+            )
+            continue  # its tool name and endpoint repeat the same clash
         values = {
-            "id": [svc.id],
             "legacy id": [svc.legacy_id],
             "tool name": [svc.tool_name],
             "endpoint": list(unique_pair(svc.endpoint, svc.legacy_endpoint)),
@@ -199,7 +222,7 @@ def _check_service(
         report(
             Rules.INVALID_TOOL_NAME,
             f"tool name '{svc.tool_name}' must match {TOOL_NAME_PATTERN.pattern}",
-            path + ("id",),
+            path + ("toolName",),
         )
     if keyword.iskeyword(svc.module):
         report(
