@@ -1,0 +1,140 @@
+"""The generated artifacts: snapshots, and checks that each one is usable as what it is."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import black
+import jsonschema
+import pytest
+from mcp.shared.tool_name_validation import validate_tool_name
+from mcp.types import Tool
+
+from s402gen import compile_catalog
+from s402gen.runtime.spec import RouteSpec
+
+from .conftest import CATALOG, GENERATED, SEEDS, SMALL_CATALOG
+from .test_seeds import page_lines
+
+SMALL = compile_catalog(SMALL_CATALOG)
+assert SMALL.files is not None, [d.format() for d in SMALL.diagnostics]
+REAL = compile_catalog(CATALOG)
+assert REAL.files is not None, [d.format() for d in REAL.diagnostics]
+SEED_ENTRY = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))[
+    "services"
+][0]
+RUNTIME_FIELDS = {"quality", "matchScore", "matchTerms", "why"}
+
+
+@pytest.mark.parametrize("path", sorted(SMALL.files))
+def test_small_catalog_snapshot(path: str, snapshot) -> None:
+    assert SMALL.files[path] == snapshot
+
+
+def test_committed_generated_matches_catalog() -> None:
+    """generated/ on main is what catalog.yaml compiles to (the CI drift check)."""
+    on_disk = {
+        p.relative_to(GENERATED).as_posix(): p.read_text(encoding="utf-8")
+        for p in GENERATED.rglob("*")
+        if p.is_file()
+    }
+    assert on_disk == REAL.files
+
+
+def _route_modules(files: dict[str, str]) -> list[str]:
+    return sorted(p for p in files if p.startswith("routes/") and p != "routes/__init__.py")
+
+
+@pytest.mark.parametrize("files", [SMALL.files, REAL.files], ids=["small", "real"])
+def test_route_modules_are_black_stable(files: dict[str, str]) -> None:
+    for path in [p for p in files if p.endswith(".py")]:
+        assert black.format_str(files[path], mode=black.Mode()) == files[path], path
+
+
+def test_every_route_module_imports_and_declares_its_service(tmp_path: Path) -> None:
+    catalog = json.loads(REAL.files["catalog/catalog.json"])
+    entries = {e["id"]: e for e in catalog["services"]}
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    for path in [p for p in REAL.files if p.startswith("routes/")]:
+        (tmp_path / path).write_text(REAL.files[path], encoding="utf-8")
+    package = _import(routes / "__init__.py", "generated_routes")
+    assert len(package.MODULES) == 44
+    for name in package.MODULES:
+        spec: RouteSpec = _import(routes / f"{name}.py", f"generated_routes.{name}").SPEC
+        assert isinstance(spec, RouteSpec)
+        entry = entries[spec.service_id]
+        assert spec.endpoint == entry["endpoint"] == f"/api/tools/{spec.service_id}"
+        assert spec.legacy_endpoint == entry["legacyEndpoint"]
+        assert spec.input_schema == entry["inputSchema"]
+        assert spec.pricing.amount_cents == entry["pricing"]["amountCents"]
+        assert spec.upstream.action == entry["exampleResponse"]["data"]["Action"]
+        for example in entry["errorExamples"]:
+            assert example["error"] in (
+                [spec.messages.missing]
+                + list(spec.messages.required.values())
+                + list(spec.messages.invalid_url.values())
+            )
+
+
+def _import(path: Path, name: str):
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+def test_mcp_tools_validate_with_the_official_sdk() -> None:
+    tools = json.loads(REAL.files["mcp/tools.json"])
+    catalog = json.loads(REAL.files["catalog/catalog.json"])
+    assert [t["name"] for t in tools] == [e["discovery"]["toolName"] for e in catalog["services"]]
+    for raw, entry in zip(tools, catalog["services"]):
+        tool = Tool.model_validate(raw)
+        assert validate_tool_name(tool.name).is_valid, tool.name
+        assert tool.input_schema["properties"]["paymentToken"]["type"] == "string"
+        assert "paymentToken" not in tool.input_schema.get("required", [])
+        jsonschema.Draft202012Validator.check_schema(tool.input_schema)
+        assert tool.output_schema == entry["outputSchema"]
+        hints = tool.annotations
+        assert hints.destructive_hint is entry["id"].endswith(("-delete", "-delete-face", "-delete-entity"))
+        assert hints.open_world_hint is True
+
+
+def _json_type(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def test_every_catalog_entry_has_the_fields_and_types_of_the_seed() -> None:
+    expected = {k: _json_type(v) for k, v in SEED_ENTRY.items() if k not in RUNTIME_FIELDS}
+    discovery = {k: _json_type(v) for k, v in SEED_ENTRY["discovery"].items()}
+    for entry in json.loads(REAL.files["catalog/catalog.json"])["services"]:
+        fields = {k: _json_type(v) for k, v in entry.items()}
+        if "exampleRequest" not in fields:  # a service with no required parameter
+            assert not entry["inputSchema"]["required"]
+            fields["exampleRequest"] = "object"
+        assert fields == expected, entry["id"]
+        assert {k: _json_type(v) for k, v in entry["discovery"].items()} == discovery
+
+
+def test_doc_pages_escape_every_value() -> None:
+    page = SMALL.files["docs/tools/face-detection.html"]
+    assert "Test &lt;Market&gt; &amp; Co" in page
+    assert "finding &#34;faces&#34; &amp; &lt;landmarks&gt;" in page
+    assert "<landmarks>" not in page
+    assert "finding \"faces\" & <landmarks>" in "\n".join(page_lines(page))
+    index = SMALL.files["docs/index.html"]
+    assert 'href="tools/face-detection.html"' in index and "&lt;Market&gt;" in index
+
+
+def test_catalog_json_is_utf8_without_escapes() -> None:
+    text = REAL.files["catalog/catalog.json"]
+    assert "阿里云人脸人体" in text and "\\u" not in text and text.endswith("}\n")
