@@ -1,0 +1,190 @@
+"""The CLI end to end: build, check, validate, configuration, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from s402gen.load import load_text
+from s402gen.diagnostics import CatalogError, Rules
+import s402gen.load as load_module
+
+from .conftest import run_cli, run_process
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_help_lists_exit_codes() -> None:
+    for command in ([], ["build"], ["check"], ["validate"]):
+        code, out, _ = run_cli(*command, "--help")
+        assert code == 0 and "Exit codes:" in out and "2  invalid catalog" in out
+
+
+def test_build_then_check_then_rebuild(small_project: Path) -> None:
+    code, out, _ = run_cli("build", cwd=small_project)
+    assert code == 0
+    generated = small_project / "generated"
+    manifest = json.loads((generated / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(p for p in _tree(generated) if p != "manifest.json")
+    for path, digest in manifest["files"].items():
+        assert hashlib.sha256((generated / path).read_bytes()).hexdigest() == digest
+    assert "wrote generated/routes/face_detection.py" in out
+
+    assert run_cli("check", cwd=small_project)[0] == 0
+    mtimes = {p: p.stat().st_mtime_ns for p in generated.rglob("*")}
+    code, out, _ = run_cli("build", cwd=small_project)
+    assert code == 0 and "wrote" not in out and out.strip().startswith("0 written, 0 removed")
+    assert {p: p.stat().st_mtime_ns for p in generated.rglob("*")} == mtimes
+
+
+def test_check_reports_changed_missing_and_orphan_files(small_project: Path) -> None:
+    assert run_cli("build", cwd=small_project)[0] == 0
+    generated = small_project / "generated"
+    (generated / "docs/index.html").unlink()
+    catalog = small_project / "catalog.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    catalog.write_text(
+        text.replace("amountCents: 105", "amountCents: 110").replace(
+            "  - id: face-database-batch-add", "  - id: face-database-bulk-add"
+        ),
+        encoding="utf-8",
+    )
+    code, out, err = run_cli("check", cwd=small_project)
+    assert code == 1
+    assert "changed: generated/routes/face_detection.py" in err
+    assert "missing: generated/docs/index.html" in err
+    assert "missing: generated/routes/face_database_bulk_add.py" in err
+    assert "orphan: generated/routes/face_database_batch_add.py" in err
+    assert "-        amount_cents=105,\n+        amount_cents=110,\n" in out
+    assert "--- a/routes/face_database_batch_add.py\n+++ /dev/null\n" in out
+    assert "--- /dev/null\n+++ b/docs/index.html\n" in out
+    assert _tree(generated)["docs/tools/face-detection.html"]  # check wrote nothing
+
+    code, out, _ = run_cli("build", cwd=small_project)
+    assert code == 0
+    assert "removed generated/routes/face_database_batch_add.py" in out
+    assert not (generated / "routes/face_database_batch_add.py").exists()
+    assert run_cli("check", cwd=small_project)[0] == 0
+
+
+def test_build_deletes_only_what_it_wrote(small_project: Path) -> None:
+    generated = small_project / "generated"
+    assert run_cli("build", cwd=small_project)[0] == 0
+    mine = generated / "routes" / "my_notes.txt"
+    mine.write_text("hand-written")
+    (small_project / "catalog.yaml").write_text(
+        (small_project / "catalog.yaml").read_text().replace("  - id: face-database-batch-add", "  - id: face-database-bulk-add")
+    )
+    assert run_cli("build", cwd=small_project)[0] == 0
+    assert mine.read_text() == "hand-written"
+
+
+def test_build_keeps_an_edited_orphan(small_project: Path) -> None:
+    generated = small_project / "generated"
+    assert run_cli("build", cwd=small_project)[0] == 0
+    orphan = generated / "docs/tools/face-database-batch-add.html"
+    orphan.write_text("edited by hand")
+    catalog = small_project / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("  - id: face-database-batch-add", "  - id: face-database-bulk-add"))
+    code, _, err = run_cli("build", cwd=small_project)
+    assert code == 0 and "kept generated/docs/tools/face-database-batch-add.html" in err
+    assert orphan.read_text() == "edited by hand"
+
+
+def test_build_refuses_to_overwrite_a_file_it_did_not_write(small_project: Path) -> None:
+    target = small_project / "generated" / "docs" / "index.html"
+    target.parent.mkdir(parents=True)
+    target.write_text("someone else's page")
+    code, out, err = run_cli("build", cwd=small_project)
+    assert code == 2 and "generated/docs/index.html exists and was not written by s402gen" in err
+    assert target.read_text() == "someone else's page"
+    assert not (small_project / "generated" / "manifest.json").exists()
+    assert run_cli("build", "--force", cwd=small_project)[0] == 0
+    assert target.read_text() != "someone else's page"
+
+
+def test_invalid_catalog_writes_nothing_and_exits_2(small_project: Path) -> None:
+    catalog = small_project / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("action: DetectFace", "action: detect face"))
+    for command in ("build", "check", "validate"):
+        code, out, err = run_cli(command, cwd=small_project)
+        assert code == 2
+        assert "catalog.yaml:" in err and "Traceback" not in err + out
+    assert not (small_project / "generated").exists()
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    code, _, err = run_cli("validate", "nope.yaml", cwd=tmp_path)
+    assert code == 2 and err.startswith("nope.yaml:1:1: error: cannot read catalog")
+
+
+def test_pyproject_settings(small_project: Path) -> None:
+    (small_project / "catalog.yaml").rename(small_project / "services.yaml")
+    (small_project / "pyproject.toml").write_text(
+        '[tool.s402gen]\ncatalog = "services.yaml"\nout = "build/site"\n'
+    )
+    sub = small_project / "sub"
+    sub.mkdir()
+    assert run_cli("build", cwd=sub)[0] == 0
+    assert (small_project / "build/site/manifest.json").exists()
+    assert run_cli("check", cwd=sub)[0] == 0
+    (small_project / "pyproject.toml").write_text('[tool.s402gen]\ncatalogue = "x.yaml"\n')
+    code, _, err = run_cli("check", cwd=sub)
+    assert code == 2 and "unknown key 'catalogue'; did you mean 'catalog'?" in err
+
+
+def test_user_templates_override_and_are_black_formatted(small_project: Path) -> None:
+    mine = small_project / "mine"
+    mine.mkdir()
+    (mine / "route.py.jinja").write_text(
+        "SERVICE_ID={{ service.id | py }}\nPRICE  =  {{ service.pricing.amount_cents }}\n"
+    )
+    assert run_cli("build", "--templates", "mine", cwd=small_project)[0] == 0
+    route = (small_project / "generated/routes/face_detection.py").read_text()
+    assert route == 'SERVICE_ID = "face-detection"\nPRICE = 105\n'
+    assert (small_project / "generated/docs/index.html").exists()  # packaged ones still used
+
+
+def test_generated_at_from_source_date_epoch(small_project: Path) -> None:
+    catalog = small_project / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace('  generatedAt: "2026-01-02T03:04:05Z"\n', ""))
+    result = run_process("build", cwd=small_project, env={"SOURCE_DATE_EPOCH": "86400"})
+    assert result.returncode == 0, result.stderr
+    document = json.loads((small_project / "generated/catalog/catalog.json").read_text())
+    assert document["generatedAt"] == "1970-01-02T00:00:00Z"
+    result = run_process("check", cwd=small_project, env={"SOURCE_DATE_EPOCH": ""})
+    assert result.returncode == 1
+    assert "no-generated-at" in result.stderr
+
+
+@pytest.mark.parametrize("catalog", ["small", "real"])
+def test_builds_are_identical_across_hash_seeds(catalog: str, tmp_path: Path, small_project: Path) -> None:
+    from .conftest import CATALOG
+
+    source = small_project / "catalog.yaml" if catalog == "small" else CATALOG
+    outputs = []
+    for seed in ("0", "4242"):
+        out = tmp_path / f"out-{seed}"
+        result = run_process("build", str(source), "--out", str(out), cwd=tmp_path, env={"PYTHONHASHSEED": seed})
+        assert result.returncode == 0, result.stderr
+        outputs.append(_tree(out))
+    assert outputs[0] == outputs[1]
+
+
+def test_alias_expansion_is_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load_module, "MAX_EXPANDED_NODES", 1000)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    bomb += "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+    with pytest.raises(CatalogError) as caught:
+        load_text(bomb, "bomb.yaml")
+    assert [d.rule for d in caught.value.diagnostics] == [Rules.ALIAS_EXPANSION]
+
+
+def test_yaml_merge_keys_are_expanded() -> None:
+    doc = load_text("base: &base {a: 1, b: 2}\nthing:\n  <<: *base\n  b: 3\n", "m.yaml")
+    assert doc.data["thing"] == {"a": 1, "b": 3}
