@@ -29,6 +29,7 @@ Path = tuple[str | int, ...]
 MAX_EXPANDED_NODES = 2_000_000
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -41,8 +42,8 @@ class SourceMap:
     """
 
     file: str
-    values: dict[Path, Location] = field(default_factory=dict)
-    keys: dict[Path, Location] = field(default_factory=dict)
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def value(self, path: Path) -> Location:
         """Location of the value at ``path``, or of its nearest recorded ancestor."""
@@ -51,13 +52,13 @@ class SourceMap:
     def key(self, path: Path) -> Location:
         """Location of the key of ``path`` (falls back to the value, then ancestors)."""
         if path in self.keys:
-            return self.keys[path]
+            return Location(self.file, *self.keys[path])
         return self._nearest(self.values, path)
 
-    def _nearest(self, table: dict[Path, Location], path: Path) -> Location:
+    def _nearest(self, table: dict[Path, tuple[int, int]], path: Path) -> Location:
         for end in range(len(path), -1, -1):
             if path[:end] in table:
-                return table[path[:end]]
+                return Location(self.file, *table[path[:end]])
         return Location(self.file, 1, 1)
 
 
@@ -117,7 +118,11 @@ def load_file(path: str, display_name: str | None = None) -> LoadedDocument:
 
 
 def _mark(node: yaml.Node, filename: str) -> Location:
-    return Location(filename, node.start_mark.line + 1, node.start_mark.column + 1)
+    return Location(filename, *_position(node))
+
+
+def _position(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 def _syntax_diagnostic(exc: yaml.MarkedYAMLError, mark: Any, filename: str) -> Diagnostic:
@@ -150,11 +155,13 @@ class _TreeBuilder:
             )
         if self.expanded >= MAX_EXPANDED_NODES:
             return None
-        self.source.values.setdefault(path, _mark(node, self.filename))
+        self.source.values.setdefault(path, _position(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        if node.tag == _STR_TAG:
+            return node.value  # the common case, without the constructor's bookkeeping
         return self.loader.construct_object(node, deep=True)
 
     def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node, bool]]:
@@ -196,11 +203,11 @@ class _TreeBuilder:
                 if key in explicit or key in result:
                     continue  # explicit keys and earlier merges win, as in YAML 1.1
             elif key in explicit:
-                first = self.source.keys[path + (key,)]
+                first_line, _ = self.source.keys[path + (key,)]
                 self.errors.append(
                     Diagnostic(
                         Rules.DUPLICATE_KEY,
-                        f"duplicate key '{key}' (first defined at line {first.line})",
+                        f"duplicate key '{key}' (first defined at line {first_line})",
                         _mark(key_node, self.filename),
                     )
                 )
@@ -208,6 +215,6 @@ class _TreeBuilder:
             else:
                 explicit.add(key)
                 result.pop(key, None)
-            self.source.keys[path + (key,)] = _mark(key_node, self.filename)
+            self.source.keys[path + (key,)] = _position(key_node)
             result[key] = self.build(value_node, path + (key,))
         return result

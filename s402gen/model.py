@@ -226,4 +226,4 @@ class Catalog(_Model):
     payment_providers: dict[str, PaymentProvider]
     presets: dict[str, Preset] = Field(default_factory=dict)
     defaults: Defaults
-    services: list[Service]
+    services: list[Service] = Field(min_length=1)

@@ -8,13 +8,15 @@ say what is wrong and whose ``files`` is ``None`` when there are errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import jinja2
+import orjson
 
 from . import ir, render, write
 from .derive import derive
@@ -25,11 +27,17 @@ from .validate import check_catalog, parse_model
 
 @dataclass
 class Compilation:
-    """Result of a compile: the IR and file map when valid, and every diagnostic."""
+    """Result of a compile: every diagnostic, and the IR when the catalog is valid.
+
+    The files are rendered on demand: :meth:`iter_files` streams them (what
+    ``build`` and ``check`` use, holding one file at a time) and
+    :attr:`files` collects them into a dict.
+    """
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     catalog: ir.Catalog | None = None
-    files: dict[str, str] | None = None
+    templates: Path | None = None
+    source_name: str = "catalog.yaml"
 
     def __post_init__(self) -> None:
         self.diagnostics = sort_diagnostics(self.diagnostics)
@@ -38,6 +46,46 @@ class Compilation:
     def ok(self) -> bool:
         """True when there is no error (warnings allowed)."""
         return not has_errors(self.diagnostics)
+
+    def iter_files(self) -> Iterator[tuple[str, render.Chunks]]:
+        """``(relative path, text chunks)`` of every generated file but the manifest.
+
+        Lazy (see :func:`render.iter_files`); the consumer makes the manifest
+        (:func:`write.manifest_text`). Raises :class:`CatalogError` when the
+        catalog is invalid, or while iterating when a user template fails.
+        """
+        if self.catalog is None or not self.ok:
+            raise CatalogError(self.diagnostics)
+        with self._render_errors():
+            for path, chunks in render.iter_files(self.catalog, self.templates):
+                yield path, self._guarded(chunks)
+
+    def _guarded(self, chunks: render.Chunks) -> Iterator[str]:
+        with self._render_errors():
+            yield from chunks
+
+    @contextlib.contextmanager
+    def _render_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except jinja2.TemplateError as exc:
+            line = getattr(exc, "lineno", 1) or 1
+            where = Location(getattr(exc, "filename", None) or self.source_name, line, 1)
+            problem = Diagnostic(Rules.INVALID_VALUE, f"template error: {exc}", where)
+            raise CatalogError([problem]) from None
+        except orjson.JSONEncodeError as exc:
+            where = Location(self.source_name, 1, 1)
+            problem = Diagnostic(Rules.INVALID_VALUE, f"a value cannot be written as JSON: {exc}", where)
+            raise CatalogError([problem]) from None
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Every generated file with the manifest, ``{relative path: text}``, in memory."""
+        files = {path: "".join(chunks) for path, chunks in self.iter_files()}
+        files[write.MANIFEST] = write.manifest_text(
+            {path: write.sha256(text) for path, text in files.items()}
+        )
+        return files
 
 
 def source_date(environ: Mapping[str, str], file: str) -> tuple[str | None, list[Diagnostic]]:
@@ -86,15 +134,9 @@ def compile_catalog(
     diagnostics = date_problems + derive_problems
     if has_errors(diagnostics):
         return Compilation(diagnostics)
-    result = Compilation(diagnostics + check_catalog(compiled, authored, document.source), compiled)
-    if not result.ok:
-        return result
-    try:
-        files = render.render(compiled, templates)
-    except jinja2.TemplateError as exc:
-        where = Location(getattr(exc, "filename", None) or name, getattr(exc, "lineno", 1) or 1, 1)
-        problem = Diagnostic(Rules.INVALID_VALUE, f"template error: {exc}", where)
-        return Compilation(result.diagnostics + [problem], compiled)
-    files[write.MANIFEST] = write.manifest_text(files)
-    result.files = files
-    return result
+    return Compilation(
+        diagnostics + check_catalog(compiled, authored, document.source),
+        compiled,
+        templates,
+        name,
+    )

@@ -11,6 +11,7 @@ defects. Both return diagnostics; neither raises for a user's mistake.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 import types
@@ -19,6 +20,7 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 import jsonschema
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from . import ir, model
@@ -39,6 +41,24 @@ def is_http_url(value: object) -> bool:
         return True  # type errors are reported by the "type" keyword
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+_META_VALIDATOR = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` is not valid Draft 2020-12 JSON Schema, or ``None``.
+
+    Memoized on the schema's canonical JSON: presets make most parameter
+    schemas of a catalog repeat.
+    """
+    return _schema_problem(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+
+
+@functools.lru_cache(maxsize=4096)
+def _schema_problem(canonical: bytes) -> str | None:
+    error = jsonschema.exceptions.best_match(_META_VALIDATOR.iter_errors(orjson.loads(canonical)))
+    return None if error is None else _describe(error)
 
 
 def schema_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
@@ -240,9 +260,18 @@ def _check_service(
                 if authored.related_services is not None
                 else ("defaults", "relatedServices"),
             )
-    input_ok = _check_schema(svc.input_schema, Rules.INVALID_INPUT_SCHEMA, "input", path, report)
+    input_ok = True
+    for name, prop in svc.input_schema["properties"].items():
+        problem = schema_problem(prop)
+        if problem is not None:
+            input_ok = False
+            report(
+                Rules.INVALID_INPUT_SCHEMA,
+                f"schema of parameter '{name}' is not valid JSON Schema: {problem}",
+                path + ("params", name),
+            )
     output_path = path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
-    output_ok = _check_schema(svc.output_schema, Rules.INVALID_OUTPUT_SCHEMA, "output", output_path, report)
+    output_ok = _check_output_schema(svc.output_schema, output_path, report)
     if input_ok:
         _check_examples(svc, authored, path, report)
     if output_ok:
@@ -256,14 +285,15 @@ def _check_service(
     _lint_params(svc, authored, path, report)
 
 
-def _check_schema(schema: dict, rule: Rule, kind: str, path: tuple, report: Any) -> bool:
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        report(rule, f"{kind} schema is not valid JSON Schema: {_describe(exc)}", path)
+def _check_output_schema(schema: dict, path: tuple, report: Any) -> bool:
+    problem = schema_problem(schema)
+    if problem is not None:
+        report(Rules.INVALID_OUTPUT_SCHEMA, f"output schema is not valid JSON Schema: {problem}", path)
         return False
     if schema.get("type") != "object":
-        report(rule, f"{kind} schema must have type 'object' (MCP requires it)", path)
+        report(
+            Rules.INVALID_OUTPUT_SCHEMA, "output schema must have type 'object' (MCP requires it)", path
+        )
         return False
     return True
 

@@ -14,9 +14,11 @@ import difflib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Callable, Iterable
 
 MANIFEST = "manifest.json"
 
@@ -26,9 +28,9 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def manifest_text(files: dict[str, str]) -> str:
-    """The manifest of a file map (the manifest itself excluded), sorted by path."""
-    listed = {path: sha256(files[path]) for path in sorted(files) if path != MANIFEST}
+def manifest_text(digests: dict[str, str]) -> str:
+    """The manifest of ``{path: sha256}`` (the manifest itself excluded), sorted by path."""
+    listed = {path: digests[path] for path in sorted(digests) if path != MANIFEST}
     return json.dumps({"generator": "s402gen", "files": listed}, indent=2) + "\n"
 
 
@@ -59,6 +61,54 @@ def _read(path: Path) -> str | None:
         return "\0unreadable"
 
 
+Files = Iterable[tuple[str, Iterable[str]]]
+
+
+def _consume(
+    chunks: Iterable[str], current: bytes | None, staged: Path | None
+) -> tuple[str, bool]:
+    """Hash ``chunks`` (UTF-8) and compare them with ``current``, one chunk at a time.
+
+    Returns (hex sha256, equal to ``current``). When ``staged`` is given and
+    the text differs, the whole text is written there: the part already
+    compared is copied from ``current``, so unchanged files cost no write.
+    """
+    digest = hashlib.sha256()
+    same = current is not None
+    view = memoryview(current if current is not None else b"")
+    sink: BinaryIO | None = None
+    position = 0
+    try:
+        for chunk in chunks:
+            data = chunk.encode("utf-8")
+            digest.update(data)
+            if same and not current.startswith(data, position):  # type: ignore[union-attr]
+                same = False
+            if not same and staged is not None:
+                if sink is None:
+                    staged.parent.mkdir(parents=True, exist_ok=True)
+                    sink = open(staged, "wb")
+                    sink.write(view[:position])
+                sink.write(data)
+            position += len(data)
+        if same and position != len(view):
+            same = False
+            if staged is not None:
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                staged.write_bytes(view[:position])
+    finally:
+        if sink is not None:
+            sink.close()
+    return digest.hexdigest(), same
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
 @dataclass
 class BuildReport:
     """What a build did; paths are relative to the output folder."""
@@ -67,60 +117,81 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     kept_modified: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    unchanged: int = 0
 
 
-def build(out: Path, files: dict[str, str], *, force: bool = False) -> BuildReport:
-    """Bring ``out`` in line with ``files``.
+STAGING_PREFIX = ".s402gen-staging-"
 
-    A file that exists, differs, and was not written by s402gen (not in the
-    previous manifest) is a conflict: nothing is written and ``conflicts``
-    lists them, unless ``force``. A recorded orphan that was edited since it
-    was generated is kept and listed in ``kept_modified``. Raises ``OSError``
-    when the disk refuses a write.
+
+def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
+    """Bring ``out`` in line with ``files`` (``(relative path, text chunks)``).
+
+    Each file is streamed once: hashed, compared with the disk and, when it
+    differs, written in full to a staging folder inside ``out``. Only when
+    every file has rendered are the changed ones moved into place, orphans
+    removed and the manifest written last: an error while rendering leaves
+    ``out`` untouched. A file that exists, differs, and was not written by
+    s402gen (not in the previous manifest) is a conflict: nothing is written
+    and ``conflicts`` lists them, unless ``force``. A recorded orphan edited
+    since it was generated is kept and listed in ``kept_modified``. Raises
+    ``OSError`` when the disk refuses a write, and whatever ``files`` raises.
     """
     report = BuildReport()
     previous = read_manifest(out)
-    changed = []
-    for path in sorted(files):
-        current = _read(out / path)
-        if current == files[path]:
-            continue
-        if current is not None and path != MANIFEST and path not in previous and not force:
-            report.conflicts.append(path)
-        changed.append(path)
-    if report.conflicts:
-        return report
-    for path in changed:
-        if path != MANIFEST:
-            _write_atomic(out / path, files[path])
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    try:
+        digests: dict[str, str] = {}
+        changed: list[str] = []
+        for path, chunks in files:
+            current = _read_bytes(out / path)
+            digests[path], same = _consume(chunks, current, staging / path)
+            if same:
+                report.unchanged += 1
+            elif current is not None and path not in previous and not force:
+                report.conflicts.append(path)
+            else:
+                changed.append(path)
+        if report.conflicts:
+            return report
+        manifest = manifest_text(digests)
+        for path in changed:
+            _move(staging / path, out / path)
             report.written.append(path)
-    for path in sorted(set(previous) - set(files)):
-        target = out / path
-        current = _read(target)
-        if current is None:
-            continue
-        if sha256(current) != previous[path]:
-            report.kept_modified.append(path)
-            continue
-        target.unlink()
-        report.removed.append(path)
-        _prune_empty_dirs(target.parent, out)
-    if MANIFEST in changed:
-        _write_atomic(out / MANIFEST, files[MANIFEST])
-        report.written.append(MANIFEST)
+        for path in sorted(set(previous) - set(digests)):
+            _remove_orphan(out, path, previous[path], report)
+        if _read(out / MANIFEST) != manifest:
+            _write(out / MANIFEST, manifest, staging)
+            report.written.append(MANIFEST)
+        else:
+            report.unchanged += 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
-def _write_atomic(target: Path, text: str) -> None:
+def _write(target: Path, text: str, staging: Path) -> None:
+    staged = staging / target.name
+    staged.write_bytes(text.encode("utf-8"))
+    _move(staged, target)
+
+
+def _move(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".s402gen-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    os.replace(source, target)
+
+
+def _remove_orphan(out: Path, path: str, digest: str, report: BuildReport) -> None:
+    target = out / path
+    current = _read(target)
+    if current is None:
+        return
+    if sha256(current) != digest:
+        report.kept_modified.append(path)
+        return
+    target.unlink()
+    report.removed.append(path)
+    _prune_empty_dirs(target.parent, out)
 
 
 def _prune_empty_dirs(folder: Path, out: Path) -> None:
@@ -149,22 +220,33 @@ class Drift:
         return not (self.changed or self.missing or self.orphans)
 
 
-def check(out: Path, files: dict[str, str]) -> Drift:
-    """Compare ``files`` with ``out`` without writing anything."""
+def check(out: Path, files: Callable[[], Files]) -> Drift:
+    """Compare the files ``files()`` yields with ``out``, writing nothing.
+
+    A first pass streams every file, holding one chunk at a time; only when
+    something drifted does a second call of ``files()`` render the drifted
+    files in full for the unified diff.
+    """
     drift = Drift()
-    chunks: list[str] = []
-    for path in sorted(files):
-        current = _read(out / path)
-        if current == files[path]:
-            continue
-        (drift.missing if current is None else drift.changed).append(path)
-        chunks.append(_diff(current, files[path], path))
-    for path in sorted(set(read_manifest(out)) - set(files)):
-        current = _read(out / path)
-        if current is not None:
-            drift.orphans.append(path)
-            chunks.append(_diff(current, None, path))
-    drift.diff = "".join(chunks)
+    digests: dict[str, str] = {}
+    for path, chunks in files():
+        current = _read_bytes(out / path)
+        digests[path], same = _consume(chunks, current, None)
+        if not same:
+            (drift.missing if current is None else drift.changed).append(path)
+    manifest = manifest_text(digests)
+    current_manifest = _read(out / MANIFEST)
+    if current_manifest != manifest:
+        (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
+    drift.orphans = [p for p in sorted(set(read_manifest(out)) - set(digests)) if (out / p).exists()]
+    if drift.clean:
+        return drift
+    drifted = set(drift.changed + drift.missing)
+    new_texts = {path: "".join(chunks) for path, chunks in files() if path in drifted}
+    new_texts[MANIFEST] = manifest
+    chunks_out = [_diff(_read(out / p), new_texts[p], p) for p in sorted(drifted)]
+    chunks_out += [_diff(_read(out / p), None, p) for p in drift.orphans]
+    drift.diff = "".join(chunks_out)
     return drift
 
 
