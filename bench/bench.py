@@ -9,7 +9,9 @@ synthetic catalog of N services: the real shared sections (providers,
 pricingPolicies, paymentProviders, presets, defaults, ...) and the real
 services cycled, each copy with a unique id and action. Every command runs as a
 whole process; times are wall-clock (median and min over ``--runs``), peak
-memory is the maximum resident set size of one extra, untimed run.
+memory is the maximum resident set size of one extra, untimed run. ``check``
+is timed warm (output and input cache from the last build) and without the
+cache (``S402GEN_CACHE_DIR=off``: a full compile and comparison).
 """
 
 from __future__ import annotations
@@ -104,17 +106,20 @@ def measure(exe: str, catalog: Path, work: Path, runs: int, env: dict) -> dict:
     def clean() -> None:
         shutil.rmtree(out, ignore_errors=True)
 
+    uncached = {**env, "S402GEN_CACHE_DIR": "off"}
     build_times = timed(build, env, runs, before=clean)
     clean()
     build_peak = peak_mib(build, env)
-    check_times = timed(check, env, runs)  # warm: out/ holds the last build
-    check_peak = peak_mib(check, env)
+    check_times = timed(check, env, runs)  # warm: out/ and the cache hold the last build
+    uncached_times = timed(check, uncached, runs)  # out/ warm, no cache: a full compile
+    check_peak = max(peak_mib(check, env), peak_mib(check, uncached))
     clean()
     return {
         "build": statistics.median(build_times),
         "build_min": min(build_times),
         "check": statistics.median(check_times),
         "check_min": min(check_times),
+        "uncached": statistics.median(uncached_times),
         "build_peak": build_peak,
         "check_peak": check_peak,
     }
@@ -128,10 +133,11 @@ def verdict(ok: bool) -> str:
 def report(rows: list[tuple[str, int, dict]]) -> None:
     """Print the results table and the PASS/FAIL line of each target."""
     header = ("catalog", "services", "build med s", "build min s",
-              "check med s", "check min s", "peak MiB build", "peak MiB check")
+              "check med s", "check min s", "check no-cache med s",
+              "peak MiB build", "peak MiB check")
     lines = [header] + [
         (name, str(size), f"{r['build']:.3f}", f"{r['build_min']:.3f}",
-         f"{r['check']:.3f}", f"{r['check_min']:.3f}",
+         f"{r['check']:.3f}", f"{r['check_min']:.3f}", f"{r['uncached']:.3f}",
          f"{r['build_peak']:.1f}", f"{r['check_peak']:.1f}")
         for name, size, r in rows
     ]
@@ -146,7 +152,9 @@ def report(rows: list[tuple[str, int, dict]]) -> None:
     big = [r for name, size, r in rows if name != "real" and size == TARGET_CHECK_SIZE]
     if big:
         print(f"check of {TARGET_CHECK_SIZE:,} services < {TARGET_CHECK_S:g} s: "
-              f"{verdict(big[0]['check'] < TARGET_CHECK_S)} ({big[0]['check']:.3f} s)")
+              f"{verdict(big[0]['check'] < TARGET_CHECK_S)} ({big[0]['check']:.3f} s warm; "
+              f"without the cache {verdict(big[0]['uncached'] < TARGET_CHECK_S)}, "
+              f"{big[0]['uncached']:.3f} s)")
     else:
         print(f"check of {TARGET_CHECK_SIZE:,} services < {TARGET_CHECK_S:g} s: "
               f"not measured (add --sizes {TARGET_CHECK_SIZE})")
@@ -162,14 +170,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[TARGET_CHECK_SIZE],
                         help=f"synthetic catalog sizes (default {TARGET_CHECK_SIZE})")
     args = parser.parse_args()
-    exe = shutil.which("s402gen")
+    beside = Path(sys.executable).parent / "s402gen"  # not a version manager's shim
+    exe = str(beside) if beside.exists() else shutil.which("s402gen")
     if exe is None:
-        sys.exit("s402gen console script not found on PATH (pip install -e .)")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
+        sys.exit("s402gen console script not found (pip install -e .)")
     real = yaml.safe_load(REAL_CATALOG.read_text(encoding="utf-8"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="s402gen-bench-") as tmp:
         work = Path(tmp)
+        env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "S402GEN_CACHE_DIR": str(work / "cache")}
         rows.append(("real", len(real["services"]),
                      measure(exe, REAL_CATALOG, work, args.runs, env)))
         for size in args.sizes:

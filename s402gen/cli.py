@@ -8,17 +8,20 @@ prints diagnostics and maps results to exit codes. Every command reads
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from . import write
+from . import cache, write
 from .config import ConfigError, Settings, load_settings
 from .diagnostics import CatalogError, Level
-from .pipeline import Compilation, compile_catalog
+
+if TYPE_CHECKING:
+    from .pipeline import Compilation
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -52,6 +55,8 @@ def _settings(catalog: str | None, out: str | None, templates: str | None) -> Se
 
 
 def _compile(settings: Settings) -> Compilation:
+    from .pipeline import compile_catalog  # lazy: a cache hit needs none of the compiler
+
     result = compile_catalog(
         settings.catalog, display_name=_display(settings.catalog), templates=settings.templates
     )
@@ -72,6 +77,25 @@ def _render_failed(exc: CatalogError) -> NoReturn:
     for diagnostic in exc.diagnostics:
         click.echo(diagnostic.format(), err=True)
     _fail(exc.diagnostics)
+
+
+def _cache_lookup(settings: Settings) -> tuple[Path | None, str | None, cache.Entry | None]:
+    """The cache folder, the input key, and the entry when the output still matches it.
+
+    On a hit the diagnostics of the cached compile are printed again.
+    """
+    folder = cache.cache_dir(os.environ)
+    key = cache.input_key(settings.catalog, settings.templates, os.environ) if folder else None
+    entry = cache.lookup(folder, key)
+    if entry is None or not write.matches_manifest(settings.out, entry.manifest):
+        return folder, key, None
+    for _, line in entry.diagnostics:
+        click.echo(line, err=True)
+    return folder, key, entry
+
+
+def _entry(manifest: str, result: Compilation) -> cache.Entry:
+    return cache.Entry(manifest, tuple((d.level.value, d.format()) for d in result.diagnostics))
 
 
 catalog_argument = click.argument("catalog", required=False, type=click.Path(dir_okay=False))
@@ -106,6 +130,10 @@ def main() -> None:
 def build(catalog: str | None, out: str | None, templates: str | None, force: bool) -> None:
     """Compile CATALOG and write the files that changed."""
     settings = _settings(catalog, out, templates)
+    folder, key, hit = _cache_lookup(settings)
+    if hit is not None:
+        click.echo(f"0 written, 0 removed, {len(json.loads(hit.manifest)['files']) + 1} unchanged")
+        return
     result = _compile(settings)
     try:
         report = write.build(settings.out, result.iter_files(), force=force)
@@ -130,6 +158,8 @@ def build(catalog: str | None, out: str | None, templates: str | None, force: bo
         f"{len(report.written)} written, {len(report.removed)} removed, "
         f"{report.unchanged} unchanged"
     )
+    if not report.kept_modified:
+        cache.store(folder, key, _entry(report.manifest, result))
 
 
 @main.command(epilog=EXIT_CODES)
@@ -139,12 +169,17 @@ def build(catalog: str | None, out: str | None, templates: str | None, force: bo
 def check(catalog: str | None, out: str | None, templates: str | None) -> None:
     """Compare what CATALOG compiles to with the output folder; write nothing."""
     settings = _settings(catalog, out, templates)
+    folder, key, hit = _cache_lookup(settings)
+    if hit is not None:
+        click.echo(f"{_display(settings.out)} is up to date")
+        return
     result = _compile(settings)
     try:
         drift = write.check(settings.out, result.iter_files)
     except CatalogError as exc:
         _render_failed(exc)
     if drift.clean:
+        cache.store(folder, key, _entry(drift.manifest, result))
         click.echo(f"{_display(settings.out)} is up to date")
         return
     click.echo(drift.diff, nl=False)

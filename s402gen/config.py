@@ -16,6 +16,13 @@ from pathlib import Path
 from .diagnostics import did_you_mean
 
 KNOWN_KEYS = ("catalog", "out", "templates")
+PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
+SOURCE_TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+def packaged_templates() -> Path:
+    """The template folder shipped with s402gen: inside the wheel, or the source tree's."""
+    return PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else SOURCE_TEMPLATES
 
 
 class ConfigError(Exception):

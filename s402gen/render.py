@@ -18,17 +18,11 @@ import jinja2
 import orjson
 
 from . import ir, protocol
+from .config import packaged_templates
 
-PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
-SOURCE_TEMPLATES = Path(__file__).parent.parent / "templates"
 INDENT = "    "
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLAIN = re.compile(r"[^\"'\\\x00-\x1f\x7f]*\Z")
-
-
-def packaged_templates() -> Path:
-    """The template folder shipped with s402gen (in a wheel, or the source tree)."""
-    return PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else SOURCE_TEMPLATES
 
 
 def to_json(value: Any, level: int = 0, sort_keys: bool = False) -> str:

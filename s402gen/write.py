@@ -118,6 +118,7 @@ class BuildReport:
     kept_modified: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unchanged: int = 0
+    manifest: str = ""
 
 
 STAGING_PREFIX = ".s402gen-staging-"
@@ -154,7 +155,7 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
                 changed.append(path)
         if report.conflicts:
             return report
-        manifest = manifest_text(digests)
+        manifest = report.manifest = manifest_text(digests)
         for path in changed:
             _move(staging / path, out / path)
             report.written.append(path)
@@ -213,6 +214,7 @@ class Drift:
     missing: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     diff: str = ""
+    manifest: str = ""
 
     @property
     def clean(self) -> bool:
@@ -234,7 +236,7 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
         digests[path], same = _consume(chunks, current, None)
         if not same:
             (drift.missing if current is None else drift.changed).append(path)
-    manifest = manifest_text(digests)
+    manifest = drift.manifest = manifest_text(digests)
     current_manifest = _read(out / MANIFEST)
     if current_manifest != manifest:
         (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
@@ -248,6 +250,17 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     chunks_out += [_diff(_read(out / p), None, p) for p in drift.orphans]
     drift.diff = "".join(chunks_out)
     return drift
+
+
+def matches_manifest(out: Path, manifest: str) -> bool:
+    """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged."""
+    if _read(out / MANIFEST) != manifest:
+        return False
+    for path, digest in json.loads(manifest)["files"].items():
+        current = _read_bytes(out / path)
+        if current is None or hashlib.sha256(current).hexdigest() != digest:
+            return False
+    return True
 
 
 def _diff(old: str | None, new: str | None, path: str) -> str:

@@ -50,6 +50,14 @@ def write_catalog(path: Path, data: dict) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own s402gen cache folder, never the user's."""
+    folder = tmp_path_factory.mktemp("s402gen-cache")
+    monkeypatch.setenv("S402GEN_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def real_catalog_data() -> dict:
     """A fresh plain-data copy of the real catalog.yaml, for tests that edit it."""

@@ -188,3 +188,32 @@ def test_alias_expansion_is_limited(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_yaml_merge_keys_are_expanded() -> None:
     doc = load_text("base: &base {a: 1, b: 2}\nthing:\n  <<: *base\n  b: 3\n", "m.yaml")
     assert doc.data["thing"] == {"a": 1, "b": 3}
+
+
+def test_cache_skips_compiling_only_while_inputs_and_output_match(
+    small_project: Path, private_cache: Path
+) -> None:
+    catalog = small_project / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("Name of the face database.", "Faces to add; a JSON string is accepted too."))
+    assert run_cli("build", cwd=small_project)[0] == 0
+    assert len(list(private_cache.glob("*.json"))) == 1
+    code, out, err = run_cli("check", cwd=small_project)
+    assert code == 0 and "S402-W001" in err  # a hit prints the cached warnings again
+    code, out, _ = run_cli("build", cwd=small_project)
+    assert code == 0 and out.startswith("0 written, 0 removed")
+
+    edited = small_project / "generated/docs/index.html"
+    edited.write_text(edited.read_text() + "<!-- edit -->\n")
+    code, out, err = run_cli("check", cwd=small_project)
+    assert code == 1 and "changed: generated/docs/index.html" in err
+    assert run_cli("build", cwd=small_project)[0] == 0
+
+    catalog.write_text(catalog.read_text().replace("amountCents: 105", "amountCents: 106"))
+    assert run_cli("check", cwd=small_project)[0] == 1
+
+
+def test_cache_can_be_turned_off(small_project: Path, monkeypatch: pytest.MonkeyPatch, private_cache: Path) -> None:
+    monkeypatch.setenv("S402GEN_CACHE_DIR", "off")
+    assert run_cli("build", cwd=small_project)[0] == 0
+    assert run_cli("check", cwd=small_project)[0] == 0
+    assert not list(private_cache.iterdir())

@@ -1,0 +1,103 @@
+"""Input cache: skip compiling when nothing that shapes the output has changed.
+
+Like black's or mypy's cache, it lives outside the project
+(``$S402GEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/s402gen``, else
+``~/.cache/s402gen``; ``S402GEN_CACHE_DIR=off`` disables it). A key is the
+sha256 of every input of a compile: the catalog's bytes, the templates
+(user and packaged), s402gen's own source, the versions of the libraries
+that shape the text, and ``SOURCE_DATE_EPOCH``. Its entry holds the
+manifest that compile produced and the diagnostics it printed. When the key
+is known and the output folder still matches that manifest byte for byte,
+``check`` and ``build`` are done without rendering anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping
+
+from .config import packaged_templates
+
+PACKAGE = Path(__file__).parent
+MAX_ENTRIES = 64
+_LIBRARIES = ("jinja2", "orjson", "black", "pyyaml", "pydantic", "jsonschema")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a compile with a given key produced: its manifest and its printed diagnostics."""
+
+    manifest: str
+    diagnostics: tuple[tuple[str, str], ...]  # (level, formatted line)
+
+
+def cache_dir(environ: Mapping[str, str]) -> Path | None:
+    """The cache folder, or ``None`` when disabled."""
+    configured = environ.get("S402GEN_CACHE_DIR")
+    if configured is not None:
+        return None if configured in ("", "off") else Path(configured)
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "s402gen"
+
+
+def _hash_folder(digest: "hashlib._Hash", folder: Path) -> None:
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+
+
+def input_key(catalog: Path, templates: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The key of a compile of ``catalog``; ``None`` when an input cannot be read."""
+    digest = hashlib.sha256(os.path.relpath(catalog).encode() + b"\0")  # names in diagnostics
+    try:
+        digest.update(catalog.read_bytes() + b"\0")
+        for folder in (templates, packaged_templates(), PACKAGE):
+            if folder is not None:
+                digest.update(str(folder == templates).encode())
+                _hash_folder(digest, folder)
+    except OSError:
+        return None
+    versions = []
+    for library in _LIBRARIES:
+        try:
+            versions.append(f"{library}={metadata.version(library)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{library}=none")
+    versions.append(f"python={sys.version_info[:2]}")
+    versions.append(f"SOURCE_DATE_EPOCH={environ.get('SOURCE_DATE_EPOCH', '')}")
+    digest.update("\n".join(versions).encode())
+    return digest.hexdigest()
+
+
+def lookup(folder: Path | None, key: str | None) -> Entry | None:
+    """The entry stored under ``key``; ``None`` when absent, unreadable or disabled."""
+    if folder is None or key is None:
+        return None
+    try:
+        data = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        return Entry(data["manifest"], tuple((level, line) for level, line in data["diagnostics"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(folder: Path | None, key: str | None, entry: Entry) -> None:
+    """Save ``entry`` under ``key``, keeping the newest :data:`MAX_ENTRIES`; never raises."""
+    if folder is None or key is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{key}.{os.getpid()}.tmp"
+        payload = {"manifest": entry.manifest, "diagnostics": [list(d) for d in entry.diagnostics]}
+        temp.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(temp, folder / f"{key}.json")
+        entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[MAX_ENTRIES:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
