@@ -206,3 +206,50 @@ def validate(catalog: str | None, strict: bool) -> None:
     click.echo(f"{_display(settings.catalog)}: valid, {warnings} warning(s)")
     if strict and warnings:
         sys.exit(EXIT_FINDINGS)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8402, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--generated",
+    "generated_dir",
+    type=click.Path(file_okay=False),
+    help="Compiled output to serve (default: generated/).",
+)
+@click.option(
+    "--upstream",
+    type=click.Choice(["aliyun", "emulator"]),
+    default="aliyun",
+    show_default=True,
+    help="Alibaba Cloud (credentials from ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) "
+    "or a local facebody emulator.",
+)
+@click.option("--upstream-endpoint", help="Upstream host[:port] for every service.")
+@click.option(
+    "--ledger",
+    default=".s402gen/payments.sqlite3",
+    show_default=True,
+    help="SQLite payment ledger (created on first use); ':memory:' keeps nothing.",
+)
+def serve(
+    host: str,
+    port: int,
+    generated_dir: str | None,
+    upstream: str,
+    upstream_endpoint: str | None,
+    ledger: str,
+) -> None:
+    """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments)."""
+    from .runtime.serve import serve_generated
+
+    settings = _settings(None, generated_dir, None)
+    code = serve_generated(
+        settings.out,
+        host=host,
+        port=port,
+        upstream=upstream,
+        upstream_endpoint=upstream_endpoint,
+        ledger_path=ledger,
+    )
+    sys.exit(code)

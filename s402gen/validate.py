@@ -17,7 +17,6 @@ import re
 import types
 import typing
 from typing import Any, Iterable
-from urllib.parse import urlsplit
 
 import jsonschema
 import orjson
@@ -26,22 +25,11 @@ from pydantic import BaseModel, ValidationError
 from . import ir, model
 from .diagnostics import Diagnostic, Rule, Rules, did_you_mean
 from .load import LoadedDocument, SourceMap
+from .runtime.validation import schema_validator
 
 #: MCP tool names this compiler accepts (the MCP SDK allows up to 128 characters;
 #: 64 keeps names usable by every client the marketplace targets).
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
-
-
-@FORMAT_CHECKER.checks("uri")
-def is_http_url(value: object) -> bool:
-    """``format: uri`` in this catalog means a public http or https URL with a host."""
-    if not isinstance(value, str):
-        return True  # type errors are reported by the "type" keyword
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
 
 _META_VALIDATOR = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
 
@@ -59,11 +47,6 @@ def schema_problem(schema: Any) -> str | None:
 def _schema_problem(canonical: bytes) -> str | None:
     error = jsonschema.exceptions.best_match(_META_VALIDATOR.iter_errors(orjson.loads(canonical)))
     return None if error is None else _describe(error)
-
-
-def schema_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    """A Draft 2020-12 validator for ``schema`` that checks ``format: uri``."""
-    return jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def price_label(amount_cents: int, currency: str) -> str:
+    """``USD 0.20`` for 20 cents: exact integer arithmetic, no float rounding."""
+    return f"{currency} {amount_cents // 100}.{amount_cents % 100:02d}"
+
+
 @dataclass(frozen=True)
 class Upstream:
     """The upstream call: Alibaba Cloud OpenAPI ``action`` of ``product`` at ``version``.
@@ -44,8 +49,8 @@ class Pricing:
 
     @property
     def label(self) -> str:
-        """``USD 0.20`` for 20 cents: exact integer arithmetic, no float rounding."""
-        return f"{self.currency} {self.amount_cents // 100}.{self.amount_cents % 100:02d}"
+        """``USD 0.20`` for 20 cents (see :func:`price_label`)."""
+        return price_label(self.amount_cents, self.currency)
 
 
 @dataclass(frozen=True)

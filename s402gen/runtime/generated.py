@@ -1,0 +1,71 @@
+"""Load a compiled ``generated/`` folder: route specs, catalog JSON and doc pages."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from .spec import RouteSpec
+
+
+class GeneratedError(Exception):
+    """The folder is not a complete s402gen output (run ``s402gen build``)."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What the runtime serves. ``specs`` are in catalog order; ``catalog`` is catalog.json."""
+
+    root: Path
+    specs: tuple[RouteSpec, ...]
+    catalog: dict[str, Any]
+    catalog_bytes: bytes
+
+    def doc_page(self, service_id: str) -> Path | None:
+        """The doc page of a service, or ``None`` for an unknown id."""
+        page = self.root / "docs" / "tools" / f"{service_id}.html"
+        known = any(spec.service_id == service_id for spec in self.specs)
+        return page if known and page.is_file() else None
+
+    @property
+    def index_page(self) -> Path:
+        """The docs index page."""
+        return self.root / "docs" / "index.html"
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise GeneratedError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def load_generated(root: str | Path) -> Generated:
+    """Import every route module listed in ``routes/__init__.py`` and read the catalog.
+
+    Raises :class:`GeneratedError` when a file is missing or malformed.
+    """
+    root = Path(root)
+    routes = root / "routes"
+    try:
+        package = _import(routes / "__init__.py", "s402gen_generated_routes")
+        specs = tuple(
+            _import(routes / f"{name}.py", f"s402gen_generated_routes.{name}").SPEC
+            for name in package.MODULES
+        )
+        catalog_bytes = (root / "catalog" / "catalog.json").read_bytes()
+    except (OSError, AttributeError, SyntaxError, ImportError) as exc:
+        raise GeneratedError(f"{root} is not a complete s402gen output: {exc}") from None
+    return Generated(root, specs, orjson.loads(catalog_bytes), catalog_bytes)

@@ -1,0 +1,327 @@
+"""Payments: an embedded SQLite ledger and the payment providers behind one interface.
+
+A payment record has the fields of the catalog's payment schema
+(``protocol.payment_record_schema``). A paid token allows ``maxCalls`` calls
+of one service (one when the pricing does not allow reuse), until it
+expires; when the pricing binds clients, only the client that created the
+payment (``X-Client-Id``) may spend it; a payment created without a client
+id is not bound. Spending is one guarded ``UPDATE``
+inside an immediate transaction, so concurrent calls, in one process or
+several sharing the database file, never spend a call twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from .. import protocol
+from .spec import RouteSpec
+
+SCHEMA_VERSION = 1
+DEFAULT_TTL_SECONDS = 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL,
+    internal_service_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    billing_mode TEXT NOT NULL,
+    max_calls INTEGER NOT NULL,
+    used_calls INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    token TEXT NOT NULL UNIQUE,
+    client_id TEXT NOT NULL,
+    bind_client INTEGER NOT NULL,
+    pay_to TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    paid_at REAL
+);
+"""
+
+_COLUMNS = (
+    "payment_id, service_id, internal_service_id, provider_id, provider, amount_cents, "
+    "currency, billing_mode, max_calls, used_calls, status, token, client_id, bind_client, "
+    "pay_to, created_at, expires_at, paid_at"
+)
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One payment as stored; times are Unix seconds."""
+
+    payment_id: str
+    service_id: str
+    internal_service_id: str
+    provider_id: str
+    provider: str
+    amount_cents: int
+    currency: str
+    billing_mode: str
+    max_calls: int
+    used_calls: int
+    status: str
+    token: str
+    client_id: str
+    bind_client: bool
+    pay_to: str
+    created_at: float
+    expires_at: float
+    paid_at: float | None
+
+    @property
+    def remaining_calls(self) -> int:
+        """Calls the token still allows."""
+        return max(self.max_calls - self.used_calls, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record in the catalog's payment schema (camelCase, ISO 8601 UTC times)."""
+        record: dict[str, Any] = {
+            "paymentId": self.payment_id,
+            "serviceId": self.service_id,
+            "internalServiceId": self.internal_service_id,
+            "providerId": self.provider_id,
+            "provider": self.provider,
+            "amountCents": self.amount_cents,
+            "currency": self.currency,
+            "billingMode": self.billing_mode,
+            "maxCalls": self.max_calls,
+            "usedCalls": self.used_calls,
+            "remainingCalls": self.remaining_calls,
+            "status": self.status,
+            "token": self.token,
+            "clientId": self.client_id,
+            "payTo": self.pay_to,
+            "expiresAt": _iso(self.expires_at),
+        }
+        if self.paid_at is not None:
+            record["paidAt"] = _iso(self.paid_at)
+        return record
+
+
+def payment_required(spec: RouteSpec) -> dict[str, Any]:
+    """The ``payment`` object of a 402 answer before any payment exists: what to pay."""
+    return {
+        "serviceId": spec.service_id,
+        "internalServiceId": spec.legacy_id,
+        "providerId": spec.payment.provider_id,
+        "provider": spec.payment.provider,
+        "amountCents": spec.pricing.amount_cents,
+        "currency": spec.pricing.currency,
+        "billingMode": spec.pricing.billing_mode,
+        "maxCalls": _max_calls(spec),
+        "status": "payment_required",
+    }
+
+
+def _max_calls(spec: RouteSpec) -> int:
+    return spec.pricing.max_calls if spec.pricing.allow_reuse else 1
+
+
+class PaymentRefused(Exception):
+    """A token cannot pay for this call; ``str()`` is one of ``protocol.FAILURES``."""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A provider's answer: the payment's status, where the money goes, when it was paid."""
+
+    status: str
+    pay_to: str
+    paid_at: float | None
+
+
+class PaymentProvider(Protocol):
+    """A way to take payment. ``name`` is stored as the record's ``provider``.
+
+    ``open`` is called when a payment is created and ``refresh`` when it is
+    verified: a real x402 facilitator provider would return ``pending`` from
+    ``open`` with its ``payTo`` address, and ``paid`` from ``refresh`` once the
+    facilitator has settled the payment signature.
+    """
+
+    name: str
+
+    def open(self, payment_id: str, amount_cents: int, currency: str) -> Settlement: ...
+
+    def refresh(self, payment: Payment) -> Settlement: ...
+
+
+class DevProvider:
+    """Marks every payment paid on creation: for local use and tests, never production."""
+
+    name = "dev"
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+
+    def open(self, payment_id: str, amount_cents: int, currency: str) -> Settlement:
+        """Paid at once, to a dev address."""
+        return Settlement("paid", "dev:server402", self.clock())
+
+    def refresh(self, payment: Payment) -> Settlement:
+        """Nothing changes after creation."""
+        return Settlement(payment.status, payment.pay_to, payment.paid_at)
+
+
+class Ledger:
+    """Payments in SQLite (``path``, or ``:memory:``); created and migrated on first use.
+
+    Thread-safe: one connection guarded by a lock; ``clock`` gives Unix
+    seconds and ``ttl`` how long a token lives, in seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        clock: Callable[[], float] = time.time,
+        ttl: float = DEFAULT_TTL_SECONDS,
+    ):
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        if str(path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"payment ledger schema {version} is newer than this s402gen ({SCHEMA_VERSION})"
+                )
+            if version < SCHEMA_VERSION:
+                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def _row(self, where: str, value: str) -> Payment | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM payments WHERE {where} = ?", (value,))
+        found = row.fetchone()
+        return None if found is None else Payment(*found[:13], bool(found[13]), *found[14:])
+
+    def create(
+        self, spec: RouteSpec, provider: PaymentProvider, client_id: str, provider_id: str
+    ) -> Payment:
+        """Create and store a payment for one service through ``provider``."""
+        payment_id = "pay_" + secrets.token_hex(12)
+        settlement = provider.open(payment_id, spec.pricing.amount_cents, spec.pricing.currency)
+        now = self.clock()
+        values = (
+            payment_id, spec.service_id, spec.legacy_id, provider_id, provider.name,
+            spec.pricing.amount_cents, spec.pricing.currency, spec.pricing.billing_mode,
+            _max_calls(spec), 0, settlement.status, secrets.token_urlsafe(24), client_id,
+            int(spec.pricing.bind_client), settlement.pay_to, now, now + self.ttl,
+            settlement.paid_at,
+        )  # fmt: skip
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO payments ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                values,
+            )
+            return self._row("payment_id", payment_id)  # type: ignore[return-value]
+
+    def get(self, payment_id: str) -> Payment | None:
+        """The payment with this id, or ``None``."""
+        with self._lock:
+            return self._row("payment_id", payment_id)
+
+    def find_token(self, token: str) -> Payment | None:
+        """The payment a token belongs to, or ``None``."""
+        with self._lock:
+            return self._row("token", token)
+
+    def verify(self, payment_id: str, provider: PaymentProvider) -> Payment | None:
+        """Ask ``provider`` for news of a payment, store it, and return the record."""
+        payment = self.get(payment_id)
+        if payment is None:
+            return None
+        settlement = provider.refresh(payment)
+        with self._lock:
+            self._db.execute(
+                "UPDATE payments SET status = ?, pay_to = ?, paid_at = ? WHERE payment_id = ?",
+                (settlement.status, settlement.pay_to, settlement.paid_at, payment_id),
+            )
+            return self._row("payment_id", payment_id)
+
+    def spend(self, token: str | None, service_id: str, client_id: str | None) -> Payment:
+        """Take one call off ``token`` for ``service_id``; the record after spending.
+
+        Raises :class:`PaymentRefused` with the catalog's failure text when
+        the token is missing, unknown or unpaid (``payment required``),
+        expired, used up, for another service, or bound to another client.
+        """
+        if not token:
+            raise PaymentRefused(protocol.FAILURES[0])
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                payment = self._row("token", token)
+                _refuse(payment, service_id, client_id, self.clock())
+                assert payment is not None
+                changed = self._db.execute(
+                    "UPDATE payments SET used_calls = used_calls + 1 "
+                    "WHERE payment_id = ? AND used_calls < max_calls",
+                    (payment.payment_id,),
+                ).rowcount
+                if changed != 1:
+                    raise PaymentRefused(protocol.FAILURES[2])
+                spent = self._row("payment_id", payment.payment_id)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        assert spent is not None
+        return spent
+
+    def refund(self, payment_id: str) -> None:
+        """Give back one call (the upstream failed after the token was spent)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE payments SET used_calls = used_calls - 1 "
+                "WHERE payment_id = ? AND used_calls > 0",
+                (payment_id,),
+            )
+
+
+def _refuse(payment: Payment | None, service_id: str, client_id: str | None, now: float) -> None:
+    """Raise :class:`PaymentRefused` when ``payment`` cannot pay for this call."""
+    if payment is None or payment.status != "paid":
+        raise PaymentRefused(protocol.FAILURES[0])
+    if payment.service_id != service_id:
+        raise PaymentRefused(protocol.FAILURES[4])
+    if payment.bind_client and payment.client_id:  # created without X-Client-Id: unbound
+        if not client_id:
+            raise PaymentRefused(protocol.FAILURES[3])
+        if client_id != payment.client_id:
+            raise PaymentRefused(protocol.FAILURES[4])
+    if payment.expires_at <= now:
+        raise PaymentRefused(protocol.FAILURES[1])
+    if payment.remaining_calls <= 0:
+        raise PaymentRefused(protocol.FAILURES[2])

@@ -1,0 +1,187 @@
+"""The paid call, once for every front end: validate, charge, call upstream, answer.
+
+:class:`ServiceRuntime` owns the route specs, the payment ledger, the
+payment provider and the upstream client. The HTTP routes (and the MCP
+server) turn requests into :meth:`ServiceRuntime.call` and its outcomes
+into their own responses; none of them validates, charges or calls the
+upstream itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from .payments import DevProvider, Ledger, Payment, PaymentProvider, PaymentRefused, payment_required
+from .spec import RouteSpec
+from .upstream import Upstream, UpstreamError
+from .validation import RequestError, RequestValidator
+
+
+class UnknownService(LookupError):
+    """No service has this id or legacy id."""
+
+
+@dataclass(frozen=True)
+class PaymentNeeded(Exception):
+    """The call was not paid: ``error`` is the failure text, ``payment`` the 402 metadata."""
+
+    error: str
+    payment: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UpstreamFailed(Exception):
+    """The upstream failed; the call was given back to the token."""
+
+    code: str
+    message: str
+    request_id: str
+
+
+@dataclass
+class _Counters:
+    calls: int = 0
+    successes: int = 0
+    errors: int = 0
+    payment_requireds: int = 0
+    last_call_at: float | None = None
+
+
+@dataclass
+class Stats:
+    """Per-service call counters since start (the search's ``quality``)."""
+
+    counters: dict[str, _Counters] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, service_id: str, outcome: str, now: float) -> None:
+        """Count a call that ended in ``success``, ``error`` or ``payment_required``."""
+        with self.lock:
+            counters = self.counters.setdefault(service_id, _Counters())
+            counters.calls += 1
+            counters.last_call_at = now
+            if outcome == "success":
+                counters.successes += 1
+            elif outcome == "error":
+                counters.errors += 1
+            else:
+                counters.payment_requireds += 1
+
+    def quality(self, service_id: str) -> dict[str, Any]:
+        """The ``quality`` block of a search result; ``qualityScore`` is 0..5."""
+        with self.lock:
+            c = self.counters.get(service_id, _Counters())
+            executions = c.successes + c.errors
+            rate = c.successes / executions if executions else 0.0
+            return {
+                "qualityScore": round(5 * rate, 2) if executions else 4,
+                "healthStatus": "" if not executions else ("healthy" if rate >= 0.9 else "degraded"),
+                "successRate": round(rate, 4),
+                "callCount": c.calls,
+                "executionCount": executions,
+                "successCount": c.successes,
+                "errorCount": c.errors,
+                "paymentRequireds": c.payment_requireds,
+                "lastCallAt": (
+                    datetime.fromtimestamp(c.last_call_at, tz=timezone.utc).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    )
+                    if c.last_call_at
+                    else ""
+                ),
+            }
+
+
+class ServiceRuntime:
+    """Validation, payment and upstream for every service of a compiled catalog."""
+
+    def __init__(
+        self,
+        specs: Iterable[RouteSpec],
+        *,
+        ledger: Ledger,
+        upstream: Upstream,
+        provider: PaymentProvider | None = None,
+        clock: Any = time.time,
+    ):
+        self.specs = tuple(specs)
+        self.ledger = ledger
+        self.upstream = upstream
+        self.provider = provider or DevProvider(clock)
+        self.clock = clock
+        self.stats = Stats()
+        self._by_id: dict[str, RouteSpec] = {}
+        for spec in self.specs:
+            self._by_id[spec.service_id] = spec
+            self._by_id.setdefault(spec.legacy_id, spec)
+        self._validators = {spec.service_id: RequestValidator.for_spec(spec) for spec in self.specs}
+
+    def spec(self, service_id: str) -> RouteSpec:
+        """The spec of a canonical or legacy service id; raises :class:`UnknownService`."""
+        try:
+            return self._by_id[service_id]
+        except KeyError:
+            raise UnknownService(service_id) from None
+
+    def arguments(self, spec: RouteSpec, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated upstream arguments; raises ``RequestError`` with the catalog's text."""
+        return self._validators[spec.service_id].arguments(dict(body))
+
+    def call(
+        self, spec: RouteSpec, body: Mapping[str, Any], token: str | None, client_id: str | None
+    ) -> dict[str, Any]:
+        """One paid call; returns the success envelope of the catalog's output schema.
+
+        Raises ``RequestError`` (400, nothing charged), :class:`PaymentNeeded`
+        (402) or :class:`UpstreamFailed` (502, the call given back).
+        """
+        arguments = self.arguments(spec, body)
+        now = self.clock()
+        try:
+            payment = self.ledger.spend(token, spec.service_id, client_id)
+        except PaymentRefused as refused:
+            self.stats.record(spec.service_id, "payment_required", now)
+            raise PaymentNeeded(str(refused), self._payment_metadata(spec, token)) from None
+        try:
+            result = self.upstream.call(spec, arguments)
+        except UpstreamError as exc:
+            self.ledger.refund(payment.payment_id)
+            self.stats.record(spec.service_id, "error", now)
+            raise UpstreamFailed(exc.code, exc.message, exc.request_id) from None
+        self.stats.record(spec.service_id, "success", now)
+        return {
+            "code": "200",
+            "content": "",
+            "data": {"Action": spec.upstream.action, "Result": result.result},
+            "message": "success",
+            "requestId": result.request_id,
+        }
+
+    def _payment_metadata(self, spec: RouteSpec, token: str | None) -> dict[str, Any]:
+        """The token's own record when it is one of this service's, else what to pay."""
+        payment: Payment | None = self.ledger.find_token(token) if token else None
+        if payment is not None and payment.service_id == spec.service_id:
+            return payment.to_json()
+        return payment_required(spec)
+
+    def create_payment(
+        self, service_id: str, provider_id: str | None, client_id: str | None
+    ) -> Payment:
+        """Create a payment for a canonical or legacy service id.
+
+        Raises :class:`UnknownService`, or ``RequestError`` for a provider id
+        the service does not accept.
+        """
+        spec = self.spec(service_id)
+        if provider_id not in (None, spec.payment.provider_id):
+            raise RequestError(f"providerId must be {spec.payment.provider_id}")
+        return self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
+
+    def verify_payment(self, payment_id: str) -> Payment | None:
+        """The payment's current record, after asking the provider for news."""
+        return self.ledger.verify(payment_id, self.provider)
+

@@ -1,0 +1,94 @@
+"""Request validation against exactly the input schema the catalog publishes.
+
+One implementation for every front end (HTTP routes, MCP tools) and for the
+compiler, which uses :data:`FORMAT_CHECKER` to check examples. Messages are
+the catalog's own: ``ImageURL is required``, ``ImageURL must be a valid http
+or https URL``, ``required parameters are missing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import orjson
+
+from .spec import RouteSpec
+
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
+
+
+@FORMAT_CHECKER.checks("uri")
+def is_http_url(value: object) -> bool:
+    """``format: uri`` in this catalog means a public http or https URL with a host."""
+    if not isinstance(value, str):
+        return True  # type errors are reported by the "type" keyword
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def schema_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A Draft 2020-12 validator for ``schema`` that checks ``format: uri``."""
+    return jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+class RequestError(Exception):
+    """A request the route rejects with HTTP 400; ``str(error)`` is the catalog's text."""
+
+
+@dataclass(frozen=True)
+class RequestValidator:
+    """Validates request arguments for one service (see :meth:`arguments`)."""
+
+    spec: RouteSpec
+    validator: Any
+
+    @classmethod
+    def for_spec(cls, spec: RouteSpec) -> "RequestValidator":
+        """Build the validator once per service (jsonschema compiles lazily but keeps refs)."""
+        return cls(spec, schema_validator(spec.input_schema))
+
+    def arguments(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The upstream arguments of a JSON object body, or :class:`RequestError`.
+
+        Checks, in order: each required URL parameter (missing, then not an
+        http(s) URL), any other missing required parameter, then the whole
+        schema. An array parameter may come as a JSON string holding an
+        array; it is checked as the array and forwarded as the string. Keys
+        the schema does not name are allowed, as the schema allows them, but
+        are not forwarded.
+        """
+        spec = self.spec
+        for name, message in spec.messages.required.items():
+            value = body.get(name)
+            if value is None or value == "":
+                raise RequestError(message)
+            if not is_http_url(value) or not isinstance(value, str):
+                raise RequestError(spec.messages.invalid_url[name])
+        required = spec.input_schema.get("required", ())
+        if any(body.get(name) is None for name in required):
+            raise RequestError(spec.messages.missing)
+        properties = spec.input_schema.get("properties", {})
+        arguments = {name: value for name, value in body.items() if name in properties}
+        checked = dict(arguments)
+        for name in spec.array_params:
+            if isinstance(body.get(name), str):
+                try:
+                    checked[name] = orjson.loads(body[name])
+                except orjson.JSONDecodeError:
+                    raise RequestError(f"{name} must be a JSON array") from None
+        error = jsonschema.exceptions.best_match(self.validator.iter_errors(checked))
+        if error is not None:
+            raise RequestError(_message(error))
+        return arguments
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "format" and error.validator_value == "uri":
+        return f"{path} must be a valid http or https URL"
+    if error.validator == "type":
+        return f"{path} must be of type {error.validator_value}"
+    return f"{path}: {error.message}" if path else error.message
