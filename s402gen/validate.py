@@ -19,6 +19,7 @@ import typing
 from typing import Any, Iterable
 
 import jsonschema
+import jsonschema_specifications
 import orjson
 from pydantic import BaseModel, ValidationError
 
@@ -43,10 +44,48 @@ def schema_problem(schema: Any) -> str | None:
     return _schema_problem(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
 
 
+#: Every keyword of the Draft 2020-12 vocabularies, read from jsonschema's own metaschemas.
+KNOWN_KEYWORDS = frozenset(
+    keyword
+    for uri, resource in jsonschema_specifications.REGISTRY.items()
+    if "2020-12" in uri
+    for keyword in resource.contents.get("properties", {})
+)
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_VALUES = (
+    "items", "additionalProperties", "not", "contains", "if", "then", "else",
+    "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema",
+)  # fmt: skip
+
+
 @functools.lru_cache(maxsize=4096)
 def _schema_problem(canonical: bytes) -> str | None:
-    error = jsonschema.exceptions.best_match(_META_VALIDATOR.iter_errors(orjson.loads(canonical)))
-    return None if error is None else _describe(error)
+    schema = orjson.loads(canonical)
+    error = jsonschema.exceptions.best_match(_META_VALIDATOR.iter_errors(schema))
+    if error is not None:
+        return _describe(error)
+    unknown = _unknown_keywords(schema, "")
+    return f"unknown keyword {unknown[0]} (a YAML typo?)" if unknown else None
+
+
+def _unknown_keywords(schema: Any, where: str) -> list[str]:
+    """JSON Schema allows unknown keywords; in a catalog they are mistakes.
+
+    ``description: a, b`` in a YAML flow mapping, for one, makes a key ``b``.
+    """
+    if not isinstance(schema, dict):
+        return []
+    found = [f"'{key}' at {where or '/'}" for key in schema if key not in KNOWN_KEYWORDS]
+    children: list[tuple[str, Any]] = []
+    for key in _SCHEMA_MAPS:
+        children += [(f"{where}/{key}/{name}", sub) for name, sub in schema.get(key, {}).items()]
+    for key in _SCHEMA_LISTS:
+        children += [(f"{where}/{key}/{i}", sub) for i, sub in enumerate(schema.get(key, []))]
+    children += [(f"{where}/{key}", schema[key]) for key in _SCHEMA_VALUES if key in schema]
+    for path, sub in children:
+        found += _unknown_keywords(sub, path.lstrip("/"))
+    return found
 
 
 # ---------------------------------------------------------------------------

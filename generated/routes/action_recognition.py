@@ -37,8 +37,7 @@ SPEC = RouteSpec(
                             "type": "string",
                         },
                         "imageData": {
-                            "description": "Base64-encoded frame",
-                            "instead of URL.": None,
+                            "description": "Base64-encoded frame, instead of URL.",
                             "type": "string",
                         },
                     },
