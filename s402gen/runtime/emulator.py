@@ -110,8 +110,11 @@ def start_emulator(specs: Iterable[RouteSpec], port: int = 0) -> Emulator:
         def log_message(self, format: str, *args: Any) -> None:  # quiet by default
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # socketserver's 5 drops connections under load (1 s SYN retries)
+
+    server = Server(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, name="facebody-emulator", daemon=True)
     thread.start()
     return Emulator(server, thread, calls)
