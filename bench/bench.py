@@ -132,43 +132,76 @@ def verdict(ok: bool) -> str:
 
 def report(rows: list[tuple[str, int, dict]]) -> None:
     """Print the results table and the PASS/FAIL line of each target."""
-    header = ("catalog", "services", "build med s", "build min s",
-              "check med s", "check min s", "check no-cache med s",
-              "peak MiB build", "peak MiB check")
+    header = (
+        "catalog",
+        "services",
+        "build med s",
+        "build min s",
+        "check med s",
+        "check min s",
+        "check no-cache med s",
+        "peak MiB build",
+        "peak MiB check",
+    )
     lines = [header] + [
-        (name, str(size), f"{r['build']:.3f}", f"{r['build_min']:.3f}",
-         f"{r['check']:.3f}", f"{r['check_min']:.3f}", f"{r['uncached']:.3f}",
-         f"{r['build_peak']:.1f}", f"{r['check_peak']:.1f}")
+        (
+            name,
+            str(size),
+            f"{r['build']:.3f}",
+            f"{r['build_min']:.3f}",
+            f"{r['check']:.3f}",
+            f"{r['check_min']:.3f}",
+            f"{r['uncached']:.3f}",
+            f"{r['build_peak']:.1f}",
+            f"{r['check_peak']:.1f}",
+        )
         for name, size, r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
-        print("  ".join(cell.rjust(w) if i else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(line, widths))))
+        print(
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths))
+            )
+        )
     print()
     real = rows[0][2]
-    print(f"real catalog cold build < {TARGET_BUILD_S:g} s: "
-          f"{verdict(real['build'] < TARGET_BUILD_S)} ({real['build']:.3f} s)")
+    print(
+        f"real catalog cold build < {TARGET_BUILD_S:g} s: "
+        f"{verdict(real['build'] < TARGET_BUILD_S)} ({real['build']:.3f} s)"
+    )
     big = [r for name, size, r in rows if name != "real" and size == TARGET_CHECK_SIZE]
     if big:
-        print(f"check of {TARGET_CHECK_SIZE:,} services < {TARGET_CHECK_S:g} s: "
-              f"{verdict(big[0]['check'] < TARGET_CHECK_S)} ({big[0]['check']:.3f} s warm; "
-              f"without the cache {verdict(big[0]['uncached'] < TARGET_CHECK_S)}, "
-              f"{big[0]['uncached']:.3f} s)")
+        print(
+            f"check of {TARGET_CHECK_SIZE:,} services < {TARGET_CHECK_S:g} s: "
+            f"{verdict(big[0]['check'] < TARGET_CHECK_S)} ({big[0]['check']:.3f} s warm; "
+            f"without the cache {verdict(big[0]['uncached'] < TARGET_CHECK_S)}, "
+            f"{big[0]['uncached']:.3f} s)"
+        )
     else:
-        print(f"check of {TARGET_CHECK_SIZE:,} services < {TARGET_CHECK_S:g} s: "
-              f"not measured (add --sizes {TARGET_CHECK_SIZE})")
+        print(
+            f"check of {TARGET_CHECK_SIZE:,} services < {TARGET_CHECK_S:g} s: "
+            f"not measured (add --sizes {TARGET_CHECK_SIZE})"
+        )
     peak = max(max(r["build_peak"], r["check_peak"]) for _, _, r in rows)
-    print(f"peak memory < {TARGET_PEAK_MIB:g} MiB: "
-          f"{verdict(peak < TARGET_PEAK_MIB)} ({peak:.1f} MiB)")
+    print(
+        f"peak memory < {TARGET_PEAK_MIB:g} MiB: "
+        f"{verdict(peak < TARGET_PEAK_MIB)} ({peak:.1f} MiB)"
+    )
 
 
 def main() -> None:
     """Parse options, measure every catalog and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (default 5)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[TARGET_CHECK_SIZE],
-                        help=f"synthetic catalog sizes (default {TARGET_CHECK_SIZE})")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[TARGET_CHECK_SIZE],
+        help=f"synthetic catalog sizes (default {TARGET_CHECK_SIZE})",
+    )
     args = parser.parse_args()
     beside = Path(sys.executable).parent / "s402gen"  # not a version manager's shim
     exe = str(beside) if beside.exists() else shutil.which("s402gen")
@@ -179,15 +212,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="s402gen-bench-") as tmp:
         work = Path(tmp)
         env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "S402GEN_CACHE_DIR": str(work / "cache")}
-        rows.append(("real", len(real["services"]),
-                     measure(exe, REAL_CATALOG, work, args.runs, env)))
+        rows.append(
+            ("real", len(real["services"]), measure(exe, REAL_CATALOG, work, args.runs, env))
+        )
         for size in args.sizes:
             catalog = work / f"catalog-{size}.yaml"
-            text = yaml.safe_dump(synthetic_catalog(real, size),
-                                  allow_unicode=True, sort_keys=False)
+            text = yaml.safe_dump(
+                synthetic_catalog(real, size), allow_unicode=True, sort_keys=False
+            )
             catalog.write_text(text, encoding="utf-8")
-            rows.append((f"synthetic-{size}", size,
-                         measure(exe, catalog, work, args.runs, env)))
+            rows.append((f"synthetic-{size}", size, measure(exe, catalog, work, args.runs, env)))
     report(rows)
 
 

@@ -86,7 +86,16 @@ def run_wrk(url: str, seconds: int, connections: int, threads: int, env: dict) -
     """Run wrk with the request script; returns rps, p50/p99 ms and request counts."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(SCRIPT)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        script.name,
+        url,
+    ]
     output = subprocess.run(
         command, env={**os.environ, **env, "BENCH_THREADS": str(threads)},
         capture_output=True, text=True, check=True,
@@ -144,7 +153,11 @@ def main() -> None:
         wait_ready(base, server)
         run_wrk(url, 2, args.connections, args.threads, {"BENCH_BODY": body, "BENCH_TOKENS": ""})
         unpaid = run_wrk(
-            url, args.seconds, args.connections, args.threads, {"BENCH_BODY": body, "BENCH_TOKENS": ""}
+            url,
+            args.seconds,
+            args.connections,
+            args.threads,
+            {"BENCH_BODY": body, "BENCH_TOKENS": ""},
         )
         with tempfile.TemporaryDirectory() as tmp:
             tokens = Path(tmp) / "tokens.txt"
@@ -156,7 +169,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print(f"service {args.service}, {args.connections} connections, {args.seconds} s each, wrk on loopback")
+    print(
+        f"service {args.service}, {args.connections} connections, {args.seconds} s each, wrk on loopback"
+    )
     print(f"{'path':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8}")
     for name, row in (("402", unpaid), ("paid", paid)):
         print(f"{name:<10} {row['rps']:>9.0f} {row['p50']:>8.2f} {row['p99']:>8.2f} "

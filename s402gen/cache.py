@@ -47,7 +47,9 @@ def cache_dir(environ: Mapping[str, str]) -> Path | None:
 
 
 def _hash_folder(digest: "hashlib._Hash", folder: Path) -> None:
-    for file in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for file in sorted(
+        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
         digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
 

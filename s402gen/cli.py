@@ -153,7 +153,9 @@ def build(catalog: str | None, out: str | None, templates: str | None, force: bo
     for path in report.removed:
         click.echo(f"removed {where}/{path}")
     for path in report.kept_modified:
-        click.echo(f"warning: kept {where}/{path}: no longer generated but edited by hand", err=True)
+        click.echo(
+            f"warning: kept {where}/{path}: no longer generated but edited by hand", err=True
+        )
     click.echo(
         f"{len(report.written)} written, {len(report.removed)} removed, "
         f"{report.unchanged} unchanged"

@@ -123,18 +123,28 @@ class _Deriver:
         d = self.catalog.defaults
         path = ("services", index)
         provider = self.lookup(
-            self.catalog.providers, svc.provider or d.provider, "provider",
+            self.catalog.providers,
+            svc.provider or d.provider,
+            "provider",
             path + ("provider",) if svc.provider else ("defaults", "provider"),
         )
         policy_id = svc.pricing_policy or d.pricing_policy
         policy = self.lookup(
-            self.catalog.pricing_policies, policy_id, "pricing policy",
+            self.catalog.pricing_policies,
+            policy_id,
+            "pricing policy",
             path + ("pricingPolicy",) if svc.pricing_policy else ("defaults", "pricingPolicy"),
         )
         payment_id = svc.payment_provider or d.payment_provider
         payment = self.lookup(
-            self.catalog.payment_providers, payment_id, "payment provider",
-            path + ("paymentProvider",) if svc.payment_provider else ("defaults", "paymentProvider"),
+            self.catalog.payment_providers,
+            payment_id,
+            "payment provider",
+            (
+                path + ("paymentProvider",)
+                if svc.payment_provider
+                else ("defaults", "paymentProvider")
+            ),
         )
         props: dict[str, Any] = {}
         examples: dict[str, Any] = {}
@@ -235,8 +245,20 @@ class _Deriver:
         )
         aliases = unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint])
         search_text = " ".join(
-            [svc.id, name, description, description, category, *input_types, *output_types,
-             *tags, *keywords, *use_cases, *limitations, endpoint]
+            [
+                svc.id,
+                name,
+                description,
+                description,
+                category,
+                *input_types,
+                *output_types,
+                *tags,
+                *keywords,
+                *use_cases,
+                *limitations,
+                endpoint,
+            ]
         )
         sla = svc.sla or d.sla
         return ir.Service(
@@ -297,9 +319,7 @@ class _Deriver:
             idempotent=idempotent,
             output_format=svc.output_format or d.output_format,
             related_services=related,
-            required_context=unique(
-                contexts + list(svc.required_context or d.required_context)
-            ),
+            required_context=unique(contexts + list(svc.required_context or d.required_context)),
             sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
             upstream=ir.Upstream(
                 product=provider.product if provider else "",
@@ -315,9 +335,9 @@ def _pick(override: Any, default: Any) -> Any:
     return default if override is None else override
 
 
-def derive(catalog: model.Catalog, source: SourceMap, generated_at: str | None) -> tuple[
-    ir.Catalog, list[Diagnostic]
-]:
+def derive(
+    catalog: model.Catalog, source: SourceMap, generated_at: str | None
+) -> tuple[ir.Catalog, list[Diagnostic]]:
     """Compile the authoring model into the IR.
 
     ``generated_at`` is used when the catalog declares no ``generatedAt``.

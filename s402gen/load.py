@@ -171,7 +171,9 @@ class _TreeBuilder:
             if key_node.tag != _MERGE_TAG:
                 pairs.append((key_node, value_node, False))
                 continue
-            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
             for source in sources:
                 if isinstance(source, yaml.MappingNode):
                     pairs.extend((k, v, True) for k, v, _ in self._pairs(source))

@@ -54,7 +54,9 @@ class Provider(_Model):
     product: str = Field(description="Product code, e.g. facebody.")
     version: str = Field(description="API version, e.g. 2019-12-30.")
     endpoint: str = Field(description="Default upstream host.")
-    label_zh: str = Field(description="Chinese product label used in keywords, e.g. 阿里云人脸人体.")
+    label_zh: str = Field(
+        description="Chinese product label used in keywords, e.g. 阿里云人脸人体."
+    )
     legacy_id_prefix: str = Field(
         description="Legacy service ids are this prefix plus the action in kebab case."
     )

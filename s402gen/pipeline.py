@@ -75,7 +75,9 @@ class Compilation:
             raise CatalogError([problem]) from None
         except orjson.JSONEncodeError as exc:
             where = Location(self.source_name, 1, 1)
-            problem = Diagnostic(Rules.INVALID_VALUE, f"a value cannot be written as JSON: {exc}", where)
+            problem = Diagnostic(
+                Rules.INVALID_VALUE, f"a value cannot be written as JSON: {exc}", where
+            )
             raise CatalogError([problem]) from None
 
     @property

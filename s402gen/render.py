@@ -43,12 +43,7 @@ def py_str(text: str) -> str:
     """A Python string literal with the quotes black would choose."""
     if _PLAIN.match(text):
         return f'"{text}"'
-    body = (
-        text.replace("\\", "\\\\")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
+    body = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     body = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", body)
     quote = "'" if text.count("'") < text.count('"') else '"'
     return quote + body.replace(quote, "\\" + quote) + quote
@@ -95,7 +90,9 @@ def make_environment(user_templates: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.jinja"), default=False),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "html.jinja"), default=False
+        ),
     )
     env.filters["py"] = py_literal
     env.filters["json"] = to_json
@@ -246,9 +243,9 @@ def doc_schema_block(svc: ir.Service) -> str:
 Chunks = Iterable[str]
 
 
-def iter_files(catalog: ir.Catalog, user_templates: Path | None = None) -> Iterator[
-    tuple[str, Chunks]
-]:
+def iter_files(
+    catalog: ir.Catalog, user_templates: Path | None = None
+) -> Iterator[tuple[str, Chunks]]:
     """Every generated file but the manifest, as ``(posix relative path, text chunks)``.
 
     Lazy twice over: files come one at a time, and the two files that grow
@@ -284,7 +281,9 @@ def iter_files(catalog: ir.Catalog, user_templates: Path | None = None) -> Itera
     entry_template = env.get_template("catalog_entry.json.jinja")
     flow = protocol.payment_flow()
     for svc in services:
-        yield f"catalog/services/{svc.id}.json", [entry_template.render(entry=catalog_entry(svc, flow))]
+        yield f"catalog/services/{svc.id}.json", [
+            entry_template.render(entry=catalog_entry(svc, flow))
+        ]
 
     page = env.get_template("doc_page.html.jinja")
     for svc in services:

@@ -278,9 +278,11 @@ def _check_service(
                 Rules.UNKNOWN_RELATED_SERVICE,
                 f"related service '{related}' of '{svc.id}' does not exist"
                 + did_you_mean(related, known_ids),
-                path + ("relatedServices", position)
-                if authored.related_services is not None
-                else ("defaults", "relatedServices"),
+                (
+                    path + ("relatedServices", position)
+                    if authored.related_services is not None
+                    else ("defaults", "relatedServices")
+                ),
             )
     input_ok = True
     for name, prop in svc.input_schema["properties"].items():
@@ -292,7 +294,9 @@ def _check_service(
                 f"schema of parameter '{name}' is not valid JSON Schema: {problem}",
                 path + ("params", name),
             )
-    output_path = path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
+    output_path = (
+        path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
+    )
     output_ok = _check_output_schema(svc.output_schema, output_path, report)
     if input_ok:
         _check_examples(svc, authored, path, report)
@@ -310,11 +314,15 @@ def _check_service(
 def _check_output_schema(schema: dict, path: tuple, report: Any) -> bool:
     problem = schema_problem(schema)
     if problem is not None:
-        report(Rules.INVALID_OUTPUT_SCHEMA, f"output schema is not valid JSON Schema: {problem}", path)
+        report(
+            Rules.INVALID_OUTPUT_SCHEMA, f"output schema is not valid JSON Schema: {problem}", path
+        )
         return False
     if schema.get("type") != "object":
         report(
-            Rules.INVALID_OUTPUT_SCHEMA, "output schema must have type 'object' (MCP requires it)", path
+            Rules.INVALID_OUTPUT_SCHEMA,
+            "output schema must have type 'object' (MCP requires it)",
+            path,
         )
         return False
     return True

@@ -64,9 +64,7 @@ def _read(path: Path) -> str | None:
 Files = Iterable[tuple[str, Iterable[str]]]
 
 
-def _consume(
-    chunks: Iterable[str], current: bytes | None, staged: Path | None
-) -> tuple[str, bool]:
+def _consume(chunks: Iterable[str], current: bytes | None, staged: Path | None) -> tuple[str, bool]:
     """Hash ``chunks`` (UTF-8) and compare them with ``current``, one chunk at a time.
 
     Returns (hex sha256, equal to ``current``). When ``staged`` is given and
@@ -240,7 +238,9 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     current_manifest = _read(out / MANIFEST)
     if current_manifest != manifest:
         (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
-    drift.orphans = [p for p in sorted(set(read_manifest(out)) - set(digests)) if (out / p).exists()]
+    drift.orphans = [
+        p for p in sorted(set(read_manifest(out)) - set(digests)) if (out / p).exists()
+    ]
     if drift.clean:
         return drift
     drifted = set(drift.changed + drift.missing)

@@ -34,7 +34,9 @@ def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def run_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed ``s402gen`` console script as a real process."""
     exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
     full_env = dict(os.environ)
@@ -51,7 +53,9 @@ def write_catalog(path: Path, data: dict) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own s402gen cache folder, never the user's."""
     folder = tmp_path_factory.mktemp("s402gen-cache")
     monkeypatch.setenv("S402GEN_CACHE_DIR", str(folder))

@@ -45,6 +45,8 @@ def test_every_error_rule_has_a_case() -> None:
     missing = [
         r.code
         for r in rules
-        if r.code not in expected and r is not Rules.ALIAS_EXPANSION and r is not Rules.NO_GENERATED_AT
+        if r.code not in expected
+        and r is not Rules.ALIAS_EXPANSION
+        and r is not Rules.NO_GENERATED_AT
     ]
     assert not missing

@@ -16,7 +16,9 @@ from .conftest import run_cli, run_process
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_help_lists_exit_codes() -> None:
@@ -78,7 +80,9 @@ def test_build_deletes_only_what_it_wrote(small_project: Path) -> None:
     mine = generated / "routes" / "my_notes.txt"
     mine.write_text("hand-written")
     (small_project / "catalog.yaml").write_text(
-        (small_project / "catalog.yaml").read_text().replace("  - id: face-database-batch-add", "  - id: face-database-bulk-add")
+        (small_project / "catalog.yaml")
+        .read_text()
+        .replace("  - id: face-database-batch-add", "  - id: face-database-bulk-add")
     )
     assert run_cli("build", cwd=small_project)[0] == 0
     assert mine.read_text() == "hand-written"
@@ -90,7 +94,11 @@ def test_build_keeps_an_edited_orphan(small_project: Path) -> None:
     orphan = generated / "docs/tools/face-database-batch-add.html"
     orphan.write_text("edited by hand")
     catalog = small_project / "catalog.yaml"
-    catalog.write_text(catalog.read_text().replace("  - id: face-database-batch-add", "  - id: face-database-bulk-add"))
+    catalog.write_text(
+        catalog.read_text().replace(
+            "  - id: face-database-batch-add", "  - id: face-database-bulk-add"
+        )
+    )
     code, _, err = run_cli("build", cwd=small_project)
     assert code == 0 and "kept generated/docs/tools/face-database-batch-add.html" in err
     assert orphan.read_text() == "edited by hand"
@@ -163,14 +171,18 @@ def test_generated_at_from_source_date_epoch(small_project: Path) -> None:
 
 
 @pytest.mark.parametrize("catalog", ["small", "real"])
-def test_builds_are_identical_across_hash_seeds(catalog: str, tmp_path: Path, small_project: Path) -> None:
+def test_builds_are_identical_across_hash_seeds(
+    catalog: str, tmp_path: Path, small_project: Path
+) -> None:
     from .conftest import CATALOG
 
     source = small_project / "catalog.yaml" if catalog == "small" else CATALOG
     outputs = []
     for seed in ("0", "4242"):
         out = tmp_path / f"out-{seed}"
-        result = run_process("build", str(source), "--out", str(out), cwd=tmp_path, env={"PYTHONHASHSEED": seed})
+        result = run_process(
+            "build", str(source), "--out", str(out), cwd=tmp_path, env={"PYTHONHASHSEED": seed}
+        )
         assert result.returncode == 0, result.stderr
         outputs.append(_tree(out))
     assert outputs[0] == outputs[1]
@@ -194,7 +206,11 @@ def test_cache_skips_compiling_only_while_inputs_and_output_match(
     small_project: Path, private_cache: Path
 ) -> None:
     catalog = small_project / "catalog.yaml"
-    catalog.write_text(catalog.read_text().replace("Name of the face database.", "Faces to add; a JSON string is accepted too."))
+    catalog.write_text(
+        catalog.read_text().replace(
+            "Name of the face database.", "Faces to add; a JSON string is accepted too."
+        )
+    )
     assert run_cli("build", cwd=small_project)[0] == 0
     assert len(list(private_cache.glob("*.json"))) == 1
     code, out, err = run_cli("check", cwd=small_project)
@@ -212,7 +228,9 @@ def test_cache_skips_compiling_only_while_inputs_and_output_match(
     assert run_cli("check", cwd=small_project)[0] == 1
 
 
-def test_cache_can_be_turned_off(small_project: Path, monkeypatch: pytest.MonkeyPatch, private_cache: Path) -> None:
+def test_cache_can_be_turned_off(
+    small_project: Path, monkeypatch: pytest.MonkeyPatch, private_cache: Path
+) -> None:
     monkeypatch.setenv("S402GEN_CACHE_DIR", "off")
     assert run_cli("build", cwd=small_project)[0] == 0
     assert run_cli("check", cwd=small_project)[0] == 0

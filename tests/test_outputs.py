@@ -103,7 +103,9 @@ def test_mcp_tools_validate_with_the_official_sdk() -> None:
         jsonschema.Draft202012Validator.check_schema(tool.input_schema)
         assert tool.output_schema == entry["outputSchema"]
         hints = tool.annotations
-        assert hints.destructive_hint is entry["id"].endswith(("-delete", "-delete-face", "-delete-entity"))
+        assert hints.destructive_hint is entry["id"].endswith(
+            ("-delete", "-delete-face", "-delete-entity")
+        )
         assert hints.open_world_hint is True
 
 
@@ -130,7 +132,7 @@ def test_doc_pages_escape_every_value() -> None:
     assert "Test &lt;Market&gt; &amp; Co" in page
     assert "finding &#34;faces&#34; &amp; &lt;landmarks&gt;" in page
     assert "<landmarks>" not in page
-    assert "finding \"faces\" & <landmarks>" in "\n".join(page_lines(page))
+    assert 'finding "faces" & <landmarks>' in "\n".join(page_lines(page))
     index = SMALL.files["docs/index.html"]
     assert 'href="tools/face-detection.html"' in index and "&lt;Market&gt;" in index
 

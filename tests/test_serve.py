@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -51,7 +50,9 @@ def emulator():
 
 
 def _upstream(emulator) -> AlibabaCloudUpstream:
-    return AlibabaCloudUpstream(Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http")
+    return AlibabaCloudUpstream(
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,9 @@ def clock() -> Clock:
 
 @pytest.fixture(scope="module")
 def client(emulator, clock) -> TestClient:
-    app = create_app(GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator), max_body_bytes=4096)
+    app = create_app(
+        GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator), max_body_bytes=4096
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -71,16 +74,26 @@ def _example(entry: dict) -> dict:
 
 
 def _pay(client: TestClient, service_id: str, client_id: str = "client-a") -> dict:
-    answer = client.post("/api/payments", json={"serviceId": service_id}, headers={"X-Client-Id": client_id})
+    answer = client.post(
+        "/api/payments", json={"serviceId": service_id}, headers={"X-Client-Id": client_id}
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
 
-def _call(client: TestClient, entry: dict, token: str | None = None, client_id: str = "client-a", body=None):
+def _call(
+    client: TestClient,
+    entry: dict,
+    token: str | None = None,
+    client_id: str = "client-a",
+    body=None,
+):
     headers = {"X-Client-Id": client_id}
     if token:
         headers["X-Payment-Token"] = token
-    return client.post(entry["endpoint"], json=_example(entry) if body is None else body, headers=headers)
+    return client.post(
+        entry["endpoint"], json=_example(entry) if body is None else body, headers=headers
+    )
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
@@ -102,7 +115,10 @@ def test_whole_paid_flow(client: TestClient, emulator, entry: dict) -> None:
 
     payment = _pay(client, entry["internalServiceId"])  # a legacy id is accepted too
     jsonschema.validate(payment, FLOW["createPayment"]["responseSchema"])
-    assert payment["serviceId"] == entry["id"] and payment["amountCents"] == entry["pricing"]["amountCents"]
+    assert (
+        payment["serviceId"] == entry["id"]
+        and payment["amountCents"] == entry["pricing"]["amountCents"]
+    )
     verified = client.get(f"/api/payments/{payment['paymentId']}").json()
     jsonschema.validate(verified, FLOW["verifyPayment"]["responseSchema"])
     assert verified["status"] == "paid" and verified["remainingCalls"] == 1
@@ -140,11 +156,19 @@ def test_expired_token(client: TestClient, clock: Clock) -> None:
 def test_token_of_another_client_or_service(client: TestClient) -> None:
     payment = _pay(client, ENTRY["id"], client_id="client-a")
     refused = _call(client, ENTRY, payment["token"], client_id="client-b")
-    assert (refused.status_code, refused.json()["error"]) == (402, "api key is not allowed to call this service")
-    anonymous = client.post(ENTRY["endpoint"], json=_example(ENTRY), headers={"X-Payment-Token": payment["token"]})
+    assert (refused.status_code, refused.json()["error"]) == (
+        402,
+        "api key is not allowed to call this service",
+    )
+    anonymous = client.post(
+        ENTRY["endpoint"], json=_example(ENTRY), headers={"X-Payment-Token": payment["token"]}
+    )
     assert (anonymous.status_code, anonymous.json()["error"]) == (402, "api key required")
     other = _call(client, OTHER, payment["token"], client_id="client-a")
-    assert (other.status_code, other.json()["error"]) == (402, "api key is not allowed to call this service")
+    assert (other.status_code, other.json()["error"]) == (
+        402,
+        "api key is not allowed to call this service",
+    )
     unknown = _call(client, ENTRY, "no-such-token")
     assert (unknown.status_code, unknown.json()["error"]) == (402, "payment required")
     assert _call(client, ENTRY, payment["token"], client_id="client-a").status_code == 200
@@ -154,15 +178,28 @@ def test_bad_bodies(client: TestClient) -> None:
     path = ENTRY["endpoint"]
     json_headers = {"Content-Type": "application/json"}
     malformed = client.post(path, content=b"{not json", headers=json_headers)
-    assert (malformed.status_code, malformed.json()) == (400, {"error": "request body is not valid JSON"})
+    assert (malformed.status_code, malformed.json()) == (
+        400,
+        {"error": "request body is not valid JSON"},
+    )
     array = client.post(path, content=b"[1, 2]", headers=json_headers)
-    assert (array.status_code, array.json()) == (400, {"error": "request body must be a JSON object"})
+    assert (array.status_code, array.json()) == (
+        400,
+        {"error": "request body must be a JSON object"},
+    )
     big = client.post(path, content=b'{"ImageURL": "' + b"x" * 5000 + b'"}', headers=json_headers)
     assert big.status_code == 413
-    text = client.post(path, content=b"ImageURL=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    text = client.post(
+        path, content=b"ImageURL=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert text.status_code == 415
-    typed = client.post(path, json={"ImageURL": "https://example.com/a.jpg", "MaxFaceNumber": "two"})
-    assert (typed.status_code, typed.json()) == (400, {"error": "MaxFaceNumber must be of type number"})
+    typed = client.post(
+        path, json={"ImageURL": "https://example.com/a.jpg", "MaxFaceNumber": "two"}
+    )
+    assert (typed.status_code, typed.json()) == (
+        400,
+        {"error": "MaxFaceNumber must be of type number"},
+    )
 
 
 def test_payment_requests_are_checked(client: TestClient) -> None:
@@ -194,7 +231,9 @@ def test_array_parameter_accepts_a_json_string(client: TestClient, emulator) -> 
     assert emulator.calls[-1].parameters["Tasks"] == tasks
     bad = _call(client, entry, None, body={"Tasks": '[{"ImageURL": "not a url"}]'})
     assert bad.status_code == 400
-    assert _call(client, entry, None, body={"Tasks": "[oops"}).json() == {"error": "Tasks must be a JSON array"}
+    assert _call(client, entry, None, body={"Tasks": "[oops"}).json() == {
+        "error": "Tasks must be a JSON array"
+    }
 
 
 def test_search_ranks_by_id_and_understands_chinese(client: TestClient) -> None:
@@ -202,14 +241,29 @@ def test_search_ranks_by_id_and_understands_chinese(client: TestClient) -> None:
     assert answer["schemaVersion"] == "server402.catalog.search.v1"
     assert answer["services"][0]["id"] == "face-template-delete"
     assert answer["expandedTerms"] == [
-        "face detection", "face recognition", "facial recognition", "人脸", "人脸检测", "人脸识别", "脸部识别"
+        "face detection",
+        "face recognition",
+        "facial recognition",
+        "人脸",
+        "人脸检测",
+        "人脸识别",
+        "脸部识别",
     ]
     top = answer["services"][0]
     assert top["matchScore"] > answer["services"][1]["matchScore"]
-    assert "template" in top["matchTerms"] and top["why"].startswith("Matched face, template, delete")
+    assert "template" in top["matchTerms"] and top["why"].startswith(
+        "Matched face, template, delete"
+    )
     assert set(top["quality"]) == {
-        "qualityScore", "healthStatus", "successRate", "callCount", "executionCount",
-        "successCount", "errorCount", "paymentRequireds", "lastCallAt",
+        "qualityScore",
+        "healthStatus",
+        "successRate",
+        "callCount",
+        "executionCount",
+        "successCount",
+        "errorCount",
+        "paymentRequireds",
+        "lastCallAt",
     }
     chinese = client.get("/api/catalog/search", params={"q": "人脸检测", "limit": 3}).json()
     assert chinese["services"][0]["id"] == "face-detection" and len(chinese["services"]) == 3
@@ -221,7 +275,9 @@ def test_openapi_lists_every_route_with_its_request_schema(client: TestClient) -
     for entry in ENTRIES:
         current = paths[entry["endpoint"]]["post"]
         legacy = paths[entry["legacyEndpoint"]]["post"]
-        assert current["requestBody"]["content"]["application/json"]["schema"] == entry["inputSchema"]
+        assert (
+            current["requestBody"]["content"]["application/json"]["schema"] == entry["inputSchema"]
+        )
         assert legacy["deprecated"] is True and not current.get("deprecated")
     assert "post" in paths["/api/payments"] and "get" in paths["/api/payments/{paymentId}"]
 
@@ -257,7 +313,11 @@ def test_no_double_spend_under_concurrency(emulator) -> None:
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 answers = await asyncio.gather(
                     *(
-                        http.post(ENTRY["endpoint"], json=_example(ENTRY), headers={"X-Payment-Token": payment["token"]})
+                        http.post(
+                            ENTRY["endpoint"],
+                            json=_example(ENTRY),
+                            headers={"X-Payment-Token": payment["token"]},
+                        )
                         for _ in range(50)
                     )
                 )
@@ -275,7 +335,14 @@ def test_serve_command_over_real_http(tmp_path: Path) -> None:
     port = _free_port()
     exe = Path(sys.executable).parent / "s402gen"
     command = [str(exe) if exe.exists() else "s402gen", "serve", "--generated", str(GENERATED)]
-    command += ["--port", str(port), "--upstream", "emulator", "--ledger", str(tmp_path / "ledger.sqlite3")]
+    command += [
+        "--port",
+        str(port),
+        "--upstream",
+        "emulator",
+        "--ledger",
+        str(tmp_path / "ledger.sqlite3"),
+    ]
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -293,7 +360,10 @@ def test_serve_command_over_real_http(tmp_path: Path) -> None:
             headers = {"X-Payment-Token": payment["token"]}
             paid = http.post(ENTRY["endpoint"], json=_example(ENTRY), headers=headers)
             assert paid.status_code == 200 and paid.json()["data"]["Action"] == "DetectFace"
-            assert http.post(ENTRY["endpoint"], json=_example(ENTRY), headers=headers).status_code == 402
+            assert (
+                http.post(ENTRY["endpoint"], json=_example(ENTRY), headers=headers).status_code
+                == 402
+            )
     finally:
         process.terminate()
         process.wait(timeout=10)

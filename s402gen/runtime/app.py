@@ -118,7 +118,9 @@ def create_app(
     return app
 
 
-def _add_tool_routes(app: FastAPI, runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int) -> None:
+def _add_tool_routes(
+    app: FastAPI, runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int
+) -> None:
     async def call_tool(request: Request) -> Response:
         try:
             body = await read_json_object(request, max_bytes)

@@ -87,7 +87,9 @@ def start_emulator(specs: Iterable[RouteSpec], port: int = 0) -> Emulator:
         if problem is not None:
             return _error(400, "InvalidParameter", problem, request_id)
         if any(FAIL_MARKER in value for value in form.values()):
-            return _error(400, "InvalidImage.Download", "the image cannot be downloaded", request_id)
+            return _error(
+                400, "InvalidImage.Download", "the image cannot be downloaded", request_id
+            )
         with lock:
             calls.append(Call(action, version, form))
         return 200, {"RequestId": request_id, "Data": {"Action": action, "Parameters": form}}

@@ -61,7 +61,9 @@ class CatalogSearch:
             _Indexed(
                 position,
                 entry,
-                frozenset({entry["id"], entry["discovery"]["toolName"], entry["internalServiceId"]}),
+                frozenset(
+                    {entry["id"], entry["discovery"]["toolName"], entry["internalServiceId"]}
+                ),
                 frozenset(w for alias in entry["discovery"]["aliases"] for w in _words(alias)),
                 entry["discovery"]["searchText"].lower(),
             )
@@ -78,9 +80,9 @@ class CatalogSearch:
                 terms.update(group[1:])
         return sorted(terms)
 
-    def _score(self, item: _Indexed, query: str, words: list[str], expanded: list[str]) -> tuple[
-        int, list[str]
-    ]:
+    def _score(
+        self, item: _Indexed, query: str, words: list[str], expanded: list[str]
+    ) -> tuple[int, list[str]]:
         score = 0
         terms: list[str] = []
         phrase = " ".join(words)
@@ -104,9 +106,7 @@ class CatalogSearch:
                 terms.append(term)
         return score, terms
 
-    def search(
-        self, query: str, limit: int = DEFAULT_LIMIT, quality: Any = None
-    ) -> dict[str, Any]:
+    def search(self, query: str, limit: int = DEFAULT_LIMIT, quality: Any = None) -> dict[str, Any]:
         """The search answer for ``query``; ``limit`` is clamped to 1..:data:`MAX_LIMIT`.
 
         ``quality(service_id) -> dict`` adds each result's runtime ``quality``.
@@ -122,7 +122,8 @@ class CatalogSearch:
                 scored.append((-score, item.position, item, terms, score))
         scored.sort(key=lambda row: (row[0], row[1]))
         services = [
-            self._result(item.entry, score, terms, quality) for _, _, item, terms, score in scored[:limit]
+            self._result(item.entry, score, terms, quality)
+            for _, _, item, terms, score in scored[:limit]
         ]
         answer: dict[str, Any] = {"schemaVersion": self.catalog["schemaVersion"]}
         if "generatedAt" in self.catalog:
@@ -148,5 +149,7 @@ class CatalogSearch:
         result["matchScore"] = score
         result["matchTerms"] = terms
         matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
-        result["why"] = f'{matched} "{entry["name"]}". Price is {price} per policy {pricing["policyId"]}.'
+        result["why"] = (
+            f'{matched} "{entry["name"]}". Price is {price} per policy {pricing["policyId"]}.'
+        )
         return result

@@ -45,7 +45,9 @@ def serve_generated(
         try:
             credentials = Credentials.from_environment()
         except KeyError as missing:
-            click.echo(f"error: {missing.args[0]} is not set (or use --upstream emulator)", err=True)
+            click.echo(
+                f"error: {missing.args[0]} is not set (or use --upstream emulator)", err=True
+            )
             return 2
         client = AlibabaCloudUpstream(credentials, endpoint=upstream_endpoint)
     ledger = Ledger(ledger_path)

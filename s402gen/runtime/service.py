@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from .payments import DevProvider, Ledger, Payment, PaymentProvider, PaymentRefused, payment_required
+from .payments import (
+    DevProvider,
+    Ledger,
+    Payment,
+    PaymentProvider,
+    PaymentRefused,
+    payment_required,
+)
 from .spec import RouteSpec
 from .upstream import Upstream, UpstreamError
 from .validation import RequestError, RequestValidator
@@ -79,7 +86,9 @@ class Stats:
             rate = c.successes / executions if executions else 0.0
             return {
                 "qualityScore": round(5 * rate, 2) if executions else 4,
-                "healthStatus": "" if not executions else ("healthy" if rate >= 0.9 else "degraded"),
+                "healthStatus": (
+                    "" if not executions else ("healthy" if rate >= 0.9 else "degraded")
+                ),
                 "successRate": round(rate, 4),
                 "callCount": c.calls,
                 "executionCount": executions,
@@ -184,4 +193,3 @@ class ServiceRuntime:
     def verify_payment(self, payment_id: str) -> Payment | None:
         """The payment's current record, after asking the provider for news."""
         return self.ledger.verify(payment_id, self.provider)
-
