@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -47,11 +48,15 @@ def _settings(catalog: str | None, out: str | None, templates: str | None) -> Se
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
-    return Settings(
+    chosen = Settings(
         catalog=Path(catalog) if catalog else settings.catalog,
         out=Path(out) if out else settings.out,
         templates=Path(templates) if templates else settings.templates,
     )
+    if chosen.out.exists() and not chosen.out.is_dir():
+        click.echo(f"error: output folder {_display(chosen.out)} is a file", err=True)
+        sys.exit(EXIT_INVALID)
+    return chosen
 
 
 def _compile(settings: Settings) -> Compilation:
@@ -69,7 +74,9 @@ def _compile(settings: Settings) -> Compilation:
 
 def _fail(diagnostics: list) -> NoReturn:
     errors = sum(d.level is Level.ERROR for d in diagnostics)
-    click.echo(f"{errors} error(s); nothing was written", err=True)
+    command = click.get_current_context().info_name
+    tail = "; nothing was written" if command == "build" else ""
+    click.echo(f"{errors} error(s){tail}", err=True)
     sys.exit(EXIT_INVALID)
 
 
@@ -109,7 +116,35 @@ templates_option = click.option(
 )
 
 
-@click.group(epilog=EXIT_CODES)
+class _Group(click.Group):
+    """Turns SIGTERM into KeyboardInterrupt (so a killed build cleans up its staging
+    folder) and an unexpected exception into a one-line error, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted; generated files were left as they were", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug of s402gen, not of the catalog
+            if os.environ.get("S402GEN_DEBUG"):
+                raise
+            click.echo(
+                f"s402gen: internal error: {type(exc).__name__}: {exc} "
+                "(set S402GEN_DEBUG=1 for the traceback, and please report it)",
+                err=True,
+            )
+            sys.exit(EXIT_INVALID)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group(cls=_Group, epilog=EXIT_CODES)
 @click.version_option(package_name="s402gen")
 def main() -> None:
     """Compile catalog.yaml into route modules, MCP tools, catalog JSON and doc pages.

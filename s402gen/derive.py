@@ -19,9 +19,13 @@ from .load import SourceMap
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
 MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
+#: First words of actions that add upstream state, so that repeating one adds more
+#: (MCP ``idempotentHint`` false; the catalog's own ``idempotent`` field is left as authored).
+ADDING_VERBS = frozenset({"Add", "Batch", "Create", "Gen"})
 #: First words of actions that destroy upstream state (MCP ``destructiveHint`` true).
 DESTRUCTIVE_VERBS = frozenset({"Delete"})
 
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
 
@@ -53,9 +57,12 @@ def sorted_json(value: Any) -> Any:
 def schema_types(schema: dict[str, Any]) -> tuple[str, ...]:
     """The catalog's ``inputTypes``/``outputTypes``: root type, then each property's
     type and format in declaration order, without repeats."""
-    found: list[str] = [schema.get("type", "object")]
-    for prop in schema.get("properties", {}).values():
-        found.extend(str(prop[key]) for key in ("type", "format") if key in prop)
+    found: list[str] = []
+    for prop in [schema, *schema.get("properties", {}).values()]:
+        kinds = prop.get("type", "object" if prop is schema else [])
+        found.extend([kinds] if isinstance(kinds, str) else [str(k) for k in kinds])
+        if prop is not schema and "format" in prop:
+            found.append(str(prop["format"]))
     return unique(found)
 
 
@@ -91,16 +98,18 @@ class _Deriver:
         return None
 
     def format(self, template: str, path: tuple, **values: str) -> str:
-        try:
-            return template.format(**values)
-        except (KeyError, IndexError, ValueError) as exc:
+        """Fill ``{name}`` placeholders (plain names only: no ``str.format`` fields)."""
+
+        def fill(match: re.Match) -> str:
+            if match.group(1) in values:
+                return values[match.group(1)]
+            known = ", ".join("{" + key + "}" for key in values)
             self.error(
-                Rules.INVALID_VALUE,
-                f"bad placeholder {exc} in template; known: "
-                + ", ".join("{" + key + "}" for key in values),
-                path,
+                Rules.INVALID_VALUE, f"unknown placeholder {match.group(0)}; known: {known}", path
             )
-            return template
+            return match.group(0)
+
+        return _PLACEHOLDER.sub(fill, template)
 
     def parameter(self, name: str, param: model.Parameter, path: tuple) -> tuple[dict, Any, str]:
         """Resolve one parameter: (property schema, example, required context)."""
@@ -150,14 +159,30 @@ class _Deriver:
         examples: dict[str, Any] = {}
         contexts: list[str] = []
         for name, param in svc.params.items():
+            if not re.fullmatch(model.PARAMETER_PATTERN, name) or name == protocol.MCP_ARGUMENT:
+                reason = (
+                    "is reserved for the MCP payment token"
+                    if name == protocol.MCP_ARGUMENT
+                    else (f"must match {model.PARAMETER_PATTERN}")
+                )
+                self.error(
+                    Rules.INVALID_VALUE,
+                    f"parameter name '{name}' {reason}",
+                    path + ("params", name),
+                )
+                continue
             prop, example, context = self.parameter(name, param, path + ("params", name))
             props[name] = prop
             examples[name] = example
             if context:
                 contexts.append(context)
-        required = sorted(svc.required)
+        required = sorted(set(svc.required))
         for position, name in enumerate(svc.required):
-            if name not in props:
+            if svc.required.index(name) != position:
+                self.error(
+                    Rules.INVALID_VALUE, f"'{name}' is listed twice", path + ("required", position)
+                )
+            elif name not in props:
                 self.error(
                     Rules.UNKNOWN_PARAMETER,
                     f"required parameter '{name}' is not under params{did_you_mean(name, props)}",
@@ -236,11 +261,11 @@ class _Deriver:
         )
         verb = words[0] if words else ""
         overrides = svc.annotations or model.Annotations()
-        idempotent = svc.idempotent if svc.idempotent is not None else d.idempotent
+        idempotent = _pick(svc.idempotent, d.idempotent)
         annotations = ir.ToolAnnotations(
             read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
             destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
-            idempotent=_pick(overrides.idempotent_hint, idempotent),
+            idempotent=_pick(overrides.idempotent_hint, verb not in ADDING_VERBS),
             open_world=_pick(overrides.open_world_hint, True),
         )
         aliases = unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint])

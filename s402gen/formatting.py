@@ -11,12 +11,19 @@ from __future__ import annotations
 from functools import lru_cache
 
 
+class FormatError(ValueError):
+    """A template produced text black cannot format (not valid Python)."""
+
+
 @lru_cache(maxsize=4096)
 def format_python(source: str) -> str:
     """``source`` formatted by black with its default mode.
 
-    Raises ``black.InvalidInput`` when the source is not valid Python.
+    Raises :class:`FormatError` when the source is not valid Python.
     """
     import black  # lazy: only user templates need it
 
-    return black.format_str(source, mode=black.Mode())
+    try:
+        return black.format_str(source, mode=black.Mode())
+    except Exception as exc:  # black raises InvalidInput, TokenError, and more
+        raise FormatError(f"generated Python is not valid: {exc}") from None

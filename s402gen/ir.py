@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .runtime.spec import Messages, Payment, Pricing, Upstream
+from .runtime.spec import Messages, Payment, Pricing, RouteSpec, Upstream
 
 __all__ = [
     "Catalog",
@@ -111,3 +111,21 @@ class Catalog:
     marketplace: str
     generated_at: str | None
     services: tuple[Service, ...]
+
+
+def route_spec(svc: Service) -> RouteSpec:
+    """What the route module of ``svc`` declares (the template writes exactly this)."""
+    return RouteSpec(
+        service_id=svc.id,
+        legacy_id=svc.legacy_id,
+        tool_name=svc.tool_name,
+        endpoint=svc.endpoint,
+        legacy_endpoint=svc.legacy_endpoint,
+        method=svc.method,
+        upstream=svc.upstream,
+        input_schema=svc.input_schema,
+        array_params=svc.array_params,
+        messages=svc.messages,
+        pricing=svc.pricing,
+        payment=svc.payment,
+    )

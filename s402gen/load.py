@@ -11,6 +11,7 @@ non-string keys, and aliases that expand past a size limit.
 from __future__ import annotations
 
 import gc
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,24 @@ def load_text(text: str, filename: str) -> LoadedDocument:
             raise CatalogError(
                 [Diagnostic(Rules.YAML_SYNTAX, str(exc), Location(filename, 1, 1))]
             ) from None
-        data = builder.build(root, ()) if root is not None else None
+        except RecursionError:
+            raise CatalogError(
+                [
+                    Diagnostic(
+                        Rules.YAML_SYNTAX, "the document nests too deep", Location(filename, 1, 1)
+                    )
+                ]
+            ) from None
+        try:
+            data = builder.build(root, ()) if root is not None else None
+        except RecursionError:
+            raise CatalogError(
+                [
+                    Diagnostic(
+                        Rules.YAML_SYNTAX, "the document nests too deep", Location(filename, 1, 1)
+                    )
+                ]
+            ) from None
     finally:
         loader.dispose()
         if gc_was_enabled:
@@ -133,6 +151,21 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, mark: Any, filename: str) -> D
     return Diagnostic(Rules.YAML_SYNTAX, f"invalid YAML: {problem}", location)
 
 
+def _json_problem(value: Any) -> str | None:
+    """Why a constructed YAML scalar is not a JSON value, or ``None``."""
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return None
+        return f"{value} does not fit in 64 bits; quote it if it is text"
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{value} is not a JSON number"
+    return f"{type(value).__name__} values are not JSON ({value!r}); quote it if it is text"
+
+
 class _TreeBuilder:
     """Turns a composed node graph into plain values, recording locations and errors."""
 
@@ -162,7 +195,26 @@ class _TreeBuilder:
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
         if node.tag == _STR_TAG:
             return node.value  # the common case, without the constructor's bookkeeping
-        return self.loader.construct_object(node, deep=True)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        """A scalar as a JSON value; anything JSON cannot hold is an error at its node."""
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.errors.append(
+                Diagnostic(
+                    Rules.YAML_SYNTAX,
+                    f"invalid YAML: {getattr(exc, 'problem', exc)}",
+                    _mark(node, self.filename),
+                )
+            )
+            return None
+        problem = _json_problem(value)
+        if problem is not None:
+            self.errors.append(Diagnostic(Rules.INVALID_VALUE, problem, _mark(node, self.filename)))
+            return None
+        return value
 
     def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node, bool]]:
         """Key/value pairs with ``<<`` merges expanded; the flag marks merged-in pairs."""
@@ -191,7 +243,7 @@ class _TreeBuilder:
         result: dict[str, Any] = {}
         explicit: set[str] = set()
         for key_node, value_node, merged in self._pairs(node):
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else key_node.tag
             if not isinstance(key, str):
                 self.errors.append(
                     Diagnostic(

@@ -41,7 +41,7 @@ class CatalogInfo(_Model):
     )
     generated_at: str | None = Field(
         None,
-        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$",
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$",
         description="UTC timestamp written as the catalog's generatedAt; "
         "SOURCE_DATE_EPOCH is used when absent.",
         examples=["2026-06-03T23:51:26Z"],
@@ -95,8 +95,8 @@ class Parameter(_Model):
     example: Any = None
     items: dict[str, Any] | None = Field(None, description="JSON Schema of array items.")
     enum: list[Any] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
     required_context: str | None = Field(
         None, description="Context a caller needs for this parameter, e.g. public-image-url."
     )
@@ -119,8 +119,8 @@ class Preset(_Model):
     example: Any = None
     items: dict[str, Any] | None = None
     enum: list[Any] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
     required_context: str | None = None
 
 

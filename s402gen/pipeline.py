@@ -3,7 +3,9 @@
 ``catalog.yaml --load--> tree --validate--> model --derive--> IR --check-->
 --render--> {path: text}``. :func:`compile_catalog` never raises for a
 user's mistake: it returns a :class:`Compilation` whose ``diagnostics``
-say what is wrong and whose ``files`` is ``None`` when there are errors.
+say what is wrong. Its files are rendered on demand; asking for them from
+an invalid catalog, or rendering a broken user template, raises
+:class:`~s402gen.diagnostics.CatalogError` carrying the diagnostics.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import jinja2
-import orjson
 
 from . import ir, render, write
 from .derive import derive
+from .formatting import FormatError
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, sort_diagnostics
 from .load import load_file
 from .validate import check_catalog, parse_model
@@ -68,17 +69,13 @@ class Compilation:
     def _render_errors(self) -> Iterator[None]:
         try:
             yield
-        except jinja2.TemplateError as exc:
-            line = getattr(exc, "lineno", 1) or 1
-            where = Location(getattr(exc, "filename", None) or self.source_name, line, 1)
-            problem = Diagnostic(Rules.INVALID_VALUE, f"template error: {exc}", where)
+        except render.TemplateFailure as exc:
+            where = Location(exc.filename or self.source_name, exc.lineno or 1, 1)
+            problem = Diagnostic(Rules.TEMPLATE_ERROR, f"template error: {exc}", where)
             raise CatalogError([problem]) from None
-        except orjson.JSONEncodeError as exc:
-            where = Location(self.source_name, 1, 1)
-            problem = Diagnostic(
-                Rules.INVALID_VALUE, f"a value cannot be written as JSON: {exc}", where
-            )
-            raise CatalogError([problem]) from None
+        except FormatError as exc:
+            where = Location(str(self.templates or self.source_name), 1, 1)
+            raise CatalogError([Diagnostic(Rules.TEMPLATE_ERROR, str(exc), where)]) from None
 
     @property
     def files(self) -> dict[str, str]:

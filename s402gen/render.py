@@ -52,13 +52,16 @@ def py_str(text: str) -> str:
 def py_literal(value: Any, level: int = 0) -> str:
     """A Python literal for a JSON-like value, black-stable at indent ``level``.
 
-    Non-empty dicts, lists and tuples are exploded one item per line with a
-    trailing comma, which black keeps as is (magic trailing comma).
+    Non-empty dicts and lists (tuples become lists) are exploded one item
+    per line with a trailing comma, which black keeps as is (magic trailing
+    comma).
     """
     if value is None or isinstance(value, bool):
         return repr(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")  # black writes 1e16, not 1e+16
     if isinstance(value, str):
         return py_str(value)
     inner = INDENT * (level + 1)
@@ -69,10 +72,8 @@ def py_literal(value: Any, level: int = 0) -> str:
         return "{\n" + "\n".join(items) + "\n" + INDENT * level + "}"
     if isinstance(value, (list, tuple)):
         if not value:
-            return "()" if isinstance(value, tuple) else "[]"
-        if isinstance(value, tuple) and len(value) == 1:
-            return f"({py_literal(value[0], level)},)"  # black never explodes a 1-tuple
-        opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+            return "[]"
+        opening, closing = "[", "]"  # lists only: black keeps a 1-tuple on one line
         items = [f"{inner}{py_literal(v, level + 1)}," for v in value]
         return opening + "\n" + "\n".join(items) + "\n" + INDENT * level + closing
     raise TypeError(f"no Python literal for {type(value).__name__}")
@@ -243,6 +244,40 @@ def doc_schema_block(svc: ir.Service) -> str:
 Chunks = Iterable[str]
 
 
+class TemplateFailure(Exception):
+    """A template failed to render: ``filename`` and ``lineno`` say where, when known."""
+
+    def __init__(self, message: str, filename: str | None, lineno: int | None):
+        super().__init__(message)
+        self.filename = filename
+        self.lineno = lineno
+
+
+def _located(exc: jinja2.TemplateError, template: jinja2.Template) -> TemplateFailure:
+    """``exc`` with the template's file and line (Jinja maps its frames back to the source)."""
+    lineno = getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == template.filename:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    return TemplateFailure(str(exc), getattr(exc, "filename", None) or template.filename, lineno)
+
+
+def _render(template: jinja2.Template, **context: Any) -> list[str]:
+    try:
+        return [template.render(**context)]
+    except jinja2.TemplateError as exc:
+        raise _located(exc, template) from None
+
+
+def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
+    try:
+        yield from template.generate(**context)
+    except jinja2.TemplateError as exc:
+        raise _located(exc, template) from None
+
+
 def iter_files(
     catalog: ir.Catalog, user_templates: Path | None = None
 ) -> Iterator[tuple[str, Chunks]]:
@@ -267,13 +302,14 @@ def iter_files(
         return [format_python("".join(chunks))]
 
     for svc in services:
-        yield f"routes/{svc.module}.py", python([route.render(service=svc)])
+        yield f"routes/{svc.module}.py", python(_render(route, spec=ir.route_spec(svc)))
     routes_init = env.get_template("routes_init.py.jinja")
-    yield "routes/__init__.py", python([routes_init.render(services=services)])
+    yield "routes/__init__.py", python(_render(routes_init, services=services))
 
     tools = (mcp_tool(svc) for svc in services)
-    yield "mcp/tools.json", env.get_template("mcp_tools.json.jinja").generate(tools=tools)
-    yield "catalog/catalog.json", env.get_template("catalog.json.jinja").generate(
+    yield "mcp/tools.json", _stream(env.get_template("mcp_tools.json.jinja"), tools=tools)
+    yield "catalog/catalog.json", _stream(
+        env.get_template("catalog.json.jinja"),
         head=catalog_head(catalog),
         entries=catalog_entries(catalog),
         payment=protocol.payment_block(),
@@ -281,20 +317,18 @@ def iter_files(
     entry_template = env.get_template("catalog_entry.json.jinja")
     flow = protocol.payment_flow()
     for svc in services:
-        yield f"catalog/services/{svc.id}.json", [
-            entry_template.render(entry=catalog_entry(svc, flow))
-        ]
+        entry = catalog_entry(svc, flow)
+        yield f"catalog/services/{svc.id}.json", _render(entry_template, entry=entry)
 
     page = env.get_template("doc_page.html.jinja")
     for svc in services:
-        yield f"docs/tools/{svc.id}.html", [
-            page.render(
-                service=svc,
-                marketplace=catalog.marketplace,
-                payment_intro=protocol.PAYMENT_INTRO,
-                schema_block=doc_schema_block(svc),
-            )
-        ]
-    yield "docs/index.html", env.get_template("doc_index.html.jinja").generate(
-        services=services, marketplace=catalog.marketplace
+        yield f"docs/tools/{svc.id}.html", _render(
+            page,
+            service=svc,
+            marketplace=catalog.marketplace,
+            payment_intro=protocol.PAYMENT_INTRO,
+            schema_block=doc_schema_block(svc),
+        )
+    yield "docs/index.html", _render(
+        env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
     )

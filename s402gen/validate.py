@@ -26,13 +26,16 @@ from pydantic import BaseModel, ValidationError
 from . import ir, model
 from .diagnostics import Diagnostic, Rule, Rules, did_you_mean
 from .load import LoadedDocument, SourceMap
-from .runtime.validation import schema_validator
+from .runtime.validation import RequestError, RequestValidator, schema_validator
 
 #: MCP tool names this compiler accepts (the MCP SDK allows up to 128 characters;
 #: 64 keeps names usable by every client the marketplace targets).
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-_META_VALIDATOR = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+_META_VALIDATOR = jsonschema.Draft202012Validator(
+    jsonschema.Draft202012Validator.META_SCHEMA,
+    format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,  # a "pattern" must compile
+)
 
 
 def schema_problem(schema: Any) -> str | None:
@@ -51,6 +54,7 @@ KNOWN_KEYWORDS = frozenset(
     if "2020-12" in uri
     for keyword in resource.contents.get("properties", {})
 )
+_UNSUPPORTED = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id", "$anchor"})
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
 _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _SCHEMA_VALUES = (
@@ -66,7 +70,7 @@ def _schema_problem(canonical: bytes) -> str | None:
     if error is not None:
         return _describe(error)
     unknown = _unknown_keywords(schema, "")
-    return f"unknown keyword {unknown[0]} (a YAML typo?)" if unknown else None
+    return unknown[0] if unknown else None
 
 
 def _unknown_keywords(schema: Any, where: str) -> list[str]:
@@ -76,7 +80,15 @@ def _unknown_keywords(schema: Any, where: str) -> list[str]:
     """
     if not isinstance(schema, dict):
         return []
-    found = [f"'{key}' at {where or '/'}" for key in schema if key not in KNOWN_KEYWORDS]
+    found = [
+        (
+            f"unknown keyword '{key}' at {where or '/'} (a YAML typo?)"
+            if key not in _UNSUPPORTED
+            else f"'{key}' at {where or '/'} is not supported: write the schema inline or use a preset"
+        )
+        for key in schema
+        if key not in KNOWN_KEYWORDS or key in _UNSUPPORTED
+    ]
     children: list[tuple[str, Any]] = []
     for key in _SCHEMA_MAPS:
         children += [(f"{where}/{key}/{name}", sub) for name, sub in schema.get(key, {}).items()]
@@ -273,7 +285,13 @@ def _check_service(
             path + ("id",),
         )
     for position, related in enumerate(svc.related_services):
-        if related not in known_ids:
+        if related == svc.id or svc.related_services.index(related) != position:
+            report(
+                Rules.UNKNOWN_RELATED_SERVICE,
+                f"related service '{related}' of '{svc.id}' is the service itself or a repeat",
+                path + ("relatedServices", position),
+            )
+        elif related not in known_ids:
             report(
                 Rules.UNKNOWN_RELATED_SERVICE,
                 f"related service '{related}' of '{svc.id}' does not exist"
@@ -348,18 +366,26 @@ def _check_examples(svc: ir.Service, authored: model.Service, path: tuple, repor
                 f"{_describe(error)}",
                 where,
             )
+    route = RequestValidator.for_spec(ir.route_spec(svc))
     for position, example in enumerate(svc.error_examples):
-        if validator.is_valid(example.input):
-            where = (
-                path + ("errorExamples", position)
-                if authored.error_examples is not None
-                else path + ("required",)
-            )
+        where = (
+            path + ("errorExamples", position)
+            if authored.error_examples is not None
+            else path + ("required",)
+        )
+        promise = f"error example {example.input!r} of '{svc.id}' promises {example.status_code} '{example.error}'"
+        try:
+            route.arguments(example.input)  # the route's own check, which ends with the schema
+        except RequestError as refused:
+            if (str(refused), 400) != (example.error, example.status_code):
+                report(
+                    Rules.ERROR_EXAMPLE_MISMATCH,
+                    f"{promise}, but the route answers 400 '{refused}'",
+                    where,
+                )
+        else:
             report(
-                Rules.ERROR_EXAMPLE_ACCEPTED,
-                f"error example {example.input!r} of '{svc.id}' promises "
-                f"{example.status_code} '{example.error}', but its input schema accepts it",
-                where,
+                Rules.ERROR_EXAMPLE_ACCEPTED, f"{promise}, but its input schema accepts it", where
             )
 
 

@@ -34,16 +34,27 @@ def manifest_text(digests: dict[str, str]) -> str:
     return json.dumps({"generator": "s402gen", "files": listed}, indent=2) + "\n"
 
 
-def read_manifest(out: Path) -> dict[str, str]:
-    """``{path: sha256}`` of the manifest in ``out``; empty when absent or unreadable."""
+def _load_manifest(out: Path) -> dict | None:
+    """The manifest's JSON when ``out`` holds an s402gen manifest, else ``None``."""
     try:
         data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        files = data["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("generator") != "s402gen":
+        return None
+    return data if isinstance(data.get("files"), dict) else None
+
+
+def read_manifest(out: Path) -> dict[str, str]:
+    """``{path: sha256}`` of the s402gen manifest in ``out``; empty when there is none.
+
+    A ``manifest.json`` that s402gen did not write is not trusted: nothing it
+    lists is ever deleted.
+    """
+    data = _load_manifest(out)
+    if data is None:
         return {}
-    if not isinstance(files, dict):
-        return {}
-    return {str(k): str(v) for k, v in files.items() if _is_safe(str(k))}
+    return {str(k): str(v) for k, v in data["files"].items() if _is_safe(str(k))}
 
 
 def _is_safe(relative: str) -> bool:
@@ -137,9 +148,15 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
     """
     report = BuildReport()
     previous = read_manifest(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    for stale in stale_staging(out):  # left by a build that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    finished = False
     try:
+        if (out / MANIFEST).exists() and _load_manifest(out) is None and not force:
+            report.conflicts.append(MANIFEST)
         digests: dict[str, str] = {}
         changed: list[str] = []
         for path, chunks in files:
@@ -151,9 +168,13 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
                 report.conflicts.append(path)
             else:
                 changed.append(path)
+        finished = True
         if report.conflicts:
             return report
         manifest = report.manifest = manifest_text(digests)
+        if changed:  # first record every file this build may leave, in case it is cut short
+            interim = {**previous, **{path: digests[path] for path in changed}}
+            _write(out / MANIFEST, manifest_text(interim), staging)
         for path in changed:
             _move(staging / path, out / path)
             report.written.append(path)
@@ -166,7 +187,17 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
             report.unchanged += 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not finished:
+            shutil.rmtree(out, ignore_errors=True)  # it held only the staging folder
     return report
+
+
+def stale_staging(out: Path) -> list[Path]:
+    """Staging folders a killed build left in ``out``."""
+    try:
+        return sorted(p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir())
+    except OSError:
+        return []
 
 
 def _write(target: Path, text: str, staging: Path) -> None:
@@ -241,20 +272,21 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     drift.orphans = [
         p for p in sorted(set(read_manifest(out)) - set(digests)) if (out / p).exists()
     ]
+    drift.orphans += [f"{p.name}/" for p in stale_staging(out)]
     if drift.clean:
         return drift
     drifted = set(drift.changed + drift.missing)
     new_texts = {path: "".join(chunks) for path, chunks in files() if path in drifted}
     new_texts[MANIFEST] = manifest
     chunks_out = [_diff(_read(out / p), new_texts[p], p) for p in sorted(drifted)]
-    chunks_out += [_diff(_read(out / p), None, p) for p in drift.orphans]
+    chunks_out += [_diff(_read(out / p), None, p) for p in drift.orphans if not p.endswith("/")]
     drift.diff = "".join(chunks_out)
     return drift
 
 
 def matches_manifest(out: Path, manifest: str) -> bool:
     """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged."""
-    if _read(out / MANIFEST) != manifest:
+    if _read(out / MANIFEST) != manifest or stale_staging(out):
         return False
     for path, digest in json.loads(manifest)["files"].items():
         current = _read_bytes(out / path)

@@ -42,11 +42,10 @@ def test_every_error_rule_has_a_case() -> None:
 
     expected = "".join((p / "expected.txt").read_text(encoding="utf-8") for p in CASES.iterdir())
     rules = [r for r in vars(Rules).values() if hasattr(r, "code")]
-    missing = [
-        r.code
-        for r in rules
-        if r.code not in expected
-        and r is not Rules.ALIAS_EXPANSION
-        and r is not Rules.NO_GENERATED_AT
-    ]
+    elsewhere = {  # shown by tests/test_cli.py: they need a build or a monkeypatched limit
+        Rules.ALIAS_EXPANSION,
+        Rules.NO_GENERATED_AT,
+        Rules.TEMPLATE_ERROR,
+    }
+    missing = [r.code for r in rules if r.code not in expected and r not in elsewhere]
     assert not missing

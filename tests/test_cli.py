@@ -150,7 +150,7 @@ def test_user_templates_override_and_are_black_formatted(small_project: Path) ->
     mine = small_project / "mine"
     mine.mkdir()
     (mine / "route.py.jinja").write_text(
-        "SERVICE_ID={{ service.id | py }}\nPRICE  =  {{ service.pricing.amount_cents }}\n"
+        "SERVICE_ID={{ spec.service_id | py }}\nPRICE  =  {{ spec.pricing.amount_cents }}\n"
     )
     assert run_cli("build", "--templates", "mine", cwd=small_project)[0] == 0
     route = (small_project / "generated/routes/face_detection.py").read_text()
@@ -203,8 +203,10 @@ def test_yaml_merge_keys_are_expanded() -> None:
 
 
 def test_cache_skips_compiling_only_while_inputs_and_output_match(
-    small_project: Path, private_cache: Path
+    small_project: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import s402gen.pipeline
+
     catalog = small_project / "catalog.yaml"
     catalog.write_text(
         catalog.read_text().replace(
@@ -213,19 +215,30 @@ def test_cache_skips_compiling_only_while_inputs_and_output_match(
     )
     assert run_cli("build", cwd=small_project)[0] == 0
     assert len(list(private_cache.glob("*.json"))) == 1
+    compile_for_real = s402gen.pipeline.compile_catalog
+    compiles: list[str] = []
+
+    def counting(*args, **kwargs):
+        compiles.append("compile")
+        return compile_for_real(*args, **kwargs)
+
+    monkeypatch.setattr(s402gen.pipeline, "compile_catalog", counting)
     code, out, err = run_cli("check", cwd=small_project)
     assert code == 0 and "S402-W001" in err  # a hit prints the cached warnings again
     code, out, _ = run_cli("build", cwd=small_project)
     assert code == 0 and out.startswith("0 written, 0 removed")
+    assert compiles == []  # both answered from the cache
 
     edited = small_project / "generated/docs/index.html"
     edited.write_text(edited.read_text() + "<!-- edit -->\n")
     code, out, err = run_cli("check", cwd=small_project)
     assert code == 1 and "changed: generated/docs/index.html" in err
+    assert compiles == ["compile"]
     assert run_cli("build", cwd=small_project)[0] == 0
 
     catalog.write_text(catalog.read_text().replace("amountCents: 105", "amountCents: 106"))
     assert run_cli("check", cwd=small_project)[0] == 1
+    assert len(compiles) == 3
 
 
 def test_cache_can_be_turned_off(
@@ -235,3 +248,45 @@ def test_cache_can_be_turned_off(
     assert run_cli("build", cwd=small_project)[0] == 0
     assert run_cli("check", cwd=small_project)[0] == 0
     assert not list(private_cache.iterdir())
+
+
+def test_broken_user_templates_are_errors_with_their_location(small_project: Path) -> None:
+    mine = small_project / "mine"
+    mine.mkdir()
+    (mine / "route.py.jinja").write_text("X = 1\nY = {{ spec.no_such_field }}\n")
+    code, _, err = run_cli("build", "--templates", "mine", cwd=small_project)
+    assert code == 2 and "route.py.jinja:2:1: error: template error" in err
+    assert "S402-E009" in err and not (small_project / "generated").exists()
+    (mine / "route.py.jinja").write_text("X = (\n")
+    code, _, err = run_cli("build", "--templates", "mine", cwd=small_project)
+    assert code == 2 and "generated Python is not valid" in err and "Traceback" not in err
+
+
+def test_foreign_manifest_is_not_trusted(small_project: Path) -> None:
+    out = small_project / "generated"
+    out.mkdir()
+    (out / "app.js").write_text("keep")
+    digest = hashlib.sha256(b"keep").hexdigest()
+    (out / "manifest.json").write_text(json.dumps({"files": {"app.js": digest}}))
+    code, _, err = run_cli("build", cwd=small_project)
+    assert code == 2 and "generated/manifest.json exists and was not written by s402gen" in err
+    assert (out / "app.js").read_text() == "keep"
+    assert run_cli("build", "--force", cwd=small_project)[0] == 0
+    assert (out / "app.js").read_text() == "keep"  # a foreign manifest never deletes anything
+
+
+def test_stale_staging_folder_is_reported_and_cleaned(small_project: Path) -> None:
+    assert run_cli("build", cwd=small_project)[0] == 0
+    stale = small_project / "generated" / ".s402gen-staging-killed"
+    (stale / "routes").mkdir(parents=True)
+    code, _, err = run_cli("check", cwd=small_project)
+    assert code == 1 and "orphan: generated/.s402gen-staging-killed/" in err
+    assert run_cli("build", cwd=small_project)[0] == 0
+    assert not stale.exists() and run_cli("check", cwd=small_project)[0] == 0
+
+
+def test_output_folder_that_is_a_file(small_project: Path) -> None:
+    (small_project / "generated").write_text("not a folder")
+    for command in ("build", "check"):
+        code, _, err = run_cli(command, cwd=small_project)
+        assert code == 2 and "is a file" in err

@@ -20,9 +20,9 @@ from .conftest import CATALOG, GENERATED, SEEDS, SMALL_CATALOG
 from .test_seeds import page_lines
 
 SMALL = compile_catalog(SMALL_CATALOG)
-assert SMALL.files is not None, [d.format() for d in SMALL.diagnostics]
+assert SMALL.ok, [d.format() for d in SMALL.diagnostics]
 REAL = compile_catalog(CATALOG)
-assert REAL.files is not None, [d.format() for d in REAL.diagnostics]
+assert REAL.ok, [d.format() for d in REAL.diagnostics]
 SEED_ENTRY = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))[
     "services"
 ][0]

@@ -34,7 +34,6 @@ ALT_DOC_SEED = ("004_1d87ec8d04e1bd00.txt", "masked-face-comparison")
 def files() -> dict[str, str]:
     result = compile_catalog(CATALOG)
     assert result.ok, [d.format() for d in result.diagnostics]
-    assert result.files is not None
     return result.files
 
 

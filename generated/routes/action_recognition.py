@@ -60,7 +60,9 @@ SPEC = RouteSpec(
         ],
         "type": "object",
     },
-    array_params=("URLList",),
+    array_params=[
+        "URLList",
+    ],
     messages=Messages(
         missing="required parameters are missing",
         required={},

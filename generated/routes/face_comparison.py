@@ -52,7 +52,7 @@ SPEC = RouteSpec(
         ],
         "type": "object",
     },
-    array_params=(),
+    array_params=[],
     messages=Messages(
         missing="required parameters are missing",
         required={

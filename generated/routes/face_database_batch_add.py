@@ -72,7 +72,9 @@ SPEC = RouteSpec(
         ],
         "type": "object",
     },
-    array_params=("Faces",),
+    array_params=[
+        "Faces",
+    ],
     messages=Messages(
         missing="required parameters are missing",
         required={},

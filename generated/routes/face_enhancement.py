@@ -34,7 +34,7 @@ SPEC = RouteSpec(
         ],
         "type": "object",
     },
-    array_params=(),
+    array_params=[],
     messages=Messages(
         missing="required parameters are missing",
         required={

@@ -70,7 +70,9 @@ SPEC = RouteSpec(
         ],
         "type": "object",
     },
-    array_params=("MergeInfos",),
+    array_params=[
+        "MergeInfos",
+    ],
     messages=Messages(
         missing="required parameters are missing",
         required={

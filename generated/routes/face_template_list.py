@@ -26,7 +26,7 @@ SPEC = RouteSpec(
         "required": [],
         "type": "object",
     },
-    array_params=(),
+    array_params=[],
     messages=Messages(
         missing="required parameters are missing",
         required={},

@@ -46,7 +46,9 @@ SPEC = RouteSpec(
         ],
         "type": "object",
     },
-    array_params=("Tasks",),
+    array_params=[
+        "Tasks",
+    ],
     messages=Messages(
         missing="required parameters are missing",
         required={},

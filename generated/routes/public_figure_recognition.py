@@ -45,7 +45,9 @@ SPEC = RouteSpec(
         "required": [],
         "type": "object",
     },
-    array_params=("Task",),
+    array_params=[
+        "Task",
+    ],
     messages=Messages(
         missing="required parameters are missing",
         required={},

@@ -97,3 +97,7 @@ class RouteSpec:
     messages: Messages
     pricing: Pricing
     payment: Payment
+
+    def __post_init__(self) -> None:
+        # generated modules write lists (black-stable at any length); keep the spec immutable
+        object.__setattr__(self, "array_params", tuple(self.array_params))
