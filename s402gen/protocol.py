@@ -184,3 +184,47 @@ def payment_block() -> dict[str, Any]:
         "retry": _retry(),
         "flow": payment_flow(),
     }
+
+
+CREATE_PAYMENT_TOOL = "create_payment"
+VERIFY_PAYMENT_TOOL = "verify_payment"
+#: Tool names the payment tools take; no service may use them.
+RESERVED_TOOL_NAMES = (CREATE_PAYMENT_TOOL, VERIFY_PAYMENT_TOOL)
+
+
+def payment_tools() -> list[dict[str, Any]]:
+    """The two MCP tools that pay for the others (``createPayment``/``verifyPayment``),
+    so that an MCP client without HTTP access can follow ``retry.mcp``."""
+    return [
+        {
+            "name": CREATE_PAYMENT_TOOL,
+            "title": "Create a payment",
+            "description": "Create a payment for one service (its id, or its legacy id). "
+            "Pass the returned token as paymentToken when calling that service's tool.",
+            "inputSchema": create_payment_body_schema(),
+            "outputSchema": payment_record_schema(),
+            "annotations": {
+                "readOnlyHint": False,
+                "destructiveHint": False,
+                "idempotentHint": False,
+                "openWorldHint": False,
+            },
+        },
+        {
+            "name": VERIFY_PAYMENT_TOOL,
+            "title": "Verify a payment",
+            "description": "The current state of a payment: status, remaining calls, token.",
+            "inputSchema": {
+                "properties": {"paymentId": {"type": "string"}},
+                "required": ["paymentId"],
+                "type": "object",
+            },
+            "outputSchema": payment_record_schema(),
+            "annotations": {
+                "readOnlyHint": True,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": False,
+            },
+        },
+    ]

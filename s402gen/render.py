@@ -10,6 +10,7 @@ only runs when a user's template folder overrides the route template.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -306,7 +307,7 @@ def iter_files(
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
-    tools = (mcp_tool(svc) for svc in services)
+    tools = itertools.chain((mcp_tool(svc) for svc in services), protocol.payment_tools())
     yield "mcp/tools.json", _stream(env.get_template("mcp_tools.json.jinja"), tools=tools)
     yield "catalog/catalog.json", _stream(
         env.get_template("catalog.json.jinja"),

@@ -23,7 +23,7 @@ import jsonschema_specifications
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from . import ir, model
+from . import ir, model, protocol
 from .diagnostics import Diagnostic, Rule, Rules, did_you_mean
 from .load import LoadedDocument, SourceMap
 from .runtime.validation import RequestError, RequestValidator, schema_validator
@@ -272,6 +272,12 @@ def _check_service(
     svc: ir.Service, authored: model.Service, known_ids: set[str], report: Any
 ) -> None:
     path = ("services", svc.index)
+    if svc.tool_name in protocol.RESERVED_TOOL_NAMES:
+        report(
+            Rules.DUPLICATE_TOOL_NAME,
+            f"tool name '{svc.tool_name}' is taken by the MCP payment tools",
+            path + ("toolName",),
+        )
     if not TOOL_NAME_PATTERN.fullmatch(svc.tool_name):
         report(
             Rules.INVALID_TOOL_NAME,

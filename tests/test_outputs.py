@@ -94,7 +94,10 @@ def _import(path: Path, name: str):
 def test_mcp_tools_validate_with_the_official_sdk() -> None:
     tools = json.loads(REAL.files["mcp/tools.json"])
     catalog = json.loads(REAL.files["catalog/catalog.json"])
-    assert [t["name"] for t in tools] == [e["discovery"]["toolName"] for e in catalog["services"]]
+    services = [e["discovery"]["toolName"] for e in catalog["services"]]
+    assert [t["name"] for t in tools] == services + ["create_payment", "verify_payment"]
+    for raw in tools[len(services) :]:  # the payment tools
+        assert validate_tool_name(Tool.model_validate(raw).name).is_valid
     for raw, entry in zip(tools, catalog["services"]):
         tool = Tool.model_validate(raw)
         assert validate_tool_name(tool.name).is_valid, tool.name
