@@ -245,30 +245,40 @@ def validate(catalog: str | None, strict: bool) -> None:
         sys.exit(EXIT_FINDINGS)
 
 
+def _runtime_options(command):
+    """The options ``serve`` and ``mcp`` share: what to serve, which upstream, which ledger."""
+    options = [
+        click.option(
+            "--generated",
+            "generated_dir",
+            type=click.Path(file_okay=False),
+            help="Compiled output to serve (default: generated/).",
+        ),
+        click.option(
+            "--upstream",
+            type=click.Choice(["aliyun", "emulator"]),
+            default="aliyun",
+            show_default=True,
+            help="Alibaba Cloud (credentials from ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) "
+            "or a local facebody emulator.",
+        ),
+        click.option("--upstream-endpoint", help="Upstream host[:port] for every service."),
+        click.option(
+            "--ledger",
+            default=".s402gen/payments.sqlite3",
+            show_default=True,
+            help="SQLite payment ledger (created on first use); ':memory:' keeps nothing.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command(epilog=EXIT_CODES)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8402, show_default=True, type=int, help="Port to listen on.")
-@click.option(
-    "--generated",
-    "generated_dir",
-    type=click.Path(file_okay=False),
-    help="Compiled output to serve (default: generated/).",
-)
-@click.option(
-    "--upstream",
-    type=click.Choice(["aliyun", "emulator"]),
-    default="aliyun",
-    show_default=True,
-    help="Alibaba Cloud (credentials from ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) "
-    "or a local facebody emulator.",
-)
-@click.option("--upstream-endpoint", help="Upstream host[:port] for every service.")
-@click.option(
-    "--ledger",
-    default=".s402gen/payments.sqlite3",
-    show_default=True,
-    help="SQLite payment ledger (created on first use); ':memory:' keeps nothing.",
-)
+@_runtime_options
 def serve(
     host: str,
     port: int,
@@ -277,7 +287,8 @@ def serve(
     upstream_endpoint: str | None,
     ledger: str,
 ) -> None:
-    """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments)."""
+    """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments),
+    and the MCP tools over streamable HTTP at /mcp."""
     from .runtime.serve import serve_generated
 
     settings = _settings(None, generated_dir, None)
@@ -290,3 +301,19 @@ def serve(
         ledger_path=ledger,
     )
     sys.exit(code)
+
+
+@main.command(epilog=EXIT_CODES)
+@_runtime_options
+def mcp(
+    generated_dir: str | None, upstream: str, upstream_endpoint: str | None, ledger: str
+) -> None:
+    """Serve the generated MCP tools over stdio (for an MCP client to launch)."""
+    from .runtime.serve import serve_mcp_stdio
+
+    settings = _settings(None, generated_dir, None)
+    sys.exit(
+        serve_mcp_stdio(
+            settings.out, upstream=upstream, upstream_endpoint=upstream_endpoint, ledger_path=ledger
+        )
+    )

@@ -9,16 +9,21 @@ at ``/``. The paid call itself is :class:`~s402gen.runtime.service.ServiceRuntim
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from .. import protocol
 from .generated import Generated, load_generated
+from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
 from .search import DEFAULT_LIMIT, CatalogSearch
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
@@ -82,6 +87,9 @@ def default_upstream() -> Upstream:
         return _MissingCredentials()
 
 
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+
+
 def create_app(
     generated_dir: str | Path = "generated",
     *,
@@ -89,13 +97,16 @@ def create_app(
     upstream: Upstream | None = None,
     provider: PaymentProvider | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    mcp_allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    """A FastAPI app serving ``generated_dir``.
+    """A FastAPI app serving ``generated_dir``, with the MCP server at ``/mcp``.
 
     ``ledger`` defaults to an in-memory one, ``upstream`` to Alibaba Cloud
     with credentials from the environment, ``provider`` to the dev
-    provider (payments are paid on creation). Raises
-    ``GeneratedError`` when the folder is not a complete build.
+    provider (payments are paid on creation). ``mcp_allowed_hosts`` are the
+    ``Host`` headers ``/mcp`` accepts (DNS-rebinding protection; ``None``
+    accepts any, for a server behind a proxy). Raises ``GeneratedError``
+    when the folder is not a complete build.
     """
     generated = load_generated(generated_dir)
     runtime = ServiceRuntime(
@@ -104,11 +115,30 @@ def create_app(
         upstream=upstream or default_upstream(),
         provider=provider,
     )
+    mcp_server = build_mcp_server(load_tools(generated.root), runtime)
+    security = None
+    if mcp_allowed_hosts is not None:
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=list(mcp_allowed_hosts),
+            allowed_origins=[f"http://{host}" for host in mcp_allowed_hosts],
+        )
+    sessions = StreamableHTTPSessionManager(
+        app=mcp_server, stateless=True, security_settings=security
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with sessions.run():  # the MCP session manager needs its task group
+            yield
+
     app = FastAPI(
         title="Server402",
         description="Paid API services, each sold per call behind an HTTP 402 payment flow.",
         version=generated.catalog.get("generatedAt", "0"),
+        lifespan=lifespan,
     )
+    app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(sessions)))
     app.state.runtime = runtime
     app.state.generated = generated
     for spec in generated.specs:

@@ -1,16 +1,52 @@
-"""``s402gen serve``: run the app with uvicorn, with the real upstream or the emulator."""
+"""``s402gen serve`` and ``s402gen mcp``: run the app with uvicorn, or MCP over stdio.
+
+Both take the upstream from the environment's Alibaba Cloud credentials, or
+start the local facebody emulator.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from .generated import GeneratedError, load_generated
 from .payments import Ledger
+from .spec import RouteSpec
 from .upstream import AlibabaCloudUpstream, Credentials, Upstream
 
 EMULATOR_CREDENTIALS = Credentials("emulator-access-key", "emulator-secret")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class SetupError(Exception):
+    """The server cannot start; the message says why."""
+
+
+@contextlib.contextmanager
+def upstream_for(
+    kind: str, endpoint: str | None, specs: tuple[RouteSpec, ...]
+) -> Iterator[Upstream]:
+    """The upstream client: Alibaba Cloud, or a running emulator (stopped on exit)."""
+    if kind != "emulator":
+        try:
+            credentials = Credentials.from_environment()
+        except KeyError as missing:
+            raise SetupError(f"{missing.args[0]} is not set (or use --upstream emulator)") from None
+        yield AlibabaCloudUpstream(credentials, endpoint=endpoint)
+        return
+    from .emulator import start_emulator
+
+    emulator = start_emulator(specs)
+    click.echo(f"facebody emulator on http://{emulator.endpoint}", err=True)
+    try:
+        yield AlibabaCloudUpstream(
+            EMULATOR_CREDENTIALS, endpoint=endpoint or emulator.endpoint, protocol="http"
+        )
+    finally:
+        emulator.stop()
 
 
 def serve_generated(
@@ -22,40 +58,51 @@ def serve_generated(
     upstream_endpoint: str | None,
     ledger_path: str,
 ) -> int:
-    """Serve until interrupted; returns the process exit code (2 on a setup error)."""
+    """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error)."""
     import uvicorn
 
-    from .app import create_app
-    from .emulator import start_emulator
+    from .app import LOOPBACK_HOSTS, create_app
 
     try:
         specs = load_generated(generated_dir).specs
-    except GeneratedError as exc:
+        with upstream_for(upstream, upstream_endpoint, specs) as client:
+            ledger = Ledger(ledger_path)
+            try:
+                app = create_app(
+                    generated_dir,
+                    ledger=ledger,
+                    upstream=client,
+                    mcp_allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK else None,
+                )
+                uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+            finally:
+                ledger.close()
+    except (GeneratedError, SetupError) as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
-    emulator = None
-    client: Upstream
-    if upstream == "emulator":
-        emulator = start_emulator(specs)
-        client = AlibabaCloudUpstream(
-            EMULATOR_CREDENTIALS, endpoint=upstream_endpoint or emulator.endpoint, protocol="http"
-        )
-        click.echo(f"facebody emulator on http://{emulator.endpoint}", err=True)
-    else:
-        try:
-            credentials = Credentials.from_environment()
-        except KeyError as missing:
-            click.echo(
-                f"error: {missing.args[0]} is not set (or use --upstream emulator)", err=True
-            )
-            return 2
-        client = AlibabaCloudUpstream(credentials, endpoint=upstream_endpoint)
-    ledger = Ledger(ledger_path)
+    return 0
+
+
+def serve_mcp_stdio(
+    generated_dir: Path, *, upstream: str, upstream_endpoint: str | None, ledger_path: str
+) -> int:
+    """Serve the MCP tools over stdio until the client disconnects; the exit code."""
+    import anyio
+
+    from .mcp_server import build_mcp_server, load_tools, serve_stdio
+    from .service import ServiceRuntime
+
     try:
-        app = create_app(generated_dir, ledger=ledger, upstream=client)
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        ledger.close()
-        if emulator is not None:
-            emulator.stop()
+        specs = load_generated(generated_dir).specs
+        with upstream_for(upstream, upstream_endpoint, specs) as client:
+            ledger = Ledger(ledger_path)
+            try:
+                runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
+                server = build_mcp_server(load_tools(generated_dir), runtime)
+                anyio.run(serve_stdio, server)
+            finally:
+                ledger.close()
+    except (GeneratedError, SetupError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
     return 0

@@ -1,0 +1,154 @@
+"""The MCP server, driven by the official SDK's client: in memory, over stdio, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import jsonschema
+import pytest
+import uvicorn
+from mcp import Client, StdioServerParameters
+from mcp.shared.tool_name_validation import validate_tool_name
+from mcp.types import Tool
+
+from s402gen.runtime.app import create_app
+from s402gen.runtime.emulator import start_emulator
+from s402gen.runtime.generated import load_generated
+from s402gen.runtime.mcp_server import build_mcp_server, load_tools
+from s402gen.runtime.payments import Ledger
+from s402gen.runtime.service import ServiceRuntime
+from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
+
+from .conftest import GENERATED
+
+TOOLS_JSON = json.loads((GENERATED / "mcp" / "tools.json").read_text(encoding="utf-8"))
+CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
+ENTRIES = {entry["discovery"]["toolName"]: entry for entry in CATALOG["services"]}
+REQUIRED_BODY = CATALOG["payment"]["requiredResponse"]["bodySchema"]
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    running = start_emulator(load_generated(GENERATED).specs)
+    yield running
+    running.stop()
+
+
+def _upstream(emulator) -> AlibabaCloudUpstream:
+    return AlibabaCloudUpstream(
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http"
+    )
+
+
+@pytest.fixture(scope="module")
+def server(emulator):
+    specs = load_generated(GENERATED).specs
+    runtime = ServiceRuntime(specs, ledger=Ledger(), upstream=_upstream(emulator))
+    return build_mcp_server(load_tools(GENERATED), runtime)
+
+
+def _dump(tools) -> list[dict]:
+    return [tool.model_dump(by_alias=True, exclude_none=True) for tool in tools]
+
+
+async def _flow(client: Client, tool: str) -> None:
+    """Missing arguments, payment required, pay, paid call, used-up token."""
+    entry = ENTRIES[tool]
+    for example in entry["errorExamples"]:
+        refused = await client.call_tool(tool, example["input"])
+        assert refused.is_error and refused.structured_content == {"error": example["error"]}
+    arguments = entry.get("exampleRequest", {})
+    unpaid = await client.call_tool(tool, arguments)
+    assert unpaid.is_error
+    jsonschema.validate(unpaid.structured_content, REQUIRED_BODY)
+    assert unpaid.structured_content["error"] == "payment required"
+    assert unpaid.structured_content["payment"]["serviceId"] == entry["id"]
+
+    payment = await client.call_tool("create_payment", {"serviceId": entry["id"]})
+    assert not payment.is_error, payment.structured_content
+    token = payment.structured_content["token"]
+    verified = await client.call_tool("verify_payment", {"paymentId": payment.structured_content["paymentId"]})
+    assert verified.structured_content["status"] == "paid"
+
+    paid = await client.call_tool(tool, {**arguments, "paymentToken": token})
+    # the client itself validates structuredContent against the tool's outputSchema
+    assert not paid.is_error, paid.structured_content
+    assert paid.structured_content["data"]["Action"] == entry["exampleResponse"]["data"]["Action"]
+    assert json.loads(paid.content[0].text) == paid.structured_content
+
+    again = await client.call_tool(tool, {**arguments, "paymentToken": token})
+    assert again.is_error
+    assert again.structured_content["error"] == "payment token has no remaining calls"
+
+
+def test_in_memory_tools_are_the_generated_ones(server) -> None:
+    async def scenario() -> None:
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+            assert _dump(tools) == _dump(Tool.model_validate(t) for t in TOOLS_JSON)
+            assert [t.name for t in tools] == [t["name"] for t in TOOLS_JSON]
+            for tool in tools:
+                assert validate_tool_name(tool.name).is_valid
+
+    anyio.run(scenario)
+
+
+@pytest.mark.parametrize("tool", sorted(ENTRIES))
+def test_in_memory_paid_flow_for_every_tool(server, tool: str) -> None:
+    async def scenario() -> None:
+        async with Client(server) as client:
+            await _flow(client, tool)
+
+    anyio.run(scenario)
+
+
+def test_stdio_server_process(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "s402gen"
+    params = StdioServerParameters(
+        command=str(exe) if exe.exists() else "s402gen",
+        args=["mcp", "--generated", str(GENERATED), "--upstream", "emulator", "--ledger", ":memory:"],
+        cwd=str(tmp_path),
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            tools = (await client.list_tools()).tools
+            assert _dump(tools) == _dump(Tool.model_validate(t) for t in TOOLS_JSON)
+            await _flow(client, "face_detection")
+            await _flow(client, "face_database_batch_add")
+
+    anyio.run(scenario)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_streamable_http_on_a_running_app(emulator) -> None:
+    app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+
+        async def scenario() -> None:
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                tools = (await client.list_tools()).tools
+                assert [t.name for t in tools] == [t["name"] for t in TOOLS_JSON]
+                await _flow(client, "face_detection")
+
+        anyio.run(scenario)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
