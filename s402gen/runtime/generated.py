@@ -45,9 +45,12 @@ def _import(path: Path, name: str) -> ModuleType:
         raise GeneratedError(f"cannot import {path}")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ inside generated/: it holds only built files
     try:
         module_spec.loader.exec_module(module)
     finally:
+        sys.dont_write_bytecode = writes_bytecode
         sys.modules.pop(name, None)
     return module
 
