@@ -59,17 +59,35 @@ def _settings(catalog: str | None, out: str | None, templates: str | None) -> Se
     return chosen
 
 
-def _compile(settings: Settings) -> Compilation:
+def _compile(settings: Settings, fmt: str = "text") -> Compilation:
     from .pipeline import compile_catalog  # lazy: a cache hit needs none of the compiler
 
     result = compile_catalog(
         settings.catalog, display_name=_display(settings.catalog), templates=settings.templates
     )
-    for diagnostic in result.diagnostics:
-        click.echo(diagnostic.format(), err=True)
+    if fmt == "text":
+        for diagnostic in result.diagnostics:
+            click.echo(diagnostic.format(), err=True)
+    elif fmt == "github":  # GitHub Actions reads workflow commands from stdout
+        for diagnostic in result.diagnostics:
+            click.echo(diagnostic.format_github())
     if not result.ok:
+        if fmt == "json":
+            _print_json(settings, result)
         _fail(result.diagnostics)
     return result
+
+
+def _print_json(settings: Settings, result: Compilation) -> None:
+    levels = [d.level for d in result.diagnostics]
+    document = {
+        "file": _display(settings.catalog),
+        "valid": result.ok,
+        "errors": levels.count(Level.ERROR),
+        "warnings": levels.count(Level.WARNING),
+        "diagnostics": [d.to_json() for d in result.diagnostics],
+    }
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 
 def _fail(diagnostics: list) -> NoReturn:
@@ -108,6 +126,14 @@ def _entry(manifest: str, result: Compilation) -> cache.Entry:
 catalog_argument = click.argument("catalog", required=False, type=click.Path(dir_okay=False))
 out_option = click.option(
     "--out", type=click.Path(file_okay=False), help="Output folder (default: generated/)."
+)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, github for GitHub Actions annotations.",
 )
 templates_option = click.option(
     "--templates",
@@ -203,14 +229,15 @@ def build(catalog: str | None, out: str | None, templates: str | None, force: bo
 @catalog_argument
 @out_option
 @templates_option
-def check(catalog: str | None, out: str | None, templates: str | None) -> None:
+@format_option
+def check(catalog: str | None, out: str | None, templates: str | None, fmt: str) -> None:
     """Compare what CATALOG compiles to with the output folder; write nothing."""
     settings = _settings(catalog, out, templates)
-    folder, key, hit = _cache_lookup(settings)
+    folder, key, hit = _cache_lookup(settings) if fmt == "text" else (None, None, None)
     if hit is not None:
         click.echo(f"{_display(settings.out)} is up to date")
         return
-    result = _compile(settings)
+    result = _compile(settings, "github" if fmt == "github" else "text")
     try:
         drift = write.check(settings.out, result.iter_files)
     except CatalogError as exc:
@@ -228,6 +255,11 @@ def check(catalog: str | None, out: str | None, templates: str | None) -> None:
     ):
         for path in paths:
             click.echo(f"{label}: {where}/{path}", err=True)
+            if fmt == "github":
+                click.echo(
+                    f"::error file={where}/{path},title=s402gen drift::{where}/{path} is "
+                    f"{label} (generated files are stale; run s402gen build and commit)"
+                )
     click.echo(f"{where} is out of date; run `s402gen build`", err=True)
     sys.exit(EXIT_FINDINGS)
 
@@ -235,14 +267,26 @@ def check(catalog: str | None, out: str | None, templates: str | None) -> None:
 @main.command(epilog=EXIT_CODES)
 @catalog_argument
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
-def validate(catalog: str | None, strict: bool) -> None:
+@format_option
+def validate(catalog: str | None, strict: bool, fmt: str) -> None:
     """Report the errors and warnings of CATALOG."""
     settings = _settings(catalog, None, None)
-    result = _compile(settings)
+    result = _compile(settings, fmt)
     warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
-    click.echo(f"{_display(settings.catalog)}: valid, {warnings} warning(s)")
+    if fmt == "json":
+        _print_json(settings, result)
+    elif fmt == "text":
+        click.echo(f"{_display(settings.catalog)}: valid, {warnings} warning(s)")
     if strict and warnings:
         sys.exit(EXIT_FINDINGS)
+
+
+@main.command(epilog=EXIT_CODES)
+def schema() -> None:
+    """Print the JSON Schema of catalog.yaml (for editors; generated/ holds a copy)."""
+    from .model import json_schema
+
+    click.echo(json.dumps(json_schema(), ensure_ascii=False, indent=2))
 
 
 def _runtime_options(command):

@@ -216,7 +216,7 @@ class _Deriver:
         tags = tuple(svc.tags if svc.tags is not None else d.tags)
         label = provider.label_zh if provider else ""
         keywords = unique(
-            [svc.action, f"{label} {svc.title_zh}", *d.keywords]
+            [svc.action, *([f"{label} {svc.title_zh}"] if svc.title_zh else []), *d.keywords]
             + [word.lower() for word in words]
             + svc.keywords
         )
@@ -296,7 +296,7 @@ class _Deriver:
             endpoint=endpoint,
             legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
             method="POST",
-            title_zh=svc.title_zh,
+            title_zh=svc.title_zh or "",
             summary_zh=svc.summary_zh,
             task=task,
             description=description,

@@ -63,6 +63,8 @@ class Rules:
     REPEATED_DESCRIPTION = Rule("S402-W001", "repeated-parameter-description")
     ARRAY_WITHOUT_ITEMS = Rule("S402-W002", "array-without-items")
     NO_GENERATED_AT = Rule("S402-W003", "no-generated-at")
+    NO_CHINESE_TITLE = Rule("S402-W004", "no-chinese-title")
+    DESCRIPTION_MISSES_REQUIRED = Rule("S402-W005", "description-misses-required-parameter")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,30 @@ class Diagnostic:
             f"{self.location}: {self.level.value}: {self.message} "
             f"[{self.rule.code} {self.rule.name}]"
         )
+
+    def format_github(self) -> str:
+        """A GitHub Actions workflow command: ``::error file=...,line=...,col=...::message``."""
+        command = "error" if self.level is Level.ERROR else "warning"
+        where = f"file={self.location.file},line={self.location.line},col={self.location.column}"
+        title = f"{self.rule.code} {self.rule.name}"
+        return f"::{command} {where},title={title}::{_github_escape(self.message)}"
+
+    def to_json(self) -> dict[str, object]:
+        """The diagnostic as a JSON object (``--format json``)."""
+        return {
+            "rule": self.rule.code,
+            "name": self.rule.name,
+            "level": self.level.value,
+            "message": self.message,
+            "file": self.location.file,
+            "line": self.location.line,
+            "column": self.location.column,
+        }
+
+
+def _github_escape(text: str) -> str:
+    """Escape a workflow command's message (GitHub's ``%``, CR and LF rules)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 class CatalogError(Exception):

@@ -23,6 +23,11 @@ ACTION_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
 PARAMETER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
 
+def key(doc: str, example: Any, default: Any = ..., **constraints: Any) -> Any:
+    """A documented key: its description and an example, for the editor schema."""
+    return Field(default, description=doc, examples=[example], **constraints)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -36,8 +41,10 @@ class _Model(BaseModel):
 class CatalogInfo(_Model):
     """Catalog-wide facts: the marketplace's display name and the catalog's date."""
 
-    marketplace: str = Field(
-        "Server402 marketplace", description="Marketplace name shown on every doc page."
+    marketplace: str = key(
+        "Marketplace name shown on every doc page.",
+        "Server402 marketplace",
+        "Server402 marketplace",
     )
     generated_at: str | None = Field(
         None,
@@ -51,33 +58,33 @@ class CatalogInfo(_Model):
 class Provider(_Model):
     """An upstream API product (Alibaba Cloud OpenAPI, RPC style)."""
 
-    product: str = Field(description="Product code, e.g. facebody.")
-    version: str = Field(description="API version, e.g. 2019-12-30.")
-    endpoint: str = Field(description="Default upstream host.")
-    label_zh: str = Field(
-        description="Chinese product label used in keywords, e.g. 阿里云人脸人体."
+    product: str = key("Alibaba Cloud product code.", "facebody")
+    version: str = key("API version of every action of the product.", "2019-12-30")
+    endpoint: str = key("Default upstream host.", "facebody.cn-shanghai.aliyuncs.com")
+    label_zh: str = key(
+        "Chinese product label, first word of each service's title keyword.", "阿里云人脸人体"
     )
-    legacy_id_prefix: str = Field(
-        description="Legacy service ids are this prefix plus the action in kebab case."
+    legacy_id_prefix: str = key(
+        "Legacy service ids are this prefix plus the action in kebab case.", "aliyun-facebody-"
     )
 
 
 class PricingPolicy(_Model):
     """How a service is priced and how its payment token may be spent."""
 
-    amount_cents: int = Field(ge=0, description="Price per call in cents of `currency`.")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
-    settle_mode: str
-    billing_mode: str
-    max_calls: int = Field(ge=1, description="Calls one paid token allows.")
-    allow_reuse: bool
-    bind_client: bool = Field(description="Tokens only work for the client that paid.")
+    amount_cents: int = key("Price per call, in cents of `currency`.", 20, ge=0)
+    currency: str = key("ISO 4217 currency code.", "USD", pattern=r"^[A-Z]{3}$")
+    settle_mode: str = key("When the payment settles relative to the call.", "settle_first")
+    billing_mode: str = key("What one payment buys.", "per_call")
+    max_calls: int = key("Calls one paid token allows (when `allowReuse`).", 1, ge=1)
+    allow_reuse: bool = key("A token may pay for up to `maxCalls` calls; else for one.", False)
+    bind_client: bool = key("A token works only for the X-Client-Id that paid.", True)
 
 
 class PaymentProvider(_Model):
     """A payment provider a service accepts payment through."""
 
-    provider: str = Field(description="Provider kind, e.g. x402_facilitator.")
+    provider: str = key("Provider kind.", "x402_facilitator")
 
 
 class Parameter(_Model):
@@ -88,18 +95,36 @@ class Parameter(_Model):
     the preset's value.
     """
 
-    preset: str | None = Field(None, description="Name of a preset under `presets`.")
-    type: JsonType | None = None
-    format: str | None = None
-    description: str | None = None
-    example: Any = None
-    items: dict[str, Any] | None = Field(None, description="JSON Schema of array items.")
-    enum: list[Any] | None = None
-    minimum: int | float | None = None
-    maximum: int | float | None = None
-    required_context: str | None = Field(
-        None, description="Context a caller needs for this parameter, e.g. public-image-url."
+    preset: str | None = key("Name of a preset under `presets`.", "image-url", None)
+    type: JsonType | None = key("JSON type of the value.", "string", None)
+    format: str | None = key("JSON Schema format; `uri` means an http(s) URL.", "uri", None)
+    description: str | None = key(
+        "What the parameter is; default: `defaults.parameterDescription`.",
+        "Name of the face database.",
+        None,
     )
+    example: Any = key("Value used in the example request.", "https://example.com/image.jpg", None)
+    items: dict[str, Any] | None = key(
+        "JSON Schema of array items.",
+        {"type": "object", "properties": {"ImageURL": {"type": "string"}}},
+        None,
+    )
+    enum: list[Any] | None = key("The only values allowed.", [0, 1], None)
+    minimum: int | float | None = key("Smallest number allowed.", 0, None)
+    maximum: int | float | None = key("Largest number allowed.", 1, None)
+    required_context: str | None = key(
+        "What a caller needs to use this parameter.", "public-image-url", None
+    )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        mapping = handler(core_schema)
+        shorthand = {
+            "type": "string",
+            "description": "A preset name, or a JSON type name for a plain parameter.",
+            "examples": ["image-url", "number"],
+        }
+        return {"anyOf": [shorthand, mapping]}
 
     @model_validator(mode="before")
     @classmethod
@@ -113,119 +138,210 @@ class Parameter(_Model):
 class Preset(_Model):
     """A reusable parameter definition; ``{name}`` in the description is the parameter name."""
 
-    type: JsonType
-    format: str | None = None
-    description: str | None = None
-    example: Any = None
-    items: dict[str, Any] | None = None
-    enum: list[Any] | None = None
-    minimum: int | float | None = None
-    maximum: int | float | None = None
-    required_context: str | None = None
+    type: JsonType = key("JSON type of the value.", "string")
+    format: str | None = key("JSON Schema format; `uri` means an http(s) URL.", "uri", None)
+    description: str | None = key(
+        "What a parameter of this preset is; {name} is the parameter's name.",
+        "Public http or https image URL accepted by the Alibaba Cloud API.",
+        None,
+    )
+    example: Any = key("Value used in example requests.", "https://example.com/image.jpg", None)
+    items: dict[str, Any] | None = key("JSON Schema of array items.", {"type": "object"}, None)
+    enum: list[Any] | None = key("The only values allowed.", ["a", "b"], None)
+    minimum: int | float | None = key("Smallest number allowed.", 0, None)
+    maximum: int | float | None = key("Largest number allowed.", 1, None)
+    required_context: str | None = key(
+        "What a caller needs to use such a parameter.", "public-image-url", None
+    )
 
 
 class Sla(_Model):
     """Service level published with a service."""
 
-    uptime: str = Field(examples=["99.5%"])
-    max_latency: str = Field(examples=["5000ms"])
+    uptime: str = key("Availability promised, in percent.", "99.5%", pattern=r"^\d+(\.\d+)?%$")
+    max_latency: str = key(
+        "Slowest answer promised, in milliseconds.", "5000ms", pattern=r"^\d+ms$"
+    )
 
 
 class ErrorExample(_Model):
     """A request the route rejects, with its status and error text."""
 
-    input: dict[str, Any]
-    error: str
-    status_code: int = Field(400, ge=400, le=499)
+    input: dict[str, Any] = key("The request body.", {})
+    error: str = key("The route's error text.", "ImageURL is required")
+    status_code: int = key("The HTTP status of the answer.", 400, 400, ge=400, le=499)
 
 
 class Annotations(_Model):
     """MCP tool annotation overrides (all derived when absent)."""
 
-    read_only_hint: bool | None = None
-    destructive_hint: bool | None = None
-    idempotent_hint: bool | None = None
-    open_world_hint: bool | None = None
+    read_only_hint: bool | None = key("The tool changes nothing upstream.", True, None)
+    destructive_hint: bool | None = key("The tool may delete upstream data.", False, None)
+    idempotent_hint: bool | None = key("Repeating a call has no further effect.", True, None)
+    open_world_hint: bool | None = key("The tool reaches outside systems.", True, None)
 
 
 class Defaults(_Model):
     """Settings every service gets unless it overrides them."""
 
-    provider: str
-    pricing_policy: str
-    payment_provider: str
-    category: str
-    name_suffix: str = Field(description="Appended to the action's words to make the name.")
-    task_template: str = Field(
-        description="Task phrase of a service without `task`; {summary} is its summaryZh."
+    provider: str = key("Provider (under `providers`) of every service.", "facebody")
+    pricing_policy: str = key("Pricing policy (under `pricingPolicies`).", "aliyun-viapi")
+    payment_provider: str = key("Payment provider (under `paymentProviders`).", "x402-base-usdc")
+    category: str = key("Marketplace category.", "face-body")
+    name_suffix: str = key(
+        "Appended to the action's words to make the name.", "Face And Body Analysis"
     )
-    description_template: str = Field(
-        description="Service description; placeholders {task}, {parameters}, {required}."
+    task_template: str = key(
+        "Task phrase of a service without `task`; {summary} is its summaryZh.",
+        "the visual analysis task described by action {summary}",
     )
-    tags: list[str]
-    keywords: list[str] = Field(description="Shared keywords, after the action and title.")
-    use_cases: list[str] = Field(description="Shared use cases, after the service's task.")
-    limitations: list[str]
-    required_context: list[str]
-    complexity: str
-    typical_response_time: str
-    cacheable: bool
-    idempotent: bool
-    output_format: str
-    sla: Sla
-    related_services: list[str] = Field(description="Candidates; the service itself is skipped.")
-    related_services_limit: int = Field(ge=0)
-    parameter_description: str = Field(
-        description="Description of a parameter that has none; {name} is its name."
+    description_template: str = key(
+        "Service description; placeholders {task}, {parameters}, {required}.",
+        "Use this visual AI API when the task needs {task}. Send the schema keys exactly "
+        "as listed ({parameters}); {required}.",
     )
-    input_schema_description: str
-    output_schema: dict[str, Any]
-    example_result: str = Field(description="Result text of derived example responses.")
+    tags: list[str] = key("Marketplace tags.", ["computer-vision", "face-body"])
+    keywords: list[str] = key("Shared keywords, after the action and title.", ["face detection"])
+    use_cases: list[str] = key(
+        "Shared use cases, after the service's task.",
+        ["Call one focused visual AI capability directly with JSON inputs"],
+    )
+    limitations: list[str] = key(
+        "Limitations listed with every service.", ["Binary file upload is not exposed"]
+    )
+    required_context: list[str] = key(
+        "What every caller needs, after the parameters' needs.", ["aliyun-credentials"]
+    )
+    complexity: str = key("How demanding a call is.", "moderate")
+    typical_response_time: str = key("Usual latency.", "1200ms")
+    cacheable: bool = key("Answers may be cached.", True)
+    idempotent: bool = key("The catalog's `idempotent` field.", True)
+    output_format: str = key("Format of the answer.", "json")
+    sla: Sla = key("Service level.", {"uptime": "99.5%", "maxLatency": "5000ms"})
+    related_services: list[str] = key(
+        "Candidates for relatedServices; the service itself is skipped.",
+        ["face-database-add-face", "face-template-create"],
+    )
+    related_services_limit: int = key("How many related services each lists.", 3, ge=0)
+    parameter_description: str = key(
+        "Description of a parameter that has none; {name} is its name.",
+        "Alibaba Cloud RPC parameter {name}.",
+    )
+    input_schema_description: str = key(
+        "Description of every input schema.", "Use Alibaba Cloud RPC parameter names exactly."
+    )
+    output_schema: dict[str, Any] = key(
+        "JSON Schema of the success envelope.",
+        {"type": "object", "properties": {"requestId": {"type": "string"}}},
+    )
+    example_result: str = key(
+        "Result text of derived example responses.", "example result from Alibaba Cloud facebody"
+    )
 
 
 class Service(_Model):
-    """One paid service: one upstream action."""
+    """One paid service: one upstream action. Keys left out come from `defaults`."""
 
-    id: str = Field(pattern=ID_PATTERN, description="Canonical public id, kebab case.")
-    action: str = Field(pattern=ACTION_PATTERN, description="Upstream action, e.g. DetectFace.")
-    title_zh: str = Field(description="Chinese API title, e.g. 人脸检测定位.")
-    summary_zh: str = Field(description="Chinese action summary, one sentence.")
-    task: str | None = Field(
-        None, description="English task phrase; defaults to one built from summaryZh."
+    id: str = key("Canonical public id, kebab case.", "face-detection", pattern=ID_PATTERN)
+    action: str = key("Upstream action.", "DetectFace", pattern=ACTION_PATTERN)
+    title_zh: str | None = key("Chinese API title (in the keywords).", "人脸检测定位", None)
+    summary_zh: str = key("Chinese action summary, one sentence.", "检测图片中人脸的位置。")
+    task: str | None = key(
+        "English task phrase; default: `defaults.taskTemplate` with summaryZh.",
+        "detecting face location, pose, landmarks, and quality",
+        None,
     )
-    name: str | None = None
-    tool_name: str | None = Field(None, description="MCP tool name; default: id with - as _.")
-    legacy_id: str | None = Field(None, pattern=ID_PATTERN)
-    provider: str | None = None
-    pricing_policy: str | None = None
-    payment_provider: str | None = None
-    category: str | None = None
-    tags: list[str] | None = None
-    keywords: list[str] = Field(default_factory=list, description="Extra keywords.")
-    limitations: list[str] | None = None
-    required_context: list[str] | None = None
-    complexity: str | None = None
-    typical_response_time: str | None = None
-    cacheable: bool | None = None
-    idempotent: bool | None = None
-    output_format: str | None = None
-    sla: Sla | None = None
-    related_services: list[str] | None = None
-    params: dict[str, Parameter] = Field(default_factory=dict)
-    required: list[str] = Field(default_factory=list)
-    output_schema: dict[str, Any] | None = None
-    example_request: dict[str, Any] | None = None
-    error_examples: list[ErrorExample] | None = None
-    annotations: Annotations | None = None
+    name: str | None = key(
+        "Display name; default: the action's words and nameSuffix.", "Detect Face", None
+    )
+    tool_name: str | None = key(
+        "MCP tool name; default: the id with - as _.", "face_detection", None
+    )
+    legacy_id: str | None = key(
+        "Legacy id; default: legacyIdPrefix and the action in kebab case.",
+        "aliyun-facebody-detect-face",
+        None,
+        pattern=ID_PATTERN,
+    )
+    provider: str | None = key("Provider, instead of the default one.", "openplatform", None)
+    pricing_policy: str | None = key(
+        "Pricing policy, instead of the default.", "aliyun-viapi", None
+    )
+    payment_provider: str | None = key(
+        "Payment provider, instead of the default.", "x402-base-usdc", None
+    )
+    category: str | None = key("Category, instead of the default.", "face-body", None)
+    tags: list[str] | None = key("Tags, instead of the default ones.", ["computer-vision"], None)
+    keywords: list[str] = key("Extra keywords.", ["face landmarks"], default_factory=list)
+    limitations: list[str] | None = key("Limitations, instead of the default ones.", [], None)
+    required_context: list[str] | None = key("Context, instead of the derived one.", [], None)
+    complexity: str | None = key("Complexity, instead of the default.", "moderate", None)
+    typical_response_time: str | None = key("Usual latency, instead of the default.", "800ms", None)
+    cacheable: bool | None = key("Cacheable, instead of the default.", False, None)
+    idempotent: bool | None = key("Idempotent, instead of the default.", False, None)
+    output_format: str | None = key("Output format, instead of the default.", "json", None)
+    sla: Sla | None = key(
+        "Service level, instead of the default.", {"uptime": "99.9%", "maxLatency": "3000ms"}, None
+    )
+    related_services: list[str] | None = key(
+        "Related service ids, instead of the derived ones.", ["face-search"], None
+    )
+    params: dict[str, Parameter] = key(
+        "Input parameters by upstream name, in the order inputTypes lists their types.",
+        {"ImageURL": "image-url", "MaxFaceNumber": "number"},
+        default_factory=dict,
+    )
+    required: list[str] = key("Required parameter names.", ["ImageURL"], default_factory=list)
+    output_schema: dict[str, Any] | None = key(
+        "Output schema, instead of the default.", {"type": "object"}, None
+    )
+    example_request: dict[str, Any] | None = key(
+        "Example request, instead of the derived one.",
+        {"ImageURL": "https://example.com/a.jpg"},
+        None,
+    )
+    error_examples: list[ErrorExample] | None = key(
+        "Error examples, instead of the derived ones.",
+        [{"input": {}, "error": "ImageURL is required"}],
+        None,
+    )
+    annotations: Annotations | None = key(
+        "MCP tool annotation overrides.", {"readOnlyHint": True}, None
+    )
 
 
 class Catalog(_Model):
     """The whole catalog.yaml document."""
 
-    catalog: CatalogInfo = Field(default_factory=CatalogInfo)
-    providers: dict[str, Provider]
-    pricing_policies: dict[str, PricingPolicy]
-    payment_providers: dict[str, PaymentProvider]
-    presets: dict[str, Preset] = Field(default_factory=dict)
-    defaults: Defaults
-    services: list[Service] = Field(min_length=1)
+    catalog: CatalogInfo = key(
+        "Catalog-wide facts.", {"generatedAt": "2026-06-03T23:51:26Z"}, default_factory=CatalogInfo
+    )
+    providers: dict[str, Provider] = key(
+        "Upstream products by name.",
+        {"facebody": {"product": "facebody", "version": "2019-12-30"}},
+    )
+    pricing_policies: dict[str, PricingPolicy] = key(
+        "Pricing policies by id.", {"aliyun-viapi": {"amountCents": 20, "currency": "USD"}}
+    )
+    payment_providers: dict[str, PaymentProvider] = key(
+        "Payment providers by id.", {"x402-base-usdc": {"provider": "x402_facilitator"}}
+    )
+    presets: dict[str, Preset] = key(
+        "Reusable parameter definitions by name.",
+        {"image-url": {"type": "string", "format": "uri"}},
+        default_factory=dict,
+    )
+    defaults: Defaults = key("What every service gets unless it says otherwise.", {})
+    services: list[Service] = key(
+        "The services, in catalog order.",
+        [{"id": "face-detection", "action": "DetectFace", "summaryZh": "检测人脸。"}],
+        min_length=1,
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of catalog.yaml (Draft 2020-12), from this model, for editors."""
+    schema = Catalog.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "s402gen catalog.yaml"
+    return schema

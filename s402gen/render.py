@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import ir, protocol
+from . import ir, model, protocol
 from .config import packaged_templates
 
 INDENT = "    "
@@ -330,6 +330,10 @@ def iter_files(
             payment_intro=protocol.PAYMENT_INTRO,
             schema_block=doc_schema_block(svc),
         )
+    # the editor schema of catalog.yaml itself (its first line points yaml-language-server here)
+    yield "catalog.schema.json", _render(
+        env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
+    )
     yield "docs/index.html", _render(
         env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
     )

@@ -396,6 +396,19 @@ def _check_examples(svc: ir.Service, authored: model.Service, path: tuple, repor
 
 
 def _lint_params(svc: ir.Service, authored: model.Service, path: tuple, report: Any) -> None:
+    if not svc.title_zh:
+        report(
+            Rules.NO_CHINESE_TITLE,
+            f"service '{svc.id}' has no titleZh: Chinese searches will not find it by title",
+            path,
+        )
+    for name in svc.input_schema["required"]:
+        if not re.search(rf"\b{re.escape(name)}\b", svc.description):
+            report(
+                Rules.DESCRIPTION_MISSES_REQUIRED,
+                f"the description of '{svc.id}' does not name its required parameter '{name}'",
+                path,
+            )
     by_description: dict[str, list[str]] = {}
     for name, prop in svc.input_schema["properties"].items():
         by_description.setdefault(prop["description"], []).append(name)

@@ -148,6 +148,7 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
     """
     report = BuildReport()
     previous = read_manifest(out)
+    original_manifest = _read(out / MANIFEST)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     for stale in stale_staging(out):  # left by a build that was killed
@@ -182,6 +183,7 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
             _remove_orphan(out, path, previous[path], report)
         if _read(out / MANIFEST) != manifest:
             _write(out / MANIFEST, manifest, staging)
+        if original_manifest != manifest:
             report.written.append(MANIFEST)
         else:
             report.unchanged += 1

@@ -143,3 +143,28 @@ def test_doc_pages_escape_every_value() -> None:
 def test_catalog_json_is_utf8_without_escapes() -> None:
     text = REAL.files["catalog/catalog.json"]
     assert "阿里云人脸人体" in text and "\\u" not in text and text.endswith("}\n")
+
+
+def test_catalog_yaml_validates_against_its_editor_schema() -> None:
+    import yaml
+
+    from .conftest import CATALOG
+
+    schema = json.loads(REAL.files["catalog.schema.json"])
+    jsonschema.Draft202012Validator.check_schema(schema)
+    text = CATALOG.read_text(encoding="utf-8")
+    assert text.startswith("# yaml-language-server: $schema=generated/catalog.schema.json\n")
+    jsonschema.validate(yaml.safe_load(text), schema)
+    wrong = yaml.safe_load(text)
+    wrong["services"][0]["sumaryZh"] = wrong["services"][0].pop("summaryZh")
+    assert not jsonschema.Draft202012Validator(schema).is_valid(wrong)
+
+
+def test_editor_schema_documents_every_key() -> None:
+    schema = json.loads(REAL.files["catalog.schema.json"])
+    undocumented = []
+    for name, definition in [("Catalog", schema), *schema["$defs"].items()]:
+        for key, prop in definition.get("properties", {}).items():
+            if "description" not in prop or "examples" not in prop:
+                undocumented.append(f"{name}.{key}")
+    assert not undocumented
