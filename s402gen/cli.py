@@ -31,7 +31,8 @@ EXIT_INVALID = 2
 EXIT_CODES = """\b
 Exit codes:
   0  success (up to date, valid)
-  1  check: generated files drifted; validate --strict: warnings
+  1  check: generated files drifted; validate --strict: warnings;
+     build --fail-on-change: files were written or removed
   2  invalid catalog, bad configuration or usage error"""
 
 
@@ -188,7 +189,14 @@ def main() -> None:
 @out_option
 @templates_option
 @click.option("--force", is_flag=True, help="Overwrite files s402gen did not write.")
-def build(catalog: str | None, out: str | None, templates: str | None, force: bool) -> None:
+@click.option(
+    "--fail-on-change",
+    is_flag=True,
+    help="Exit 1 when a file was written or removed (for pre-commit, as black does).",
+)
+def build(
+    catalog: str | None, out: str | None, templates: str | None, force: bool, fail_on_change: bool
+) -> None:
     """Compile CATALOG and write the files that changed."""
     settings = _settings(catalog, out, templates)
     folder, key, hit = _cache_lookup(settings)
@@ -223,6 +231,8 @@ def build(catalog: str | None, out: str | None, templates: str | None, force: bo
     )
     if not report.kept_modified:
         cache.store(folder, key, _entry(report.manifest, result))
+    if fail_on_change and (report.written or report.removed):
+        sys.exit(EXIT_FINDINGS)
 
 
 @main.command(epilog=EXIT_CODES)
