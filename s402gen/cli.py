@@ -60,12 +60,20 @@ def _settings(catalog: str | None, out: str | None, templates: str | None) -> Se
     return chosen
 
 
-def _compile(settings: Settings, fmt: str = "text") -> Compilation:
+def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> Compilation:
     from .pipeline import compile_catalog  # lazy: a cache hit needs none of the compiler
+    from .upstream_check import SdkMissing
 
-    result = compile_catalog(
-        settings.catalog, display_name=_display(settings.catalog), templates=settings.templates
-    )
+    try:
+        result = compile_catalog(
+            settings.catalog,
+            display_name=_display(settings.catalog),
+            templates=settings.templates,
+            upstream=upstream,
+        )
+    except SdkMissing as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
     if fmt == "text":
         for diagnostic in result.diagnostics:
             click.echo(diagnostic.format(), err=True)
@@ -277,11 +285,16 @@ def check(catalog: str | None, out: str | None, templates: str | None, fmt: str)
 @main.command(epilog=EXIT_CODES)
 @catalog_argument
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
+@click.option(
+    "--upstream",
+    is_flag=True,
+    help="Also compare with the official facebody SDK (pip install 's402gen[upstream]').",
+)
 @format_option
-def validate(catalog: str | None, strict: bool, fmt: str) -> None:
+def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str) -> None:
     """Report the errors and warnings of CATALOG."""
     settings = _settings(catalog, None, None)
-    result = _compile(settings, fmt)
+    result = _compile(settings, fmt, upstream)
     warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
     if fmt == "json":
         _print_json(settings, result)

@@ -305,6 +305,12 @@ class Service(_Model):
         [{"input": {}, "error": "ImageURL is required"}],
         None,
     )
+    upstream_differences: dict[str, str] | None = key(
+        "Parameters that differ from the official SDK on purpose, each with the reason "
+        "(`s402gen validate --upstream` does not report them).",
+        {"ImageURLA": "required here: the live service always compares two URLs"},
+        None,
+    )
     annotations: Annotations | None = key(
         "MCP tool annotation overrides.", {"readOnlyHint": True}, None
     )

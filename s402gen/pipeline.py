@@ -111,13 +111,15 @@ def compile_catalog(
     display_name: str | None = None,
     templates: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    upstream: bool = False,
 ) -> Compilation:
     """Compile ``catalog_path`` into the file map of ``generated/`` (manifest included).
 
     ``display_name`` names the catalog in diagnostics (default: the path);
     ``templates`` is a user template folder searched before the packaged
     one; ``environ`` supplies ``SOURCE_DATE_EPOCH`` (default: the process
-    environment). Template errors in user templates become diagnostics.
+    environment); ``upstream`` adds the comparison with the official SDK
+    (:mod:`s402gen.upstream_check`, which raises ``SdkMissing`` without it).
     """
     name = display_name or str(catalog_path)
     env = os.environ if environ is None else environ
@@ -133,6 +135,10 @@ def compile_catalog(
     diagnostics = date_problems + derive_problems
     if has_errors(diagnostics):
         return Compilation(diagnostics)
+    if upstream:
+        from .upstream_check import check_upstream
+
+        diagnostics += check_upstream(compiled, authored, document.source)
     return Compilation(
         diagnostics + check_catalog(compiled, authored, document.source),
         compiled,

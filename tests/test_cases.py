@@ -46,6 +46,10 @@ def test_every_error_rule_has_a_case() -> None:
         Rules.ALIAS_EXPANSION,
         Rules.NO_GENERATED_AT,
         Rules.TEMPLATE_ERROR,
+        Rules.UPSTREAM_UNKNOWN_ACTION,  # tests/test_upstream_check.py: validate --upstream
+        Rules.UPSTREAM_UNKNOWN_PARAMETER,
+        Rules.UPSTREAM_REQUIRED,
+        Rules.UPSTREAM_TYPE,
     }
     missing = [r.code for r in rules if r.code not in expected and r not in elsewhere]
     assert not missing

@@ -73,7 +73,9 @@ async def _flow(client: Client, tool: str) -> None:
     payment = await client.call_tool("create_payment", {"serviceId": entry["id"]})
     assert not payment.is_error, payment.structured_content
     token = payment.structured_content["token"]
-    verified = await client.call_tool("verify_payment", {"paymentId": payment.structured_content["paymentId"]})
+    verified = await client.call_tool(
+        "verify_payment", {"paymentId": payment.structured_content["paymentId"]}
+    )
     assert verified.structured_content["status"] == "paid"
 
     paid = await client.call_tool(tool, {**arguments, "paymentToken": token})
@@ -112,7 +114,15 @@ def test_stdio_server_process(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "s402gen"
     params = StdioServerParameters(
         command=str(exe) if exe.exists() else "s402gen",
-        args=["mcp", "--generated", str(GENERATED), "--upstream", "emulator", "--ledger", ":memory:"],
+        args=[
+            "mcp",
+            "--generated",
+            str(GENERATED),
+            "--upstream",
+            "emulator",
+            "--ledger",
+            ":memory:",
+        ],
         cwd=str(tmp_path),
     )
 

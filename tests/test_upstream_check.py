@@ -1,0 +1,57 @@
+"""``s402gen validate --upstream``: the catalog against the official facebody SDK."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import run_cli, write_catalog
+
+
+def _findings(tmp_path: Path, data: dict) -> tuple[int, list[dict]]:
+    write_catalog(tmp_path / "catalog.yaml", data)
+    code, out, _ = run_cli(
+        "validate", "catalog.yaml", "--upstream", "--format", "json", cwd=tmp_path
+    )
+    return code, json.loads(out)["diagnostics"]
+
+
+def _service(data: dict, service_id: str) -> dict:
+    return next(s for s in data["services"] if s["id"] == service_id)
+
+
+def test_real_catalog_matches_the_sdk_but_for_declared_differences(
+    real_catalog_data, tmp_path
+) -> None:
+    code, found = _findings(tmp_path, real_catalog_data)
+    assert code == 0 and [d for d in found if d["rule"].startswith(("S402-E03", "S402-W03"))] == []
+
+
+def test_each_kind_of_difference_is_found(real_catalog_data, tmp_path) -> None:
+    search = _service(real_catalog_data, "face-search")
+    search.pop("upstreamDifferences")
+    search["params"]["Limitt"] = "number"  # a typo of a real parameter
+    detect = _service(real_catalog_data, "face-detection")
+    detect["action"] = "DetectFaces"
+    code, found = _findings(tmp_path, real_catalog_data)
+    rules = {(d["rule"], d["message"]) for d in found}
+    assert code == 2
+    assert (
+        "S402-E031",
+        "action 'DetectFaces' of 'face-detection' is not in the official SDK",
+    ) in rules
+    assert any(r == "S402-E032" and "'Limitt' of 'face-search'" in m for r, m in rules)
+    assert ("S402-W031", "'Limit' of 'face-search' is required upstream but optional here") in rules
+    assert (
+        "S402-W032",
+        "'MaxFaceNum' of 'face-search' is number here but integer upstream",
+    ) in rules
+
+
+def test_required_here_but_optional_upstream(real_catalog_data, tmp_path) -> None:
+    _service(real_catalog_data, "fingerprint-extraction").pop("upstreamDifferences")
+    code, found = _findings(tmp_path, real_catalog_data)
+    assert code == 0
+    assert [d["message"] for d in found if d["rule"] == "S402-W031"] == [
+        "'ImageURL' of 'fingerprint-extraction' is required here but optional upstream"
+    ]
