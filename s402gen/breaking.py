@@ -29,7 +29,8 @@ from typing import Any, NoReturn
 import click
 
 from . import ir
-from .diagnostics import CatalogError, Diagnostic, Location
+from .config import display_path as _display
+from .diagnostics import CatalogError, Diagnostic, Location, github_command
 from .diagnostics import Level as DiagnosticLevel
 from .load import SourceMap, load_file
 
@@ -136,20 +137,6 @@ class Change:
             "service": self.service,
             **asdict(self.location),  # file, line, column
         }
-
-
-def github_command(command: str, location: Location, title: str, message: str) -> str:
-    """``::command file=...,line=...,col=...,title=...::message``, escaped as GitHub wants."""
-
-    def prop(text: str) -> str:
-        return _escape(text).replace(":", "%3A").replace(",", "%2C")
-
-    where = f"file={prop(location.file)},line={location.line},col={location.column}"
-    return f"::{command} {where},title={prop(title)}::{_escape(message)}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 @dataclass
@@ -485,13 +472,6 @@ def _order(change: Change) -> tuple:
 
 
 # --- reading both catalogs -----------------------------------------------------
-
-
-def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
 
 
 def _git(args: list[str], cwd: Path) -> bytes:

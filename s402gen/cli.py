@@ -20,7 +20,8 @@ import click
 
 from . import cache, write
 from .config import ConfigError, Settings, load_settings
-from .diagnostics import CatalogError, Level
+from .config import display_path as _display
+from .diagnostics import CatalogError, Level, Location, github_command
 
 if TYPE_CHECKING:
     from .pipeline import Compilation
@@ -35,13 +36,6 @@ Exit codes:
   1  check: generated files drifted; validate --strict: warnings;
      build --fail-on-change: files were written or removed
   2  invalid catalog, bad configuration or usage error"""
-
-
-def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
 
 
 def _settings(catalog: str | None, out: str | None, templates: str | None) -> Settings:
@@ -292,10 +286,9 @@ def check(catalog: str | None, out: str | None, templates: str | None, fmt: str)
         for path in paths:
             click.echo(f"{label}: {where}/{path}", err=True)
             if fmt == "github":
-                click.echo(
-                    f"::error file={where}/{path},title=s402gen drift::{where}/{path} is "
-                    f"{label} (generated files are stale; run s402gen build and commit)"
-                )
+                message = f"{where}/{path} is {label}: run s402gen build and commit"
+                location = Location(f"{where}/{path}", 1, 1)
+                click.echo(github_command("error", location, "s402gen drift", message))
     click.echo(f"{where} is out of date; run `s402gen build`", err=True)
     sys.exit(EXIT_FINDINGS)
 

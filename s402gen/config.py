@@ -9,6 +9,7 @@ Unknown keys are errors.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,14 @@ class Settings:
     catalog: Path
     out: Path
     templates: Path | None
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the current folder when possible, for messages."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
 
 
 def find_pyproject(start: Path) -> Path | None:

@@ -106,9 +106,8 @@ class Diagnostic:
     def format_github(self) -> str:
         """A GitHub Actions workflow command: ``::error file=...,line=...,col=...::message``."""
         command = "error" if self.level is Level.ERROR else "warning"
-        where = f"file={self.location.file},line={self.location.line},col={self.location.column}"
         title = f"{self.rule.code} {self.rule.name}"
-        return f"::{command} {where},title={title}::{_github_escape(self.message)}"
+        return github_command(command, self.location, title, self.message)
 
     def to_json(self) -> dict[str, object]:
         """The diagnostic as a JSON object (``--format json``)."""
@@ -123,8 +122,17 @@ class Diagnostic:
         }
 
 
-def _github_escape(text: str) -> str:
-    """Escape a workflow command's message (GitHub's ``%``, CR and LF rules)."""
+def github_command(command: str, location: Location, title: str, message: str) -> str:
+    """``::command file=...,line=...,col=...,title=...::message``, escaped as GitHub wants."""
+
+    def prop(text: str) -> str:
+        return _escape(text).replace(":", "%3A").replace(",", "%2C")
+
+    where = f"file={prop(location.file)},line={location.line},col={location.column}"
+    return f"::{command} {where},title={prop(title)}::{_escape(message)}"
+
+
+def _escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 

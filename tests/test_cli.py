@@ -290,3 +290,24 @@ def test_output_folder_that_is_a_file(small_project: Path) -> None:
     for command in ("build", "check"):
         code, _, err = run_cli(command, cwd=small_project)
         assert code == 2 and "is a file" in err
+
+
+def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
+    assert run_cli("build", cwd=small_project)[0] == 0
+    catalog = small_project / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("amountCents: 105", "amountCents: 110"))
+    code, out, _ = run_cli("check", "--format", "github", cwd=small_project)
+    assert code == 1
+    assert (
+        "::error file=generated/routes/face_detection.py,line=1,col=1,title=s402gen drift::"
+        "generated/routes/face_detection.py is changed: run s402gen build and commit"
+    ) in out
+    catalog.write_text(catalog.read_text().replace("action: DetectFace", "action: detect"))
+    code, out, _ = run_cli("validate", "--format", "json", cwd=small_project)
+    report = json.loads(out)
+    assert code == 2 and report["valid"] is False and report["errors"] == 1
+    assert report["diagnostics"][0]["rule"] == "S402-E007"
+    code, out, _ = run_cli("validate", "--format", "github", cwd=small_project)
+    assert code == 2 and out.startswith(
+        "::error file=catalog.yaml,line=72,col=13,title=S402-E007 invalid-value::"
+    )
