@@ -1,0 +1,777 @@
+"""Import: a catalog JSON (``server402.catalog.search.v1``) back into catalog.yaml.
+
+``s402gen import FILE.json`` writes a catalog.yaml that compiles back to FILE's
+``services``, every static field (all but quality, matchScore, matchTerms, why)
+equal. A shared value is written once, its most common value in ``defaults:``
+(or providers, pricingPolicies, paymentProviders; repeated parameter schemas in
+``presets:``), and a service overrides it only where it differs. Templates are
+recovered from the text (label and titleZh from the second keyword, summaryZh
+from the task phrase, description templates, shared keywords); parameters come
+in the order that reproduces ``inputTypes``. The result is compiled in memory
+twice: to write exampleRequest/errorExamples only where the derived ones
+differ, then to verify. Each static field still not reproduced is reported
+(``FILE: warning: SERVICE: FIELD: ...`` on stderr, a comment above the service).
+
+Choices:
+
+- The catalog JSON does not publish the upstream: :data:`UPSTREAM` (facebody
+  2019-12-30) is assumed, as the YAML header says.
+- relatedServices naming services FILE lacks (seed 003 names
+  face-database-add-face, face-database-create-entity): the compiler rejects
+  unknown ones (S402-E017), and an import cannot invent their action and
+  parameters. ``--related-from SOURCE`` (a catalog JSON, e.g. the full live
+  catalog, or a catalog.yaml) pulls them in, transitively, after the imported
+  services, so the lists round trip exactly. Ids found nowhere are left out
+  and reported, the published list kept in the service's comment, to restore
+  once those services exist. Either way the result compiles.
+- An error example the route would not give (face-template-list promises 400
+  for ``{}`` without required parameters: S402-E025; another answer: E026) is
+  left out and reported; the service keeps an explicit ``errorExamples``.
+- A service with its own task phrase does not publish its summaryZh: its
+  Chinese title stands in, reported for review.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import click
+import jsonschema
+import yaml
+
+from . import ir, model, protocol, render
+from .derive import derive, example_value, kebab, split_words, unique
+from .diagnostics import CatalogError, Diagnostic, has_errors
+from .load import load_text
+from .runtime.validation import RequestError, RequestValidator
+from .validate import TOOL_NAME_PATTERN, check_catalog, parse_model
+
+RUNTIME_FIELDS = frozenset({"quality", "matchScore", "matchTerms", "why"})
+#: The upstream of every imported service: the catalog JSON does not publish it.
+UPSTREAM = {"product": "facebody", "version": "2019-12-30"}
+UPSTREAM["endpoint"] = "facebody.cn-shanghai.aliyuncs.com"
+#: The marketplace's phrases, used only when no imported service shows one.
+FALLBACK_TASK = "the visual analysis task described by action {summary}"
+FALLBACK_DESCRIPTION = (
+    "Use this visual AI API when the task needs {task}. "
+    "Send the schema keys exactly as listed ({parameters}); {required}."
+)
+FALLBACK_PARAMETER = "Alibaba Cloud RPC parameter {name}."
+_SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
+_DEFAULT = "\x00default"  # a parameter described by defaults.parameterDescription
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
+    "id action provider name toolName legacyId titleZh summaryZh task category tags keywords "
+    "limitations complexity typicalResponseTime cacheable idempotent outputFormat sla "
+    "pricingPolicy paymentProvider params required requiredContext outputSchema exampleRequest "
+    "errorExamples relatedServices"
+).split()
+_OVERRIDABLE = "category tags limitations complexity typicalResponseTime cacheable idempotent "
+_OVERRIDABLE += "outputFormat sla"
+_PRICING = "amountCents currency settleMode billingMode maxCalls allowReuse bindClient"
+
+
+def _obj(needs: str = "", /, **props: Any) -> dict[str, Any]:
+    """A JSON Schema object with properties ``props``, requiring the space-separated ``needs``."""
+    return {"type": "object", "required": needs.split(), "properties": props}
+
+
+# fmt: off
+_S, _B, _O = {"type": "string"}, {"type": "boolean"}, {"type": "object"}
+_SS, _ID = {"type": "array", "items": _S}, {"type": "string", "pattern": model.ID_PATTERN}
+_NAMES = {"pattern": model.PARAMETER_PATTERN, "not": {"const": protocol.MCP_ARGUMENT}}
+#: What the import reads of a catalog entry (with the authoring model's constraints).
+ENTRY_SCHEMA = _obj(
+    "id internalServiceId name description category keywords useCases limitations tags "
+    "inputSchema outputSchema exampleResponse pricing payment complexity typicalResponseTime "
+    "cacheable idempotent outputFormat relatedServices requiredContext errorExamples sla",
+    id=_ID, internalServiceId=_ID, name=_S, description=_S, category=_S, complexity=_S,
+    typicalResponseTime=_S, outputFormat=_S, cacheable=_B, idempotent=_B, limitations=_SS,
+    tags=_SS, relatedServices=_SS, requiredContext=_SS, outputSchema=_O, exampleRequest=_O,
+    keywords={**_SS, "minItems": 1}, useCases={**_SS, "minItems": 1},
+    inputTypes=_SS, outputTypes=_SS,
+    inputSchema=_obj("properties", description=_S, required=_SS, properties={
+        **_O, "additionalProperties": _O, "propertyNames": _NAMES}),
+    exampleResponse=_obj("data", data=_obj(
+        "Action", Action={"type": "string", "pattern": model.ACTION_PATTERN})),
+    pricing=_obj("policyId " + _PRICING, policyId=_S, settleMode=_S, billingMode=_S,
+                 amountCents={"type": "integer", "minimum": 0}, allowReuse=_B, bindClient=_B,
+                 currency={"type": "string", "pattern": "^[A-Z]{3}$"},
+                 maxCalls={"type": "integer", "minimum": 1}),
+    payment=_obj("providerId provider", providerId=_S, provider=_S),
+    discovery=_obj(toolName={"type": "string", "pattern": TOOL_NAME_PATTERN.pattern}),
+    errorExamples={"type": "array", "items": _obj(
+        "input error", input=_O, error=_S, statusCode={"type": "integer"})},
+    sla=_obj("uptime maxLatency", uptime={"type": "string", "pattern": r"^\d+(\.\d+)?%$"},
+             maxLatency={"type": "string", "pattern": r"^\d+ms$"}),
+)
+_DOCUMENT = jsonschema.Draft202012Validator(_obj(
+    "schemaVersion services", schemaVersion={"const": protocol.SCHEMA_VERSION},
+    services={"type": "array", "minItems": 1, "items": ENTRY_SCHEMA}))
+# fmt: on
+_GENERATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+MAX_PROBLEMS = 20
+
+
+class ImportFailure(Exception):
+    """``file`` cannot be imported; ``messages`` say why, one line each."""
+
+    def __init__(self, file: str, messages: list[str]):
+        super().__init__("; ".join(messages))
+        self.file, self.messages = file, messages
+
+
+class ImportResult(NamedTuple):
+    """The catalog.yaml ``text``; ``warnings``, ``SERVICE: FIELD: message`` lines (no SERVICE
+    when catalog-wide); the ``services`` imported, those ``pulled`` from --related-from, and
+    the compiler's ``lint_warnings`` about the text."""
+
+    text: str
+    warnings: list[str]
+    services: int
+    pulled: int
+    lint_warnings: int
+
+
+def most_common(values: list[Any], default: Any = None) -> Any:
+    """The value seen most often (the first seen on a tie); ``default`` when none."""
+    counts: dict[str, list[Any]] = {}
+    for value in values:
+        counts.setdefault(json.dumps(value, sort_keys=True), [0, value])[0] += 1
+    return max(counts.values(), key=lambda count: count[0])[1] if counts else default
+
+
+def _common_prefix(lists: list[list[Any]]) -> list[Any]:
+    prefix = list(lists[0]) if lists else []
+    for items in lists[1:]:
+        end = next((i for i, (a, b) in enumerate(zip(prefix, items)) if a != b), None)
+        prefix = prefix[: min(len(prefix), len(items)) if end is None else end]
+    return prefix
+
+
+def order_properties(props: dict[str, Any], types: list[str], root: str) -> list[str] | None:
+    """Names of ``props`` in an order whose types give ``types`` (see derive.schema_types).
+
+    Alphabetical where that works: a property moves up only when its type must
+    show earlier. ``None`` when no order gives ``types``.
+    """
+    remaining, seen, order = sorted(props), [root], []
+    while remaining:
+        for name in remaining:
+            prop = props[name] if isinstance(props[name], dict) else {}
+            kinds = prop.get("type", [])
+            tokens = [kinds] if isinstance(kinds, str) else [str(k) for k in kinds]
+            tokens += [str(prop["format"])] if "format" in prop else []
+            new = [t for t in unique(tokens) if t not in seen]
+            if new == types[len(seen) : len(seen) + len(new)]:
+                order, seen = order + [name], seen + new
+                remaining.remove(name)
+                break
+        else:
+            return None
+    return order if seen == list(types) else None
+
+
+def _readable(schema: Any, types: list[str] | None = None) -> Any:
+    """``schema`` with type, format and description first at every level; with ``types``, its
+    properties in :func:`order_properties` order (derive sorts the rest again)."""
+    if not isinstance(schema, (dict, list)):
+        return schema
+    if isinstance(schema, list):
+        return [_readable(item) for item in schema]
+    tidy = {}
+    for key in unique([*(k for k in ("type", "format", "description") if k in schema), *schema]):
+        value = schema[key]
+        if key == "properties" and isinstance(value, dict):  # names, not keywords: keep order
+            order = order_properties(value, types, schema.get("type", "object")) if types else None
+            tidy[key] = {name: _readable(value[name]) for name in order or value}
+        else:
+            tidy[key] = _readable(value)
+    return tidy
+
+
+def _output_types(entry: dict) -> list[str]:
+    return entry.get("outputTypes", [])
+
+
+def _schema_description(entry: dict) -> str:
+    return entry["inputSchema"].get("description", "")
+
+
+def _plain(spec: dict) -> bool:
+    return set(spec) == {"type", "description"} and spec["description"] == _DEFAULT
+
+
+class _Importer:
+    """Builds the catalog.yaml of ``entries``; the first ``imported`` come from FILE."""
+
+    def __init__(self, entries: list[dict], file: str, imported: int, source: str | None):
+        self.entries, self.file, self.imported, self.source = entries, file, imported, source
+        self.ids = [entry["id"] for entry in entries]
+        self.notes: dict[str, list[tuple[str, str]]] = {sid: [] for sid in ["", *self.ids]}
+        self.fields = {e["id"]: {"action": e["exampleResponse"]["data"]["Action"]} for e in entries}
+        self.defaults: dict[str, Any] = {}
+        self.tree: dict[str, Any] = {}
+
+    def note(self, sid: str, field: str, message: str) -> None:
+        """Record what catalog.yaml cannot carry as published (``sid`` "" if catalog-wide)."""
+        self.notes[sid].append((field, message))
+
+    def values(self, get: Any) -> dict[str, Any]:
+        """``{service id: get(entry)}``."""
+        return {entry["id"]: get(entry) for entry in self.entries}
+
+    def build(self, generated_at: Any) -> None:
+        """Fill :attr:`tree` (all but the services) and :attr:`fields` (each service's keys)."""
+        catalog = {"generatedAt": generated_at}
+        if not (isinstance(generated_at, str) and _GENERATED_AT.match(generated_at)):
+            catalog = {}
+            if generated_at is not None:
+                self.note("", "generatedAt", f"{generated_at!r} is not a UTC time; left out")
+        providers = self._keywords_and_providers()
+        self._texts()
+        for key in _OVERRIDABLE.split():
+            self._factor(key, self.values(lambda e, key=key: e[key]))
+        self._factor("useCases", self.values(lambda e: e["useCases"][1:]), override=False)
+        self._factor("pricingPolicy", self.values(lambda e: e["pricing"]["policyId"]))
+        self._factor("paymentProvider", self.values(lambda e: e["payment"]["providerId"]))
+        self._related()
+        presets = self._params()
+        schemas, types = self.values(lambda e: e["outputSchema"]), self.values(_output_types)
+        self._factor("outputSchema", schemas)
+        first = next(sid for sid in self.ids if schemas[sid] == self.defaults["outputSchema"])
+        self.defaults["outputSchema"] = _readable(schemas[first], types[first])
+        for sid in self.ids:
+            if "outputSchema" in self.fields[sid]:
+                self.fields[sid]["outputSchema"] = _readable(schemas[sid], types[sid])
+        order = [field.alias for field in model.Defaults.model_fields.values()]
+        rank = {key: order.index(key) if key in order else len(order) for key in self.defaults}
+        defaults = {key: self.defaults[key] for key in sorted(rank, key=rank.__getitem__)}
+        first_wins = list(reversed(self.entries))
+        self.tree = {
+            **({"catalog": catalog} if catalog else {}),
+            "providers": providers,
+            "pricingPolicies": {
+                e["pricing"]["policyId"]: {k: e["pricing"][k] for k in _PRICING.split()}
+                for e in first_wins
+            },
+            "paymentProviders": {
+                e["payment"]["providerId"]: {"provider": e["payment"]["provider"]}
+                for e in first_wins
+            },
+            "presets": presets,
+            "defaults": defaults,
+        }
+
+    def _factor(self, key: str, values: dict[str, Any], override: bool = True) -> None:
+        self.defaults[key] = most_common(list(values.values()))
+        for sid, value in values.items():
+            if override and value != self.defaults[key]:
+                self.fields[sid][key] = value
+
+    def _keywords_and_providers(self) -> dict[str, Any]:
+        """Shared keywords; titleZh, extra keywords, legacyId; one provider per title label."""
+        keywords = self.values(lambda e: e["keywords"])
+        heads = {sid: kw[1] if len(kw) > 1 else "" for sid, kw in keywords.items()}
+        main = most_common([h.split(" ", 1)[0] for h in heads.values() if " " in h], "")
+        label = {s: main if main and h.startswith(main + " ") else None for s, h in heads.items()}
+        rest = {sid: keywords[sid][2 if label[sid] else 1 :] for sid in self.ids}
+        common = _common_prefix([rest[s] for s in self.ids if label[s]] or list(rest.values()))
+        for sid in self.ids:  # a title keyword under another label: another provider
+            if label[sid] is None and " " in heads[sid] and heads[sid] not in common:
+                label[sid], rest[sid] = heads[sid].split(" ", 1)[0], keywords[sid][2:]
+
+        def words(sid: str, cut: int) -> list[str]:  # the action's words, as derive adds them
+            seen = set(keywords[sid][: 2 if label[sid] else 1] + common[:cut])
+            action = unique(word.lower() for word in split_words(self.fields[sid]["action"]))
+            return [word for word in action if word not in seen]
+
+        def fits(sid: str, cut: int) -> bool:
+            return rest[sid][: cut + len(words(sid, cut))] == common[:cut] + words(sid, cut)
+
+        cut = next((j for j in range(len(common)) if all(fits(s, j) for s in self.ids)), None)
+        self.defaults["keywords"] = common = common[: len(common) if cut is None else cut]
+        names = {main: UPSTREAM["product"]}
+        for sid in self.ids:
+            expected = words(sid, len(common))
+            extra = (
+                rest[sid][len(common) + len(expected) :] if fits(sid, len(common)) else rest[sid]
+            )
+            extra = [k for k in extra if k not in common + expected]
+            self.fields[sid].update({"keywords": extra} if extra else {})
+            if label[sid] is not None:
+                self.fields[sid]["titleZh"] = heads[sid][len(label[sid]) + 1 :]
+            if (label[sid] or main) not in names:
+                names[label[sid]] = f"{UPSTREAM['product']}-{len(names) + 1}"
+                self.note("", f"providers.{names[label[sid]]}", f"{label[sid]}: upstream assumed")
+            self.fields[sid]["provider"] = names[label[sid] or main]
+        providers = {}
+        for lab, name in names.items():
+            legacy = {  # id: (legacy id, its derived tail)
+                e["id"]: (e["internalServiceId"], kebab(self.fields[e["id"]]["action"]))
+                for e in self.entries
+                if self.fields[e["id"]]["provider"] == name
+            }
+            prefix = most_common([i[: -len(t)] for i, t in legacy.values() if i.endswith(t)], "")
+            providers[name] = {**UPSTREAM, "labelZh": lab, "legacyIdPrefix": prefix}
+            for sid, (legacy_id, tail) in legacy.items():
+                self.fields[sid].update(
+                    {} if legacy_id == prefix + tail else {"legacyId": legacy_id}
+                )
+        self.defaults["provider"] = UPSTREAM["product"]
+        for sid in self.ids:
+            if self.fields[sid]["provider"] == UPSTREAM["product"]:
+                del self.fields[sid]["provider"]
+        return providers
+
+    def _texts(self) -> None:
+        """Name suffix, task and description templates; each summaryZh (or task), name, tool."""
+        words = self.values(lambda e: " ".join(split_words(self.fields[e["id"]]["action"])))
+        names = self.values(lambda e: e["name"])
+        suffixes = [
+            n[len(words[s]) + 1 :] for s, n in names.items() if n.startswith(words[s] + " ")
+        ]
+        self.defaults["nameSuffix"] = suffix = most_common(suffixes, "")
+        tasks = self.values(lambda e: e["useCases"][0])
+        heads = [m.group(1) for t in tasks.values() if (m := re.match(r"([ -~]*\s)[^ -~]", t))]
+        prefix = most_common([h for h in heads if not _PLACEHOLDER.search(h)])
+        self.defaults["taskTemplate"] = prefix + "{summary}" if prefix else FALLBACK_TASK
+        prefix = self.defaults["taskTemplate"][: -len("{summary}")]
+        for e in self.entries:
+            sid, fields, task = e["id"], self.fields[e["id"]], tasks[e["id"]]
+            if task.startswith(prefix) and len(task) > len(prefix):
+                fields["summaryZh"] = task[len(prefix) :]
+            else:
+                fields["task"], fields["summaryZh"] = task, fields.get("titleZh") or task
+                self.note(sid, "summaryZh", "not published (own task): the title, review it")
+            fields.update({"name": names[sid]} if names[sid] != f"{words[sid]} {suffix}" else {})
+            tool = e.get("discovery", {}).get("toolName", sid.replace("-", "_"))
+            fields.update({"toolName": tool} if tool != sid.replace("-", "_") else {})
+        templates = [_description_template(e, tasks[e["id"]]) for e in self.entries]
+        self.defaults["descriptionTemplate"] = most_common(
+            [t for t in templates if t], FALLBACK_DESCRIPTION
+        )
+
+    def _related(self) -> None:
+        """relatedServices: a shared candidate list and limit; explicit lists where needed."""
+        wanted = {}
+        for e in self.entries:
+            sid, published = e["id"], e["relatedServices"]
+            wanted[sid] = list(unique(r for r in published if r in self.ids and r != sid))
+            if wanted[sid] != published:
+                gone = ", ".join(r for r in unique(published) if r not in wanted[sid])
+                self.note(sid, "relatedServices", f"left out {gone} (S402-E017); was {published}")
+        limit = most_common([len(w) for w in wanted.values()], 0)
+        shared = most_common(list(wanted.values()), [])
+
+        def matches(names: list[str]) -> set[str]:
+            return {s for s in self.ids if [n for n in names if n != s][:limit] == wanted[s]}
+
+        for sid in self.ids:  # extend the shared list where that serves more services
+            current = [n for n in shared if n != sid][:limit]
+            longer = shared + [n for n in wanted[sid][len(current) :] if n not in shared]
+            if wanted[sid][: len(current)] == current and matches(shared) < matches(longer):
+                shared = longer
+        self.defaults["relatedServices"], self.defaults["relatedServicesLimit"] = shared, limit
+        for sid in self.ids:
+            if sid not in matches(shared):
+                self.fields[sid]["relatedServices"] = wanted[sid]
+
+    def _params(self) -> dict[str, Any]:
+        """Parameters (presets for the repeated ones), required and requiredContext."""
+        props_of = self.values(lambda e: e["inputSchema"]["properties"])
+        described = [
+            text.replace(name, "{name}")
+            for props in props_of.values()
+            for name, prop in props.items()
+            if name in (text := str(prop.get("description", "")))
+        ]
+        template = self.defaults["parameterDescription"] = most_common(
+            described, FALLBACK_PARAMETER
+        )
+        self._factor("inputSchemaDescription", self.values(_schema_description), False)
+        self._factor(
+            "exampleResult",
+            self.values(lambda e: e["exampleResponse"]["data"].get("Result")),
+            False,
+        )
+        specs: dict[tuple[str, str], dict] = {}
+        known: dict[tuple[str, str], Any] = {}  # the examples exampleRequest shows
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for e in self.entries:
+            sid, request, schema = e["id"], e.get("exampleRequest"), e["inputSchema"]
+            derivable = isinstance(request, dict) and set(request) == set(
+                schema.get("required", [])
+            )
+            for name, prop in props_of[sid].items():
+                for extra in sorted(set(prop) - {*_SCHEMA_KEYS, "description"}):
+                    self.note(sid, f"inputSchema.properties.{name}.{extra}", "not expressible")
+                spec = {k: prop[k] for k in _SCHEMA_KEYS if k in prop}
+                if spec.get("type") not in model.JSON_TYPES:
+                    self.note(sid, f"inputSchema.properties.{name}.type", "not a JSON type name")
+                    spec["type"] = "string"
+                description = prop.get("description", _DEFAULT)
+                default = description == template.replace("{name}", name)
+                specs[(sid, name)] = {**spec, "description": _DEFAULT if default else description}
+                group = groups.setdefault(json.dumps(specs[(sid, name)], sort_keys=True), [])
+                group.append((sid, name))
+                if derivable and request.get(name) is not None:
+                    known[(sid, name)] = request[name]
+        presets, preset_of = self._presets(groups, specs, known)
+        for e in self.entries:
+            sid, fields = e["id"], self.fields[e["id"]]
+            order = order_properties(props_of[sid], e.get("inputTypes", []), "object")
+            params = {}
+            for name in order or sorted(props_of[sid]):
+                spec, example = specs[(sid, name)], known.get((sid, name))
+                preset = preset_of.get((sid, name))
+                default = (presets[preset] if preset else {}).get("example")
+                default = example_value(name, spec) if default is None else default
+                own = {"example": example} if example is not None and example != default else {}
+                if preset or _plain(spec):
+                    key, short = ("preset", preset) if preset else ("type", spec["type"])
+                    params[name] = {key: short, **own} if own else short
+                else:
+                    params[name] = _readable({k: v for k, v in spec.items() if v != _DEFAULT})
+                    params[name].update(own)
+            fields.update({"params": params} if params else {})
+            if e["inputSchema"].get("required"):
+                fields["required"] = list(e["inputSchema"]["required"])
+            self._context(e, list(params), preset_of, presets)
+        return presets
+
+    def _presets(self, groups: dict, specs: dict, known: dict) -> tuple[dict, dict]:
+        """A preset per repeated parameter schema, with the example sparing most overrides."""
+        presets: dict[str, Any] = {}
+        preset_of: dict[tuple[str, str], str] = {}
+        for members in groups.values():
+            spec = specs[members[0]]
+            if len(members) < 2 or _plain(spec):
+                continue
+            kebabs = [kebab(name) for _, name in members]
+            base = most_common(kebabs)
+            if 2 * kebabs.count(base) <= len(kebabs):  # no majority name: from the description
+                text = "" if spec["description"] == _DEFAULT else spec["description"]
+                words = re.findall(r"[a-z0-9]+", text.lower())[:4]
+                base = "-".join(words or [spec["type"], spec.get("format", "param")])
+            name, number = base, 1
+            while name in presets or name in model.JSON_TYPES:
+                number, name = number + 1, f"{base}-{number + 1}"
+            presets[name] = _readable({k: v for k, v in spec.items() if v != _DEFAULT})
+            best, score = None, -1
+            for candidate in [None, *(known[m] for m in members if m in known)]:
+                hits = sum(
+                    known[m] == (example_value(m[1], spec) if candidate is None else candidate)
+                    for m in members
+                    if m in known
+                )
+                if hits > score and (candidate is None or hits >= 2):
+                    best, score = candidate, hits
+            presets[name].update({"example": best} if best is not None else {})
+            preset_of.update((member, name) for member in members)
+        lists = self.values(lambda e: e["requiredContext"])
+        base_context = _common_prefix([list(reversed(v)) for v in lists.values()])[::-1]
+        self.defaults["requiredContext"] = base_context
+        own = {sid: v[: len(v) - len(base_context)] for sid, v in lists.items()}
+        for preset, spec in presets.items():  # a context that every service using it has
+            users = unique(sid for (sid, _), p in preset_of.items() if p == preset)
+            shared = set.intersection(*(set(own[s]) for s in users))
+            first = [c for c in own[users[0]] if c in shared]
+            spec.update({"requiredContext": first[0]} if first else {})
+        return presets, preset_of
+
+    def _context(self, entry: dict, order: list[str], preset_of: dict, presets: dict) -> None:
+        sid, wanted, fields = entry["id"], entry["requiredContext"], self.fields[entry["id"]]
+        contexts = {
+            n: presets.get(preset_of.get((sid, n)), {}).get("requiredContext") for n in order
+        }
+        given = list(unique(c for c in contexts.values() if c))
+        if list(unique(given + self.defaults["requiredContext"])) == wanted:
+            return
+        if wanted[: len(given)] == given and wanted[len(given) :]:
+            fields["requiredContext"] = wanted[len(given) :]
+            return
+        for name in (n for n, c in contexts.items() if c):  # in the way: spell it all out
+            param = fields["params"][name]
+            param = {"preset": param} if isinstance(param, str) else param
+            fields["params"][name] = {**param, "requiredContext": ""}
+        fields.update({"requiredContext": wanted} if wanted else {})
+
+    def refine(self, compiled: ir.Catalog) -> None:
+        """Write explicit exampleRequest/errorExamples where the derived ones differ."""
+        for svc, entry in zip(compiled.services, self.entries):
+            fields, ours = self.fields[svc.id], render.catalog_entry(svc)
+            if "exampleRequest" in entry and ours.get("exampleRequest") != entry["exampleRequest"]:
+                fields["exampleRequest"] = entry["exampleRequest"]
+            if ours["errorExamples"] == entry["errorExamples"]:
+                continue
+            route, fields["errorExamples"] = RequestValidator.for_spec(ir.route_spec(svc)), []
+            for position, example in enumerate(entry["errorExamples"]):
+                status = example.get("statusCode", 400)
+                try:
+                    route.arguments(example["input"])
+                    why = "its input schema accepts it (S402-E025)"
+                except RequestError as refused:
+                    if (str(refused), 400) == (example["error"], status):
+                        kept = {"input": example["input"], "error": example["error"]}
+                        fields["errorExamples"].append({**kept, "statusCode": status})
+                        continue
+                    why = f"the route answers 400 {str(refused)!r} (S402-E026)"
+                promise = f"{_short(example['input'])} promises {status} {example['error']!r}"
+                self.note(svc.id, f"errorExamples[{position}]", f"{promise}, but {why}; left out")
+
+    def verify(self, compiled: ir.Catalog) -> None:
+        """Note every static field the compiled catalog does not reproduce."""
+        for svc, entry in zip(compiled.services, self.entries):
+            noted = [field for field, _ in self.notes[svc.id]]
+            for path, message in _differences(entry, render.catalog_entry(svc), ""):
+                if not any(path.startswith(n) or n.startswith(path) for n in noted):
+                    self.note(svc.id, path, message)
+
+    def render(self) -> str:
+        """The catalog.yaml text: header, shared sections, then one block per service."""
+        count = f"{self.imported} service" + "s" * (self.imported != 1)
+        upstream = f"{UPSTREAM['product']} {UPSTREAM['version']} at {UPSTREAM['endpoint']}"
+        lines = [
+            f"# Imported by `s402gen import` from {self.file} ({protocol.SCHEMA_VERSION}, {count}).",
+            f"# The catalog JSON does not publish the upstream: {upstream} is assumed.",
+        ]
+        if self.imported < len(self.entries):
+            lines.append(f"# The last services come from {self.source}: relatedServices name them.")
+        lines += [f"# {field}: {message}" for field, message in self.notes[""]]
+        for key, value in self.tree.items():
+            lines += ["", _dump({key: value}).rstrip("\n")]
+        lines += ["", "services:"]
+        for position, sid in enumerate(self.ids):
+            lines += [f"  # --- from {self.source} ---"] if position == self.imported else []
+            service = {"id": sid, **self.fields[sid]}
+            service = {key: service[key] for key in _SERVICE_KEYS if key in service}
+            lines += [f"  # {field}: {message}" for field, message in self.notes[sid]]
+            lines += ["  " + line for line in _dump([service]).rstrip("\n").split("\n")] + [""]
+        return "\n".join(lines)
+
+    def warnings(self) -> list[str]:
+        """Every note: ``SERVICE: FIELD: message`` (catalog-wide ones first, without SERVICE)."""
+        notes = [(sid, field, message) for sid, n in self.notes.items() for field, message in n]
+        return [f"{s}: {f}: {m}" if s else f"{f}: {m}" for s, f, m in notes]
+
+
+def _description_template(entry: dict, task: str) -> str | None:
+    """The description with {task}, {parameters} and {required} put back, if it has all three."""
+    params = ", ".join(sorted(entry["inputSchema"]["properties"]))
+    required = sorted(set(entry["inputSchema"].get("required", [])))
+    clause = f"required parameters: {', '.join(required)}" if required else "no required parameters"
+    text = entry["description"]
+    start = text.find(task)
+    middle = text.find(params, start + len(task)) if start >= 0 and params else -1
+    end = text.find(clause, middle + len(params)) if middle >= 0 else -1
+    template = (
+        f"{text[:start]}{{task}}{text[start + len(task) : middle]}{{parameters}}"
+        f"{text[middle + len(params) : end]}{{required}}{text[end + len(clause) :]}"
+    )
+    placeholders = set(_PLACEHOLDER.findall(template))
+    return template if end >= 0 and placeholders <= {"task", "parameters", "required"} else None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _differences(theirs: Any, ours: Any, path: str) -> list[tuple[str, str]]:
+    """``(dotted path, message)`` where ``ours`` differs from ``theirs`` (runtime fields skipped)."""
+    if theirs == ours:
+        return []
+    if isinstance(theirs, list) and isinstance(ours, list) and len(theirs) == len(ours):
+        pairs = zip(theirs, ours)
+        return [d for i, (a, b) in enumerate(pairs) for d in _differences(a, b, f"{path}[{i}]")]
+    if not (isinstance(theirs, dict) and isinstance(ours, dict)):
+        return [(path, f"the compiled catalog gives {_short(ours)} instead of {_short(theirs)}")]
+    found = []
+    for key in unique([*theirs, *ours]):
+        where = f"{path}.{key}" if path else key
+        if path == "" and key in RUNTIME_FIELDS:
+            continue
+        if key not in ours:
+            found.append((where, "not expressible in catalog.yaml; the compiled catalog lacks it"))
+        elif key not in theirs:
+            found.append((where, f"not in the input; the compiled one adds {_short(ours[key])}"))
+        else:
+            found += _differences(theirs[key], ours[key], where)
+    return found
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, short collections of scalars on one line, no anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _flow(items: list[Any]) -> bool:
+    scalars = all(isinstance(item, (str, int, float, bool)) or item is None for item in items)
+    return bool(items) and scalars and sum(len(str(item)) + 2 for item in items) <= 64
+
+
+_TAGS = yaml.resolver.BaseResolver
+_Dumper.add_representer(list, lambda d, v: d.represent_sequence(_TAGS.DEFAULT_SEQUENCE_TAG, v, _flow(v)))  # fmt: skip
+_Dumper.add_representer(dict, lambda d, v: d.represent_mapping(_TAGS.DEFAULT_MAPPING_TAG, v.items(), _flow([*v, *v.values()])))  # fmt: skip
+
+
+def _dump(value: Any) -> str:
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _compile(text: str, name: str, check: bool) -> tuple[ir.Catalog | None, list[Diagnostic]]:
+    """Load, validate and derive ``text`` in memory; with ``check``, the semantic checks too."""
+    try:
+        document = load_text(text, name)
+    except CatalogError as exc:
+        return None, exc.diagnostics
+    authored, diagnostics = parse_model(document)
+    if authored is None:
+        return None, diagnostics
+    compiled, problems = derive(authored, document.source, None)
+    if has_errors(problems) or not check:
+        return (None if has_errors(problems) else compiled), problems
+    return compiled, problems + check_catalog(compiled, authored, document.source)
+
+
+def document_problems(document: Any) -> list[str]:
+    """Why ``document`` is not a catalog JSON the import can read, one line each; [] if it is."""
+    problems = [
+        "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
+        + f": {error.message}"
+        for error in sorted(_DOCUMENT.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    ]
+    if not problems:
+        ids = [entry["id"] for entry in document["services"]]
+        problems = [
+            f"services[{i}].id: {s!r} is repeated" for i, s in enumerate(ids) if s in ids[:i]
+        ]
+    more = len(problems) - MAX_PROBLEMS
+    return [p.lstrip(": ") for p in problems[:MAX_PROBLEMS]] + [f"... {more} more"] * (more > 0)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ImportFailure(path, [f"cannot read: {reason}"]) from None
+
+
+def read_catalog_json(path: str) -> dict[str, Any]:
+    """Read and check a catalog JSON file; raises :class:`ImportFailure` saying what is wrong."""
+    try:
+        document = json.loads(_read(path))
+    except json.JSONDecodeError as exc:
+        raise ImportFailure(path, [f"not JSON: {exc}"]) from None
+    problems = document_problems(document)
+    if problems:
+        raise ImportFailure(path, problems)
+    return document
+
+
+def read_related_source(path: str) -> list[dict[str, Any]]:
+    """The catalog entries of ``path``, a catalog JSON or a catalog.yaml (compiled in memory).
+
+    Raises :class:`ImportFailure` when it cannot be read or is invalid.
+    """
+    if not path.endswith((".yaml", ".yml")):
+        return read_catalog_json(path)["services"]
+    compiled, problems = _compile(_read(path), path, check=True)
+    if compiled is None or has_errors(problems):
+        raise ImportFailure(path, [d.format() for d in problems if has_errors([d])])
+    return [render.catalog_entry(svc) for svc in compiled.services]
+
+
+def import_catalog(
+    document: dict[str, Any], file: str, related: list[dict] | None = None, source: str = ""
+) -> ImportResult:
+    """Import a checked catalog JSON (see :func:`read_catalog_json`) into catalog.yaml text.
+
+    ``file`` names FILE in the header and notes; ``related`` are the entries
+    of ``--related-from`` (named ``source``), whose services relatedServices
+    name are pulled in, transitively. Raises :class:`ImportFailure` when the
+    result would not compile.
+    """
+    entries, by_id = list(document["services"]), {e["id"]: e for e in related or []}
+    for entry in entries:  # grows while it runs: transitive
+        for name in entry["relatedServices"]:
+            if name in by_id and name not in {e["id"] for e in entries}:
+                entries.append(by_id[name])
+    imported = len(document["services"])
+    importer = _Importer(entries, file, imported, source or None)
+    importer.build(document.get("generatedAt"))
+    final, problems = _compile(importer.render(), file, check=False)
+    if final is not None:
+        importer.refine(final)
+        final, problems = _compile(importer.render(), file, check=True)
+    if final is None or has_errors(problems):
+        reasons = [f"{d.message} [{d.rule.code} {d.rule.name}]" for d in problems]
+        raise ImportFailure(file, ["the imported catalog does not compile:", *reasons])
+    importer.verify(final)
+    return ImportResult(
+        importer.render(), importer.warnings(), imported, len(entries) - imported, len(problems)
+    )
+
+
+EXIT_CODES = """\b
+Exit codes:
+  0  catalog.yaml written (warnings name what it cannot reproduce)
+  2  FILE or SOURCE unreadable or not a valid catalog, or PATH exists"""
+
+
+@click.command("import", epilog=EXIT_CODES)
+@click.argument("file", metavar="FILE.json")
+@click.option("-o", "--output", metavar="PATH", help="Write catalog.yaml here (default: stdout).")
+@click.option(
+    "--related-from",
+    metavar="SOURCE",
+    help="Catalog JSON or catalog.yaml to take the services named by relatedServices from, "
+    "when FILE lacks them (else those ids are left out, with a warning).",
+)
+@click.option("--force", is_flag=True, help="Overwrite PATH when it exists.")
+def import_command(file: str, output: str | None, related_from: str | None, force: bool) -> None:
+    """Turn a catalog JSON (server402.catalog.search.v1) into catalog.yaml.
+
+    The YAML compiles back to the same catalog entries (every static field):
+    shared values go to defaults, presets, providers, pricing policies and
+    payment providers, and each service keeps what differs. What it cannot
+    reproduce is reported on stderr: FILE: warning: SERVICE: FIELD: ...
+    """
+    try:
+        if output and Path(output).exists() and not force:
+            raise ImportFailure(output, ["exists; use --force to overwrite it"])
+        document = read_catalog_json(file)
+        related = read_related_source(related_from) if related_from else None
+        source = Path(related_from).name if related_from else ""
+        try:
+            result = import_catalog(document, Path(file).name, related, source)
+        except ImportFailure as failure:  # named as given, like every other message
+            raise ImportFailure(file, failure.messages) from None
+        if output:
+            try:
+                Path(output).write_text(result.text, encoding="utf-8")
+            except OSError as exc:
+                raise ImportFailure(output, [f"cannot write: {exc.strerror or exc}"]) from None
+    except ImportFailure as failure:
+        for message in failure.messages:
+            click.echo(f"{failure.file}: error: {message}", err=True)
+        sys.exit(2)
+    for warning in result.warnings:
+        click.echo(f"{file}: warning: {warning}", err=True)
+    if result.lint_warnings:  # the live data's known defects among them
+        click.echo(
+            f"{file}: note: {result.lint_warnings} lint warning(s); see s402gen validate", err=True
+        )
+    if output:
+        pulled = f" (+{result.pulled} from {related_from})" if result.pulled else ""
+        click.echo(f"wrote {output}: {result.services} services{pulled}")
+    else:
+        click.echo(result.text, nl=False)
