@@ -59,7 +59,7 @@ class Rules:
     INVALID_EXAMPLE_REQUEST = Rule("S402-E023", "invalid-example-request")
     INVALID_EXAMPLE_RESPONSE = Rule("S402-E024", "invalid-example-response")
     ERROR_EXAMPLE_ACCEPTED = Rule("S402-E025", "error-example-accepted")
-    ERROR_EXAMPLE_MISMATCH = Rule("S402-E026", "error-example-mismatch")
+    ERROR_EXAMPLE_MISMATCH = Rule("S402-W006", "error-example-mismatch")
     UPSTREAM_UNKNOWN_ACTION = Rule("S402-E031", "upstream-unknown-action")
     UPSTREAM_UNKNOWN_PARAMETER = Rule("S402-E032", "upstream-unknown-parameter")
     UPSTREAM_REQUIRED = Rule("S402-W031", "upstream-required-mismatch")
