@@ -92,24 +92,12 @@ def load_text(text: str, filename: str) -> LoadedDocument:
             raise CatalogError(
                 [Diagnostic(Rules.YAML_SYNTAX, str(exc), Location(filename, 1, 1))]
             ) from None
-        except RecursionError:
-            raise CatalogError(
-                [
-                    Diagnostic(
-                        Rules.YAML_SYNTAX, "the document nests too deep", Location(filename, 1, 1)
-                    )
-                ]
-            ) from None
-        try:
-            data = builder.build(root, ()) if root is not None else None
-        except RecursionError:
-            raise CatalogError(
-                [
-                    Diagnostic(
-                        Rules.YAML_SYNTAX, "the document nests too deep", Location(filename, 1, 1)
-                    )
-                ]
-            ) from None
+        data = builder.build(root, ()) if root is not None else None
+    except RecursionError:  # composing or building a document nested thousands deep
+        too_deep = Diagnostic(
+            Rules.YAML_SYNTAX, "the document nests too deep", Location(filename, 1, 1)
+        )
+        raise CatalogError([too_deep]) from None
     finally:
         loader.dispose()
         if gc_was_enabled:

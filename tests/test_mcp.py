@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
 import anyio
 import jsonschema
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.shared.tool_name_validation import validate_tool_name
 from mcp.types import Tool
@@ -25,7 +21,7 @@ from s402gen.runtime.payments import Ledger
 from s402gen.runtime.service import ServiceRuntime
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED
+from .conftest import GENERATED, running_app
 
 TOOLS_JSON = json.loads((GENERATED / "mcp" / "tools.json").read_text(encoding="utf-8"))
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
@@ -136,29 +132,14 @@ def test_stdio_server_process(tmp_path: Path) -> None:
     anyio.run(scenario)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_streamable_http_on_a_running_app(emulator) -> None:
     app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
+    with running_app(app) as base:
 
         async def scenario() -> None:
-            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            async with Client(f"{base}/mcp") as client:
                 tools = (await client.list_tools()).tools
                 assert [t.name for t in tools] == [t["name"] for t in TOOLS_JSON]
                 await _flow(client, "face_detection")
 
         anyio.run(scenario)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

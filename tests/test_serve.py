@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from s402gen import protocol
@@ -24,7 +21,7 @@ from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED
+from .conftest import GENERATED, free_port, running_app
 
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
 ENTRIES = CATALOG["services"]
@@ -290,49 +287,30 @@ def test_doc_pages_are_served(client: TestClient) -> None:
     assert client.get("/tools/nope").status_code == 404
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_no_double_spend_under_concurrency(emulator) -> None:
     app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
-        base = f"http://127.0.0.1:{port}"
+    with running_app(app) as base:
         payment = httpx.post(f"{base}/api/payments", json={"serviceId": ENTRY["id"]}).json()
         before = len(emulator.calls)
+        headers = {"X-Payment-Token": payment["token"]}
 
         async def burst() -> list[int]:
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 answers = await asyncio.gather(
                     *(
-                        http.post(
-                            ENTRY["endpoint"],
-                            json=_example(ENTRY),
-                            headers={"X-Payment-Token": payment["token"]},
-                        )
+                        http.post(ENTRY["endpoint"], json=_example(ENTRY), headers=headers)
                         for _ in range(50)
                     )
                 )
             return [a.status_code for a in answers]
 
         statuses = asyncio.run(burst())
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert sorted(statuses) == [200] + [402] * 49
     assert len(emulator.calls) == before + 1
 
 
 def test_serve_command_over_real_http(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).parent / "s402gen"
     command = [str(exe) if exe.exists() else "s402gen", "serve", "--generated", str(GENERATED)]
     command += [
