@@ -40,15 +40,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
-import jsonschema
 import yaml
 
 from . import ir, model, protocol, render
-from .derive import derive, example_value, kebab, split_words, unique
-from .diagnostics import CatalogError, Diagnostic, has_errors
-from .load import load_text
+from .derive import example_value, kebab, split_words, unique
+from .diagnostics import Diagnostic, has_errors
+from .pipeline import compile_text
 from .runtime.validation import RequestError, RequestValidator
-from .validate import TOOL_NAME_PATTERN, check_catalog, parse_model
+from .import_input import (
+    GENERATED_AT_PATTERN,
+    PRICING_KEYS,
+    ImportFailure,
+    read_text,
+    read_catalog_json,
+)
 
 RUNTIME_FIELDS = frozenset({"quality", "matchScore", "matchTerms", "why"})
 #: The upstream of every imported service: the catalog JSON does not publish it.
@@ -72,57 +77,6 @@ _SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
 ).split()
 _OVERRIDABLE = "category tags limitations complexity typicalResponseTime cacheable idempotent "
 _OVERRIDABLE += "outputFormat sla"
-_PRICING = "amountCents currency settleMode billingMode maxCalls allowReuse bindClient"
-
-
-def _obj(needs: str = "", /, **props: Any) -> dict[str, Any]:
-    """A JSON Schema object with properties ``props``, requiring the space-separated ``needs``."""
-    return {"type": "object", "required": needs.split(), "properties": props}
-
-
-# fmt: off
-_S, _B, _O = {"type": "string"}, {"type": "boolean"}, {"type": "object"}
-_SS, _ID = {"type": "array", "items": _S}, {"type": "string", "pattern": model.ID_PATTERN}
-_NAMES = {"pattern": model.PARAMETER_PATTERN, "not": {"const": protocol.MCP_ARGUMENT}}
-#: What the import reads of a catalog entry (with the authoring model's constraints).
-ENTRY_SCHEMA = _obj(
-    "id internalServiceId name description category keywords useCases limitations tags "
-    "inputSchema outputSchema exampleResponse pricing payment complexity typicalResponseTime "
-    "cacheable idempotent outputFormat relatedServices requiredContext errorExamples sla",
-    id=_ID, internalServiceId=_ID, name=_S, description=_S, category=_S, complexity=_S,
-    typicalResponseTime=_S, outputFormat=_S, cacheable=_B, idempotent=_B, limitations=_SS,
-    tags=_SS, relatedServices=_SS, requiredContext=_SS, outputSchema=_O, exampleRequest=_O,
-    keywords={**_SS, "minItems": 1}, useCases={**_SS, "minItems": 1},
-    inputTypes=_SS, outputTypes=_SS,
-    inputSchema=_obj("properties", description=_S, required=_SS, properties={
-        **_O, "additionalProperties": _O, "propertyNames": _NAMES}),
-    exampleResponse=_obj("data", data=_obj(
-        "Action", Action={"type": "string", "pattern": model.ACTION_PATTERN})),
-    pricing=_obj("policyId " + _PRICING, policyId=_S, settleMode=_S, billingMode=_S,
-                 amountCents={"type": "integer", "minimum": 0}, allowReuse=_B, bindClient=_B,
-                 currency={"type": "string", "pattern": "^[A-Z]{3}$"},
-                 maxCalls={"type": "integer", "minimum": 1}),
-    payment=_obj("providerId provider", providerId=_S, provider=_S),
-    discovery=_obj(toolName={"type": "string", "pattern": TOOL_NAME_PATTERN.pattern}),
-    errorExamples={"type": "array", "items": _obj(
-        "input error", input=_O, error=_S, statusCode={"type": "integer"})},
-    sla=_obj("uptime maxLatency", uptime={"type": "string", "pattern": r"^\d+(\.\d+)?%$"},
-             maxLatency={"type": "string", "pattern": r"^\d+ms$"}),
-)
-_DOCUMENT = jsonschema.Draft202012Validator(_obj(
-    "schemaVersion services", schemaVersion={"const": protocol.SCHEMA_VERSION},
-    services={"type": "array", "minItems": 1, "items": ENTRY_SCHEMA}))
-# fmt: on
-_GENERATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-MAX_PROBLEMS = 20
-
-
-class ImportFailure(Exception):
-    """``file`` cannot be imported; ``messages`` say why, one line each."""
-
-    def __init__(self, file: str, messages: list[str]):
-        super().__init__("; ".join(messages))
-        self.file, self.messages = file, messages
 
 
 class ImportResult(NamedTuple):
@@ -228,7 +182,7 @@ class _Importer:
     def build(self, generated_at: Any) -> None:
         """Fill :attr:`tree` (all but the services) and :attr:`fields` (each service's keys)."""
         catalog = {"generatedAt": generated_at}
-        if not (isinstance(generated_at, str) and _GENERATED_AT.match(generated_at)):
+        if not (isinstance(generated_at, str) and GENERATED_AT_PATTERN.match(generated_at)):
             catalog = {}
             if generated_at is not None:
                 self.note("", "generatedAt", f"{generated_at!r} is not a UTC time; left out")
@@ -256,7 +210,7 @@ class _Importer:
             **({"catalog": catalog} if catalog else {}),
             "providers": providers,
             "pricingPolicies": {
-                e["pricing"]["policyId"]: {k: e["pricing"][k] for k in _PRICING.split()}
+                e["pricing"]["policyId"]: {k: e["pricing"][k] for k in PRICING_KEYS.split()}
                 for e in first_wins
             },
             "paymentProviders": {
@@ -627,54 +581,9 @@ def _dump(value: Any) -> str:
 
 
 def _compile(text: str, name: str, check: bool) -> tuple[ir.Catalog | None, list[Diagnostic]]:
-    """Load, validate and derive ``text`` in memory; with ``check``, the semantic checks too."""
-    try:
-        document = load_text(text, name)
-    except CatalogError as exc:
-        return None, exc.diagnostics
-    authored, diagnostics = parse_model(document)
-    if authored is None:
-        return None, diagnostics
-    compiled, problems = derive(authored, document.source, None)
-    if has_errors(problems) or not check:
-        return (None if has_errors(problems) else compiled), problems
-    return compiled, problems + check_catalog(compiled, authored, document.source)
-
-
-def document_problems(document: Any) -> list[str]:
-    """Why ``document`` is not a catalog JSON the import can read, one line each; [] if it is."""
-    problems = [
-        "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
-        + f": {error.message}"
-        for error in sorted(_DOCUMENT.iter_errors(document), key=lambda e: list(map(str, e.path)))
-    ]
-    if not problems:
-        ids = [entry["id"] for entry in document["services"]]
-        problems = [
-            f"services[{i}].id: {s!r} is repeated" for i, s in enumerate(ids) if s in ids[:i]
-        ]
-    more = len(problems) - MAX_PROBLEMS
-    return [p.lstrip(": ") for p in problems[:MAX_PROBLEMS]] + [f"... {more} more"] * (more > 0)
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ImportFailure(path, [f"cannot read: {reason}"]) from None
-
-
-def read_catalog_json(path: str) -> dict[str, Any]:
-    """Read and check a catalog JSON file; raises :class:`ImportFailure` saying what is wrong."""
-    try:
-        document = json.loads(_read(path))
-    except json.JSONDecodeError as exc:
-        raise ImportFailure(path, [f"not JSON: {exc}"]) from None
-    problems = document_problems(document)
-    if problems:
-        raise ImportFailure(path, problems)
-    return document
+    """Compile ``text`` in memory; with ``check``, the semantic checks too."""
+    result = compile_text(text, name, environ={}, checks=check)
+    return (result.catalog if result.ok else None), result.diagnostics
 
 
 def read_related_source(path: str) -> list[dict[str, Any]]:
@@ -684,7 +593,7 @@ def read_related_source(path: str) -> list[dict[str, Any]]:
     """
     if not path.endswith((".yaml", ".yml")):
         return read_catalog_json(path)["services"]
-    compiled, problems = _compile(_read(path), path, check=True)
+    compiled, problems = _compile(read_text(path), path, check=True)
     if compiled is None or has_errors(problems):
         raise ImportFailure(path, [d.format() for d in problems if has_errors([d])])
     return [render.catalog_entry(svc) for svc in compiled.services]

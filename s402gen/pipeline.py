@@ -22,7 +22,7 @@ from . import ir, render, write
 from .derive import derive
 from .formatting import FormatError
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, sort_diagnostics
-from .load import load_file
+from .load import LoadedDocument, load_file, load_text
 from .validate import check_catalog, parse_model
 
 
@@ -122,14 +122,40 @@ def compile_catalog(
     (:mod:`s402gen.upstream_check`, which raises ``SdkMissing`` without it).
     """
     name = display_name or str(catalog_path)
-    env = os.environ if environ is None else environ
     try:
         document = load_file(str(catalog_path), name)
     except CatalogError as exc:
         return Compilation(exc.diagnostics)
+    return _compile_document(document, name, templates, environ, upstream, checks=True)
+
+
+def compile_text(
+    text: str, name: str, *, environ: Mapping[str, str] | None = None, checks: bool = True
+) -> Compilation:
+    """Compile catalog YAML held in memory (as :func:`compile_catalog`, packaged templates).
+
+    With ``checks=False`` only the structure and the derivation are checked
+    (no uniqueness, schema, example or lint checks): a faster first pass.
+    """
+    try:
+        document = load_text(text, name)
+    except CatalogError as exc:
+        return Compilation(exc.diagnostics)
+    return _compile_document(document, name, None, environ, False, checks)
+
+
+def _compile_document(
+    document: LoadedDocument,
+    name: str,
+    templates: Path | None,
+    environ: Mapping[str, str] | None,
+    upstream: bool,
+    checks: bool,
+) -> Compilation:
     authored, diagnostics = parse_model(document)
     if authored is None:
         return Compilation(diagnostics)
+    env = os.environ if environ is None else environ
     generated_at, date_problems = source_date(env, name)
     compiled, derive_problems = derive(authored, document.source, generated_at)
     diagnostics = date_problems + derive_problems
@@ -139,9 +165,6 @@ def compile_catalog(
         from .upstream_check import check_upstream
 
         diagnostics += check_upstream(compiled, authored, document.source)
-    return Compilation(
-        diagnostics + check_catalog(compiled, authored, document.source),
-        compiled,
-        templates,
-        name,
-    )
+    if checks:
+        diagnostics += check_catalog(compiled, authored, document.source)
+    return Compilation(diagnostics, compiled, templates, name)
