@@ -358,9 +358,9 @@ def _describe(error: jsonschema.ValidationError | jsonschema.SchemaError) -> str
 
 
 def _check_examples(svc: ir.Service, authored: model.Service, path: tuple, report: Any) -> None:
-    validator = schema_validator(svc.input_schema)
+    route = RequestValidator.for_spec(ir.route_spec(svc))  # the route's own schema validator
     if svc.example_request is not None:
-        for error in validator.iter_errors(svc.example_request):
+        for error in route.validator.iter_errors(svc.example_request):
             where = (
                 path + ("exampleRequest",)
                 if authored.example_request is not None
@@ -372,7 +372,6 @@ def _check_examples(svc: ir.Service, authored: model.Service, path: tuple, repor
                 f"{_describe(error)}",
                 where,
             )
-    route = RequestValidator.for_spec(ir.route_spec(svc))
     for position, example in enumerate(svc.error_examples):
         where = (
             path + ("errorExamples", position)
