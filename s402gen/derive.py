@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from . import ir, model, protocol
+from . import ir, model
+from .runtime import protocol
 from .diagnostics import Diagnostic, Rules, did_you_mean
 from .load import SourceMap
 

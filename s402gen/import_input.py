@@ -14,7 +14,8 @@ from typing import Any
 
 import jsonschema
 
-from . import model, protocol
+from . import model
+from .runtime import protocol
 from .validate import TOOL_NAME_PATTERN
 
 PRICING_KEYS = "amountCents currency settleMode billingMode maxCalls allowReuse bindClient"

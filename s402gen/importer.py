@@ -42,7 +42,8 @@ from typing import Any, NamedTuple
 import click
 import yaml
 
-from . import ir, model, protocol, render
+from . import ir, model, render
+from .runtime import protocol
 from .derive import example_value, kebab, split_words, unique
 from .diagnostics import Diagnostic, has_errors
 from .pipeline import compile_text

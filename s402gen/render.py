@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import ir, model, protocol
+from . import ir, model
+from .runtime import protocol
 from .config import packaged_templates
 
 INDENT = "    "

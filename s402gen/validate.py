@@ -23,7 +23,8 @@ import jsonschema_specifications
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from . import ir, model, protocol
+from . import ir, model
+from .runtime import protocol
 from .diagnostics import Diagnostic, Rule, Rules, did_you_mean
 from .load import LoadedDocument, SourceMap
 from .runtime.validation import RequestError, RequestValidator, schema_validator

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from s402gen import protocol
+from s402gen.runtime import protocol
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import FAIL_MARKER, start_emulator
 from s402gen.runtime.generated import load_generated

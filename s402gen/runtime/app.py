@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from .. import protocol
+from . import protocol
 from .generated import Generated, load_generated
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider

@@ -21,7 +21,7 @@ import mcp.types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 
-from .. import protocol
+from . import protocol
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from .. import protocol
+from . import protocol
 from .spec import RouteSpec
 
 SCHEMA_VERSION = 1
