@@ -7,6 +7,7 @@ prints diagnostics and maps results to exit codes. Every command reads
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -14,7 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Iterator, NoReturn, TypeVar
 
 import click
 
@@ -25,6 +26,8 @@ from .diagnostics import CatalogError, Level, Location, github_command
 
 if TYPE_CHECKING:
     from .pipeline import Compilation
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -144,6 +147,35 @@ templates_option = click.option(
     type=click.Path(file_okay=False, exists=True),
     help="Folder of templates that override the packaged ones.",
 )
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="Print only errors, warnings and drift; no progress."
+)
+
+#: ``-h`` works as ``--help`` for every command (subcommands inherit it).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+#: How a process killed by SIGPIPE exits in a shell (128 + 13): ``s402gen build | head``.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def _progress(files: Iterator[T], quiet: bool) -> contextlib.AbstractContextManager[Iterator[T]]:
+    """``files`` with a progress bar on stderr when it is a terminal (and not ``quiet``)."""
+    if quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext(files)
+    return click.progressbar(
+        files,
+        label="building",
+        file=sys.stderr,
+        show_pos=True,
+        item_show_func=lambda item: item[0] if item else None,
+    )
+
+
+def _broken_pipe() -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as SIGPIPE would."""
+    # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 #: Commands whose modules are imported only when they run: ``check`` starts faster.
@@ -173,6 +205,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            _broken_pipe()
         except KeyboardInterrupt:
             click.echo("interrupted; generated files were left as they were", err=True)
             sys.exit(130)
@@ -191,7 +225,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@click.group(cls=_Group, epilog=EXIT_CODES)
+@click.group(cls=_Group, epilog=EXIT_CODES, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="s402gen")
 def main() -> None:
     """Compile catalog.yaml into route modules, MCP tools, catalog JSON and doc pages.
@@ -214,18 +248,27 @@ def main() -> None:
     is_flag=True,
     help="Exit 1 when a file was written or removed (for pre-commit, as black does).",
 )
+@quiet_option
 def build(
-    catalog: str | None, out: str | None, templates: str | None, force: bool, fail_on_change: bool
+    catalog: str | None,
+    out: str | None,
+    templates: str | None,
+    force: bool,
+    fail_on_change: bool,
+    quiet: bool,
 ) -> None:
     """Compile CATALOG and write the files that changed."""
     settings = _settings(catalog, out, templates)
     folder, key, hit = _cache_lookup(settings)
     if hit is not None:
-        click.echo(f"0 written, 0 removed, {len(json.loads(hit.manifest)['files']) + 1} unchanged")
+        if not quiet:
+            unchanged = len(json.loads(hit.manifest)["files"]) + 1
+            click.echo(f"0 written, 0 removed, {unchanged} unchanged")
         return
     result = _compile(settings)
     try:
-        report = write.build(settings.out, result.iter_files(), force=force)
+        with _progress(result.iter_files(), quiet) as files:
+            report = write.build(settings.out, files, force=force)
     except CatalogError as exc:
         _render_failed(exc)
     except OSError as exc:
@@ -237,18 +280,19 @@ def build(
             click.echo(f"error: {where}/{path} exists and was not written by s402gen", err=True)
         click.echo("nothing was written; move those files or pass --force", err=True)
         sys.exit(EXIT_INVALID)
-    for path in report.written:
+    for path in report.written if not quiet else ():
         click.echo(f"wrote {where}/{path}")
-    for path in report.removed:
+    for path in report.removed if not quiet else ():
         click.echo(f"removed {where}/{path}")
     for path in report.kept_modified:
         click.echo(
             f"warning: kept {where}/{path}: no longer generated but edited by hand", err=True
         )
-    click.echo(
-        f"{len(report.written)} written, {len(report.removed)} removed, "
-        f"{report.unchanged} unchanged"
-    )
+    if not quiet:
+        click.echo(
+            f"{len(report.written)} written, {len(report.removed)} removed, "
+            f"{report.unchanged} unchanged"
+        )
     if not report.kept_modified:
         cache.store(folder, key, _entry(report.manifest, result))
     if fail_on_change and (report.written or report.removed):
@@ -260,12 +304,16 @@ def build(
 @out_option
 @templates_option
 @format_option
-def check(catalog: str | None, out: str | None, templates: str | None, fmt: str) -> None:
+@quiet_option
+def check(
+    catalog: str | None, out: str | None, templates: str | None, fmt: str, quiet: bool
+) -> None:
     """Compare what CATALOG compiles to with the output folder; write nothing."""
     settings = _settings(catalog, out, templates)
     folder, key, hit = _cache_lookup(settings) if fmt == "text" else (None, None, None)
     if hit is not None:
-        click.echo(f"{_display(settings.out)} is up to date")
+        if not quiet:
+            click.echo(f"{_display(settings.out)} is up to date")
         return
     result = _compile(settings, "github" if fmt == "github" else "text")
     try:
@@ -274,7 +322,8 @@ def check(catalog: str | None, out: str | None, templates: str | None, fmt: str)
         _render_failed(exc)
     if drift.clean:
         cache.store(folder, key, _entry(drift.manifest, result))
-        click.echo(f"{_display(settings.out)} is up to date")
+        if not quiet:
+            click.echo(f"{_display(settings.out)} is up to date")
         return
     click.echo(drift.diff, nl=False)
     where = _display(settings.out)
@@ -302,14 +351,15 @@ def check(catalog: str | None, out: str | None, templates: str | None, fmt: str)
     help="Also compare with the official facebody SDK (pip install 's402gen[upstream]').",
 )
 @format_option
-def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str) -> None:
+@quiet_option
+def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str, quiet: bool) -> None:
     """Report the errors and warnings of CATALOG."""
     settings = _settings(catalog, None, None)
     result = _compile(settings, fmt, upstream)
     warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
     if fmt == "json":
         _print_json(settings, result)
-    elif fmt == "text":
+    elif fmt == "text" and not quiet:
         click.echo(f"{_display(settings.catalog)}: valid, {warnings} warning(s)")
     if strict and warnings:
         sys.exit(EXIT_FINDINGS)
@@ -353,6 +403,20 @@ def _runtime_options(command):
     return command
 
 
+def _require_serving(command: str) -> None:
+    """Exit 2 with a one-line install hint when the ``serve`` extra is not installed."""
+    from .runtime.serve import SERVE_INSTALL, missing_dependency
+
+    missing = missing_dependency()
+    if missing is not None:
+        click.echo(
+            f"error: s402gen {command} needs the serve extra (no module named {missing!r}): "
+            f"{SERVE_INSTALL}",
+            err=True,
+        )
+        sys.exit(EXIT_INVALID)
+
+
 @main.command(epilog=EXIT_CODES)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8402, show_default=True, type=int, help="Port to listen on.")
@@ -367,6 +431,7 @@ def serve(
 ) -> None:
     """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments),
     and the MCP tools over streamable HTTP at /mcp."""
+    _require_serving("serve")
     from .runtime.serve import serve_generated
 
     settings = _settings(None, generated_dir, None)
@@ -387,6 +452,7 @@ def mcp(
     generated_dir: str | None, upstream: str, upstream_endpoint: str | None, ledger: str
 ) -> None:
     """Serve the generated MCP tools over stdio (for an MCP client to launch)."""
+    _require_serving("mcp")
     from .runtime.serve import serve_mcp_stdio
 
     settings = _settings(None, generated_dir, None)

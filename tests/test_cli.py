@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,7 +20,7 @@ from s402gen.load import load_text
 from s402gen.diagnostics import CatalogError, Rules
 import s402gen.load as load_module
 
-from .conftest import run_cli, run_process
+from .conftest import GENERATED, free_port, run_cli, run_process
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -311,3 +319,113 @@ def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
     assert code == 2 and out.startswith(
         "::error file=catalog.yaml,line=72,col=13,title=S402-E007 invalid-value::"
     )
+
+
+def test_dash_h_is_help_for_the_group_and_every_command() -> None:
+    for command in ([], ["build"], ["check"], ["validate"], ["serve"], ["mcp"], ["import"]):
+        code, out, _ = run_cli(*command, "-h")
+        assert code == 0 and out == run_cli(*command, "--help")[1]
+        assert out.startswith(f"Usage: main {' '.join(command)}".rstrip() + " [OPTIONS]")
+
+
+def test_quiet_prints_nothing_on_success_but_still_reports_problems(small_project: Path) -> None:
+    assert run_cli("build", "-q", cwd=small_project)[:2] == (0, "")
+    assert (small_project / "generated" / "manifest.json").is_file()
+    assert run_cli("build", "--quiet", cwd=small_project)[:2] == (0, "")  # a cache hit too
+    assert run_cli("check", "-q", cwd=small_project)[:3] == (0, "", "")
+    assert run_cli("validate", "-q", cwd=small_project)[:3] == (0, "", "")
+
+    (small_project / "generated" / "docs" / "index.html").unlink()
+    code, _, err = run_cli("check", "-q", cwd=small_project)
+    assert code == 1 and "missing: generated/docs/index.html" in err
+    catalog = small_project / "catalog.yaml"
+    catalog.write_text(catalog.read_text(encoding="utf-8") + "bogus: 1\n", encoding="utf-8")
+    code, _, err = run_cli("validate", "-q", cwd=small_project)
+    assert code == 2 and "error" in err
+
+
+@pytest.mark.slow
+def test_build_into_a_reader_that_closes_early_exits_quietly(small_project: Path) -> None:
+    exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
+    env = {**os.environ, "S402GEN_CACHE_DIR": "off"}
+    build = subprocess.Popen(
+        [exe, "build"], cwd=small_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    build.stdout.close()  # like `| head` that has read enough, before the first line
+    err = build.stderr.read()
+    assert build.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert err == b""
+    assert (small_project / "generated" / "manifest.json").is_file()  # the build itself finished
+
+
+@pytest.mark.slow
+def test_build_shows_progress_on_a_terminal_and_one_summary_line_when_piped(
+    small_project: Path,
+) -> None:
+    exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
+    env = {**os.environ, "S402GEN_CACHE_DIR": "off"}
+    piped = run_process("build", cwd=small_project, env={"S402GEN_CACHE_DIR": "off"})
+    assert piped.stderr == "" and "building" not in piped.stdout
+    files = json.loads((small_project / "generated" / "manifest.json").read_text())["files"]
+    assert piped.stdout.splitlines()[-1] == f"{len(files) + 1} written, 0 removed, 0 unchanged"
+    assert len(piped.stdout.splitlines()) == len(files) + 2  # one line a file, one summary
+
+    shutil.rmtree(small_project / "generated")
+    master, terminal = os.openpty()
+    build = subprocess.Popen(
+        [exe, "build"], cwd=small_project, env=env, stdout=subprocess.PIPE, stderr=terminal
+    )
+    os.close(terminal)
+    seen: list[bytes] = []
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the build closed its end
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    out = build.stdout.read().decode()
+    assert build.wait(timeout=60) == 0
+    reader.join(timeout=10)
+    os.close(master)
+    shown = b"".join(seen).decode()
+    assert "building" in shown and "routes/face_detection.py" in shown and "#" in shown
+    assert out == piped.stdout  # stdout is the same with or without a terminal
+
+
+@pytest.mark.slow
+def test_serve_says_where_it_and_the_emulator_listen_and_logs_requests(tmp_path: Path) -> None:
+    exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
+    port = free_port()
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    command = [exe, "serve", "--port", str(port), "--generated", str(GENERATED)]
+    command += ["--upstream", "emulator", "--ledger", ":memory:"]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        server = subprocess.Popen(command, cwd=tmp_path, stdout=stdout, stderr=stderr)
+        try:
+            deadline = time.monotonic() + 60
+            while "Uvicorn running on" not in err.read_text() and time.monotonic() < deadline:
+                assert server.poll() is None, err.read_text()
+                time.sleep(0.1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/catalog") as answer:
+                assert answer.status == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    banner = err.read_text().splitlines()
+    emulator = [line for line in banner if line.startswith("upstream: ")]
+    assert len(emulator) == 1 and "emulator (a fake Alibaba Cloud for local testing" in emulator[0]
+    emulator_port = int(emulator[0].rsplit(":", 1)[1])
+    assert emulator_port != port
+    services = len(json.loads((GENERATED / "catalog" / "catalog.json").read_bytes())["services"])
+    assert f"server402 API on http://127.0.0.1:{port} ({services} paid services" in "\n".join(
+        banner
+    )
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in "\n".join(banner)
+    assert '"GET /api/catalog HTTP/1.1" 200 OK' in out.read_text()  # uvicorn's access format

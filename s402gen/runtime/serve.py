@@ -1,12 +1,14 @@
 """``s402gen serve`` and ``s402gen mcp``: run the app with uvicorn, or MCP over stdio.
 
 Both take the upstream from the environment's Alibaba Cloud credentials, or
-start the local facebody emulator.
+start the local facebody emulator. Both need the ``serve`` extra
+(``pip install 's402gen[serve]'``); :func:`missing_dependency` says what is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from pathlib import Path
 from typing import Iterator
 
@@ -20,9 +22,32 @@ from .upstream import AlibabaCloudUpstream, Credentials, Upstream
 EMULATOR_CREDENTIALS = Credentials("emulator-access-key", "emulator-secret")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
+#: Top-level modules of the ``serve`` extra of pyproject.toml (import names, not distributions).
+SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi")
+SERVE_INSTALL = "pip install 's402gen[serve]'"
+
 
 class SetupError(Exception):
     """The server cannot start; the message says why."""
+
+
+def missing_dependency() -> str | None:
+    """The first module of :data:`SERVE_MODULES` that cannot be imported, else ``None``.
+
+    Imports them (the server needs them next anyway), so that a partial
+    install fails before anything starts, with a hint instead of a traceback.
+    """
+    for name in SERVE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            return getattr(exc, "name", None) or name
+    return None
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 literal in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @contextlib.contextmanager
@@ -35,12 +60,20 @@ def upstream_for(
             credentials = Credentials.from_environment()
         except KeyError as missing:
             raise SetupError(f"{missing.args[0]} is not set (or use --upstream emulator)") from None
+        hosts = endpoint or ", ".join(
+            sorted({s.upstream.endpoint for s in specs if s.upstream.endpoint})
+        )
+        click.echo(f"upstream: Alibaba Cloud at {hosts or 'the default endpoint'}", err=True)
         yield AlibabaCloudUpstream(credentials, endpoint=endpoint)
         return
     from .emulator import start_emulator
 
     emulator = start_emulator(specs)
-    click.echo(f"facebody emulator on http://{emulator.endpoint}", err=True)
+    click.echo(
+        f"upstream: facebody emulator (a fake Alibaba Cloud for local testing, "
+        f"not the API) on http://{emulator.endpoint}",
+        err=True,
+    )
     try:
         yield AlibabaCloudUpstream(
             EMULATOR_CREDENTIALS, endpoint=endpoint or emulator.endpoint, protocol="http"
@@ -74,7 +107,14 @@ def serve_generated(
                     upstream=client,
                     mcp_allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK else None,
                 )
-                uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+                url = http_url(host, port)
+                click.echo(
+                    f"server402 API on {url} ({len(specs)} paid services at /api/tools/<id>, "
+                    "docs at /, MCP at /mcp)",
+                    err=True,
+                )
+                # uvicorn's own log: "Uvicorn running on ...", then one access line a request
+                uvicorn.run(app, host=host, port=port, log_level="info")
             finally:
                 ledger.close()
     except (GeneratedError, SetupError) as exc:
