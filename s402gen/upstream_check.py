@@ -5,7 +5,10 @@ The reference is the SDK installed in the environment
 ``client.py`` names every action (``action='...'``), and each
 ``<Action>Request`` model in ``models.py`` names the wire parameters (the
 keys its ``to_map`` writes), their Python types, and which are required
-(``# This parameter is required.`` above the attribute). Findings:
+(``# This parameter is required.`` above the attribute). Both files are
+read as source, not imported, once a process (:func:`load_sdk` is cached);
+of ``models.py`` (~320 kB, ~1000 classes) only the request classes the
+catalog names are parsed. Findings:
 unknown action and unknown parameter (errors), a parameter required
 upstream but optional here or the reverse, and a type mismatch (warnings).
 A difference the catalog keeps on purpose is declared on the service,
@@ -15,12 +18,12 @@ A difference the catalog keeps on purpose is declared on the service,
 from __future__ import annotations
 
 import ast
-import importlib
-import inspect
+import functools
+import importlib.util
 import re
-import textwrap
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Iterable
 
 from . import ir, model
 from .diagnostics import Diagnostic, Rules
@@ -43,27 +46,52 @@ class SdkParameter:
     required: bool
 
 
-def load_sdk() -> tuple[set[str], Any]:
-    """The SDK's action names and its models module; raises :class:`SdkMissing`."""
+_TOP_LEVEL_CLASS = re.compile(r"^class (\w+)\b", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SdkModels:
+    """The SDK's ``models.py`` cut into top-level class sources: ``{class name: source}``."""
+
+    classes: dict[str, str]
+
+    @classmethod
+    def from_source(cls, source: str) -> "SdkModels":
+        """Cut ``source`` at each ``class`` statement that starts a line."""
+        starts = [(m.group(1), m.start()) for m in _TOP_LEVEL_CLASS.finditer(source)]
+        ends = [start for _, start in starts[1:]] + [len(source)]
+        return cls({name: source[start:end] for (name, start), end in zip(starts, ends)})
+
+
+def _sdk_source(module: str) -> str:
+    """The source text of an SDK module, found without importing it."""
     try:
-        client = importlib.import_module(f"{SDK_PACKAGE}.client")
-        models = importlib.import_module(f"{SDK_PACKAGE}.models")
+        spec = importlib.util.find_spec(f"{SDK_PACKAGE}.{module}")
     except ImportError:
+        spec = None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
         raise SdkMissing(
             f"the official SDK is not installed: pip install 's402gen[upstream]' ({SDK_PACKAGE})"
-        ) from None
-    actions = set(re.findall(r"action='([A-Za-z0-9]+)'", inspect.getsource(client)))
-    return actions, models
+        )
+    return Path(spec.origin).read_text(encoding="utf-8")
 
 
-def sdk_parameters(models: Any, action: str) -> dict[str, SdkParameter] | None:
+@functools.cache
+def load_sdk() -> tuple[frozenset[str], SdkModels]:
+    """The SDK's action names and its parsed models; raises :class:`SdkMissing`.
+
+    Cached: a process reads and parses the SDK once, whatever the number of services.
+    """
+    actions = frozenset(re.findall(r"action='([A-Za-z0-9]+)'", _sdk_source("client")))
+    return actions, SdkModels.from_source(_sdk_source("models"))
+
+
+def sdk_parameters(models: SdkModels, action: str) -> dict[str, SdkParameter] | None:
     """Wire parameters of ``<action>Request``, or ``None`` when the SDK has no such model."""
-    request = getattr(models, f"{action}Request", None)
-    if request is None:
+    source = models.classes.get(f"{action}Request")
+    if source is None:
         return None
-    source = textwrap.dedent(inspect.getsource(request))
-    tree = ast.parse(source)
-    cls = tree.body[0]
+    cls = ast.parse(source).body[0]
     assert isinstance(cls, ast.ClassDef)
     methods = {f.name: f for f in cls.body if isinstance(f, ast.FunctionDef)}
     lines = source.splitlines()
@@ -124,7 +152,7 @@ def _check_service(
     svc: ir.Service,
     written: model.Service,
     actions: Iterable[str],
-    models: Any,
+    models: SdkModels,
     source: SourceMap,
 ) -> list[Diagnostic]:
     path = ("services", svc.index)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from s402gen import upstream_check
+
 from .conftest import run_cli, write_catalog
 
 
@@ -55,3 +57,35 @@ def test_required_here_but_optional_upstream(real_catalog_data, tmp_path) -> Non
     assert [d["message"] for d in found if d["rule"] == "S402-W031"] == [
         "'ImageURL' of 'fingerprint-extraction' is required here but optional upstream"
     ]
+
+
+def test_the_sdk_is_read_once_a_process(monkeypatch, tmp_path, real_catalog_data) -> None:
+    """One read of client.py and models.py for the whole catalog, not one per service."""
+    reads: list[str] = []
+    real = upstream_check._sdk_source
+    monkeypatch.setattr(
+        upstream_check, "_sdk_source", lambda module: [reads.append(module), real(module)][1]
+    )
+    upstream_check.load_sdk.cache_clear()
+    try:
+        for _ in range(2):
+            code, found = _findings(tmp_path, real_catalog_data)
+            assert code == 0 and found == []
+    finally:
+        upstream_check.load_sdk.cache_clear()
+    assert sorted(reads) == ["client", "models"]
+
+
+def test_a_missing_sdk_is_a_one_line_hint(monkeypatch, tmp_path, real_catalog_data) -> None:
+    monkeypatch.setattr(upstream_check, "SDK_PACKAGE", "alibabacloud_facebody_not_installed")
+    upstream_check.load_sdk.cache_clear()
+    try:
+        write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+        code, out, err = run_cli("validate", "--upstream", cwd=tmp_path)
+    finally:
+        upstream_check.load_sdk.cache_clear()
+    assert code == 2 and out == ""
+    assert err == (
+        "error: the official SDK is not installed: pip install 's402gen[upstream]' "
+        "(alibabacloud_facebody_not_installed)\n"
+    )
