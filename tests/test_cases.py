@@ -30,8 +30,9 @@ def test_case(case: str) -> None:
     folder = CASES / case
     actual = _transcript(folder)
     expected_file = folder / "expected.txt"
-    if UPDATE:
+    if UPDATE and (not expected_file.exists() or expected_file.read_text("utf-8") != actual):
         expected_file.write_text(actual, encoding="utf-8")
+        pytest.fail(f"wrote {expected_file}: review it, then run again without the variable")
     assert expected_file.exists(), f"no expected.txt: run S402GEN_UPDATE_CASES=1 pytest {__file__}"
     assert actual == expected_file.read_text(encoding="utf-8")
 

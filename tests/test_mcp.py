@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.tool_name_validation import validate_tool_name
-from mcp.types import Tool
 
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import start_emulator
@@ -85,14 +84,40 @@ async def _flow(client: Client, tool: str) -> None:
     assert again.structured_content["error"] == "payment token has no remaining calls"
 
 
+def _assert_listed_tools(tools) -> None:
+    """tools/list: the committed generated/mcp/tools.json, read as plain JSON, and what
+    a client needs of two tools, written out by hand."""
+    assert _dump(tools) == TOOLS_JSON
+    services = [entry["discovery"]["toolName"] for entry in CATALOG["services"]]
+    assert [t.name for t in tools] == services + ["create_payment", "verify_payment"]
+    for tool in tools:
+        assert validate_tool_name(tool.name).is_valid
+    listed = {tool.name: tool for tool in tools}
+    face = listed["face_detection"]
+    assert face.title == "Detect Face Face And Body Analysis"
+    assert face.input_schema["required"] == ["ImageURL"]
+    assert set(face.input_schema["properties"]) == {
+        "ImageURL",
+        "Landmark",
+        "MaxFaceNumber",
+        "Pose",
+        "Quality",
+        "paymentToken",
+    }
+    assert face.input_schema["properties"]["ImageURL"]["format"] == "uri"
+    assert face.output_schema["required"] == ["requestId", "data"]
+    assert (face.annotations.read_only_hint, face.annotations.destructive_hint) == (True, False)
+    pay = listed["create_payment"]
+    assert pay.input_schema["required"] == ["serviceId"]
+    assert "token" in pay.output_schema["properties"]
+    assert (pay.annotations.read_only_hint, pay.annotations.idempotent_hint) == (False, False)
+    assert listed["verify_payment"].input_schema["required"] == ["paymentId"]
+
+
 def test_in_memory_tools_are_the_generated_ones(server) -> None:
     async def scenario() -> None:
         async with Client(server) as client:
-            tools = (await client.list_tools()).tools
-            assert _dump(tools) == _dump(Tool.model_validate(t) for t in TOOLS_JSON)
-            assert [t.name for t in tools] == [t["name"] for t in TOOLS_JSON]
-            for tool in tools:
-                assert validate_tool_name(tool.name).is_valid
+            _assert_listed_tools((await client.list_tools()).tools)
 
     anyio.run(scenario)
 
@@ -124,8 +149,7 @@ def test_stdio_server_process(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with Client(params) as client:
-            tools = (await client.list_tools()).tools
-            assert _dump(tools) == _dump(Tool.model_validate(t) for t in TOOLS_JSON)
+            _assert_listed_tools((await client.list_tools()).tools)
             await _flow(client, "face_detection")
             await _flow(client, "face_database_batch_add")
 

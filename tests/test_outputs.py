@@ -10,6 +10,7 @@ from pathlib import Path
 import black
 import jsonschema
 import pytest
+import yaml
 from mcp.shared.tool_name_validation import validate_tool_name
 from mcp.types import Tool
 
@@ -23,9 +24,10 @@ SMALL = compile_catalog(SMALL_CATALOG)
 assert SMALL.ok, [d.format() for d in SMALL.diagnostics]
 REAL = compile_catalog(CATALOG)
 assert REAL.ok, [d.format() for d in REAL.diagnostics]
-SEED_ENTRY = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))[
+SEARCH_SERVICES = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))[
     "services"
-][0]
+]
+SEED_ENTRY = SEARCH_SERVICES[0]
 RUNTIME_FIELDS = {"quality", "matchScore", "matchTerms", "why"}
 
 
@@ -55,29 +57,45 @@ def test_route_modules_are_black_stable(files: dict[str, str]) -> None:
 
 
 def test_every_route_module_imports_and_declares_its_service(tmp_path: Path) -> None:
-    catalog = json.loads(REAL.files["catalog/catalog.json"])
-    entries = {e["id"]: e for e in catalog["services"]}
+    """Each compiled route module imports on its own and declares the service the author
+    wrote in catalog.yaml (read as plain YAML); for the services the live marketplace
+    shows (seed 003), its method, legacy endpoint, price and token rules are the live ones."""
+    authored = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))["services"]
     routes = tmp_path / "routes"
     routes.mkdir()
     for path in [p for p in REAL.files if p.startswith("routes/")]:
         (tmp_path / path).write_text(REAL.files[path], encoding="utf-8")
     package = _import(routes / "__init__.py", "generated_routes")
-    assert len(package.MODULES) == 44
-    for name in package.MODULES:
-        spec: RouteSpec = _import(routes / f"{name}.py", f"generated_routes.{name}").SPEC
-        assert isinstance(spec, RouteSpec)
-        entry = entries[spec.service_id]
-        assert spec.endpoint == entry["endpoint"] == f"/api/tools/{spec.service_id}"
-        assert spec.legacy_endpoint == entry["legacyEndpoint"]
-        assert spec.input_schema == entry["inputSchema"]
-        assert spec.pricing.amount_cents == entry["pricing"]["amountCents"]
-        assert spec.upstream.action == entry["exampleResponse"]["data"]["Action"]
-        for example in entry["errorExamples"]:
-            assert example["error"] in (
-                [spec.messages.missing]
-                + list(spec.messages.required.values())
-                + list(spec.messages.invalid_url.values())
-            )
+    specs: list[RouteSpec] = [
+        _import(routes / f"{name}.py", f"generated_routes.{name}").SPEC for name in package.MODULES
+    ]
+    assert all(isinstance(spec, RouteSpec) for spec in specs)
+    assert [spec.service_id for spec in specs] == [service["id"] for service in authored]
+    for spec, service in zip(specs, authored):
+        assert spec.endpoint == f"/api/tools/{service['id']}"
+        assert spec.upstream.action == service["action"]
+        assert set(spec.input_schema["properties"]) == set(service.get("params", {}))
+        assert set(spec.input_schema.get("required", [])) == set(service.get("required", []))
+        for param in spec.messages.required:
+            assert spec.messages.required[param] == f"{param} is required"
+            assert spec.messages.invalid_url[param] == f"{param} must be a valid http or https URL"
+    by_id = {spec.service_id: spec for spec in specs}
+    for live in SEARCH_SERVICES:
+        spec = by_id[live["id"]]
+        assert (spec.method, spec.legacy_id) == (live["method"], live["internalServiceId"])
+        assert spec.legacy_endpoint == live["legacyEndpoint"]
+        pricing = spec.pricing
+        assert live["pricing"] == {
+            "amountCents": pricing.amount_cents,
+            "currency": pricing.currency,
+            "policyId": pricing.policy_id,
+            "settleMode": pricing.settle_mode,
+            "billingMode": pricing.billing_mode,
+            "maxCalls": pricing.max_calls,
+            "allowReuse": pricing.allow_reuse,
+            "bindClient": pricing.bind_client,
+        }
+        assert spec.upstream.action == live["exampleResponse"]["data"]["Action"]
 
 
 def _import(path: Path, name: str):

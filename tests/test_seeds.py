@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from s402gen import compile_catalog
+from s402gen.runtime.search import CatalogSearch
 
 from .conftest import CATALOG, SEEDS, write_catalog
 from .seed_differences import ABSENT, DEFECTS, differences_for
@@ -70,8 +71,19 @@ def _patched_seed(seed: dict, ours: dict, service_id: str) -> dict:
     return patched
 
 
-def test_seed_has_ten_services_of_44() -> None:
-    assert len(SEARCH["services"]) == 10 and SEARCH["total"] == 44
+def test_search_answers_the_seed_query_like_the_live_marketplace(files: dict[str, str]) -> None:
+    """Seed 003 is the live search's answer to one query: our search over our catalog
+    answers the same query with the same document keys, total, expanded terms, filters,
+    number of results and top hit, and lists every service the seed shows."""
+    catalog = json.loads(files["catalog/catalog.json"])
+    answer = CatalogSearch(catalog).search(SEARCH["query"], limit=SEARCH["filters"]["limit"])
+    assert list(answer) == list(SEARCH)
+    assert answer["total"] == SEARCH["total"] == len(catalog["services"])
+    assert answer["expandedTerms"] == SEARCH["expandedTerms"]
+    assert answer["filters"] == SEARCH["filters"]
+    assert len(answer["services"]) == len(SEARCH["services"])
+    assert answer["services"][0]["id"] == SEARCH["services"][0]["id"]
+    assert {s["id"] for s in SEARCH["services"]} <= {e["id"] for e in catalog["services"]}
 
 
 @pytest.mark.parametrize("seed_entry", SEARCH["services"], ids=lambda s: s["id"])

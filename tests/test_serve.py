@@ -14,14 +14,13 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from s402gen.runtime import protocol
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import FAIL_MARKER, start_emulator
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED, free_port, running_app
+from .conftest import GENERATED, SEEDS, free_port, running_app
 
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
 ENTRIES = CATALOG["services"]
@@ -360,5 +359,48 @@ def test_ledger_schema_is_versioned(tmp_path: Path) -> None:
         Ledger(path)
 
 
-def test_payment_failure_texts_are_the_catalogs() -> None:
-    assert list(protocol.FAILURES) == FLOW["retry"]["failures"]
+def test_each_published_payment_failure_is_answered_over_http(emulator) -> None:
+    """Provoke every way a paid call can be refused, over real HTTP; the 402 answers
+    are exactly the failures the live marketplace publishes (seed 003, not our output)."""
+    seed = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))
+    published = seed["payment"]["retry"]["failures"]
+    clock = Clock()
+    app = create_app(GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator))
+    with running_app(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+
+        def pay(client_id: str) -> str:
+            answer = http.post(
+                "/api/payments", json={"serviceId": ENTRY["id"]}, headers={"X-Client-Id": client_id}
+            )
+            return answer.json()["token"]
+
+        def call(token: str | None, client_id: str | None = "client-a", entry=ENTRY) -> str:
+            headers = {"X-Payment-Token": token} if token else {}
+            headers.update({"X-Client-Id": client_id} if client_id else {})
+            answer = http.post(entry["endpoint"], json=_example(entry), headers=headers)
+            if answer.status_code == 200:
+                return "paid"
+            assert answer.status_code == 402, answer.text
+            jsonschema.validate(answer.json(), seed["payment"]["requiredResponse"]["bodySchema"])
+            return answer.json()["error"]
+
+        token = pay("client-a")
+        answers = {
+            "no token": call(None),
+            "unknown token": call("no-such-token"),
+            "no client id": call(token, client_id=None),
+            "another client": call(token, client_id="client-b"),
+            "another service": call(token, entry=OTHER),
+            "first call": call(token),
+            "second call": call(token),
+        }
+        expiring = pay("client-a")
+        clock.now += 3601
+        answers["expired"] = call(expiring)
+    assert answers.pop("first call") == "paid"
+    assert set(answers.values()) == set(published)
+    assert (answers["no token"], answers["unknown token"]) == (published[0], published[0])
+    assert answers["expired"] == published[1]
+    assert answers["second call"] == published[2]
+    assert answers["no client id"] == published[3]
+    assert answers["another client"] == answers["another service"] == published[4]
