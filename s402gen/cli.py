@@ -153,8 +153,6 @@ quiet_option = click.option(
 
 #: ``-h`` works as ``--help`` for every command (subcommands inherit it).
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
-#: How a process killed by SIGPIPE exits in a shell (128 + 13): ``s402gen build | head``.
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def _progress(files: Iterator[T], quiet: bool) -> contextlib.AbstractContextManager[Iterator[T]]:
@@ -170,14 +168,6 @@ def _progress(files: Iterator[T], quiet: bool) -> contextlib.AbstractContextMana
     )
 
 
-def _broken_pipe() -> NoReturn:
-    """The reader of stdout went away (``| head``): stop quietly, as SIGPIPE would."""
-    # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(EXIT_BROKEN_PIPE)
-
-
 #: Commands whose modules are imported only when they run: ``check`` starts faster.
 LAZY_COMMANDS = {
     "diff": ("s402gen.breaking", "diff_command"),
@@ -187,7 +177,8 @@ LAZY_COMMANDS = {
 
 class _Group(click.Group):
     """Turns SIGTERM into KeyboardInterrupt (so a killed build cleans up its staging
-    folder) and an unexpected exception into a one-line error, never a traceback.
+    folder) and an unexpected exception into a one-line error, never a traceback
+    (a closed stdout is left to click, which exits 1 quietly).
     Commands in :data:`LAZY_COMMANDS` are imported only when run."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -206,7 +197,7 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except BrokenPipeError:
-            _broken_pipe()
+            raise  # stdout closed (`| head`): click's main() exits 1 quietly, as click tools do
         except KeyboardInterrupt:
             click.echo("interrupted; generated files were left as they were", err=True)
             sys.exit(130)

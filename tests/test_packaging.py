@@ -122,3 +122,18 @@ def test_the_ci_smoke_test_fails_when_nothing_answers(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 1 and done.stderr.startswith("smoke test failed:")
+
+
+@pytest.mark.slow
+def test_create_app_without_the_serve_extra_names_it() -> None:
+    probe = WITHOUT.split("from s402gen.cli")[0] + (
+        "import s402gen.runtime\n"
+        "try:\n    s402gen.runtime.create_app\n"
+        "except ModuleNotFoundError as exc:\n    print(exc.name, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "fastapi"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("fastapi ")
+    assert "create_app needs pip install 's402gen[serve]'" in done.stdout

@@ -19,7 +19,12 @@ __all__ = ["create_app"]
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from .app import create_app
-
+        try:
+            from .app import create_app
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"{exc}: s402gen.runtime.create_app needs pip install 's402gen[serve]'",
+                name=exc.name,
+            ) from exc
         return create_app
     raise AttributeError(f"module 's402gen.runtime' has no attribute {name!r}")
