@@ -76,7 +76,8 @@ def load_settings(start: Path | None = None) -> Settings:
     for key, value in table.items():
         if key not in KNOWN_KEYS:
             raise ConfigError(
-                f"{pyproject}: [tool.s402gen]: unknown key '{key}'" + did_you_mean(key, KNOWN_KEYS)
+                f"{pyproject}: [tool.s402gen]: unknown key '{key}'"
+                + (f"; {hint}" if (hint := did_you_mean(key, KNOWN_KEYS)) else "")
             )
         if not isinstance(value, str):
             raise ConfigError(f"{pyproject}: [tool.s402gen]: '{key}' must be a string path")

@@ -12,6 +12,8 @@ from s402gen.load import load_text
 from s402gen.diagnostics import CatalogError, Rules
 import s402gen.load as load_module
 
+from s402gen.cli import main
+
 from .conftest import run_cli, run_process
 
 
@@ -21,10 +23,19 @@ def _tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_help_lists_exit_codes() -> None:
-    for command in ([], ["build"], ["check"], ["validate"]):
-        code, out, _ = run_cli(*command, "--help")
-        assert code == 0 and "Exit codes:" in out and "2  invalid catalog" in out
+def test_help_lists_only_the_exit_codes_each_command_returns() -> None:
+    from s402gen.exits import MEANINGS
+
+    assert set(MEANINGS) == {"s402gen", *main.list_commands(None)}
+    for command, meanings in MEANINGS.items():
+        code, out, _ = run_cli(*([] if command == "s402gen" else [command]), "--help")
+        listed = out.split("Exit codes:\n")[1].splitlines()
+        codes = [int(line.split()[0]) for line in listed if line.strip()[:1].isdigit()]
+        assert code == 0 and codes == sorted(meanings), command
+    _, out, _ = run_cli("import", "--help")
+    assert "\n    1 " not in out.split("Exit codes:")[1]  # import has no findings exit
+    _, out, _ = run_cli("check", "--help")
+    assert "1   generated files changed, are missing or are orphaned" in out
 
 
 def test_build_then_check_then_rebuild(small_project: Path) -> None:
@@ -58,10 +69,27 @@ def test_check_reports_changed_missing_and_orphan_files(small_project: Path) -> 
     )
     code, out, err = run_cli("check", cwd=small_project)
     assert code == 1
-    assert "changed: generated/routes/face_detection.py" in err
-    assert "missing: generated/docs/index.html" in err
-    assert "missing: generated/routes/face_database_bulk_add.py" in err
-    assert "orphan: generated/routes/face_database_batch_add.py" in err
+    changed, missing, orphan = "generated-file-changed", "generated-file-missing", "orphaned"
+    assert (
+        f"generated/routes/face_detection.py:1:1: error: generated/routes/face_detection.py differs from what the catalog compiles to [S402-E045 {changed}]"
+        in err
+    )
+    assert f"generated/docs/index.html is missing [S402-E046 {missing}]" in err
+    assert f"generated/routes/face_database_bulk_add.py is missing [S402-E046 {missing}]" in err
+    assert (
+        f"face_database_batch_add.py is not generated from the catalog [S402-E047 generated-file-{orphan}]"
+        in err
+    )
+    code, json_out, _ = run_cli("check", "--format", "json", cwd=small_project)
+    report = json.loads(json_out)  # JSON, not a diff: the drifted files are findings
+    assert code == 1 and report["upToDate"] is False
+    assert report["counts"]["error"] == len(report["findings"]) > 4
+    assert {(f["name"], f["file"]) for f in report["findings"]} >= {
+        (changed, "generated/routes/face_detection.py"),
+        (missing, "generated/docs/index.html"),
+        (missing, "generated/routes/face_database_bulk_add.py"),
+        ("generated-file-orphaned", "generated/routes/face_database_batch_add.py"),
+    }
     assert "-        amount_cents=105,\n+        amount_cents=110,\n" in out
     assert "--- a/routes/face_database_batch_add.py\n+++ /dev/null\n" in out
     assert "--- /dev/null\n+++ b/docs/index.html\n" in out
@@ -128,7 +156,7 @@ def test_invalid_catalog_writes_nothing_and_exits_2(small_project: Path) -> None
 
 def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = run_cli("validate", "nope.yaml", cwd=tmp_path)
-    assert code == 2 and err.startswith("nope.yaml:1:1: error: cannot read catalog")
+    assert code == 2 and err.startswith("nope.yaml:1:1: error: nope.yaml does not exist [S402-E040")
 
 
 def test_pyproject_settings(small_project: Path) -> None:
@@ -232,7 +260,7 @@ def test_cache_skips_compiling_only_while_inputs_and_output_match(
     edited = small_project / "generated/docs/index.html"
     edited.write_text(edited.read_text() + "<!-- edit -->\n")
     code, out, err = run_cli("check", cwd=small_project)
-    assert code == 1 and "changed: generated/docs/index.html" in err
+    assert code == 1 and "generated/docs/index.html differs from what the catalog" in err
     assert compiles == ["compile"]
     assert run_cli("build", cwd=small_project)[0] == 0
 
@@ -280,7 +308,7 @@ def test_stale_staging_folder_is_reported_and_cleaned(small_project: Path) -> No
     stale = small_project / "generated" / ".s402gen-staging-killed"
     (stale / "routes").mkdir(parents=True)
     code, _, err = run_cli("check", cwd=small_project)
-    assert code == 1 and "orphan: generated/.s402gen-staging-killed/" in err
+    assert code == 1 and "generated/.s402gen-staging-killed/" in err and "orphaned" in err
     assert run_cli("build", cwd=small_project)[0] == 0
     assert not stale.exists() and run_cli("check", cwd=small_project)[0] == 0
 
@@ -299,14 +327,15 @@ def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
     code, out, _ = run_cli("check", "--format", "github", cwd=small_project)
     assert code == 1
     assert (
-        "::error file=generated/routes/face_detection.py,line=1,col=1,title=s402gen drift::"
-        "generated/routes/face_detection.py is changed: run s402gen build and commit"
+        "::error file=generated/routes/face_detection.py,line=1,col=1,"
+        "title=S402-E045 generated-file-changed::generated/routes/face_detection.py differs "
+        "from what the catalog compiles to%0Ahint: run `s402gen build` and commit the result"
     ) in out
     catalog.write_text(catalog.read_text().replace("action: DetectFace", "action: detect"))
     code, out, _ = run_cli("validate", "--format", "json", cwd=small_project)
     report = json.loads(out)
-    assert code == 2 and report["valid"] is False and report["errors"] == 1
-    assert report["diagnostics"][0]["rule"] == "S402-E007"
+    assert code == 2 and report["valid"] is False and report["counts"]["error"] == 1
+    assert report["findings"][0]["rule"] == "S402-E007"
     code, out, _ = run_cli("validate", "--format", "github", cwd=small_project)
     assert code == 2 and out.startswith(
         "::error file=catalog.yaml,line=72,col=13,title=S402-E007 invalid-value::"
