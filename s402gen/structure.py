@@ -48,18 +48,12 @@ def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Finding
         _pydantic_finding(err, doc)
         for err in errors
         if not (err["type"] == "missing" and (tuple(err["loc"][:-1]), err["loc"][-1]) in suggested)
-        and not _shorthand_noise(err)
     ]
 
 
 def _closest_key(key: str, parent: tuple) -> str | None:
     hint = did_you_mean(key, _allowed_keys(parent))
     return hint.split("'")[1] if hint else None
-
-
-def _shorthand_noise(err: Any) -> bool:
-    """Pydantic also tries a parameter's shorthand string as a mapping: that error repeats."""
-    return err["type"] in ("model_type", "dict_type") and "params" in err["loc"]
 
 
 def _pydantic_finding(err: Any, doc: LoadedDocument) -> Finding:
@@ -127,7 +121,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
 
 def _literal_values(loc: tuple) -> list[str]:
     """The values a ``Literal`` field at ``loc`` allows (for did-you-mean); empty when none."""
-    current = _unwrap_optional(_annotation_at(loc[:-1] if loc and loc[-1] == "str" else loc))
+    current = _unwrap_optional(_annotation_at(loc))
     if typing.get_origin(current) is Literal:
         return [str(value) for value in typing.get_args(current)]
     return []
