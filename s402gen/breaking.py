@@ -542,7 +542,7 @@ def _fail(error: DiffError, fmt: str, catalog: Path) -> NoReturn:
     if error.ref:
         where = Location(_display(catalog), 1, 1)
         findings.append(Finding(Rules.UNREADABLE_REF, error.message, where))
-    emit(findings, fmt, catalog=_display(catalog))
+    emit(findings, fmt, file=_display(catalog))
     if not error.ref:
         click.echo(f"error: {error.message}", err=True)
     sys.exit(Exit.INVALID)
@@ -581,7 +581,7 @@ def diff_command(catalog: str | None, against: str, fmt: str) -> None:
         report = diff(path, against)
     except DiffError as exc:
         _fail(exc, fmt, path)
-    emit(report.changes, fmt, catalog=report.new_name, against=report.old_name)
+    emit(report.changes, fmt, file=report.new_name, against=report.old_name)
     if fmt == "text":
         click.echo(report.summary(), err=True)
     sys.exit(Exit.FINDINGS if report.breaking else Exit.OK)

@@ -109,7 +109,7 @@ def test_json_format(tmp_path: Path) -> None:
     )
     assert code == 1
     document = json.loads(stdout)
-    assert set(document) == {"catalog", "against", "findings", "counts"}
+    assert set(document) == {"file", "against", "findings", "counts"}
     counts = document["counts"]
     assert (counts["breaking"], counts["dangerous"], counts["safe"]) == (1, 0, 1)
     removed = document["findings"][0]
@@ -272,7 +272,7 @@ def test_invalid_new_catalog_exits_2(tmp_path: Path) -> None:
         "catalog.yaml", "--against", "old.yaml", "--format", "json", cwd=tmp_path
     )
     document = json.loads(stdout)
-    assert code == 2 and document["catalog"] == "catalog.yaml"
+    assert code == 2 and document["file"] == "catalog.yaml"
     assert [d["rule"] for d in document["findings"]] == ["S402-E008"]
     code, stdout, _ = run_diff("missing.yaml", "--against", "old.yaml", cwd=tmp_path)
     assert code == 2

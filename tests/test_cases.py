@@ -79,7 +79,23 @@ def test_every_rule_has_an_end_to_end_case() -> None:
     assert not missing
     names = {r.name for r in all_rules()}
     assert set(COVERED_ELSEWHERE) <= names
-    assert {r.name for r in REGISTRY} <= names
+    validate_cases = _shown_by_cases(CASES)
+    unshown = [
+        f"{r.code} {r.name}"
+        for r in REGISTRY
+        if f"[{r.code} {r.name}]" not in validate_cases and r.name not in COVERED_ELSEWHERE
+    ]
+    assert not unshown, "registered rules without a case in tests/cases/"
+    assert set(REGISTRY) <= set(all_rules())
+
+
+def test_a_rule_has_one_function() -> None:
+    from s402gen.diagnostics import Rules
+    from s402gen.validate import REGISTRY, rule
+
+    assert REGISTRY[Rules.DUPLICATE_ID].check.__name__ == "duplicate_id"
+    with pytest.raises(ValueError, match="S402-E011 duplicate-id is already registered"):
+        rule(Rules.DUPLICATE_ID)(lambda ctx: [])
 
 
 @pytest.mark.parametrize("rule_name", sorted(COVERED_ELSEWHERE))
