@@ -341,18 +341,19 @@ def _output_problem(schema: dict) -> str | None:
     return None
 
 
-@rule(Rules.INVALID_OUTPUT_SCHEMA)
+@rule(Rules.INVALID_OUTPUT_SCHEMA, "model")
 def invalid_output_schema(ctx: Context) -> Iterator[Issue]:
-    """An output schema that is not valid JSON Schema, or not an object's (the default
-    one is reported once, at ``defaults.outputSchema``)."""
+    """An output schema that is not valid JSON Schema, or not an object's (checked before
+    derive, which reads the schema's types; the default one is reported once)."""
+    services = ctx.authored.services
     problem = _output_problem(ctx.authored.defaults.output_schema)
-    if problem is not None and any(s.output_schema is None for s in ctx.authored.services):
+    if problem is not None and any(svc.output_schema is None for svc in services):
         yield Issue(f"defaults.outputSchema {problem}", ("defaults", "outputSchema"))
-    for svc, authored, path in ctx.pairs():
-        problem = _output_problem(svc.output_schema) if authored.output_schema else None
+    for index, svc in enumerate(services):
+        problem = _output_problem(svc.output_schema) if svc.output_schema else None
         if problem is not None:
             message = f"output schema of service '{svc.id}' {problem}"
-            yield Issue(message, path + ("outputSchema",), service=svc.id)
+            yield Issue(message, ("services", index, "outputSchema"), service=svc.id)
 
 
 @rule(Rules.INVALID_EXAMPLE_RESPONSE)
