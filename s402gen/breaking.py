@@ -573,7 +573,7 @@ def diff_command(catalog: str | None, against: str, fmt: str) -> None:
         try:
             path = load_settings().catalog
         except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
+            emit([exc.finding], fmt)
             sys.exit(Exit.INVALID)
     else:
         path = Path(catalog)

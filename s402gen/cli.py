@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = Exit.OK, Exit.FINDINGS, Exit.INVALID
 
 
-def _settings(catalog: str | None, out: str | None, templates: str | None) -> Settings:
+def _settings(
+    catalog: str | None, out: str | None, templates: str | None, fmt: str = "text"
+) -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        emit([exc.finding], fmt)
         sys.exit(EXIT_INVALID)
     chosen = Settings(
         catalog=Path(catalog) if catalog else settings.catalog,
@@ -252,7 +254,7 @@ def build(
 @format_option
 def check(catalog: str | None, out: str | None, templates: str | None, fmt: str) -> None:
     """Compare what CATALOG compiles to with the output folder; write nothing."""
-    settings = _settings(catalog, out, templates)
+    settings = _settings(catalog, out, templates, fmt)
     folder, key, hit = _cache_lookup(settings) if fmt == "text" else (None, None, None)
     if hit is not None:
         click.echo(f"{_display(settings.out)} is up to date")
@@ -306,7 +308,7 @@ def _drift_findings(where: str, drift: write.Drift) -> list[Finding]:
 @format_option
 def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str) -> None:
     """Report the errors and warnings of CATALOG."""
-    settings = _settings(catalog, None, None)
+    settings = _settings(catalog, None, None, fmt)
     result = _compile(settings, fmt, upstream)
     warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
     if fmt == "json":

@@ -87,6 +87,7 @@ class Rules:
     INVALID_VALUE = Rule("S402-E007", "invalid-value", _E)
     CATALOG_NOT_FOUND = Rule("S402-E040", "catalog-not-found", _E)
     UNREADABLE_CATALOG = Rule("S402-E041", "unreadable-catalog", _E)
+    INVALID_CONFIGURATION = Rule("S402-E054", "invalid-configuration", _E)
     # references between sections (checked on the authoring model, before derive)
     UNKNOWN_REFERENCE = Rule("S402-E008", "unknown-reference", _E)
     UNKNOWN_PARAMETER = Rule("S402-E016", "unknown-required-parameter", _E)

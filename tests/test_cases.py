@@ -56,6 +56,7 @@ COVERED_ELSEWHERE = {
     "import-output-not-written": ["test_import.py::test_import_errors_are_findings"],
     "import-field-not-reproduced": ["test_import.py::test_import_warnings_are_findings"],
     "unreadable-ref": ["test_breaking.py::test_bad_ref_exits_2"],
+    "invalid-configuration": ["test_cli.py::test_pyproject_settings"],
 }
 
 

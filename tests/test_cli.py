@@ -171,7 +171,17 @@ def test_pyproject_settings(small_project: Path) -> None:
     assert run_cli("check", cwd=sub)[0] == 0
     (small_project / "pyproject.toml").write_text('[tool.s402gen]\ncatalogue = "x.yaml"\n')
     code, _, err = run_cli("check", cwd=sub)
-    assert code == 2 and "unknown key 'catalogue'; did you mean 'catalog'?" in err
+    assert code == 2 and err == (
+        "../pyproject.toml:2:1: error: unknown key 'catalogue' in [tool.s402gen] "
+        "[S402-E054 invalid-configuration]\n  hint: did you mean 'catalog'?\n"
+    )
+    (small_project / "pyproject.toml").write_text("[tool.s402gen]\nout = 5\n")
+    code, out, _ = run_cli("validate", "--format", "json", cwd=sub)
+    [finding] = json.loads(out)["findings"]
+    assert code == 2 and (finding["name"], finding["line"]) == ("invalid-configuration", 2)
+    (small_project / "pyproject.toml").write_text("[tool.s402gen]\n\nout = ]\n")
+    code, _, err = run_cli("build", cwd=sub)
+    assert code == 2 and err.startswith("../pyproject.toml:3:") and "cannot read" in err
 
 
 def test_user_templates_override_and_are_black_formatted(small_project: Path) -> None:
