@@ -11,6 +11,7 @@ import gc
 import importlib
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from .exits import Exit, epilog
 if TYPE_CHECKING:
     from .pipeline import Compilation
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = Exit.OK, Exit.FINDINGS, Exit.INVALID
+EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = Exit.OK, Exit.FINDINGS, Exit.INVALID  # see exits.py
 
 
 def _settings(
@@ -291,10 +292,30 @@ def _drift_findings(where: str, drift: write.Drift) -> list[Finding]:
         (Rules.GENERATED_FILE_ORPHANED, drift.orphans, "is not generated from the catalog"),
     )
     return [
-        Finding(rule, f"{where}/{path} {text}", Location(f"{where}/{path}", 1, 1), hint)
+        Finding(rule, f"{where}/{path} {text}", Location(f"{where}/{path}", line, 1), hint)
         for rule, paths, text in kinds
         for path in paths
+        for line in [_first_changed_line(drift.diff, path) if rule is kinds[0][0] else 1]
     ]
+
+
+_HUNK = re.compile(r"^@@ -(\d+)")
+
+
+def _first_changed_line(diff: str, path: str) -> int:
+    """The line of the first difference in the on-disk ``path``, read from the unified diff
+    :func:`write.check` made (1 when the diff does not show it)."""
+    lines = iter(diff.splitlines())
+    for line in lines:
+        if line == f"--- a/{path}":
+            next(lines, None)  # +++ b/path
+            hunk = _HUNK.match(next(lines, ""))
+            if hunk is None:
+                return 1
+            for offset, body in enumerate(lines):
+                if body[:1] in "-+":
+                    return max(int(hunk.group(1)) + offset, 1)
+    return 1
 
 
 @main.command(epilog=epilog("validate"))

@@ -70,10 +70,12 @@ def test_check_reports_changed_missing_and_orphan_files(small_project: Path) -> 
     code, out, err = run_cli("check", cwd=small_project)
     assert code == 1
     changed, missing, orphan = "generated-file-changed", "generated-file-missing", "orphaned"
+    route = (generated / "routes/face_detection.py").read_text(encoding="utf-8").splitlines()
+    line = route.index("        amount_cents=105,") + 1  # where the file first differs
     assert (
-        f"generated/routes/face_detection.py:1:1: error: generated/routes/face_detection.py differs from what the catalog compiles to [S402-E045 {changed}]"
-        in err
-    )
+        f"generated/routes/face_detection.py:{line}:1: error: generated/routes/face_detection.py "
+        f"differs from what the catalog compiles to [S402-E045 {changed}]"
+    ) in err
     assert f"generated/docs/index.html is missing [S402-E046 {missing}]" in err
     assert f"generated/routes/face_database_bulk_add.py is missing [S402-E046 {missing}]" in err
     assert (
@@ -335,9 +337,11 @@ def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
     catalog = small_project / "catalog.yaml"
     catalog.write_text(catalog.read_text().replace("amountCents: 105", "amountCents: 110"))
     code, out, _ = run_cli("check", "--format", "github", cwd=small_project)
+    route = (small_project / "generated/routes/face_detection.py").read_text(encoding="utf-8")
+    line = route.splitlines().index("        amount_cents=105,") + 1
     assert code == 1
     assert (
-        "::error file=generated/routes/face_detection.py,line=1,col=1,"
+        f"::error file=generated/routes/face_detection.py,line={line},col=1,"
         "title=S402-E045 generated-file-changed::generated/routes/face_detection.py differs "
         "from what the catalog compiles to%0Ahint: run `s402gen build` and commit the result"
     ) in out
