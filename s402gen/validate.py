@@ -367,8 +367,16 @@ def invalid_example_response(ctx: Context) -> Iterator[Issue]:
                 f"example response of service '{svc.id}' does not match its output schema: "
                 f"{describe_error(error)}",
                 _output_path(authored, path),
-                service=svc.id,
+                _enum_hint(error),
+                svc.id,
             )
+
+
+def _enum_hint(error: Any) -> str | None:
+    """A did-you-mean hint when a text value is not one of its schema's ``enum``."""
+    if error.validator == "enum" and isinstance(error.instance, str):
+        return did_you_mean(error.instance, [str(v) for v in error.validator_value])
+    return None
 
 
 def _input_ok(svc: ir.Service) -> bool:
@@ -399,7 +407,8 @@ def invalid_example_request(ctx: Context) -> Iterator[Issue]:
                 f"example request of service '{svc.id}' does not match its input schema: "
                 f"{describe_error(error)}",
                 where,
-                service=svc.id,
+                _enum_hint(error),
+                svc.id,
             )
 
 
