@@ -21,7 +21,7 @@ class Exit(IntEnum):
 
 
 _USAGE = "usage error"
-_INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); nothing was left half-written"
+_INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
 
 #: What each status means, command by command (the group's own entry is ``s402gen``).
 MEANINGS: dict[str, dict[Exit, str]] = {
@@ -35,7 +35,7 @@ MEANINGS: dict[str, dict[Exit, str]] = {
         Exit.OK: "files written, or already up to date",
         Exit.FINDINGS: "--fail-on-change: files were written or removed",
         Exit.INVALID: f"invalid catalog, bad configuration, unwritable output or {_USAGE}",
-        Exit.INTERRUPTED: _INTERRUPTED,
+        Exit.INTERRUPTED: f"{_INTERRUPTED}; generated files were left as they were",
     },
     "check": {
         Exit.OK: "the output folder is up to date",
