@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from . import model
-from .diagnostics import Finding, Rules, did_you_mean, rule_named
+from .diagnostics import Finding, Rules, closest, did_you_mean, rule_named
 from .load import LoadedDocument
 
 
@@ -41,7 +41,7 @@ def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Finding
         (tuple(err["loc"][:-1]), close)
         for err in errors
         if err["type"] == "extra_forbidden"
-        for close in [_closest_key(str(err["loc"][-1]), tuple(err["loc"][:-1]))]
+        for close in [closest(str(err["loc"][-1]), _allowed_keys(tuple(err["loc"][:-1])))]
         if close
     }
     return None, [
@@ -49,11 +49,6 @@ def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Finding
         for err in errors
         if not (err["type"] == "missing" and (tuple(err["loc"][:-1]), err["loc"][-1]) in suggested)
     ]
-
-
-def _closest_key(key: str, parent: tuple) -> str | None:
-    hint = did_you_mean(key, _allowed_keys(parent))
-    return hint.split("'")[1] if hint else None
 
 
 def _pydantic_finding(err: Any, doc: LoadedDocument) -> Finding:
