@@ -115,7 +115,7 @@ class _Comparer:
         that come from one shared setting (at path ``shared``, e.g. a pricing policy) are
         reported once, by :meth:`grouped`; ``shared`` is ``None`` when the service's own."""
         if shared is None:
-            self.add(rule, template.format(service=f"'{self.sid}'"), *path)
+            self.add(rule, template.format(service=f"service '{self.sid}'"), *path)
             return
         where = self.source.key(("services", self.index, *path))
         self.shared.setdefault((rule, shared, template), []).append((self.sid, where))
@@ -127,7 +127,7 @@ class _Comparer:
         for (rule, shared, template), touched in self.shared.items():
             ids = tuple(sorted(sid for sid, _ in touched))
             if len(ids) == 1:
-                what, where = f"'{ids[0]}'", touched[0][1]
+                what, where = f"service '{ids[0]}'", touched[0][1]
             else:
                 named = ", ".join(ids[:NAMED_IN_GROUP])
                 more = f" and {len(ids) - NAMED_IN_GROUP} more" if len(ids) > NAMED_IN_GROUP else ""
@@ -152,16 +152,20 @@ class _Comparer:
         """Every change from ``old`` to ``new`` (the same service, matched by id or legacy id)."""
         self.sid, self.index, sid = new.id, new.index, new.id
         if old.endpoint != new.endpoint:
-            message = f"endpoint of '{old.id}' changed from {old.endpoint} to {new.endpoint}"
+            message = (
+                f"endpoint of service '{old.id}' changed from {old.endpoint} to {new.endpoint}"
+            )
             self.add(Rules.ENDPOINT_CHANGED, f"{message} (same legacy id)", "id")
         if old.legacy_id != new.legacy_id:
-            message = f"legacy id of '{sid}' changed from '{old.legacy_id}' to '{new.legacy_id}'"
+            message = (
+                f"legacy id of service '{sid}' changed from '{old.legacy_id}' to '{new.legacy_id}'"
+            )
             self.add(Rules.LEGACY_ID_CHANGED, message, "legacyId")
         if old.tool_name != new.tool_name:
-            message = f"MCP tool name of '{sid}' changed from '{old.tool_name}'"
+            message = f"MCP tool name of service '{sid}' changed from '{old.tool_name}'"
             self.add(Rules.TOOL_NAME_CHANGED, f"{message} to '{new.tool_name}'", "toolName")
         if old.description != new.description:
-            self.add(Rules.DESCRIPTION_CHANGED, f"description of '{sid}' changed")
+            self.add(Rules.DESCRIPTION_CHANGED, f"description of service '{sid}' changed")
         self.parameters(old.input_schema, new.input_schema)
         self.output(old.output_schema, new.output_schema)
         self.pricing(old.pricing, new.pricing)
@@ -184,10 +188,10 @@ class _Comparer:
             removed.remove(was)
             added.remove(now)
             tail = " and is required" if now in required else ""
-            message = f"parameter '{was}' of '{sid}' was renamed to '{now}'{tail}"
+            message = f"parameter '{was}' of service '{sid}' was renamed to '{now}'{tail}"
             self.add(Rules.PARAMETER_RENAMED, message, "params", now)
         for name in removed:
-            message = f"parameter '{name}' of '{sid}' was removed"
+            message = f"parameter '{name}' of service '{sid}' was removed"
             self.add(Rules.PARAMETER_REMOVED, message, "params")
         for name in added:
             rule, kind = (
@@ -195,16 +199,20 @@ class _Comparer:
                 if name in required
                 else (Rules.OPTIONAL_PARAMETER_ADDED, "optional")
             )
-            self.add(rule, f"{kind} parameter '{name}' was added to '{sid}'", "params", name)
+            self.add(
+                rule, f"{kind} parameter '{name}' was added to service '{sid}'", "params", name
+            )
         for name in sorted(set(before) & set(after)):
             if name in required and name not in was_required:
-                message = f"parameter '{name}' of '{sid}' is now required"
+                message = f"parameter '{name}' of service '{sid}' is now required"
                 self.add(Rules.PARAMETER_MADE_REQUIRED, message, *self.required_path(name))
             for path, text in narrowings(before[name], after[name]):
-                message = f"parameter '{name}{path}' of '{sid}' accepts fewer values: {text}"
+                message = (
+                    f"parameter '{name}{path}' of service '{sid}' accepts fewer values: {text}"
+                )
                 self.add(Rules.PARAMETER_TYPE_NARROWED, message, "params", name)
             if before[name].get("description") != after[name].get("description"):
-                message = f"description of parameter '{name}' of '{sid}' changed"
+                message = f"description of parameter '{name}' of service '{sid}' changed"
                 self.add(Rules.DESCRIPTION_CHANGED, message, "params", name)
 
     def output(self, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -213,11 +221,13 @@ class _Comparer:
         for name in sorted(gone):
             if name.rpartition(".")[0].removesuffix("[]") in gone:
                 continue  # reported with its removed parent
-            message = f"output field '{name}' of '{self.sid}' was removed"
+            message = f"output field '{name}' of service '{self.sid}' was removed"
             self.add(Rules.OUTPUT_FIELD_REMOVED, message, "outputSchema")
         for name in sorted(set(before) & set(after)):
             if before[name] and not after[name]:
-                message = f"output field '{name}' of '{self.sid}' is no longer always present"
+                message = (
+                    f"output field '{name}' of service '{self.sid}' is no longer always present"
+                )
                 self.add(Rules.OUTPUT_FIELD_MADE_OPTIONAL, message, "outputSchema")
 
     def pricing(self, was: ir.Pricing, now: ir.Pricing) -> None:

@@ -192,7 +192,8 @@ class Finding:
     def format(self) -> str:
         """``catalog.yaml:12:7: error: message [S402-E012 duplicate-legacy-id]``, and
         ``  hint: ...`` on a second line when there is a hint."""
-        line = f"{self.location}: {self.level.value}: {self.message} [{self.rule.code} {self.rule.name}]"
+        tag = f"[{self.rule.code} {self.rule.name}]"
+        line = f"{self.location}: {self.level.value}: {self.message} {tag}"
         return f"{line}\n  hint: {self.hint}" if self.hint else line
 
     def format_github(self) -> str:

@@ -256,7 +256,10 @@ def reserved_tool_name(ctx: Context) -> Iterator[Issue]:
     """A tool name the MCP payment tools use."""
     for svc, _, path in ctx.pairs():
         if svc.tool_name in protocol.RESERVED_TOOL_NAMES:
-            message = f"tool name '{svc.tool_name}' of service '{svc.id}' is taken by the MCP payment tools"
+            message = (
+                f"tool name '{svc.tool_name}' of service '{svc.id}' is taken by the MCP "
+                "payment tools"
+            )
             yield Issue(message, path + ("toolName",), service=svc.id)
 
 
@@ -265,7 +268,10 @@ def invalid_tool_name(ctx: Context) -> Iterator[Issue]:
     """A tool name MCP clients do not accept."""
     for svc, _, path in ctx.pairs():
         if not TOOL_NAME_PATTERN.fullmatch(svc.tool_name):
-            message = f"tool name '{svc.tool_name}' of service '{svc.id}' must match {TOOL_NAME_PATTERN.pattern}"
+            message = (
+                f"tool name '{svc.tool_name}' of service '{svc.id}' must match "
+                f"{TOOL_NAME_PATTERN.pattern}"
+            )
             yield Issue(message, path + ("toolName",), service=svc.id)
 
 
@@ -322,7 +328,8 @@ def invalid_input_schema(ctx: Context) -> Iterator[Issue]:
             problem = schema_problem(prop)
             if problem is not None:
                 yield Issue(
-                    f"schema of parameter '{name}' of service '{svc.id}' is not valid JSON Schema: {problem}",
+                    f"schema of parameter '{name}' of service '{svc.id}' is not valid JSON "
+                    f"Schema: {problem}",
                     path + ("params", name),
                     service=svc.id,
                 )

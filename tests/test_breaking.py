@@ -117,7 +117,7 @@ def test_json_format(tmp_path: Path) -> None:
         "rule": "S402-B004",
         "name": "parameter-removed",
         "level": "breaking",
-        "message": "parameter 'MaxFaceNumber' of 'face-detection' was removed",
+        "message": "parameter 'MaxFaceNumber' of service 'face-detection' was removed",
         "hint": None,
         "services": ["face-detection"],
         "file": "catalog.yaml",
@@ -180,7 +180,8 @@ def test_against_a_git_ref(repo: Path) -> None:
     code, stdout, stderr = run_diff("catalog.yaml", "--against", "HEAD", cwd=repo / "api")
     assert code == 1 and stdout == ""
     assert stderr.startswith(
-        "catalog.yaml:77:5: breaking: parameter 'MaxFaceNumber' of 'face-detection' was removed"
+        "catalog.yaml:77:5: breaking: parameter 'MaxFaceNumber' of service 'face-detection' was "
+        "removed"
         " [S402-B004 parameter-removed]\n"
     )
     assert stderr.endswith(
@@ -365,10 +366,13 @@ def test_a_new_id_with_the_same_legacy_id_is_the_same_service(tmp_path: Path) ->
     assert code == 1
     assert "service-removed" not in stdout and "service-added" not in stdout
     assert (
-        "breaking: endpoint of 'face-detection' changed from /api/tools/face-detection to "
+        "breaking: endpoint of service 'face-detection' changed from /api/tools/face-detection to "
         "/api/tools/face-locate (same legacy id) [S402-B003 endpoint-changed]"
     ) in stdout
-    assert "MCP tool name of 'face-locate' changed from 'face_detection' to 'face_locate'" in stdout
+    assert (
+        "MCP tool name of service 'face-locate' changed from 'face_detection' to 'face_locate'"
+        in stdout
+    )
 
 
 def test_a_shared_policy_change_is_one_finding_and_breaking_comes_first(tmp_path: Path) -> None:

@@ -79,8 +79,8 @@ def test_check_reports_changed_missing_and_orphan_files(small_project: Path) -> 
     assert f"generated/docs/index.html is missing [S402-E046 {missing}]" in err
     assert f"generated/routes/face_database_bulk_add.py is missing [S402-E046 {missing}]" in err
     assert (
-        f"face_database_batch_add.py is not generated from the catalog [S402-E047 generated-file-{orphan}]"
-        in err
+        "face_database_batch_add.py is not generated from the catalog "
+        f"[S402-E047 generated-file-{orphan}]" in err
     )
     code, json_out, _ = run_cli("check", "--format", "json", cwd=small_project)
     report = json.loads(json_out)  # JSON, not a diff: the drifted files are findings
