@@ -10,6 +10,7 @@ through the error type (``missing-key``).
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from typing import Any, Literal
@@ -53,6 +54,12 @@ def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Finding
 
 def _pydantic_finding(err: Any, doc: LoadedDocument) -> Finding:
     loc = tuple(err["loc"])
+    finding = _finding_of(err, loc, doc)
+    sid = _service_id(loc, doc.data)
+    return dataclasses.replace(finding, services=(sid,)) if sid else finding
+
+
+def _finding_of(err: Any, loc: tuple, doc: LoadedDocument) -> Finding:
     source = doc.source
     if loc and loc[-1] == "[key]":  # a constraint on a mapping key: point at the key
         named = rule_named(err["type"]) or Rules.INVALID_VALUE
@@ -85,17 +92,24 @@ def _pydantic_finding(err: Any, doc: LoadedDocument) -> Finding:
     )
 
 
-def _where(loc: tuple, data: Any) -> str:
-    """A model path for messages; a service is named by its id: ``service 'face-detection'``,
-    ``service 'face-detection' params.ImageURL``; else dotted: ``defaults.sla.uptime``."""
+def _service_id(loc: tuple, data: Any) -> str | None:
+    """The id of the service ``loc`` is in, when it has one."""
     if len(loc) >= 2 and loc[0] == "services" and isinstance(loc[1], int):
         try:
             sid = data["services"][loc[1]]["id"]
         except (KeyError, IndexError, TypeError):
-            sid = None
-        if isinstance(sid, str):
-            rest = _dotted(loc[2:])
-            return f"service '{sid}'" + (f" {rest}" if rest else "")
+            return None
+        return sid if isinstance(sid, str) else None
+    return None
+
+
+def _where(loc: tuple, data: Any) -> str:
+    """A model path for messages; a service is named by its id: ``service 'face-detection'``,
+    ``service 'face-detection' params.ImageURL``; else dotted: ``defaults.sla.uptime``."""
+    sid = _service_id(loc, data)
+    if sid is not None:
+        rest = _dotted(loc[2:])
+        return f"service '{sid}'" + (f" {rest}" if rest else "")
     return _dotted(loc) or "the catalog"
 
 

@@ -349,7 +349,9 @@ def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
     code, out, _ = run_cli("validate", "--format", "json", cwd=small_project)
     report = json.loads(out)
     assert code == 2 and report["valid"] is False and report["counts"]["error"] == 1
-    assert report["findings"][0]["rule"] == "S402-E007"
+    [finding] = report["findings"]
+    assert (finding["rule"], finding["services"]) == ("S402-E007", ["face-detection"])
+    assert finding["message"].startswith("service 'face-detection' action: ")
     code, out, _ = run_cli("validate", "--format", "github", cwd=small_project)
     assert code == 2 and out.startswith(
         "::error file=catalog.yaml,line=72,col=13,title=S402-E007 invalid-value::"
