@@ -4,10 +4,14 @@
 ref, or ``REF:path``) compiles both catalogs with the whole pipeline and
 compares them service by service, like ``buf breaking``: services match by
 id, then by legacy id (same legacy id, new id: the endpoint changed). Each
-difference is a :class:`Change` with a stable rule id and a level:
-``breaking`` (old callers fail), ``dangerous`` (they pay more or get less)
-or ``safe``. An invalid catalog, a bad ref or a missing git raise
-:class:`DiffError`, which the command turns into exit code 2.
+difference is a :class:`~s402gen.diagnostics.Finding` of a rule listed in
+:class:`~s402gen.diagnostics.Rules` with a level: ``breaking`` (old callers
+fail), ``dangerous`` (they pay more or get less) or ``safe``, printed by the
+one findings printer. A parameter counts as renamed only when the names are
+similar (:func:`rename_similarity`); a change of a shared pricing policy or
+SLA is one finding listing the services it touches. An invalid catalog, a
+bad ref or a missing git raise :class:`DiffError`, which the command turns
+into exit code 2.
 """
 
 from __future__ import annotations
@@ -20,132 +24,43 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from . import ir
+from .cli import emit, format_option
 from .config import display_path as _display
-from .diagnostics import CatalogError, Diagnostic, Location, github_command
-from .diagnostics import Level as DiagnosticLevel
+from .diagnostics import CatalogError, Finding, Level, Location, Rule, Rules
+from .diagnostics import all_rules as all_known_rules
+from .exits import Exit, epilog
 from .load import SourceMap, load_file
 
-EXIT_OK = 0
-EXIT_BREAKING = 1
-EXIT_ERROR = 2
-
-EXIT_CODES = """\b
-Exit codes:
-  0  no breaking change (dangerous and safe changes may be reported)
-  1  at least one breaking change
-  2  either catalog is invalid, REF cannot be read, git is missing, or usage error"""
+#: The levels of a change between two catalogs.
+CHANGE_LEVELS = (Level.BREAKING, Level.DANGEROUS, Level.SAFE)
+#: Least similarity (difflib ratio of the names, +0.4 for the same description) for a removed
+#: and an added parameter of one type to be reported as one renamed parameter.
+RENAME_SIMILARITY = 0.6
+#: How many service ids a grouped finding's message names (its ``services`` holds all).
+NAMED_IN_GROUP = 3
 
 
-class Level(str, Enum):
-    """How a change affects clients written against the old catalog."""
-
-    BREAKING = "breaking"
-    DANGEROUS = "dangerous"
-    SAFE = "safe"
-
-
-_LEVELS = {"B": Level.BREAKING, "D": Level.DANGEROUS, "S": Level.SAFE}
-
-
-@dataclass(frozen=True)
-class ChangeRule:
-    """A change rule: ``code`` like ``S402-B004``, ``name`` like ``parameter-removed``."""
-
-    code: str
-    name: str
-
-    @property
-    def level(self) -> Level:
-        """``S402-B...`` are breaking, ``S402-D...`` dangerous, ``S402-S...`` safe."""
-        return _LEVELS[self.code[len("S402-")]]
-
-
-class ChangeRules:
-    """Every change ``s402gen diff`` reports (codes are stable: never reuse one)."""
-
-    SERVICE_REMOVED = ChangeRule("S402-B001", "service-removed")
-    LEGACY_ID_CHANGED = ChangeRule("S402-B002", "legacy-id-changed")
-    ENDPOINT_CHANGED = ChangeRule("S402-B003", "endpoint-changed")
-    PARAMETER_REMOVED = ChangeRule("S402-B004", "parameter-removed")
-    PARAMETER_RENAMED = ChangeRule("S402-B005", "parameter-renamed")
-    PARAMETER_MADE_REQUIRED = ChangeRule("S402-B006", "parameter-made-required")
-    REQUIRED_PARAMETER_ADDED = ChangeRule("S402-B007", "required-parameter-added")
-    PARAMETER_TYPE_NARROWED = ChangeRule("S402-B008", "parameter-type-narrowed")
-    OUTPUT_FIELD_REMOVED = ChangeRule("S402-B009", "output-field-removed")
-    TOOL_NAME_CHANGED = ChangeRule("S402-B010", "tool-name-changed")
-    OUTPUT_FIELD_MADE_OPTIONAL = ChangeRule("S402-B011", "output-field-made-optional")
-    PRICE_RAISED = ChangeRule("S402-D001", "price-raised")
-    MAX_CALLS_LOWERED = ChangeRule("S402-D002", "max-calls-lowered")
-    SLA_WEAKENED = ChangeRule("S402-D003", "sla-weakened")
-    CURRENCY_CHANGED = ChangeRule("S402-D004", "currency-changed")
-    SERVICE_ADDED = ChangeRule("S402-S001", "service-added")
-    OPTIONAL_PARAMETER_ADDED = ChangeRule("S402-S002", "optional-parameter-added")
-    DESCRIPTION_CHANGED = ChangeRule("S402-S003", "description-changed")
-
-
-def all_rules() -> list[ChangeRule]:
-    """Every :class:`ChangeRule` of :class:`ChangeRules`, in code order."""
-    rules = [r for r in vars(ChangeRules).values() if isinstance(r, ChangeRule)]
-    return sorted(rules, key=lambda r: r.code)
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between the catalogs: a rule, a message, the service it
-    concerns (its new id when it still exists) and where it is in the new catalog."""
-
-    rule: ChangeRule
-    message: str
-    service: str
-    location: Location
-
-    @property
-    def level(self) -> Level:
-        """The rule's level."""
-        return self.rule.level
-
-    def format(self) -> str:
-        """``catalog.yaml:12:7: breaking: message [S402-B004 parameter-removed]``."""
-        return (
-            f"{self.location}: {self.level.value}: {self.message} "
-            f"[{self.rule.code} {self.rule.name}]"
-        )
-
-    def format_github(self) -> str:
-        """A GitHub Actions workflow command (``::error`` breaking, ``::warning``
-        dangerous, ``::notice`` safe) that annotates the new catalog."""
-        command = {Level.BREAKING: "error", Level.DANGEROUS: "warning", Level.SAFE: "notice"}
-        title = f"{self.rule.code} {self.rule.name}"
-        return github_command(command[self.level], self.location, title, self.message)
-
-    def to_json(self) -> dict[str, object]:
-        """The change as a JSON object (``--format json``)."""
-        return {
-            "rule": self.rule.code,
-            "name": self.rule.name,
-            "level": self.level.value,
-            "message": self.message,
-            "service": self.service,
-            **asdict(self.location),  # file, line, column
-        }
+def all_rules() -> list[Rule]:
+    """Every rule ``s402gen diff`` reports a change with (breaking, dangerous, safe), by code."""
+    return [rule for rule in all_known_rules() if rule.level in CHANGE_LEVELS]
 
 
 @dataclass
 class DiffReport:
-    """The changes from ``old_name`` to ``new_name``, sorted by service, rule code, message."""
+    """The changes from ``old_name`` to ``new_name``: breaking first, then by service,
+    rule code and message."""
 
     old_name: str
     new_name: str
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Finding] = field(default_factory=list)
 
     def count(self, level: Level) -> int:
         """How many changes have ``level``."""
@@ -156,26 +71,21 @@ class DiffReport:
         """True when any change is breaking (the command then exits 1)."""
         return self.count(Level.BREAKING) > 0
 
-    def to_json(self) -> dict[str, object]:
-        """``{"changes": [...], "breaking": N, "dangerous": N, "safe": N}``."""
-        document: dict[str, object] = {"changes": [c.to_json() for c in self.changes]}
-        for level in Level:
-            document[level.value] = self.count(level)
-        return document
-
     def summary(self) -> str:
         """``catalog.yaml: 1 breaking, 0 dangerous, 2 safe change(s) against HEAD:catalog.yaml``."""
-        counts = ", ".join(f"{self.count(level)} {level.value}" for level in Level)
+        counts = ", ".join(f"{self.count(level)} {level.value}" for level in CHANGE_LEVELS)
         return f"{self.new_name}: {counts} change(s) against {self.old_name}"
 
 
 class DiffError(Exception):
     """The diff cannot be made: ``message`` says why, ``diagnostics`` hold the
-    errors of an invalid catalog (empty for a bad ref or a missing git)."""
+    errors of an invalid catalog; ``ref`` is true when REF could not be read
+    (a bad ref, a catalog outside a repository, git missing)."""
 
-    def __init__(self, message: str, diagnostics: Iterable[Diagnostic] = ()):
+    def __init__(self, message: str, diagnostics: Iterable[Finding] = (), ref: bool = False):
         self.message = message
         self.diagnostics = list(diagnostics)
+        self.ref = ref
         super().__init__(message)
 
 
@@ -188,30 +98,74 @@ class _Comparer:
     def __init__(self, source: SourceMap, data: Any):
         self.source = source
         self.data = data
-        self.changes: list[Change] = []
+        self.changes: list[Finding] = []
+        #: changes of a shared setting: (rule, its path, message with {service}) -> services
+        self.shared: dict[tuple, list[tuple[str, Location]]] = {}
         self.sid = ""
         self.index = 0
 
-    def add(self, rule: ChangeRule, message: str, *path: str | int) -> None:
+    def add(self, rule: Rule, message: str, *path: str | int) -> None:
         """Record a change of the current service at ``path`` under its node (the key's
         location when there is one: ``toolName:`` rather than its value)."""
         where = self.source.key(("services", self.index, *path))
-        self.changes.append(Change(rule, message, self.sid, where))
+        self.changes.append(Finding(rule, message, where, services=(self.sid,)))
+
+    def add_shared(self, rule: Rule, template: str, shared: tuple | None, *path: str | int) -> None:
+        """Record a change whose ``template`` has ``{service}``; changes of one rule and text
+        that come from one shared setting (at path ``shared``, e.g. a pricing policy) are
+        reported once, by :meth:`grouped`; ``shared`` is ``None`` when the service's own."""
+        if shared is None:
+            self.add(rule, template.format(service=f"service '{self.sid}'"), *path)
+            return
+        where = self.source.key(("services", self.index, *path))
+        self.shared.setdefault((rule, shared, template), []).append((self.sid, where))
+
+    def grouped(self) -> list[Finding]:
+        """One finding per shared change, naming how many services it touches (a change
+        that touches one service is reported as that service's)."""
+        found = []
+        for (rule, shared, template), touched in self.shared.items():
+            ids = tuple(sorted(sid for sid, _ in touched))
+            if len(ids) == 1:
+                what, where = f"service '{ids[0]}'", touched[0][1]
+            else:
+                named = ", ".join(ids[:NAMED_IN_GROUP])
+                more = f" and {len(ids) - NAMED_IN_GROUP} more" if len(ids) > NAMED_IN_GROUP else ""
+                setting = (
+                    f"pricing policy '{shared[1]}'"
+                    if shared[0] == "pricingPolicies"
+                    else ".".join(map(str, shared))
+                )
+                what = f"{setting} ({len(ids)} services: {named}{more})"
+                where = self.source.key(shared)
+            found.append(Finding(rule, template.format(service=what), where, services=ids))
+        return found
+
+    def _own(self, key: str) -> bool:
+        """True when the current service sets ``key`` itself (else it comes from defaults)."""
+        try:
+            return key in self.data["services"][self.index]
+        except (KeyError, IndexError, TypeError):
+            return True
 
     def service(self, old: ir.Service, new: ir.Service) -> None:
         """Every change from ``old`` to ``new`` (the same service, matched by id or legacy id)."""
         self.sid, self.index, sid = new.id, new.index, new.id
         if old.endpoint != new.endpoint:
-            message = f"endpoint of '{old.id}' changed from {old.endpoint} to {new.endpoint}"
-            self.add(ChangeRules.ENDPOINT_CHANGED, f"{message} (same legacy id)", "id")
+            message = (
+                f"endpoint of service '{old.id}' changed from {old.endpoint} to {new.endpoint}"
+            )
+            self.add(Rules.ENDPOINT_CHANGED, f"{message} (same legacy id)", "id")
         if old.legacy_id != new.legacy_id:
-            message = f"legacy id of '{sid}' changed from '{old.legacy_id}' to '{new.legacy_id}'"
-            self.add(ChangeRules.LEGACY_ID_CHANGED, message, "legacyId")
+            message = (
+                f"legacy id of service '{sid}' changed from '{old.legacy_id}' to '{new.legacy_id}'"
+            )
+            self.add(Rules.LEGACY_ID_CHANGED, message, "legacyId")
         if old.tool_name != new.tool_name:
-            message = f"MCP tool name of '{sid}' changed from '{old.tool_name}'"
-            self.add(ChangeRules.TOOL_NAME_CHANGED, f"{message} to '{new.tool_name}'", "toolName")
+            message = f"MCP tool name of service '{sid}' changed from '{old.tool_name}'"
+            self.add(Rules.TOOL_NAME_CHANGED, f"{message} to '{new.tool_name}'", "toolName")
         if old.description != new.description:
-            self.add(ChangeRules.DESCRIPTION_CHANGED, f"description of '{sid}' changed")
+            self.add(Rules.DESCRIPTION_CHANGED, f"description of service '{sid}' changed")
         self.parameters(old.input_schema, new.input_schema)
         self.output(old.output_schema, new.output_schema)
         self.pricing(old.pricing, new.pricing)
@@ -234,28 +188,32 @@ class _Comparer:
             removed.remove(was)
             added.remove(now)
             tail = " and is required" if now in required else ""
-            message = f"parameter '{was}' of '{sid}' was renamed to '{now}'{tail}"
-            self.add(ChangeRules.PARAMETER_RENAMED, message, "params", now)
+            message = f"parameter '{was}' of service '{sid}' was renamed to '{now}'{tail}"
+            self.add(Rules.PARAMETER_RENAMED, message, "params", now)
         for name in removed:
-            message = f"parameter '{name}' of '{sid}' was removed"
-            self.add(ChangeRules.PARAMETER_REMOVED, message, "params")
+            message = f"parameter '{name}' of service '{sid}' was removed"
+            self.add(Rules.PARAMETER_REMOVED, message, "params")
         for name in added:
             rule, kind = (
-                (ChangeRules.REQUIRED_PARAMETER_ADDED, "required")
+                (Rules.REQUIRED_PARAMETER_ADDED, "required")
                 if name in required
-                else (ChangeRules.OPTIONAL_PARAMETER_ADDED, "optional")
+                else (Rules.OPTIONAL_PARAMETER_ADDED, "optional")
             )
-            self.add(rule, f"{kind} parameter '{name}' was added to '{sid}'", "params", name)
+            self.add(
+                rule, f"{kind} parameter '{name}' was added to service '{sid}'", "params", name
+            )
         for name in sorted(set(before) & set(after)):
             if name in required and name not in was_required:
-                message = f"parameter '{name}' of '{sid}' is now required"
-                self.add(ChangeRules.PARAMETER_MADE_REQUIRED, message, *self.required_path(name))
+                message = f"parameter '{name}' of service '{sid}' is now required"
+                self.add(Rules.PARAMETER_MADE_REQUIRED, message, *self.required_path(name))
             for path, text in narrowings(before[name], after[name]):
-                message = f"parameter '{name}{path}' of '{sid}' accepts fewer values: {text}"
-                self.add(ChangeRules.PARAMETER_TYPE_NARROWED, message, "params", name)
+                message = (
+                    f"parameter '{name}{path}' of service '{sid}' accepts fewer values: {text}"
+                )
+                self.add(Rules.PARAMETER_TYPE_NARROWED, message, "params", name)
             if before[name].get("description") != after[name].get("description"):
-                message = f"description of parameter '{name}' of '{sid}' changed"
-                self.add(ChangeRules.DESCRIPTION_CHANGED, message, "params", name)
+                message = f"description of parameter '{name}' of service '{sid}' changed"
+                self.add(Rules.DESCRIPTION_CHANGED, message, "params", name)
 
     def output(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         before, after = output_fields(old), output_fields(new)
@@ -263,33 +221,39 @@ class _Comparer:
         for name in sorted(gone):
             if name.rpartition(".")[0].removesuffix("[]") in gone:
                 continue  # reported with its removed parent
-            message = f"output field '{name}' of '{self.sid}' was removed"
-            self.add(ChangeRules.OUTPUT_FIELD_REMOVED, message, "outputSchema")
+            message = f"output field '{name}' of service '{self.sid}' was removed"
+            self.add(Rules.OUTPUT_FIELD_REMOVED, message, "outputSchema")
         for name in sorted(set(before) & set(after)):
             if before[name] and not after[name]:
-                message = f"output field '{name}' of '{self.sid}' is no longer always present"
-                self.add(ChangeRules.OUTPUT_FIELD_MADE_OPTIONAL, message, "outputSchema")
+                message = (
+                    f"output field '{name}' of service '{self.sid}' is no longer always present"
+                )
+                self.add(Rules.OUTPUT_FIELD_MADE_OPTIONAL, message, "outputSchema")
 
     def pricing(self, was: ir.Pricing, now: ir.Pricing) -> None:
-        sid = self.sid
+        """Price and calls per payment; a change of a policy the service keeps is shared."""
+        policy = was.policy_id == now.policy_id
+        shared = ("pricingPolicies", now.policy_id) if policy else None
         if was.currency != now.currency:
-            message = f"price of '{sid}' changed currency from {was.label} to {now.label} per call"
-            self.add(ChangeRules.CURRENCY_CHANGED, message, "pricingPolicy")
+            message = f"price of {{service}} changed currency from {was.label} to {now.label}"
+            self.add_shared(Rules.CURRENCY_CHANGED, message + " per call", shared, "pricingPolicy")
         elif now.amount_cents > was.amount_cents:
-            message = f"price of '{sid}' raised from {was.label} to {now.label} per call"
-            self.add(ChangeRules.PRICE_RAISED, message, "pricingPolicy")
+            message = f"price of {{service}} raised from {was.label} to {now.label} per call"
+            self.add_shared(Rules.PRICE_RAISED, message, shared, "pricingPolicy")
         calls_before, calls_now = _calls(was), _calls(now)
         if calls_now < calls_before:
             tail = " (allowReuse turned off)" if was.allow_reuse and not now.allow_reuse else ""
-            message = f"calls per payment of '{sid}' lowered from {calls_before} to {calls_now}"
-            self.add(ChangeRules.MAX_CALLS_LOWERED, message + tail, "pricingPolicy")
+            message = f"calls per payment of {{service}} lowered from {calls_before} to {calls_now}"
+            self.add_shared(Rules.MAX_CALLS_LOWERED, message + tail, shared, "pricingPolicy")
 
     def sla(self, was: dict[str, str], now: dict[str, str]) -> None:
+        """Uptime and latency; a change of ``defaults.sla`` is shared."""
+        shared = None if self._own("sla") else ("defaults", "sla")
         for key, unit, worse, verb in _SLA_TERMS:
             before, after = _number(was.get(key), unit), _number(now.get(key), unit)
             if before is not None and after is not None and (after - before) * worse > 0:
-                message = f"SLA {key} of '{self.sid}' {verb} from {was[key]} to {now[key]}"
-                self.add(ChangeRules.SLA_WEAKENED, message, "sla")
+                message = f"SLA {key} of {{service}} {verb} from {was[key]} to {now[key]}"
+                self.add_shared(Rules.SLA_WEAKENED, message, shared, "sla")
 
 
 #: SLA keys: unit suffix, sign of a worse change, verb for it.
@@ -311,22 +275,34 @@ def _number(text: str | None, unit: str) -> Decimal | None:
         return None
 
 
+def rename_similarity(was: str, now: str, old: dict, new: dict) -> float:
+    """How likely parameter ``was`` (schema ``old``) became ``now`` (schema ``new``): the
+    difflib ratio of the names (case-insensitive), +0.4 when the descriptions are the
+    same; 0 when the types differ."""
+    if _json(old.get("type")) != _json(new.get("type")):
+        return 0.0
+    score = difflib.SequenceMatcher(None, was.lower(), now.lower()).ratio()
+    return score + (0.4 if old.get("description") == new.get("description") else 0.0)
+
+
 def _renames(
     removed: list[str], added: list[str], before: dict, after: dict
 ) -> list[tuple[str, str]]:
-    """Pairs (removed, added) of the same type, each removed name with its most similar
-    added one (ties: alphabetical); these are reported as renames."""
+    """Pairs (removed, added) reported as renames: similar enough
+    (:func:`rename_similarity` at least :data:`RENAME_SIMILARITY`), the most similar
+    pairs first, each name in one pair at most (ties: alphabetical)."""
+    scored = sorted(
+        (-rename_similarity(was, now, before[was], after[now]), was, now)
+        for was in removed
+        for now in added
+    )
     pairs: list[tuple[str, str]] = []
-    free = list(added)
-    for name in removed:
-        kind = _json(before[name].get("type"))
-        same = [a for a in free if _json(after[a].get("type")) == kind]
-        if not same:
-            continue
-        best = min(same, key=lambda a: (-difflib.SequenceMatcher(None, name, a).ratio(), a))
-        free.remove(best)
-        pairs.append((name, best))
-    return pairs
+    for score, was, now in scored:
+        if -score < RENAME_SIMILARITY:
+            break
+        if all(was != a and now != b for a, b in pairs):
+            pairs.append((was, now))
+    return sorted(pairs)
 
 
 def _json(value: Any) -> str:
@@ -430,8 +406,10 @@ def output_fields(schema: Any, prefix: str = "") -> dict[str, bool]:
     return fields
 
 
-def compare(old: ir.Catalog, new: ir.Catalog, source: SourceMap, data: Any = None) -> list[Change]:
-    """Every change from ``old`` to ``new``, sorted by service id, rule code, message.
+def compare(old: ir.Catalog, new: ir.Catalog, source: SourceMap, data: Any = None) -> list[Finding]:
+    """Every change from ``old`` to ``new``: breaking first, then dangerous, then safe;
+    within a level by service id, rule code, message. A change of a shared setting (a
+    pricing policy, ``defaults.sla``) is one finding listing the services it touches.
 
     ``source`` locates the new catalog (changes point at the new service's
     nodes; a removed service at line 1, column 1); ``data`` is the new
@@ -454,21 +432,31 @@ def compare(old: ir.Catalog, new: ir.Catalog, source: SourceMap, data: Any = Non
             gone = f"{svc.endpoint} and {svc.legacy_endpoint} are gone"
             message = f"service '{svc.id}' was removed ({gone})"
             top = Location(source.file, 1, 1)
-            comparer.changes.append(Change(ChangeRules.SERVICE_REMOVED, message, svc.id, top))
+            comparer.changes.append(
+                Finding(Rules.SERVICE_REMOVED, message, top, services=(svc.id,))
+            )
         else:
             del new_by_id[partner.id]
             pairs.append((svc, partner))
     for svc in new_by_id.values():
         comparer.sid, comparer.index = svc.id, svc.index
-        comparer.add(ChangeRules.SERVICE_ADDED, f"service '{svc.id}' was added")
+        comparer.add(Rules.SERVICE_ADDED, f"service '{svc.id}' was added")
     for before, after in pairs:
         comparer.service(before, after)
-    return sorted(set(comparer.changes), key=_order)
+    return sorted(set(comparer.changes + comparer.grouped()), key=_order)
 
 
-def _order(change: Change) -> tuple:
+def _order(change: Finding) -> tuple:
     where = change.location
-    return (change.service, change.rule.code, change.message, where.file, where.line, where.column)
+    return (
+        change.level.rank,
+        change.services,
+        change.rule.code,
+        change.message,
+        where.file,
+        where.line,
+        where.column,
+    )
 
 
 # --- reading both catalogs -----------------------------------------------------
@@ -502,10 +490,10 @@ def against_file(catalog: Path, against: str) -> Iterator[tuple[Path, str]]:
         yield Path(against), _display(Path(against))
         return
     if not against or against.startswith("-"):
-        raise DiffError(f"--against {against!r} is neither a file nor a git ref")
+        raise DiffError(f"--against {against!r} is neither a file nor a git ref", ref=True)
     folder = catalog.resolve().parent
     if not folder.is_dir():
-        raise DiffError(f"cannot read {_display(catalog)}: no such folder")
+        raise DiffError(f"cannot read {_display(catalog)}: no such folder", ref=True)
     try:
         if ":" in against:
             spec = against
@@ -515,18 +503,18 @@ def against_file(catalog: Path, against: str) -> Iterator[tuple[Path, str]]:
             spec = f"{against}:{relative}"
         blob = _git(["show", "--no-textconv", spec], folder)
     except DiffError as exc:
-        raise DiffError(f"--against {against}: {exc.message}") from None
+        raise DiffError(f"--against {against}: {exc.message}", ref=True) from None
     with tempfile.TemporaryDirectory(prefix="s402gen-diff-") as tmp:
         path = Path(tmp) / "catalog.yaml"
         path.write_bytes(blob)
         yield path, spec
 
 
-def _compile(path: Path, name: str) -> tuple[ir.Catalog | None, list[Diagnostic]]:
+def _compile(path: Path, name: str) -> tuple[ir.Catalog | None, list[Finding]]:
     from .pipeline import compile_catalog
 
     result = compile_catalog(path, display_name=name, environ={})
-    errors = [d for d in result.diagnostics if d.level is DiagnosticLevel.ERROR]
+    errors = [d for d in result.diagnostics if d.level is Level.ERROR]
     return (result.catalog if result.ok else None), errors
 
 
@@ -543,7 +531,7 @@ def diff(catalog: Path, against: str) -> DiffReport:
         with against_file(catalog, against) as (old_path, old_name):
             old, old_errors = _compile(old_path, old_name)
     except DiffError as exc:
-        raise DiffError(exc.message, new_errors + exc.diagnostics) from None
+        raise DiffError(exc.message, new_errors + exc.diagnostics, exc.ref) from None
     errors = new_errors + old_errors
     if new is None or old is None:
         invalid = [n for n, c in ((new_name, new), (old_name, old)) if c is None]
@@ -560,23 +548,17 @@ def diff(catalog: Path, against: str) -> DiffReport:
 
 
 def _fail(error: DiffError, fmt: str, catalog: Path) -> NoReturn:
-    for diagnostic in error.diagnostics:
-        click.echo(diagnostic.format(), err=True)
-    click.echo(f"error: {error.message}", err=True)
-    if fmt == "json":
-        diagnostics = [d.to_json() for d in error.diagnostics]
-        document = {"error": error.message, "diagnostics": diagnostics}
-        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
-    elif fmt == "github":
-        for diagnostic in error.diagnostics:
-            click.echo(diagnostic.format_github())
-        if not error.diagnostics:
-            where = Location(_display(catalog), 1, 1)
-            click.echo(github_command("error", where, "s402gen diff", error.message))
-    sys.exit(EXIT_ERROR)
+    findings = list(error.diagnostics)
+    if error.ref:
+        where = Location(_display(catalog), 1, 1)
+        findings.append(Finding(Rules.UNREADABLE_REF, error.message, where))
+    emit(findings, fmt, file=_display(catalog))
+    if not error.ref:
+        click.echo(f"error: {error.message}", err=True)
+    sys.exit(Exit.INVALID)
 
 
-@click.command("diff", epilog=EXIT_CODES)
+@click.command("diff", epilog=epilog("diff"))
 @click.argument("catalog", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--against",
@@ -585,21 +567,15 @@ def _fail(error: DiffError, fmt: str, catalog: Path) -> NoReturn:
     help="The old catalog: a git ref (HEAD~1, main; the same catalog path is read from it), "
     "REF:path, or a path to another catalog file (an existing file wins).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools, github for GitHub Actions annotations.",
-)
+@format_option
 def diff_command(catalog: str | None, against: str, fmt: str) -> None:
     """Report the breaking, dangerous and safe changes of CATALOG since REF.
 
     Both catalogs are compiled and compared as models: services matched by
     id (then by legacy id), their endpoints, tool names, parameters, output
     schema, pricing and SLA. Each change has a stable rule id, like
-    S402-B004 parameter-removed.
+    S402-B004 parameter-removed; breaking changes come first, and a change of
+    a shared pricing policy or SLA is one finding naming the services it touches.
     """
     from .config import ConfigError, load_settings
 
@@ -607,21 +583,15 @@ def diff_command(catalog: str | None, against: str, fmt: str) -> None:
         try:
             path = load_settings().catalog
         except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
+            emit([exc.finding], fmt)
+            sys.exit(Exit.INVALID)
     else:
         path = Path(catalog)
     try:
         report = diff(path, against)
     except DiffError as exc:
         _fail(exc, fmt, path)
-    if fmt == "json":
-        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
-    elif fmt == "github":
-        for change in report.changes:
-            click.echo(change.format_github())
-    else:
-        for change in report.changes:
-            click.echo(change.format())
+    emit(report.changes, fmt, file=report.new_name, against=report.old_name)
+    if fmt == "text":
         click.echo(report.summary(), err=True)
-    sys.exit(EXIT_BREAKING if report.breaking else EXIT_OK)
+    sys.exit(Exit.FINDINGS if report.breaking else Exit.OK)

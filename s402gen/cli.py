@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -22,30 +23,24 @@ import click
 from . import cache, write
 from .config import ConfigError, Settings, load_settings
 from .config import display_path as _display
-from .diagnostics import CatalogError, Level, Location, github_command
+from .diagnostics import FORMATS, CatalogError, Finding, Level, Location, Rules, format_findings
+from .exits import Exit, epilog
 
 if TYPE_CHECKING:
     from .pipeline import Compilation
 
 T = TypeVar("T")
 
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_INVALID = 2
-
-EXIT_CODES = """\b
-Exit codes:
-  0  success (up to date, valid)
-  1  check: generated files drifted; validate --strict: warnings;
-     build --fail-on-change: files were written or removed
-  2  invalid catalog, bad configuration or usage error"""
+EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = Exit.OK, Exit.FINDINGS, Exit.INVALID  # see exits.py
 
 
-def _settings(catalog: str | None, out: str | None, templates: str | None) -> Settings:
+def _settings(
+    catalog: str | None, out: str | None, templates: str | None, fmt: str = "text"
+) -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        emit([exc.finding], fmt)
         sys.exit(EXIT_INVALID)
     chosen = Settings(
         catalog=Path(catalog) if catalog else settings.catalog,
@@ -58,7 +53,19 @@ def _settings(catalog: str | None, out: str | None, templates: str | None) -> Se
     return chosen
 
 
+def emit(findings: list[Finding], fmt: str, **document: object) -> None:
+    """Print ``findings`` in ``fmt`` through the one printer
+    (:func:`~s402gen.diagnostics.format_findings`); ``document`` heads a JSON report."""
+    out, err = format_findings(findings, fmt, **document)
+    if err:
+        click.echo(err, err=True, nl=False)
+    if out:
+        click.echo(out, nl=False)
+
+
 def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> Compilation:
+    """Compile the catalog; its findings are printed now, except in ``json`` (the command
+    prints one document at its end). An invalid catalog exits 2."""
     from .pipeline import compile_catalog  # lazy: a cache hit needs none of the compiler
     from .upstream_check import SdkMissing
 
@@ -72,43 +79,28 @@ def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> C
     except SdkMissing as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
-    if fmt == "text":
-        for diagnostic in result.diagnostics:
-            click.echo(diagnostic.format(), err=True)
-    elif fmt == "github":  # GitHub Actions reads workflow commands from stdout
-        for diagnostic in result.diagnostics:
-            click.echo(diagnostic.format_github())
+    if fmt != "json":
+        emit(result.diagnostics, fmt)
     if not result.ok:
-        if fmt == "json":
-            _print_json(settings, result)
-        _fail(result.diagnostics)
+        _fail(result.diagnostics, fmt, file=_display(settings.catalog), valid=False)
     return result
 
 
-def _print_json(settings: Settings, result: Compilation) -> None:
-    levels = [d.level for d in result.diagnostics]
-    document = {
-        "file": _display(settings.catalog),
-        "valid": result.ok,
-        "errors": levels.count(Level.ERROR),
-        "warnings": levels.count(Level.WARNING),
-        "diagnostics": [d.to_json() for d in result.diagnostics],
-    }
-    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
-
-
-def _fail(diagnostics: list) -> NoReturn:
-    errors = sum(d.level is Level.ERROR for d in diagnostics)
+def _fail(findings: list[Finding], fmt: str = "text", **document: object) -> NoReturn:
+    """Exit 2 for an invalid catalog: the JSON report in ``json``, a count on stderr."""
+    if fmt == "json":
+        emit(findings, fmt, **document)
+    errors = sum(d.level is Level.ERROR for d in findings)
     command = click.get_current_context().info_name
     tail = "; nothing was written" if command == "build" else ""
     click.echo(f"{errors} error(s){tail}", err=True)
     sys.exit(EXIT_INVALID)
 
 
-def _render_failed(exc: CatalogError) -> NoReturn:
-    for diagnostic in exc.diagnostics:
-        click.echo(diagnostic.format(), err=True)
-    _fail(exc.diagnostics)
+def _render_failed(exc: CatalogError, fmt: str = "text") -> NoReturn:
+    if fmt != "json":
+        emit(exc.diagnostics, fmt)
+    _fail(exc.diagnostics, fmt, valid=False)
 
 
 def _cache_lookup(settings: Settings) -> tuple[Path | None, str | None, cache.Entry | None]:
@@ -137,10 +129,11 @@ out_option = click.option(
 format_option = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "github"]),
+    type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text for people, json for tools, github for GitHub Actions annotations.",
+    help="text for people (stderr), json for tools (one document on stdout), "
+    "github for GitHub Actions annotations (stdout).",
 )
 templates_option = click.option(
     "--templates",
@@ -200,7 +193,7 @@ class _Group(click.Group):
             raise  # stdout closed (`| head`): click's main() exits 1 quietly, as click tools do
         except KeyboardInterrupt:
             click.echo("interrupted; generated files were left as they were", err=True)
-            sys.exit(130)
+            sys.exit(Exit.INTERRUPTED)
         except Exception as exc:  # a bug of s402gen, not of the catalog
             if os.environ.get("S402GEN_DEBUG"):
                 raise
@@ -216,7 +209,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@click.group(cls=_Group, epilog=EXIT_CODES, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=_Group, epilog=epilog("s402gen"), context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="s402gen")
 def main() -> None:
     """Compile catalog.yaml into route modules, MCP tools, catalog JSON and doc pages.
@@ -229,7 +222,7 @@ def main() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=epilog("build"))
 @catalog_argument
 @out_option
 @templates_option
@@ -290,7 +283,7 @@ def build(
         sys.exit(EXIT_FINDINGS)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=epilog("check"))
 @catalog_argument
 @out_option
 @templates_option
@@ -300,40 +293,71 @@ def check(
     catalog: str | None, out: str | None, templates: str | None, fmt: str, quiet: bool
 ) -> None:
     """Compare what CATALOG compiles to with the output folder; write nothing."""
-    settings = _settings(catalog, out, templates)
+    settings = _settings(catalog, out, templates, fmt)
     folder, key, hit = _cache_lookup(settings) if fmt == "text" else (None, None, None)
     if hit is not None:
         if not quiet:
             click.echo(f"{_display(settings.out)} is up to date")
         return
-    result = _compile(settings, "github" if fmt == "github" else "text")
+    result = _compile(settings, fmt)
     try:
         drift = write.check(settings.out, result.iter_files)
     except CatalogError as exc:
-        _render_failed(exc)
+        _render_failed(exc, fmt)
+    where = _display(settings.out)
+    document = {"file": _display(settings.catalog), "out": where, "upToDate": drift.clean}
+    drifted = _drift_findings(where, drift)
+    if fmt == "json":
+        emit(result.diagnostics + drifted, fmt, **document)
     if drift.clean:
         cache.store(folder, key, _entry(drift.manifest, result))
-        if not quiet:
-            click.echo(f"{_display(settings.out)} is up to date")
+        if fmt != "json" and not quiet:
+            click.echo(f"{where} is up to date")
         return
-    click.echo(drift.diff, nl=False)
-    where = _display(settings.out)
-    for label, paths in (
-        ("changed", drift.changed),
-        ("missing", drift.missing),
-        ("orphan", drift.orphans),
-    ):
-        for path in paths:
-            click.echo(f"{label}: {where}/{path}", err=True)
-            if fmt == "github":
-                message = f"{where}/{path} is {label}: run s402gen build and commit"
-                location = Location(f"{where}/{path}", 1, 1)
-                click.echo(github_command("error", location, "s402gen drift", message))
+    if fmt == "text":
+        click.echo(drift.diff, nl=False)
+    if fmt != "json":
+        emit(drifted, fmt)
     click.echo(f"{where} is out of date; run `s402gen build`", err=True)
     sys.exit(EXIT_FINDINGS)
 
 
-@main.command(epilog=EXIT_CODES)
+def _drift_findings(where: str, drift: write.Drift) -> list[Finding]:
+    """One finding per generated file that changed, is missing or is an orphan."""
+    hint = "run `s402gen build` and commit the result"
+    kinds = (
+        (Rules.GENERATED_FILE_CHANGED, drift.changed, "differs from what the catalog compiles to"),
+        (Rules.GENERATED_FILE_MISSING, drift.missing, "is missing"),
+        (Rules.GENERATED_FILE_ORPHANED, drift.orphans, "is not generated from the catalog"),
+    )
+    return [
+        Finding(rule, f"{where}/{path} {text}", Location(f"{where}/{path}", line, 1), hint)
+        for rule, paths, text in kinds
+        for path in paths
+        for line in [_first_changed_line(drift.diff, path) if rule is kinds[0][0] else 1]
+    ]
+
+
+_HUNK = re.compile(r"^@@ -(\d+)")
+
+
+def _first_changed_line(diff: str, path: str) -> int:
+    """The line of the first difference in the on-disk ``path``, read from the unified diff
+    :func:`write.check` made (1 when the diff does not show it)."""
+    lines = iter(diff.splitlines())
+    for line in lines:
+        if line == f"--- a/{path}":
+            next(lines, None)  # +++ b/path
+            hunk = _HUNK.match(next(lines, ""))
+            if hunk is None:
+                return 1
+            for offset, body in enumerate(lines):
+                if body[:1] in "-+":
+                    return max(int(hunk.group(1)) + offset, 1)
+    return 1
+
+
+@main.command(epilog=epilog("validate"))
 @catalog_argument
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
 @click.option(
@@ -345,18 +369,18 @@ def check(
 @quiet_option
 def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str, quiet: bool) -> None:
     """Report the errors and warnings of CATALOG."""
-    settings = _settings(catalog, None, None)
+    settings = _settings(catalog, None, None, fmt)
     result = _compile(settings, fmt, upstream)
     warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
     if fmt == "json":
-        _print_json(settings, result)
+        emit(result.diagnostics, fmt, file=_display(settings.catalog), valid=True)
     elif fmt == "text" and not quiet:
         click.echo(f"{_display(settings.catalog)}: valid, {warnings} warning(s)")
     if strict and warnings:
         sys.exit(EXIT_FINDINGS)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=epilog("schema"))
 def schema() -> None:
     """Print the JSON Schema of catalog.yaml (for editors; generated/ holds a copy)."""
     from .model import json_schema
@@ -408,7 +432,7 @@ def _require_serving(command: str) -> None:
         sys.exit(EXIT_INVALID)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=epilog("serve"))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8402, show_default=True, type=int, help="Port to listen on.")
 @_runtime_options
@@ -437,7 +461,7 @@ def serve(
     sys.exit(code)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=epilog("mcp"))
 @_runtime_options
 def mcp(
     generated_dir: str | None, upstream: str, upstream_endpoint: str | None, ledger: str

@@ -4,17 +4,18 @@ Looked up from the current folder upwards (the first pyproject.toml found
 wins, as black and ruff do). Keys: ``catalog`` (default ``catalog.yaml``),
 ``out`` (default ``generated``) and ``templates`` (a folder of templates
 that override the packaged ones). Paths are relative to the pyproject.toml.
-Unknown keys are errors.
+Unknown keys are errors, reported as S402-E054 invalid-configuration findings.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .diagnostics import did_you_mean
+from .diagnostics import Finding, Location, Rules, did_you_mean
 
 KNOWN_KEYS = ("catalog", "out", "templates")
 PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
@@ -27,7 +28,24 @@ def packaged_templates() -> Path:
 
 
 class ConfigError(Exception):
-    """``[tool.s402gen]`` is malformed; the message says where and why."""
+    """``[tool.s402gen]`` is malformed: ``finding`` says where and why."""
+
+    def __init__(self, finding: Finding):
+        self.finding = finding
+        super().__init__(finding.format())
+
+
+def _config_error(
+    pyproject: Path, message: str, line: int = 1, hint: str | None = None
+) -> ConfigError:
+    where = Location(display_path(pyproject), line, 1)
+    return ConfigError(Finding(Rules.INVALID_CONFIGURATION, message, where, hint))
+
+
+def _line_of(text: str, key: str) -> int:
+    """The line of ``key = ...`` in ``text`` (1 when not found)."""
+    found = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    return text.count("\n", 0, found.start()) + 1 if found else 1
 
 
 @dataclass(frozen=True)
@@ -67,19 +85,24 @@ def load_settings(start: Path | None = None) -> Settings:
     base = start
     if pyproject is not None:
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
+            text = pyproject.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            at = re.search(r"at line (\d+)", str(exc))
+            line = int(at.group(1)) if at else 1
+            raise _config_error(pyproject, f"cannot read: {exc}", line) from None
         table = data.get("tool", {}).get("s402gen", {})
         if table:
             base = pyproject.parent
     for key, value in table.items():
+        assert pyproject is not None
         if key not in KNOWN_KEYS:
-            raise ConfigError(
-                f"{pyproject}: [tool.s402gen]: unknown key '{key}'" + did_you_mean(key, KNOWN_KEYS)
-            )
+            message = f"unknown key '{key}' in [tool.s402gen]"
+            hint = did_you_mean(key, KNOWN_KEYS)
+            raise _config_error(pyproject, message, _line_of(text, key), hint)
         if not isinstance(value, str):
-            raise ConfigError(f"{pyproject}: [tool.s402gen]: '{key}' must be a string path")
+            message = f"'{key}' in [tool.s402gen] must be a string path"
+            raise _config_error(pyproject, message, _line_of(text, key))
     templates = table.get("templates")
     return Settings(
         catalog=base / table.get("catalog", "catalog.yaml"),

@@ -4,8 +4,9 @@ Defaults, providers, pricing policies and presets are applied here; the
 fields the live catalog repeats in many forms (name, description,
 keywords, aliases, searchText, inputTypes, examples, errorExamples,
 requiredContext, payment hints) are computed here from a handful of
-authored values. References to things that do not exist (a preset, a
-provider, a pricing policy) are reported as diagnostics at their location.
+authored values. Derive only resolves: the rules (references that must
+exist, placeholders that must be known) are checked before it, by the model
+and :mod:`s402gen.validate`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any, Iterable
 
 from . import ir, model
 from .runtime import protocol
-from .diagnostics import Diagnostic, Rules, did_you_mean
-from .load import SourceMap
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
 MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
@@ -80,37 +79,17 @@ def example_value(name: str, prop: dict[str, Any]) -> Any:
 
 
 class _Deriver:
-    def __init__(self, catalog: model.Catalog, source: SourceMap):
+    def __init__(self, catalog: model.Catalog):
         self.catalog = catalog
-        self.source = source
-        self.diagnostics: list[Diagnostic] = []
-
-    def error(self, rule: Any, message: str, path: tuple) -> None:
-        self.diagnostics.append(Diagnostic(rule, message, self.source.value(path)))
 
     def lookup(self, table: dict[str, Any], name: str, kind: str, path: tuple) -> Any:
-        if name in table:
-            return table[name]
-        self.error(
-            Rules.UNKNOWN_REFERENCE,
-            f"unknown {kind} '{name}'{did_you_mean(name, table)}",
-            path,
-        )
-        return None
+        """``table[name]``: the ``unknown-reference`` rule has checked that it is there."""
+        return table[name]
 
     def format(self, template: str, path: tuple, **values: str) -> str:
-        """Fill ``{name}`` placeholders (plain names only: no ``str.format`` fields)."""
-
-        def fill(match: re.Match) -> str:
-            if match.group(1) in values:
-                return values[match.group(1)]
-            known = ", ".join("{" + key + "}" for key in values)
-            self.error(
-                Rules.INVALID_VALUE, f"unknown placeholder {match.group(0)}; known: {known}", path
-            )
-            return match.group(0)
-
-        return _PLACEHOLDER.sub(fill, template)
+        """Fill ``{name}`` placeholders (plain names only: no ``str.format`` fields; the
+        model has checked that every placeholder is known)."""
+        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
     def parameter(self, name: str, param: model.Parameter, path: tuple) -> tuple[dict, Any, str]:
         """Resolve one parameter: (property schema, example, required context)."""
@@ -119,10 +98,6 @@ class _Deriver:
             preset = self.lookup(self.catalog.presets, param.preset, "preset", path + ("preset",))
         merged: dict[str, Any] = preset.model_dump(exclude_none=True) if preset else {}
         merged.update(param.model_dump(exclude_none=True, exclude={"preset"}))
-        if "type" not in merged:
-            if preset is None and param.preset is None:
-                self.error(Rules.MISSING_KEY, f"parameter '{name}' needs a preset or a type", path)
-            merged["type"] = "string"
         description = merged.get("description", self.catalog.defaults.parameter_description)
         prop = {key: merged[key] for key in _SCHEMA_KEYS if key in merged}
         prop["description"] = description.replace("{name}", name)
@@ -160,35 +135,12 @@ class _Deriver:
         examples: dict[str, Any] = {}
         contexts: list[str] = []
         for name, param in svc.params.items():
-            if not re.fullmatch(model.PARAMETER_PATTERN, name) or name == protocol.MCP_ARGUMENT:
-                reason = (
-                    "is reserved for the MCP payment token"
-                    if name == protocol.MCP_ARGUMENT
-                    else (f"must match {model.PARAMETER_PATTERN}")
-                )
-                self.error(
-                    Rules.INVALID_VALUE,
-                    f"parameter name '{name}' {reason}",
-                    path + ("params", name),
-                )
-                continue
             prop, example, context = self.parameter(name, param, path + ("params", name))
             props[name] = prop
             examples[name] = example
             if context:
                 contexts.append(context)
         required = sorted(set(svc.required))
-        for position, name in enumerate(svc.required):
-            if svc.required.index(name) != position:
-                self.error(
-                    Rules.INVALID_VALUE, f"'{name}' is listed twice", path + ("required", position)
-                )
-            elif name not in props:
-                self.error(
-                    Rules.UNKNOWN_PARAMETER,
-                    f"required parameter '{name}' is not under params{did_you_mean(name, props)}",
-                    path + ("required", position),
-                )
         input_schema = {
             "description": d.input_schema_description,
             "properties": {name: props[name] for name in sorted(props)},
@@ -361,20 +313,17 @@ def _pick(override: Any, default: Any) -> Any:
     return default if override is None else override
 
 
-def derive(
-    catalog: model.Catalog, source: SourceMap, generated_at: str | None
-) -> tuple[ir.Catalog, list[Diagnostic]]:
-    """Compile the authoring model into the IR.
+def derive(catalog: model.Catalog, generated_at: str | None) -> ir.Catalog:
+    """Compile the authoring model into the IR: resolution only, no rules.
 
     ``generated_at`` is used when the catalog declares no ``generatedAt``.
-    Returns the IR and the diagnostics found (unknown references, bad
-    template placeholders); the IR is only meaningful when none is an error.
+    ``catalog`` must have passed the ``model`` rules of :mod:`s402gen.validate`
+    (every reference resolves); its field constraints hold by construction.
     """
-    deriver = _Deriver(catalog, source)
+    deriver = _Deriver(catalog)
     services = tuple(deriver.service(i, svc) for i, svc in enumerate(catalog.services))
-    compiled = ir.Catalog(
+    return ir.Catalog(
         marketplace=catalog.catalog.marketplace,
         generated_at=catalog.catalog.generated_at or generated_at,
         services=services,
     )
-    return compiled, deriver.diagnostics

@@ -37,7 +37,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import click
 import yaml
@@ -45,7 +45,9 @@ import yaml
 from . import ir, model, render
 from .runtime import protocol
 from .derive import example_value, kebab, split_words, unique
-from .diagnostics import Diagnostic, has_errors
+from .cli import emit, format_option
+from .diagnostics import Diagnostic, Finding, Location, Rule, Rules, has_errors
+from .exits import Exit, epilog
 from .pipeline import compile_text
 from .runtime.validation import RequestError, RequestValidator
 from .import_input import (
@@ -81,12 +83,12 @@ _OVERRIDABLE += "outputFormat sla"
 
 
 class ImportResult(NamedTuple):
-    """The catalog.yaml ``text``; ``warnings``, ``SERVICE: FIELD: message`` lines (no SERVICE
+    """The catalog.yaml ``text``; ``warnings``, ``(SERVICE, FIELD, message)`` (SERVICE ``""``
     when catalog-wide); the ``services`` imported, those ``pulled`` from --related-from, and
     the compiler's ``lint_warnings`` about the text."""
 
     text: str
-    warnings: list[str]
+    warnings: list[tuple[str, str, str]]
     services: int
     pulled: int
     lint_warnings: int
@@ -509,10 +511,9 @@ class _Importer:
             lines += ["  " + line for line in _dump([service]).rstrip("\n").split("\n")] + [""]
         return "\n".join(lines)
 
-    def warnings(self) -> list[str]:
-        """Every note: ``SERVICE: FIELD: message`` (catalog-wide ones first, without SERVICE)."""
-        notes = [(sid, field, message) for sid, n in self.notes.items() for field, message in n]
-        return [f"{s}: {f}: {m}" if s else f"{f}: {m}" for s, f, m in notes]
+    def warnings(self) -> list[tuple[str, str, str]]:
+        """Every note: ``(SERVICE, FIELD, message)`` (catalog-wide ones first, SERVICE ``""``)."""
+        return [(sid, field, message) for sid, n in self.notes.items() for field, message in n]
 
 
 def _description_template(entry: dict, task: str) -> str | None:
@@ -623,21 +624,29 @@ def import_catalog(
         importer.refine(final)
         final, problems = _compile(importer.render(), file, check=True)
     if final is None or has_errors(problems):
-        reasons = [f"{d.message} [{d.rule.code} {d.rule.name}]" for d in problems]
-        raise ImportFailure(file, ["the imported catalog does not compile:", *reasons])
+        reasons = [
+            f"{d.message} [{d.rule.code} {d.rule.name}]" for d in problems if has_errors([d])
+        ]
+        raise ImportFailure(file, [f"the imported catalog does not compile: {r}" for r in reasons])
     importer.verify(final)
     return ImportResult(
         importer.render(), importer.warnings(), imported, len(entries) - imported, len(problems)
     )
 
 
-EXIT_CODES = """\b
-Exit codes:
-  0  catalog.yaml written (warnings name what it cannot reproduce)
-  2  FILE or SOURCE unreadable or not a valid catalog, or PATH exists"""
+def _findings(failure: ImportFailure, rule: Rule) -> list[Finding]:
+    where = Location(failure.file, 1, 1)
+    return [Finding(rule, message, where) for message in failure.messages]
 
 
-@click.command("import", epilog=EXIT_CODES)
+def _warning(file: str, service: str, field: str, message: str) -> Finding:
+    what = f"service '{service}' {field}" if service else field
+    services = (service,) if service else ()
+    rule = Rules.IMPORT_NOT_REPRODUCED
+    return Finding(rule, f"{what}: {message}", Location(file, 1, 1), services=services)
+
+
+@click.command("import", epilog=epilog("import"))
 @click.argument("file", metavar="FILE.json")
 @click.option("-o", "--output", metavar="PATH", help="Write catalog.yaml here (default: stdout).")
 @click.option(
@@ -647,35 +656,47 @@ Exit codes:
     "when FILE lacks them (else those ids are left out, with a warning).",
 )
 @click.option("--force", is_flag=True, help="Overwrite PATH when it exists.")
-def import_command(file: str, output: str | None, related_from: str | None, force: bool) -> None:
+@format_option
+def import_command(
+    file: str, output: str | None, related_from: str | None, force: bool, fmt: str
+) -> None:
     """Turn a catalog JSON (server402.catalog.search.v1) into catalog.yaml.
 
     The YAML compiles back to the same catalog entries (every static field):
     shared values go to defaults, presets, providers, pricing policies and
     payment providers, and each service keeps what differs. What it cannot
-    reproduce is reported on stderr: FILE: warning: SERVICE: FIELD: ...
+    reproduce is reported as S402-W050 import-field-not-reproduced warnings.
+    With --format json and no -o, the YAML is the document's "text".
     """
+    document = {"file": file, "output": output}
     try:
         if output and Path(output).exists() and not force:
             raise ImportFailure(output, ["exists; use --force to overwrite it"])
-        document = read_catalog_json(file)
-        related = read_related_source(related_from) if related_from else None
-        source = Path(related_from).name if related_from else ""
-        try:
-            result = import_catalog(document, Path(file).name, related, source)
-        except ImportFailure as failure:  # named as given, like every other message
-            raise ImportFailure(file, failure.messages) from None
-        if output:
-            try:
-                Path(output).write_text(result.text, encoding="utf-8")
-            except OSError as exc:
-                raise ImportFailure(output, [f"cannot write: {exc.strerror or exc}"]) from None
     except ImportFailure as failure:
-        for message in failure.messages:
-            click.echo(f"{failure.file}: error: {message}", err=True)
-        sys.exit(2)
-    for warning in result.warnings:
-        click.echo(f"{file}: warning: {warning}", err=True)
+        _fail(_findings(failure, Rules.IMPORT_OUTPUT_FAILED), fmt, **document)
+    try:
+        catalog_json = read_catalog_json(file)
+        related = read_related_source(related_from) if related_from else None
+    except ImportFailure as failure:
+        _fail(_findings(failure, Rules.INVALID_IMPORT_INPUT), fmt, **document)
+    source = Path(related_from).name if related_from else ""
+    try:
+        result = import_catalog(catalog_json, Path(file).name, related, source)
+    except ImportFailure as failure:  # named as given, like every other message
+        failure = ImportFailure(file, failure.messages)
+        _fail(_findings(failure, Rules.IMPORT_NOT_COMPILABLE), fmt, **document)
+    if output:
+        try:
+            Path(output).write_text(result.text, encoding="utf-8")
+        except OSError as exc:
+            failure = ImportFailure(output, [f"cannot write: {exc.strerror or exc}"])
+            _fail(_findings(failure, Rules.IMPORT_OUTPUT_FAILED), fmt, **document)
+    warnings = [_warning(file, *note) for note in result.warnings]
+    if fmt == "json":
+        text = {} if output else {"text": result.text}
+        emit(warnings, fmt, **document, services=result.services, pulled=result.pulled, **text)
+        return
+    emit(warnings, fmt)
     if result.lint_warnings:  # the live data's known defects among them
         click.echo(
             f"{file}: note: {result.lint_warnings} lint warning(s); see s402gen validate", err=True
@@ -685,3 +706,8 @@ def import_command(file: str, output: str | None, related_from: str | None, forc
         click.echo(f"wrote {output}: {result.services} services{pulled}")
     else:
         click.echo(result.text, nl=False)
+
+
+def _fail(findings: list[Finding], fmt: str, **document: object) -> NoReturn:
+    emit(findings, fmt, **document)
+    sys.exit(Exit.INVALID)

@@ -116,10 +116,19 @@ def load_file(path: str, display_name: str | None = None) -> LoadedDocument:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
+    except FileNotFoundError:
+        missing = Diagnostic(
+            Rules.CATALOG_NOT_FOUND,
+            f"{name} does not exist",
+            Location(name, 1, 1),
+            hint="pass the catalog's path, or set [tool.s402gen] catalog in pyproject.toml",
+        )
+        raise CatalogError([missing]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(
-            [Diagnostic(Rules.YAML_SYNTAX, f"cannot read catalog: {exc}", Location(name, 1, 1))]
-        ) from None
+        unreadable = Diagnostic(
+            Rules.UNREADABLE_CATALOG, f"cannot read catalog: {exc}", Location(name, 1, 1)
+        )
+        raise CatalogError([unreadable]) from None
     return load_text(text, name)
 
 

@@ -6,14 +6,25 @@ a missing key or a value of the wrong type is an error, reported by
 the catalog JSON they compile to. Shared settings live once under
 ``providers``, ``pricingPolicies``, ``paymentProviders``, ``presets`` and
 ``defaults``; a service names what it uses and overrides only what differs.
+
+Every constraint on one field is here (types, patterns, bounds, reserved
+names, template placeholders, repeats in a list). A validator that reports a
+particular rule raises ``PydanticCustomError`` whose type is the rule's name
+(``missing-key``, ``invalid-value``): :mod:`s402gen.validate` reports it so.
+Rules between fields or sections (references, uniqueness) live in
+:mod:`s402gen.validate`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from .runtime.protocol import MCP_ARGUMENT
 
 JsonType = Literal["string", "number", "integer", "boolean", "array", "object"]
 JSON_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array", "object")
@@ -21,6 +32,34 @@ JSON_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array"
 ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 ACTION_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
 PARAMETER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+
+
+#: Placeholders each template of ``defaults`` may use.
+TEMPLATE_PLACEHOLDERS = {
+    "task_template": ("summary",),
+    "description_template": ("task", "parameters", "required"),
+}
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _parameter_name(name: str) -> str:
+    """A parameter name: an upstream name, not the MCP payment argument."""
+    if name == MCP_ARGUMENT:
+        raise PydanticCustomError(
+            "invalid-value",
+            "parameter name '{name}' is reserved for the MCP payment token",
+            {"name": name},
+        )
+    if not re.fullmatch(PARAMETER_PATTERN, name):
+        raise PydanticCustomError(
+            "invalid-value",
+            "parameter name '{name}' must match {pattern}",
+            {"name": name, "pattern": PARAMETER_PATTERN},
+        )
+    return name
+
+
+ParameterName = Annotated[str, AfterValidator(_parameter_name)]
 
 
 def key(doc: str, example: Any, default: Any = ..., **constraints: Any) -> Any:
@@ -134,6 +173,12 @@ class Parameter(_Model):
             return {key: value}
         return value
 
+    @model_validator(mode="after")
+    def _typed(self) -> "Parameter":
+        if self.preset is None and self.type is None:
+            raise PydanticCustomError("missing-key", "a parameter needs a preset or a type")
+        return self
+
 
 class Preset(_Model):
     """A reusable parameter definition; ``{name}`` in the description is the parameter name."""
@@ -238,6 +283,19 @@ class Defaults(_Model):
         "Result text of derived example responses.", "example result from Alibaba Cloud facebody"
     )
 
+    @field_validator(*TEMPLATE_PLACEHOLDERS)
+    @classmethod
+    def _placeholders(cls, template: str, info: Any) -> str:
+        known = TEMPLATE_PLACEHOLDERS[info.field_name]
+        for found in PLACEHOLDER.findall(template):
+            if found not in known:
+                raise PydanticCustomError(
+                    "invalid-value",
+                    "unknown placeholder {found}; known: {known}",
+                    {"found": "{" + found + "}", "known": ", ".join("{" + k + "}" for k in known)},
+                )
+        return template
+
 
 class Service(_Model):
     """One paid service: one upstream action. Keys left out come from `defaults`."""
@@ -286,7 +344,7 @@ class Service(_Model):
     related_services: list[str] | None = key(
         "Related service ids, instead of the derived ones.", ["face-search"], None
     )
-    params: dict[str, Parameter] = key(
+    params: dict[ParameterName, Parameter] = key(
         "Input parameters by upstream name, in the order inputTypes lists their types.",
         {"ImageURL": "image-url", "MaxFaceNumber": "number"},
         default_factory=dict,
@@ -314,6 +372,16 @@ class Service(_Model):
     annotations: Annotations | None = key(
         "MCP tool annotation overrides.", {"readOnlyHint": True}, None
     )
+
+    @field_validator("required")
+    @classmethod
+    def _no_repeats(cls, names: list[str]) -> list[str]:
+        repeated = [name for position, name in enumerate(names) if name in names[:position]]
+        if repeated:
+            raise PydanticCustomError(
+                "invalid-value", "'{name}' is listed twice", {"name": repeated[0]}
+            )
+        return names
 
 
 class Catalog(_Model):

@@ -1,7 +1,7 @@
 """The whole compile, load to file map, as one call.
 
-``catalog.yaml --load--> tree --validate--> model --derive--> IR --check-->
---render--> {path: text}``. :func:`compile_catalog` never raises for a
+``catalog.yaml --load--> tree --structure--> model --model rules--> --derive--> IR
+--ir rules--> --render--> {path: text}``. :func:`compile_catalog` never raises for a
 user's mistake: it returns a :class:`Compilation` whose ``diagnostics``
 say what is wrong. Its files are rendered on demand; asking for them from
 an invalid catalog, or rendering a broken user template, raises
@@ -23,7 +23,8 @@ from .derive import derive
 from .formatting import FormatError
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, sort_diagnostics
 from .load import LoadedDocument, load_file, load_text
-from .validate import check_catalog, parse_model
+from .structure import parse_model
+from .validate import check_catalog, check_model
 
 
 @dataclass
@@ -156,11 +157,11 @@ def _compile_document(
     if authored is None:
         return Compilation(diagnostics)
     env = os.environ if environ is None else environ
-    generated_at, date_problems = source_date(env, name)
-    compiled, derive_problems = derive(authored, document.source, generated_at)
-    diagnostics = date_problems + derive_problems
+    generated_at, diagnostics = source_date(env, name)
+    diagnostics += check_model(authored, document.source)
     if has_errors(diagnostics):
         return Compilation(diagnostics)
+    compiled = derive(authored, generated_at)
     if upstream:
         from .upstream_check import check_upstream
 

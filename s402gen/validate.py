@@ -1,267 +1,236 @@
-"""Validate stage: structural checks (pydantic) and semantic checks (on the IR).
+"""Validate stage: the semantic rule registry, every rule one function.
 
-:func:`parse_model` turns the loaded tree into the authoring model and maps
-every pydantic error back to ``catalog.yaml:LINE:COL``, with a did-you-mean
-for unknown keys. :func:`check_catalog` then checks what a schema cannot:
-uniqueness across services, tool names, JSON Schema validity, examples
-against their schemas, error examples really rejected, references to
-related services, and the lint warnings for the live catalog's known
-defects. Both return diagnostics; neither raises for a user's mistake.
+Field constraints live in the authoring model (:mod:`s402gen.model`, reported
+by :func:`s402gen.structure.parse_model`). Every other rule is one function
+registered under its rule with :func:`rule`:
+``model`` rules check the authoring model before derive (references between
+sections, so derive only resolves), ``ir`` rules check the derived catalog
+(uniqueness, tool names, JSON Schema validity, examples against their
+schemas, error examples really rejected, related services, lint warnings).
+:func:`check_model` and :func:`check_catalog` run them. Nothing here raises
+for a user's mistake: findings are returned.
 """
 
 from __future__ import annotations
 
-import functools
 import keyword
 import re
-import types
-import typing
-from typing import Any, Iterable
-
-import jsonschema
-import jsonschema_specifications
-import orjson
-from pydantic import BaseModel, ValidationError
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from . import ir, model
+from .diagnostics import Finding, Rule, Rules, did_you_mean
+from .load import SourceMap
 from .runtime import protocol
-from .diagnostics import Diagnostic, Rule, Rules, did_you_mean
-from .load import LoadedDocument, SourceMap
 from .runtime.validation import RequestError, RequestValidator, schema_validator
+from .schema_check import describe_error, schema_problem
 
 #: MCP tool names this compiler accepts (the MCP SDK allows up to 128 characters;
 #: 64 keeps names usable by every client the marketplace targets).
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-_META_VALIDATOR = jsonschema.Draft202012Validator(
-    jsonschema.Draft202012Validator.META_SCHEMA,
-    format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,  # a "pattern" must compile
-)
+
+# ---------------------------------------------------------------------------
+# the rule registry
 
 
-def schema_problem(schema: Any) -> str | None:
-    """Why ``schema`` is not valid Draft 2020-12 JSON Schema, or ``None``.
+@dataclass(frozen=True)
+class Issue:
+    """What a rule function yields: a message, the path of the node it is about, an
+    optional fix hint and the service it concerns (its id)."""
 
-    Memoized on the schema's canonical JSON: presets make most parameter
-    schemas of a catalog repeat.
+    message: str
+    path: tuple
+    hint: str | None = None
+    service: str | None = None
+
+
+@dataclass
+class Context:
+    """What rule functions read: the authoring model, its source map, and (``ir`` rules)
+    the derived catalog. ``memo`` shares work between rules (compiled validators)."""
+
+    authored: model.Catalog
+    source: SourceMap
+    catalog: ir.Catalog | None = None
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def pairs(self) -> Iterator[tuple[ir.Service, model.Service, tuple]]:
+        """``(derived service, authored service, its path)`` for each service."""
+        assert self.catalog is not None
+        for svc, authored in zip(self.catalog.services, self.authored.services):
+            yield svc, authored, ("services", svc.index)
+
+
+Stage = Literal["model", "ir"]
+Check = Callable[[Context], Iterable[Issue]]
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered rule: the rule, the stage it runs at, and its function."""
+
+    rule: Rule
+    stage: Stage
+    check: Check
+
+
+REGISTRY: dict[Rule, Registered] = {}
+
+
+def rule(which: Rule, stage: Stage = "ir") -> Callable[[Check], Check]:
+    """Register the decorated function as the one check of ``which``, run at ``stage``
+    (``model``: before derive, on the authoring model; ``ir``: on the derived catalog).
+
+    Raises ``ValueError`` when the rule already has a function.
     """
-    return _schema_problem(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+
+    def register(check: Check) -> Check:
+        if which in REGISTRY:
+            raise ValueError(f"{which.code} {which.name} is already registered")
+        REGISTRY[which] = Registered(which, stage, check)
+        return check
+
+    return register
 
 
-#: Every keyword of the Draft 2020-12 vocabularies, read from jsonschema's own metaschemas.
-KNOWN_KEYWORDS = frozenset(
-    keyword
-    for uri, resource in jsonschema_specifications.REGISTRY.items()
-    if "2020-12" in uri
-    for keyword in resource.contents.get("properties", {})
-)
-_UNSUPPORTED = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id", "$anchor"})
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
-_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
-_SCHEMA_VALUES = (
-    "items", "additionalProperties", "not", "contains", "if", "then", "else",
-    "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema",
-)  # fmt: skip
-
-
-@functools.lru_cache(maxsize=4096)
-def _schema_problem(canonical: bytes) -> str | None:
-    schema = orjson.loads(canonical)
-    error = jsonschema.exceptions.best_match(_META_VALIDATOR.iter_errors(schema))
-    if error is not None:
-        return _describe(error)
-    unknown = _unknown_keywords(schema, "")
-    return unknown[0] if unknown else None
-
-
-def _unknown_keywords(schema: Any, where: str) -> list[str]:
-    """JSON Schema allows unknown keywords; in a catalog they are mistakes.
-
-    ``description: a, b`` in a YAML flow mapping, for one, makes a key ``b``.
-    """
-    if not isinstance(schema, dict):
-        return []
-    found = [
-        (
-            f"unknown keyword '{key}' at {where or '/'} (a YAML typo?)"
-            if key not in _UNSUPPORTED
-            else f"'{key}' at {where or '/'} is not supported: write the schema inline or use a preset"
-        )
-        for key in schema
-        if key not in KNOWN_KEYWORDS or key in _UNSUPPORTED
-    ]
-    children: list[tuple[str, Any]] = []
-    for key in _SCHEMA_MAPS:
-        children += [(f"{where}/{key}/{name}", sub) for name, sub in schema.get(key, {}).items()]
-    for key in _SCHEMA_LISTS:
-        children += [(f"{where}/{key}/{i}", sub) for i, sub in enumerate(schema.get(key, []))]
-    children += [(f"{where}/{key}", schema[key]) for key in _SCHEMA_VALUES if key in schema]
-    for path, sub in children:
-        found += _unknown_keywords(sub, path.lstrip("/"))
+def _run(stage: Stage, context: Context) -> list[Finding]:
+    found = []
+    for registered in REGISTRY.values():
+        if registered.stage == stage:
+            for issue in registered.check(context):
+                where = context.source.value(issue.path)
+                services = (issue.service,) if issue.service else ()
+                found.append(Finding(registered.rule, issue.message, where, issue.hint, services))
     return found
 
 
-# ---------------------------------------------------------------------------
-# structure
+def check_model(authored: model.Catalog, source: SourceMap) -> list[Finding]:
+    """The ``model`` rules: what derive needs to hold (references resolve)."""
+    return _run("model", Context(authored, source))
 
 
-def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Diagnostic]]:
-    """Build the authoring model from a loaded tree; ``None`` and diagnostics on failure."""
-    if not isinstance(doc.data, dict):
-        found = "an empty document" if doc.data is None else type(doc.data).__name__
-        return None, [
-            Diagnostic(
-                Rules.INVALID_VALUE,
-                f"the catalog must be a mapping with 'services' and its settings, not {found}",
-                doc.source.value(()),
-            )
-        ]
-    try:
-        return model.Catalog.model_validate(doc.data), []
-    except ValidationError as exc:
-        errors = exc.errors()
-    # a misspelt key is reported once, as unknown with its suggestion, not also as missing
-    suggested = {
-        (tuple(err["loc"][:-1]), close)
-        for err in errors
-        if err["type"] == "extra_forbidden"
-        for close in _close_keys(str(err["loc"][-1]), tuple(err["loc"][:-1]))
-    }
-    return None, [
-        _pydantic_diagnostic(err, doc.source)
-        for err in errors
-        if not (err["type"] == "missing" and (tuple(err["loc"][:-1]), err["loc"][-1]) in suggested)
-    ]
-
-
-def _close_keys(key: str, parent: tuple) -> list[str]:
-    suggestion = did_you_mean(key, _allowed_keys(parent))
-    return [suggestion.split("'")[1]] if suggestion else []
-
-
-def _pydantic_diagnostic(err: Any, source: SourceMap) -> Diagnostic:
-    loc = tuple(err["loc"])
-    dotted = _dotted(loc)
-    if err["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        allowed = _allowed_keys(loc[:-1])
-        return Diagnostic(
-            Rules.UNKNOWN_KEY,
-            f"unknown key '{key}' in {_dotted(loc[:-1]) or 'the catalog'}"
-            + did_you_mean(key, allowed),
-            source.key(loc),
-        )
-    if err["type"] == "missing":
-        return Diagnostic(
-            Rules.MISSING_KEY,
-            f"missing required key '{loc[-1]}' in {_dotted(loc[:-1]) or 'the catalog'}",
-            source.value(loc[:-1]),
-        )
-    message = err["msg"][0].lower() + err["msg"][1:]
-    got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-    return Diagnostic(Rules.INVALID_VALUE, f"{dotted}: {message}{shown}", source.value(loc))
-
-
-def _dotted(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    """Keys the model accepts at ``loc`` (for did-you-mean); empty when unknown."""
-    current: Any = model.Catalog
-    for part in loc:
-        current = _step(current, part)
-        if current is None:
-            return []
-    current = _unwrap_optional(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else tp
-    return tp
-
-
-def _step(tp: Any, part: Any) -> Any:
-    tp = _unwrap_optional(tp)
-    origin = typing.get_origin(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        for name, info in tp.model_fields.items():
-            if (info.alias or name) == part:
-                return info.annotation
-        return None
-    if origin is list and isinstance(part, int):
-        return typing.get_args(tp)[0]
-    if origin is dict and isinstance(part, str):
-        return typing.get_args(tp)[1]
-    return None
+def check_catalog(catalog: ir.Catalog, authored: model.Catalog, source: SourceMap) -> list[Finding]:
+    """The ``ir`` rules of a derived catalog: errors and warnings."""
+    return _run("ir", Context(authored, source, catalog))
 
 
 # ---------------------------------------------------------------------------
-# semantics
+# model rules: references between sections
 
 
-def check_catalog(
-    catalog: ir.Catalog, authored: model.Catalog, source: SourceMap
-) -> list[Diagnostic]:
-    """Semantic checks of a derived catalog; returns errors and warnings."""
-    found: list[Diagnostic] = []
-
-    def report(rule: Rule, message: str, path: tuple) -> None:
-        found.append(Diagnostic(rule, message, source.value(path)))
-
-    _check_unique(catalog.services, report)
-    known_ids = {s.id for s in catalog.services}
-    for svc, authored_svc in zip(catalog.services, authored.services):
-        _check_service(svc, authored_svc, known_ids, report)
-    if catalog.generated_at is None:
-        report(
-            Rules.NO_GENERATED_AT,
-            "no catalog.generatedAt and no SOURCE_DATE_EPOCH: generatedAt is left out",
-            ("catalog",),
-        )
-    return found
+def _reference(
+    table: dict, name: str, kind: str, path: tuple, extra: Iterable[str] = ()
+) -> Iterator[Issue]:
+    if name not in table:
+        yield Issue(f"unknown {kind} '{name}'", path, did_you_mean(name, [*table, *extra]))
 
 
-def _check_unique(services: Iterable[ir.Service], report: Any) -> None:
-    seen: dict[tuple[str, str], ir.Service] = {}
-    checks = (
-        ("legacy id", Rules.DUPLICATE_LEGACY_ID, "legacyId"),
-        ("tool name", Rules.DUPLICATE_TOOL_NAME, "toolName"),
-        ("endpoint", Rules.DUPLICATE_ENDPOINT, "id"),
+@rule(Rules.UNKNOWN_REFERENCE, "model")
+def unknown_reference(ctx: Context) -> Iterator[Issue]:
+    """A provider, pricing policy, payment provider or preset name that is not defined."""
+    c = ctx.authored
+    tables = (
+        (c.providers, "provider", "provider"),
+        (c.pricing_policies, "pricing policy", "pricingPolicy"),
+        (c.payment_providers, "payment provider", "paymentProvider"),
     )
-    for svc in services:
-        if seen.setdefault(("id", svc.id), svc) is not svc:
-            first = seen[("id", svc.id)]
-            report(
-                Rules.DUPLICATE_ID,
-                f"id '{svc.id}' is already used by services[{first.index}]",
+    for table, kind, key in tables:
+        yield from _reference(table, getattr(c.defaults, model_field(key)), kind, ("defaults", key))
+    for index, svc in enumerate(c.services):
+        path = ("services", index)
+        for table, kind, key in tables:
+            name = getattr(svc, model_field(key))
+            if name is not None:
+                yield from _reference(table, name, kind, path + (key,))
+        for name, param in svc.params.items():
+            if param.preset is not None:  # a shorthand may have meant a JSON type
+                where = path + ("params", name, "preset")
+                yield from _reference(c.presets, param.preset, "preset", where, model.JSON_TYPES)
+
+
+def model_field(alias: str) -> str:
+    """``pricingPolicy`` -> ``pricing_policy``."""
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), alias)
+
+
+@rule(Rules.UNKNOWN_PARAMETER, "model")
+def unknown_required_parameter(ctx: Context) -> Iterator[Issue]:
+    """A name under ``required`` that is not under ``params``."""
+    for index, svc in enumerate(ctx.authored.services):
+        for position, name in enumerate(svc.required):
+            if name not in svc.params:
+                yield Issue(
+                    f"required parameter '{name}' of service '{svc.id}' is not under params",
+                    ("services", index, "required", position),
+                    did_you_mean(name, svc.params),
+                    svc.id,
+                )
+
+
+# ---------------------------------------------------------------------------
+# ir rules: across services
+
+
+def _first_uses(ctx: Context, values: Callable[[ir.Service], Iterable[str]]) -> Iterator[tuple]:
+    """``(service, value, first service using it)`` for each value a service repeats;
+    services whose id repeats are left out (their other values repeat the same clash)."""
+    assert ctx.catalog is not None
+    ids: set[str] = set()
+    seen: dict[str, ir.Service] = {}
+    for svc in ctx.catalog.services:
+        if svc.id in ids:
+            continue
+        ids.add(svc.id)
+        for value in values(svc):
+            first = seen.setdefault(value, svc)
+            if first is not svc:
+                yield svc, value, first
+
+
+@rule(Rules.DUPLICATE_ID)
+def duplicate_id(ctx: Context) -> Iterator[Issue]:
+    """Two services with one id."""
+    assert ctx.catalog is not None
+    seen: dict[str, ir.Service] = {}
+    for svc in ctx.catalog.services:
+        first = seen.setdefault(svc.id, svc)
+        if first is not svc:
+            line = ctx.source.value(("services", first.index)).line
+            yield Issue(
+                f"id '{svc.id}' is already used by the service at line {line}",
                 ("services", svc.index, "id"),
+                service=svc.id,
             )
-            continue  # its tool name and endpoint repeat the same clash
-        values = {
-            "legacy id": [svc.legacy_id],
-            "tool name": [svc.tool_name],
-            "endpoint": list(unique_pair(svc.endpoint, svc.legacy_endpoint)),
-        }
-        for kind, rule, key in checks:
-            for value in values[kind]:
-                first = seen.setdefault((kind, value), svc)
-                if first is not svc:
-                    report(
-                        rule,
-                        f"{kind} '{value}' of service '{svc.id}' is already used by "
-                        f"service '{first.id}' (services[{first.index}])",
-                        ("services", svc.index, key),
-                    )
+
+
+def _duplicate(ctx: Context, kind: str, key: str, values: Callable) -> Iterator[Issue]:
+    for svc, value, first in _first_uses(ctx, values):
+        yield Issue(
+            f"{kind} '{value}' of service '{svc.id}' is already used by service '{first.id}'",
+            ("services", svc.index, key),
+            service=svc.id,
+        )
+
+
+@rule(Rules.DUPLICATE_LEGACY_ID)
+def duplicate_legacy_id(ctx: Context) -> Iterator[Issue]:
+    """Two services with one legacy id."""
+    yield from _duplicate(ctx, "legacy id", "legacyId", lambda svc: [svc.legacy_id])
+
+
+@rule(Rules.DUPLICATE_TOOL_NAME)
+def duplicate_tool_name(ctx: Context) -> Iterator[Issue]:
+    """Two services with one MCP tool name."""
+    yield from _duplicate(ctx, "tool name", "toolName", lambda svc: [svc.tool_name])
+
+
+@rule(Rules.DUPLICATE_ENDPOINT)
+def duplicate_endpoint(ctx: Context) -> Iterator[Issue]:
+    """Two services answering at one path (an endpoint or a legacy endpoint)."""
+    yield from _duplicate(
+        ctx, "endpoint", "id", lambda svc: unique_pair(svc.endpoint, svc.legacy_endpoint)
+    )
 
 
 def unique_pair(a: str, b: str) -> tuple[str, ...]:
@@ -269,161 +238,280 @@ def unique_pair(a: str, b: str) -> tuple[str, ...]:
     return (a,) if a == b else (a, b)
 
 
-def _check_service(
-    svc: ir.Service, authored: model.Service, known_ids: set[str], report: Any
-) -> None:
-    path = ("services", svc.index)
-    if svc.tool_name in protocol.RESERVED_TOOL_NAMES:
-        report(
-            Rules.DUPLICATE_TOOL_NAME,
-            f"tool name '{svc.tool_name}' is taken by the MCP payment tools",
-            path + ("toolName",),
-        )
-    if not TOOL_NAME_PATTERN.fullmatch(svc.tool_name):
-        report(
-            Rules.INVALID_TOOL_NAME,
-            f"tool name '{svc.tool_name}' must match {TOOL_NAME_PATTERN.pattern}",
-            path + ("toolName",),
-        )
-    if keyword.iskeyword(svc.module):
-        report(
-            Rules.INVALID_TOOL_NAME,
-            f"route module name '{svc.module}' is a Python keyword; choose another id",
-            path + ("id",),
-        )
-    for position, related in enumerate(svc.related_services):
-        if related == svc.id or svc.related_services.index(related) != position:
-            report(
-                Rules.UNKNOWN_RELATED_SERVICE,
-                f"related service '{related}' of '{svc.id}' is the service itself or a repeat",
-                path + ("relatedServices", position),
-            )
-        elif related not in known_ids:
-            report(
-                Rules.UNKNOWN_RELATED_SERVICE,
-                f"related service '{related}' of '{svc.id}' does not exist"
-                + did_you_mean(related, known_ids),
-                (
-                    path + ("relatedServices", position)
-                    if authored.related_services is not None
-                    else ("defaults", "relatedServices")
-                ),
-            )
-    input_ok = True
-    for name, prop in svc.input_schema["properties"].items():
-        problem = schema_problem(prop)
-        if problem is not None:
-            input_ok = False
-            report(
-                Rules.INVALID_INPUT_SCHEMA,
-                f"schema of parameter '{name}' is not valid JSON Schema: {problem}",
-                path + ("params", name),
-            )
-    output_path = (
-        path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
-    )
-    output_ok = _check_output_schema(svc.output_schema, output_path, report)
-    if input_ok:
-        _check_examples(svc, authored, path, report)
-    if output_ok:
-        for error in schema_validator(svc.output_schema).iter_errors(svc.example_response):
-            report(
-                Rules.INVALID_EXAMPLE_RESPONSE,
-                f"example response of '{svc.id}' does not match its output schema: "
-                f"{_describe(error)}",
-                output_path,
-            )
-    _lint_params(svc, authored, path, report)
+@rule(Rules.NO_GENERATED_AT)
+def no_generated_at(ctx: Context) -> Iterator[Issue]:
+    """No ``catalog.generatedAt`` and no ``SOURCE_DATE_EPOCH``."""
+    assert ctx.catalog is not None
+    if ctx.catalog.generated_at is None:
+        message = "no catalog.generatedAt and no SOURCE_DATE_EPOCH: generatedAt is left out"
+        yield Issue(message, ("catalog",))
 
 
-def _check_output_schema(schema: dict, path: tuple, report: Any) -> bool:
+# ---------------------------------------------------------------------------
+# ir rules: one service
+
+
+@rule(Rules.RESERVED_TOOL_NAME)
+def reserved_tool_name(ctx: Context) -> Iterator[Issue]:
+    """A tool name the MCP payment tools use."""
+    for svc, _, path in ctx.pairs():
+        if svc.tool_name in protocol.RESERVED_TOOL_NAMES:
+            message = (
+                f"tool name '{svc.tool_name}' of service '{svc.id}' is taken by the MCP "
+                "payment tools"
+            )
+            yield Issue(message, path + ("toolName",), service=svc.id)
+
+
+@rule(Rules.INVALID_TOOL_NAME)
+def invalid_tool_name(ctx: Context) -> Iterator[Issue]:
+    """A tool name MCP clients do not accept."""
+    for svc, _, path in ctx.pairs():
+        if not TOOL_NAME_PATTERN.fullmatch(svc.tool_name):
+            message = (
+                f"tool name '{svc.tool_name}' of service '{svc.id}' must match "
+                f"{TOOL_NAME_PATTERN.pattern}"
+            )
+            yield Issue(message, path + ("toolName",), service=svc.id)
+
+
+@rule(Rules.PYTHON_KEYWORD_ID)
+def python_keyword_id(ctx: Context) -> Iterator[Issue]:
+    """An id whose route module name is a Python keyword."""
+    for svc, _, path in ctx.pairs():
+        if keyword.iskeyword(svc.module):
+            message = f"route module name '{svc.module}' of service '{svc.id}' is a Python keyword"
+            yield Issue(message, path + ("id",), "choose another id", svc.id)
+
+
+def _related_path(authored: model.Service, path: tuple, position: int) -> tuple:
+    if authored.related_services is not None:
+        return path + ("relatedServices", position)
+    return ("defaults", "relatedServices")
+
+
+@rule(Rules.REDUNDANT_RELATED_SERVICE)
+def redundant_related_service(ctx: Context) -> Iterator[Issue]:
+    """A related service that is the service itself, or listed twice."""
+    for svc, authored, path in ctx.pairs():
+        for position, related in enumerate(svc.related_services):
+            if related == svc.id or svc.related_services.index(related) != position:
+                what = "the service itself" if related == svc.id else "listed twice"
+                yield Issue(
+                    f"related service '{related}' of service '{svc.id}' is {what}",
+                    _related_path(authored, path, position),
+                    service=svc.id,
+                )
+
+
+@rule(Rules.UNKNOWN_RELATED_SERVICE)
+def unknown_related_service(ctx: Context) -> Iterator[Issue]:
+    """A related service that does not exist."""
+    assert ctx.catalog is not None
+    known = {s.id for s in ctx.catalog.services}
+    for svc, authored, path in ctx.pairs():
+        for position, related in enumerate(svc.related_services):
+            if related not in known:
+                yield Issue(
+                    f"related service '{related}' of service '{svc.id}' does not exist",
+                    _related_path(authored, path, position),
+                    did_you_mean(related, known),
+                    svc.id,
+                )
+
+
+@rule(Rules.INVALID_INPUT_SCHEMA)
+def invalid_input_schema(ctx: Context) -> Iterator[Issue]:
+    """A parameter schema that is not valid JSON Schema."""
+    for svc, _, path in ctx.pairs():
+        for name, prop in svc.input_schema["properties"].items():
+            problem = schema_problem(prop)
+            if problem is not None:
+                yield Issue(
+                    f"schema of parameter '{name}' of service '{svc.id}' is not valid JSON "
+                    f"Schema: {problem}",
+                    path + ("params", name),
+                    service=svc.id,
+                )
+
+
+def _output_path(authored: model.Service, path: tuple) -> tuple:
+    return path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
+
+
+def _output_problem(schema: dict) -> str | None:
     problem = schema_problem(schema)
     if problem is not None:
-        report(
-            Rules.INVALID_OUTPUT_SCHEMA, f"output schema is not valid JSON Schema: {problem}", path
-        )
-        return False
+        return f"is not valid JSON Schema: {problem}"
     if schema.get("type") != "object":
-        report(
-            Rules.INVALID_OUTPUT_SCHEMA,
-            "output schema must have type 'object' (MCP requires it)",
-            path,
-        )
-        return False
-    return True
+        return "must have type 'object' (MCP requires it)"
+    return None
 
 
-def _describe(error: jsonschema.ValidationError | jsonschema.SchemaError) -> str:
-    where = "/".join(str(p) for p in error.absolute_path)
-    return f"{error.message}" + (f" at {where}" if where else "")
+@rule(Rules.INVALID_OUTPUT_SCHEMA, "model")
+def invalid_output_schema(ctx: Context) -> Iterator[Issue]:
+    """An output schema that is not valid JSON Schema, or not an object's (checked before
+    derive, which reads the schema's types; the default one is reported once)."""
+    services = ctx.authored.services
+    problem = _output_problem(ctx.authored.defaults.output_schema)
+    if problem is not None and any(svc.output_schema is None for svc in services):
+        yield Issue(f"defaults.outputSchema {problem}", ("defaults", "outputSchema"))
+    for index, svc in enumerate(services):
+        problem = _output_problem(svc.output_schema) if svc.output_schema else None
+        if problem is not None:
+            message = f"output schema of service '{svc.id}' {problem}"
+            yield Issue(message, ("services", index, "outputSchema"), service=svc.id)
 
 
-def _check_examples(svc: ir.Service, authored: model.Service, path: tuple, report: Any) -> None:
-    route = RequestValidator.for_spec(ir.route_spec(svc))  # the route's own schema validator
-    if svc.example_request is not None:
-        for error in route.validator.iter_errors(svc.example_request):
+@rule(Rules.INVALID_EXAMPLE_RESPONSE)
+def invalid_example_response(ctx: Context) -> Iterator[Issue]:
+    """An example response its output schema rejects (checked when the schema is valid)."""
+    for svc, authored, path in ctx.pairs():
+        if _output_problem(svc.output_schema) is not None:
+            continue
+        for error in schema_validator(svc.output_schema).iter_errors(svc.example_response):
+            yield Issue(
+                f"example response of service '{svc.id}' does not match its output schema: "
+                f"{describe_error(error)}",
+                _output_path(authored, path),
+                _enum_hint(error),
+                svc.id,
+            )
+
+
+def _enum_hint(error: Any) -> str | None:
+    """A did-you-mean hint when a text value is not one of its schema's ``enum``."""
+    if error.validator == "enum" and isinstance(error.instance, str):
+        return did_you_mean(error.instance, [str(v) for v in error.validator_value])
+    return None
+
+
+def _input_ok(svc: ir.Service) -> bool:
+    return all(schema_problem(prop) is None for prop in svc.input_schema["properties"].values())
+
+
+def _route(ctx: Context, svc: ir.Service) -> RequestValidator:
+    """The route's own request validator (built once per service for every rule)."""
+    key = ("route", svc.index)
+    if key not in ctx.memo:
+        ctx.memo[key] = RequestValidator.for_spec(ir.route_spec(svc))
+    return ctx.memo[key]
+
+
+@rule(Rules.INVALID_EXAMPLE_REQUEST)
+def invalid_example_request(ctx: Context) -> Iterator[Issue]:
+    """An example request its input schema rejects (checked when the schema is valid)."""
+    for svc, authored, path in ctx.pairs():
+        if svc.example_request is None or not _input_ok(svc):
+            continue
+        for error in _route(ctx, svc).validator.iter_errors(svc.example_request):
             where = (
                 path + ("exampleRequest",)
                 if authored.example_request is not None
                 else path + ("params", str(error.absolute_path[0]) if error.absolute_path else "")
             )
-            report(
-                Rules.INVALID_EXAMPLE_REQUEST,
-                f"example request of '{svc.id}' does not match its input schema: "
-                f"{_describe(error)}",
+            yield Issue(
+                f"example request of service '{svc.id}' does not match its input schema: "
+                f"{describe_error(error)}",
                 where,
+                _enum_hint(error),
+                svc.id,
             )
-    for position, example in enumerate(svc.error_examples):
-        where = (
-            path + ("errorExamples", position)
-            if authored.error_examples is not None
-            else path + ("required",)
-        )
-        promise = f"error example {example.input!r} of '{svc.id}' promises {example.status_code} '{example.error}'"
-        try:
-            route.arguments(example.input)  # the route's own check, which ends with the schema
-        except RequestError as refused:
-            if (str(refused), 400) != (example.error, example.status_code):
-                report(
-                    Rules.ERROR_EXAMPLE_MISMATCH,
-                    f"{promise}, but the route answers 400 '{refused}'",
-                    where,
+
+
+def _error_answers(ctx: Context) -> Iterator[tuple]:
+    """``(service, example, path, promise, the route's refusal or None)`` for each error
+    example of a service whose input schema is valid."""
+    for svc, authored, path in ctx.pairs():
+        if not _input_ok(svc):
+            continue
+        for position, example in enumerate(svc.error_examples):
+            where = (
+                path + ("errorExamples", position)
+                if authored.error_examples is not None
+                else path + ("required",)
+            )
+            promise = (
+                f"error example {example.input!r} of service '{svc.id}' promises "
+                f"{example.status_code} '{example.error}'"
+            )
+            try:
+                _route(ctx, svc).arguments(example.input)  # the route's own check
+            except RequestError as refused:
+                yield svc, example, where, promise, refused
+            else:
+                yield svc, example, where, promise, None
+
+
+@rule(Rules.ERROR_EXAMPLE_ACCEPTED)
+def error_example_accepted(ctx: Context) -> Iterator[Issue]:
+    """An error example whose input the route accepts."""
+    for svc, _, where, promise, refused in _error_answers(ctx):
+        if refused is None:
+            yield Issue(f"{promise}, but its input schema accepts it", where, service=svc.id)
+
+
+@rule(Rules.ERROR_EXAMPLE_MISMATCH)
+def error_example_mismatch(ctx: Context) -> Iterator[Issue]:
+    """An error example the route refuses with another status or text."""
+    for svc, example, where, promise, refused in _error_answers(ctx):
+        if refused is not None and (str(refused), 400) != (example.error, example.status_code):
+            yield Issue(f"{promise}, but the route answers 400 '{refused}'", where, service=svc.id)
+
+
+# ---------------------------------------------------------------------------
+# ir rules: lint warnings
+
+
+@rule(Rules.NO_CHINESE_TITLE)
+def no_chinese_title(ctx: Context) -> Iterator[Issue]:
+    """A service without ``titleZh``."""
+    for svc, _, path in ctx.pairs():
+        if not svc.title_zh:
+            message = (
+                f"service '{svc.id}' has no titleZh: Chinese searches will not find it by title"
+            )
+            yield Issue(message, path, service=svc.id)
+
+
+@rule(Rules.DESCRIPTION_MISSES_REQUIRED)
+def description_misses_required(ctx: Context) -> Iterator[Issue]:
+    """A description that does not name a required parameter."""
+    for svc, _, path in ctx.pairs():
+        for name in svc.input_schema["required"]:
+            if not re.search(rf"\b{re.escape(name)}\b", svc.description):
+                yield Issue(
+                    f"the description of service '{svc.id}' does not name its required "
+                    f"parameter '{name}'",
+                    path,
+                    service=svc.id,
                 )
-        else:
-            report(
-                Rules.ERROR_EXAMPLE_ACCEPTED, f"{promise}, but its input schema accepts it", where
-            )
 
 
-def _lint_params(svc: ir.Service, authored: model.Service, path: tuple, report: Any) -> None:
-    if not svc.title_zh:
-        report(
-            Rules.NO_CHINESE_TITLE,
-            f"service '{svc.id}' has no titleZh: Chinese searches will not find it by title",
-            path,
-        )
-    for name in svc.input_schema["required"]:
-        if not re.search(rf"\b{re.escape(name)}\b", svc.description):
-            report(
-                Rules.DESCRIPTION_MISSES_REQUIRED,
-                f"the description of '{svc.id}' does not name its required parameter '{name}'",
-                path,
-            )
-    by_description: dict[str, list[str]] = {}
-    for name, prop in svc.input_schema["properties"].items():
-        by_description.setdefault(prop["description"], []).append(name)
-        if prop["type"] == "array" and "items" not in prop:
-            report(
-                Rules.ARRAY_WITHOUT_ITEMS,
-                f"array parameter '{name}' of '{svc.id}' has no 'items' schema",
-                path + ("params", name),
-            )
-    for description, names in by_description.items():
-        stems = {re.sub(r"[A-Z]$", "", n) if len(n) > 1 else n for n in names}
-        if len(stems) > 1:  # A/B sides of a pair may share one description
-            report(
-                Rules.REPEATED_DESCRIPTION,
-                f"parameters {', '.join(names)} of '{svc.id}' share the description "
-                f"'{description}'; describe each one",
-                path + ("params", names[1]),
-            )
+@rule(Rules.ARRAY_WITHOUT_ITEMS)
+def array_without_items(ctx: Context) -> Iterator[Issue]:
+    """An array parameter without an ``items`` schema."""
+    for svc, _, path in ctx.pairs():
+        for name, prop in svc.input_schema["properties"].items():
+            if prop["type"] == "array" and "items" not in prop:
+                message = f"array parameter '{name}' of service '{svc.id}' has no 'items' schema"
+                yield Issue(message, path + ("params", name), service=svc.id)
+
+
+@rule(Rules.REPEATED_DESCRIPTION)
+def repeated_description(ctx: Context) -> Iterator[Issue]:
+    """Parameters of one service sharing a description (A/B sides of a pair may)."""
+    for svc, _, path in ctx.pairs():
+        by_description: dict[str, list[str]] = {}
+        for name, prop in svc.input_schema["properties"].items():
+            by_description.setdefault(prop["description"], []).append(name)
+        for description, names in by_description.items():
+            stems = {re.sub(r"[A-Z]$", "", n) if len(n) > 1 else n for n in names}
+            if len(stems) > 1:
+                yield Issue(
+                    f"parameters {', '.join(names)} of service '{svc.id}' share the description "
+                    f"'{description}'",
+                    path + ("params", names[1]),
+                    "describe each one",
+                    svc.id,
+                )

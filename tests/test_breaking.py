@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from s402gen.breaking import ChangeRules, Level, all_rules, diff_command, narrowings
+from s402gen.breaking import all_rules, diff_command, narrowings
+from s402gen.diagnostics import Level, Rules
+from s402gen.diagnostics import all_rules as every_rule
 
 from .conftest import SMALL_CATALOG
 
@@ -70,12 +72,15 @@ def test_every_rule_has_its_case() -> None:
 
 
 def test_rule_table_is_consistent() -> None:
-    codes = [rule.code for rule in all_rules()]
-    names = [rule.name for rule in all_rules()]
+    """One table for every command: codes and names unique, and each change rule at the
+    level written out by hand below."""
+    codes = [rule.code for rule in every_rule()]
+    names = [rule.name for rule in every_rule()]
     assert len(set(codes)) == len(codes) and len(set(names)) == len(names)
-    assert ChangeRules.PARAMETER_REMOVED.code == "S402-B004"
-    assert {rule.level for rule in all_rules()} == set(Level)
-    assert {rule.name: rule.level.value for rule in all_rules()} == LEVELS
+    assert Rules.PARAMETER_REMOVED.code == "S402-B004"
+    changes = {Level.BREAKING, Level.DANGEROUS, Level.SAFE}
+    declared = {rule.name: rule.level.value for rule in every_rule() if rule.level in changes}
+    assert declared == LEVELS
 
 
 #: What each change does to a client written against the old catalog, written out by hand:
@@ -127,15 +132,17 @@ def test_json_format(tmp_path: Path) -> None:
     )
     assert code == 1
     document = json.loads(stdout)
-    assert set(document) == {"changes", "breaking", "dangerous", "safe"}
-    assert (document["breaking"], document["dangerous"], document["safe"]) == (1, 0, 1)
-    removed = document["changes"][0]
+    assert set(document) == {"file", "against", "findings", "counts"}
+    counts = document["counts"]
+    assert (counts["breaking"], counts["dangerous"], counts["safe"]) == (1, 0, 1)
+    removed = document["findings"][0]
     assert removed == {
         "rule": "S402-B004",
         "name": "parameter-removed",
         "level": "breaking",
-        "message": "parameter 'MaxFaceNumber' of 'face-detection' was removed",
-        "service": "face-detection",
+        "message": "parameter 'MaxFaceNumber' of service 'face-detection' was removed",
+        "hint": None,
+        "services": ["face-detection"],
         "file": "catalog.yaml",
         "line": 77,
         "column": 5,
@@ -194,24 +201,24 @@ def repo(tmp_path: Path) -> Path:
 
 def test_against_a_git_ref(repo: Path) -> None:
     code, stdout, stderr = run_diff("catalog.yaml", "--against", "HEAD", cwd=repo / "api")
-    assert code == 1
-    assert stdout.startswith(
-        "catalog.yaml:77:5: breaking: parameter 'MaxFaceNumber' of 'face-detection' was removed"
+    assert code == 1 and stdout == ""
+    assert stderr.startswith(
+        "catalog.yaml:77:5: breaking: parameter 'MaxFaceNumber' of service 'face-detection' was "
+        "removed"
         " [S402-B004 parameter-removed]\n"
     )
-    assert (
-        stderr
-        == "catalog.yaml: 1 breaking, 0 dangerous, 1 safe change(s) against HEAD:api/catalog.yaml\n"
+    assert stderr.endswith(
+        "\ncatalog.yaml: 1 breaking, 0 dangerous, 1 safe change(s) against HEAD:api/catalog.yaml\n"
     )
     # from the repository root, an older ref, and an explicit REF:path
     code, stdout, stderr = run_diff("api/catalog.yaml", "--against", "HEAD~1", cwd=repo)
-    assert code == 1 and "api/catalog.yaml:77:5: breaking: parameter 'MaxFaceNumber'" in stdout
+    assert code == 1 and "api/catalog.yaml:77:5: breaking: parameter 'MaxFaceNumber'" in stderr
     assert stderr.endswith("against HEAD~1:api/catalog.yaml\n")
     _git(repo, "commit", "-q", "-am", "third")
     code, stdout, stderr = run_diff(
         "api/catalog.yaml", "--against", "HEAD~2:api/catalog.yaml", cwd=repo
     )
-    assert code == 1 and "was removed" in stdout
+    assert code == 1 and "was removed" in stderr
     code, stdout, stderr = run_diff("api/catalog.yaml", "--against", "HEAD", cwd=repo)
     assert (code, stdout) == (0, "")
     assert (
@@ -221,15 +228,15 @@ def test_against_a_git_ref(repo: Path) -> None:
 
 
 def test_default_catalog_is_the_projects(repo: Path) -> None:
-    code, stdout, _ = run_diff("--against", "HEAD", cwd=repo / "api")
-    assert code == 1 and stdout.startswith("catalog.yaml:77:5: breaking:")
+    code, _, stderr = run_diff("--against", "HEAD", cwd=repo / "api")
+    assert code == 1 and stderr.startswith("catalog.yaml:77:5: breaking:")
 
 
 def test_bad_ref_exits_2(repo: Path) -> None:
     code, stdout, stderr = run_diff("catalog.yaml", "--against", "no-such-ref", cwd=repo / "api")
     assert (code, stdout) == (2, "")
-    assert stderr.startswith("error: --against no-such-ref: ")
-    assert "Traceback" not in stderr
+    assert stderr.startswith("catalog.yaml:1:1: error: --against no-such-ref: ")
+    assert stderr.endswith(" [S402-E053 unreadable-ref]\n") and "Traceback" not in stderr
     code, _, stderr = run_diff("catalog.yaml", "--against", "HEAD:missing.yaml", cwd=repo / "api")
     assert code == 2 and "missing.yaml" in stderr
     code, _, stderr = run_diff("catalog.yaml", "--against", "--output=x", cwd=repo / "api")
@@ -237,13 +244,15 @@ def test_bad_ref_exits_2(repo: Path) -> None:
     code, stdout, _ = run_diff(
         "catalog.yaml", "--against", "nope", "--format", "github", cwd=repo / "api"
     )
-    assert code == 2 and stdout.startswith("::error file=catalog.yaml,line=1,col=1,")
+    assert code == 2 and stdout.startswith(
+        "::error file=catalog.yaml,line=1,col=1,title=S402-E053 unreadable-ref::"
+    )
 
 
 def test_outside_a_git_repository_exits_2(tmp_path: Path) -> None:
     _project(tmp_path)
     code, _, stderr = run_diff("catalog.yaml", "--against", "HEAD", cwd=tmp_path)
-    assert code == 2 and stderr.startswith("error: --against HEAD: ")
+    assert code == 2 and stderr.startswith("catalog.yaml:1:1: error: --against HEAD: ")
 
 
 def test_git_missing_exits_2(
@@ -252,7 +261,10 @@ def test_git_missing_exits_2(
     monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
     code, stdout, stderr = run_diff("catalog.yaml", "--against", "HEAD", cwd=repo / "api")
     assert (code, stdout) == (2, "")
-    assert stderr == "error: --against HEAD: git is not installed (needed to read a git ref)\n"
+    assert stderr == (
+        "catalog.yaml:1:1: error: --against HEAD: git is not installed (needed to read a git "
+        "ref) [S402-E053 unreadable-ref]\n"
+    )
 
 
 def test_invalid_old_catalog_exits_2(repo: Path) -> None:
@@ -284,8 +296,8 @@ def test_invalid_new_catalog_exits_2(tmp_path: Path) -> None:
         "catalog.yaml", "--against", "old.yaml", "--format", "json", cwd=tmp_path
     )
     document = json.loads(stdout)
-    assert code == 2 and document["error"] == "invalid catalog: catalog.yaml"
-    assert [d["rule"] for d in document["diagnostics"]] == ["S402-E008"]
+    assert code == 2 and document["file"] == "catalog.yaml"
+    assert [d["rule"] for d in document["findings"]] == ["S402-E008"]
     code, stdout, _ = run_diff("missing.yaml", "--against", "old.yaml", cwd=tmp_path)
     assert code == 2
 
@@ -373,11 +385,58 @@ def test_narrowings_of_nested_schemas() -> None:
 def test_a_new_id_with_the_same_legacy_id_is_the_same_service(tmp_path: Path) -> None:
     (tmp_path / "old.yaml").write_text(SMALL, encoding="utf-8")
     _project(tmp_path, SMALL.replace("face-detection", "face-locate"))  # id and references
-    code, stdout, _ = run_diff("catalog.yaml", "--against", "old.yaml", cwd=tmp_path)
+    code, _, stdout = run_diff("catalog.yaml", "--against", "old.yaml", cwd=tmp_path)
     assert code == 1
     assert "service-removed" not in stdout and "service-added" not in stdout
     assert (
-        "breaking: endpoint of 'face-detection' changed from /api/tools/face-detection to "
+        "breaking: endpoint of service 'face-detection' changed from /api/tools/face-detection to "
         "/api/tools/face-locate (same legacy id) [S402-B003 endpoint-changed]"
     ) in stdout
-    assert "MCP tool name of 'face-locate' changed from 'face_detection' to 'face_locate'" in stdout
+    assert (
+        "MCP tool name of service 'face-locate' changed from 'face_detection' to 'face_locate'"
+        in stdout
+    )
+
+
+def test_a_shared_policy_change_is_one_finding_and_breaking_comes_first(tmp_path: Path) -> None:
+    """The real catalog: its 44 services share one pricing policy."""
+    real = (Path(__file__).parents[1] / "catalog.yaml").read_text(encoding="utf-8")
+    (tmp_path / "old.yaml").write_text(real, encoding="utf-8")
+    raised = real.replace("    amountCents: 20\n", "    amountCents: 25\n", 1)
+    dropped = raised.replace("      MaxFaceNumber:", "      MaxFaceNumbers:", 1)
+    _project(tmp_path, dropped.replace("      MaxFaceNumbers:", "      Zebra:", 1))
+    code, stdout, _ = run_diff(
+        "catalog.yaml", "--against", "old.yaml", "--format", "json", cwd=tmp_path
+    )
+    findings = json.loads(stdout)["findings"]
+    assert code == 1
+    assert [f["name"] for f in findings] == [
+        "parameter-removed", "price-raised", "optional-parameter-added", "description-changed"
+    ]  # fmt: skip
+    price = findings[1]
+    assert len(price["services"]) == 44 and price["line"] == 32  # at the policy
+    assert price["message"].startswith("price of pricing policy 'aliyun-viapi' (44 services: ")
+    assert price["message"].endswith(" and 41 more) raised from USD 0.20 to USD 0.25 per call")
+
+
+@pytest.mark.parametrize(
+    ("was", "now", "renamed"),
+    [
+        ("MaxFaceNumber", "MaxFaceCount", True),
+        ("MaxFaceNumber", "Zebra", False),
+        ("ImageURL", "ImageUrl", True),
+        ("Url", "Zone", False),
+    ],
+)
+def test_a_rename_needs_similar_names_or_the_same_description(
+    was: str, now: str, renamed: bool
+) -> None:
+    from s402gen.breaking import RENAME_SIMILARITY, rename_similarity
+
+    old, new = {"type": "string", "description": "a"}, {"type": "string", "description": "b"}
+    assert (rename_similarity(was, now, old, new) >= RENAME_SIMILARITY) is renamed
+    assert rename_similarity(was, now, old, {"type": "integer", "description": "b"}) == 0
+    same = {**new, "description": "a"}  # the same description makes a looser name a rename
+    assert rename_similarity("FaceLimit", "MaxFaces", old, new) < RENAME_SIMILARITY
+    assert rename_similarity("FaceLimit", "MaxFaces", old, same) >= RENAME_SIMILARITY
+    assert rename_similarity("Url", "Zone", old, same) < RENAME_SIMILARITY

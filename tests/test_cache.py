@@ -37,7 +37,11 @@ def test_edited_user_template_makes_check_fail(templated_project: Path, private_
     template = templated_project / "mine" / "route.py.jinja"
     template.write_text(ROUTE_TEMPLATE.replace("PRICE", "AMOUNT_CENTS"), encoding="utf-8")
     code, _, err = run_cli("check", "--templates", "mine", cwd=templated_project)
-    assert code == 1 and "changed: generated/routes/face_detection.py" in err
+    assert (
+        code == 1
+        and "generated/routes/face_detection.py:" in err
+        and "[S402-E045 generated-file-changed]" in err
+    )
     assert run_cli("build", "--templates", "mine", cwd=templated_project)[0] == 0
     route = (templated_project / "generated/routes/face_detection.py").read_text()
     assert route == 'SERVICE_ID = "face-detection"\nAMOUNT_CENTS = 105\n'
@@ -48,12 +52,20 @@ def test_added_user_template_makes_check_fail(templated_project: Path) -> None:
     """A new file in the template folder overrides a packaged template."""
     (templated_project / "mine" / "doc_index.html.jinja").write_text("index\n", encoding="utf-8")
     code, _, err = run_cli("check", "--templates", "mine", cwd=templated_project)
-    assert code == 1 and "changed: generated/docs/index.html" in err
+    assert (
+        code == 1
+        and "generated/docs/index.html:" in err
+        and "[S402-E045 generated-file-changed]" in err
+    )
 
 
 def test_check_without_the_user_templates_fails(templated_project: Path) -> None:
     code, _, err = run_cli("check", cwd=templated_project)
-    assert code == 1 and "changed: generated/routes/face_detection.py" in err
+    assert (
+        code == 1
+        and "generated/routes/face_detection.py:" in err
+        and "[S402-E045 generated-file-changed]" in err
+    )
 
 
 def _key(project: Path, templates: Path | None) -> str | None:

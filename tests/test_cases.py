@@ -37,20 +37,83 @@ def test_case(case: str) -> None:
     assert actual == expected_file.read_text(encoding="utf-8")
 
 
-def test_every_error_rule_has_a_case() -> None:
-    """Each validation error of the catalog is shown by at least one case."""
-    from s402gen.diagnostics import Rules
+#: Rules that no ``s402gen validate`` case here can show, each with the tests that show it
+#: (``file::function``); every one of them must exist and name the rule.
+COVERED_ELSEWHERE = {
+    "alias-expansion-limit": ["test_cli.py::test_alias_expansion_is_limited"],  # a huge file
+    "no-generated-at": ["test_cli.py::test_generated_at_from_source_date_epoch"],  # env
+    "template-error": ["test_cli.py::test_broken_user_templates_are_errors_with_their_location"],
+    "upstream-unknown-action": ["test_upstream_check.py::test_each_kind_of_difference_is_found"],
+    "upstream-unknown-parameter": ["test_upstream_check.py::test_each_kind_of_difference_is_found"],
+    "upstream-required-mismatch": [
+        "test_upstream_check.py::test_required_here_but_optional_upstream"
+    ],
+    "upstream-type-mismatch": ["test_upstream_check.py::test_each_kind_of_difference_is_found"],
+    "generated-file-changed": ["test_cli.py::test_check_reports_changed_missing_and_orphan_files"],
+    "generated-file-missing": ["test_cli.py::test_check_reports_changed_missing_and_orphan_files"],
+    "generated-file-orphaned": ["test_cli.py::test_check_reports_changed_missing_and_orphan_files"],
+    "invalid-import-input": ["test_import.py::test_import_errors_are_findings"],
+    "imported-catalog-does-not-compile": ["test_import.py::test_import_errors_are_findings"],
+    "import-output-not-written": ["test_import.py::test_import_errors_are_findings"],
+    "import-field-not-reproduced": ["test_import.py::test_import_warnings_are_findings"],
+    "unreadable-ref": ["test_breaking.py::test_bad_ref_exits_2"],
+    "invalid-configuration": ["test_cli.py::test_pyproject_settings"],
+}
 
-    expected = "".join((p / "expected.txt").read_text(encoding="utf-8") for p in CASES.iterdir())
-    rules = [r for r in vars(Rules).values() if hasattr(r, "code")]
-    elsewhere = {  # shown by tests/test_cli.py: they need a build or a monkeypatched limit
-        Rules.ALIAS_EXPANSION,
-        Rules.NO_GENERATED_AT,
-        Rules.TEMPLATE_ERROR,
-        Rules.UPSTREAM_UNKNOWN_ACTION,  # tests/test_upstream_check.py: validate --upstream
-        Rules.UPSTREAM_UNKNOWN_PARAMETER,
-        Rules.UPSTREAM_REQUIRED,
-        Rules.UPSTREAM_TYPE,
-    }
-    missing = [r.code for r in rules if r.code not in expected and r not in elsewhere]
+
+def _shown_by_cases(folder: Path) -> str:
+    return "".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*/expected.txt")))
+
+
+def test_every_rule_has_an_end_to_end_case() -> None:
+    """Each rule is shown by a case here (``validate``) or in tests/breaking_cases
+    (``diff``), or by the tests :data:`COVERED_ELSEWHERE` names; every rule the
+    validate registry holds is one of them."""
+    from s402gen.diagnostics import all_rules
+    from s402gen.validate import REGISTRY
+
+    shown = _shown_by_cases(CASES) + _shown_by_cases(CASES.parent / "breaking_cases")
+    missing = [
+        f"{r.code} {r.name}"
+        for r in all_rules()
+        if f"[{r.code} {r.name}]" not in shown and r.name not in COVERED_ELSEWHERE
+    ]
     assert not missing
+    names = {r.name for r in all_rules()}
+    assert set(COVERED_ELSEWHERE) <= names
+    validate_cases = _shown_by_cases(CASES)
+    unshown = [
+        f"{r.code} {r.name}"
+        for r in REGISTRY
+        if f"[{r.code} {r.name}]" not in validate_cases and r.name not in COVERED_ELSEWHERE
+    ]
+    assert not unshown, "registered rules without a case in tests/cases/"
+    assert set(REGISTRY) <= set(all_rules())
+
+
+def test_a_rule_has_one_function() -> None:
+    from s402gen.diagnostics import Rules
+    from s402gen.validate import REGISTRY, rule
+
+    assert REGISTRY[Rules.DUPLICATE_ID].check.__name__ == "duplicate_id"
+    with pytest.raises(ValueError, match="S402-E011 duplicate-id is already registered"):
+        rule(Rules.DUPLICATE_ID)(lambda ctx: [])
+
+
+@pytest.mark.parametrize("rule_name", sorted(COVERED_ELSEWHERE))
+def test_rules_covered_elsewhere_are_covered(rule_name: str) -> None:
+    """Each exempted rule's covering tests exist and name the rule (its code or name)."""
+    import importlib
+    import inspect
+
+    from s402gen.diagnostics import Rules, rule_named
+
+    rule = rule_named(rule_name)
+    assert rule is not None
+    attribute = next(f"Rules.{key}" for key, value in vars(Rules).items() if value == rule)
+    for test in COVERED_ELSEWHERE[rule_name]:
+        file, function = test.split("::")
+        module = importlib.import_module(f"tests.{file.removesuffix('.py')}")
+        source = inspect.getsource(getattr(module, function))
+        named = (rule.code, rule.name, attribute)
+        assert any(word in source for word in named), f"{test} does not name {rule_name}"

@@ -19,6 +19,8 @@ from s402gen.load import load_text
 from s402gen.diagnostics import CatalogError, Rules
 import s402gen.load as load_module
 
+from s402gen.cli import main
+
 from .conftest import GENERATED, free_port, run_cli, run_process
 
 
@@ -28,10 +30,19 @@ def _tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_help_lists_exit_codes() -> None:
-    for command in ([], ["build"], ["check"], ["validate"]):
-        code, out, _ = run_cli(*command, "--help")
-        assert code == 0 and "Exit codes:" in out and "2  invalid catalog" in out
+def test_help_lists_only_the_exit_codes_each_command_returns() -> None:
+    from s402gen.exits import MEANINGS
+
+    assert set(MEANINGS) == {"s402gen", *main.list_commands(None)}
+    for command, meanings in MEANINGS.items():
+        code, out, _ = run_cli(*([] if command == "s402gen" else [command]), "--help")
+        listed = out.split("Exit codes:\n")[1].splitlines()
+        codes = [int(line.split()[0]) for line in listed if line.strip()[:1].isdigit()]
+        assert code == 0 and codes == sorted(meanings), command
+    _, out, _ = run_cli("import", "--help")
+    assert "\n    1 " not in out.split("Exit codes:")[1]  # import has no findings exit
+    _, out, _ = run_cli("check", "--help")
+    assert "1   generated files changed, are missing or are orphaned" in out
 
 
 def test_build_then_check_then_rebuild(small_project: Path) -> None:
@@ -65,10 +76,29 @@ def test_check_reports_changed_missing_and_orphan_files(small_project: Path) -> 
     )
     code, out, err = run_cli("check", cwd=small_project)
     assert code == 1
-    assert "changed: generated/routes/face_detection.py" in err
-    assert "missing: generated/docs/index.html" in err
-    assert "missing: generated/routes/face_database_bulk_add.py" in err
-    assert "orphan: generated/routes/face_database_batch_add.py" in err
+    changed, missing, orphan = "generated-file-changed", "generated-file-missing", "orphaned"
+    route = (generated / "routes/face_detection.py").read_text(encoding="utf-8").splitlines()
+    line = route.index("        amount_cents=105,") + 1  # where the file first differs
+    assert (
+        f"generated/routes/face_detection.py:{line}:1: error: generated/routes/face_detection.py "
+        f"differs from what the catalog compiles to [S402-E045 {changed}]"
+    ) in err
+    assert f"generated/docs/index.html is missing [S402-E046 {missing}]" in err
+    assert f"generated/routes/face_database_bulk_add.py is missing [S402-E046 {missing}]" in err
+    assert (
+        "face_database_batch_add.py is not generated from the catalog "
+        f"[S402-E047 generated-file-{orphan}]" in err
+    )
+    code, json_out, _ = run_cli("check", "--format", "json", cwd=small_project)
+    report = json.loads(json_out)  # JSON, not a diff: the drifted files are findings
+    assert code == 1 and report["upToDate"] is False
+    assert report["counts"]["error"] == len(report["findings"]) > 4
+    assert {(f["name"], f["file"]) for f in report["findings"]} >= {
+        (changed, "generated/routes/face_detection.py"),
+        (missing, "generated/docs/index.html"),
+        (missing, "generated/routes/face_database_bulk_add.py"),
+        ("generated-file-orphaned", "generated/routes/face_database_batch_add.py"),
+    }
     assert "-        amount_cents=105,\n+        amount_cents=110,\n" in out
     assert "--- a/routes/face_database_batch_add.py\n+++ /dev/null\n" in out
     assert "--- /dev/null\n+++ b/docs/index.html\n" in out
@@ -135,7 +165,7 @@ def test_invalid_catalog_writes_nothing_and_exits_2(small_project: Path) -> None
 
 def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = run_cli("validate", "nope.yaml", cwd=tmp_path)
-    assert code == 2 and err.startswith("nope.yaml:1:1: error: cannot read catalog")
+    assert code == 2 and err.startswith("nope.yaml:1:1: error: nope.yaml does not exist [S402-E040")
 
 
 def test_pyproject_settings(small_project: Path) -> None:
@@ -150,7 +180,17 @@ def test_pyproject_settings(small_project: Path) -> None:
     assert run_cli("check", cwd=sub)[0] == 0
     (small_project / "pyproject.toml").write_text('[tool.s402gen]\ncatalogue = "x.yaml"\n')
     code, _, err = run_cli("check", cwd=sub)
-    assert code == 2 and "unknown key 'catalogue'; did you mean 'catalog'?" in err
+    assert code == 2 and err == (
+        "../pyproject.toml:2:1: error: unknown key 'catalogue' in [tool.s402gen] "
+        "[S402-E054 invalid-configuration]\n  hint: did you mean 'catalog'?\n"
+    )
+    (small_project / "pyproject.toml").write_text("[tool.s402gen]\nout = 5\n")
+    code, out, _ = run_cli("validate", "--format", "json", cwd=sub)
+    [finding] = json.loads(out)["findings"]
+    assert code == 2 and (finding["name"], finding["line"]) == ("invalid-configuration", 2)
+    (small_project / "pyproject.toml").write_text("[tool.s402gen]\n\nout = ]\n")
+    code, _, err = run_cli("build", cwd=sub)
+    assert code == 2 and err.startswith("../pyproject.toml:3:") and "cannot read" in err
 
 
 def test_user_templates_override_and_are_black_formatted(small_project: Path) -> None:
@@ -239,7 +279,7 @@ def test_cache_skips_compiling_only_while_inputs_and_output_match(
     edited = small_project / "generated/docs/index.html"
     edited.write_text(edited.read_text() + "<!-- edit -->\n")
     code, out, err = run_cli("check", cwd=small_project)
-    assert code == 1 and "changed: generated/docs/index.html" in err
+    assert code == 1 and "generated/docs/index.html differs from what the catalog" in err
     assert compiles == ["compile"]
     assert run_cli("build", cwd=small_project)[0] == 0
 
@@ -287,7 +327,7 @@ def test_stale_staging_folder_is_reported_and_cleaned(small_project: Path) -> No
     stale = small_project / "generated" / ".s402gen-staging-killed"
     (stale / "routes").mkdir(parents=True)
     code, _, err = run_cli("check", cwd=small_project)
-    assert code == 1 and "orphan: generated/.s402gen-staging-killed/" in err
+    assert code == 1 and "generated/.s402gen-staging-killed/" in err and "orphaned" in err
     assert run_cli("build", cwd=small_project)[0] == 0
     assert not stale.exists() and run_cli("check", cwd=small_project)[0] == 0
 
@@ -304,16 +344,21 @@ def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
     catalog = small_project / "catalog.yaml"
     catalog.write_text(catalog.read_text().replace("amountCents: 105", "amountCents: 110"))
     code, out, _ = run_cli("check", "--format", "github", cwd=small_project)
+    route = (small_project / "generated/routes/face_detection.py").read_text(encoding="utf-8")
+    line = route.splitlines().index("        amount_cents=105,") + 1
     assert code == 1
     assert (
-        "::error file=generated/routes/face_detection.py,line=1,col=1,title=s402gen drift::"
-        "generated/routes/face_detection.py is changed: run s402gen build and commit"
+        f"::error file=generated/routes/face_detection.py,line={line},col=1,"
+        "title=S402-E045 generated-file-changed::generated/routes/face_detection.py differs "
+        "from what the catalog compiles to%0Ahint: run `s402gen build` and commit the result"
     ) in out
     catalog.write_text(catalog.read_text().replace("action: DetectFace", "action: detect"))
     code, out, _ = run_cli("validate", "--format", "json", cwd=small_project)
     report = json.loads(out)
-    assert code == 2 and report["valid"] is False and report["errors"] == 1
-    assert report["diagnostics"][0]["rule"] == "S402-E007"
+    assert code == 2 and report["valid"] is False and report["counts"]["error"] == 1
+    [finding] = report["findings"]
+    assert (finding["rule"], finding["services"]) == ("S402-E007", ["face-detection"])
+    assert finding["message"].startswith("service 'face-detection' action: ")
     code, out, _ = run_cli("validate", "--format", "github", cwd=small_project)
     assert code == 2 and out.startswith(
         "::error file=catalog.yaml,line=72,col=13,title=S402-E007 invalid-value::"
@@ -336,7 +381,7 @@ def test_quiet_prints_nothing_on_success_but_still_reports_problems(small_projec
 
     (small_project / "generated" / "docs" / "index.html").unlink()
     code, _, err = run_cli("check", "-q", cwd=small_project)
-    assert code == 1 and "missing: generated/docs/index.html" in err
+    assert code == 1 and "generated/docs/index.html is missing [S402-E046" in err
     catalog = small_project / "catalog.yaml"
     catalog.write_text(catalog.read_text(encoding="utf-8") + "bogus: 1\n", encoding="utf-8")
     code, _, err = run_cli("validate", "-q", cwd=small_project)

@@ -106,7 +106,10 @@ def test_only_the_rejected_error_example_differs(entries: dict, imported) -> Non
     ]
     assert met == [IMPORTED_DIFFERENCE]
     stderr = imported[1].stderr
-    assert "003_2aa762c7e94b4462.txt: warning: face-template-list: errorExamples[0]: {}" in stderr
+    assert (
+        "003_2aa762c7e94b4462.txt:1:1: warning: service 'face-template-list' errorExamples[0]: {}"
+        in stderr
+    )
     assert "S402-E025" in stderr
     assert "# errorExamples[0]: {} promises 400" in imported[0].read_text(encoding="utf-8")
 
@@ -192,8 +195,8 @@ def test_unknown_related_services_are_left_out_and_reported(tmp_path: Path) -> N
         assert ours[seed["id"]]["relatedServices"] == kept
         expected, _ = expected_entry(seed, ours[seed["id"]])
         assert ours[seed["id"]] == {**expected, "relatedServices": kept}
-        left_out = f"{seed['id']}: relatedServices: left out {', '.join(MISSING)} (S402-E017)"
-        assert f"003_2aa762c7e94b4462.txt: warning: {left_out}" in result.stderr
+        left_out = f"'{seed['id']}' relatedServices: left out {', '.join(MISSING)} (S402-E017)"
+        assert f"003_2aa762c7e94b4462.txt:1:1: warning: service {left_out}" in result.stderr
     assert text.count("# relatedServices: left out") == len(SEED_DATA["services"])
 
 
@@ -208,7 +211,7 @@ def test_import_of_the_whole_compiled_catalog_round_trips(tmp_path: Path) -> Non
     # are not in the catalog JSON: both are reported for review, nothing else
     warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
     assert len(warnings) == 2, warnings
-    assert "providers.facebody-2" in warnings[0] and "face-detection: summaryZh" in warnings[1]
+    assert "providers.facebody-2" in warnings[0] and "'face-detection' summaryZh" in warnings[1]
 
 
 def test_one_service_alone_round_trips(tmp_path: Path) -> None:
@@ -231,7 +234,7 @@ def test_what_catalog_yaml_cannot_hold_is_reported(tmp_path: Path) -> None:
     out = tmp_path / "catalog.yaml"
     result = run(source, "-o", out, "--related-from", CATALOG)
     assert result.exit_code == 0, result.stderr
-    prefix = f"{source}: warning: face-search: "
+    prefix = f"{source}:1:1: warning: service 'face-search' "
     assert prefix + "inputSchema.properties.Limit.default: not expressible" in result.stderr
     gives = 'the compiled catalog gives "Call one focused visual AI capability directly with'
     assert prefix + f"useCases[1]: {gives}" in result.stderr
@@ -299,31 +302,56 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, content: Any, me
     result = run(source, "-o", tmp_path / "out.yaml")
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
-    assert f"{source}: error: {message}" in result.stderr
+    assert f"{source}:1:1: error: {message}" in result.stderr
     assert "Traceback" not in result.output
     assert result.stdout == "" and not (tmp_path / "out.yaml").exists()
 
 
-def test_unreadable_input_and_existing_output_exit_2(tmp_path: Path) -> None:
+def test_import_errors_are_findings(tmp_path: Path) -> None:
     missing = tmp_path / "missing.json"
     result = run(missing)
     assert result.exit_code == 2
-    assert result.stderr == f"{missing}: error: cannot read: No such file or directory\n"
+    assert result.stderr == (
+        f"{missing}:1:1: error: cannot read: No such file or directory "
+        "[S402-E050 invalid-import-input]\n"
+    )
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00")
-    assert f"{binary}: error: cannot read:" in run(binary).stderr
+    assert f"{binary}:1:1: error: cannot read:" in run(binary).stderr
     existing = _write(tmp_path / "catalog.yaml", "keep me\n")
-    result = run(SEED, "-o", existing)
+    result = run(SEED, "-o", existing, "--format", "json")
     assert result.exit_code == 2
-    assert f"{existing}: error: exists; use --force" in result.stderr
+    [finding] = json.loads(result.stdout)["findings"]
+    assert (finding["name"], finding["file"]) == ("import-output-not-written", str(existing))
+    assert finding["message"] == "exists; use --force to overwrite it"
+    keyword_id = json.loads(
+        SEED.read_text(encoding="utf-8").replace("face-template-delete", "import")
+    )
+    result = run(_write(tmp_path / "keyword.json", keyword_id))
+    assert result.exit_code == 2 and result.stderr == (
+        f"{tmp_path / 'keyword.json'}:1:1: error: the imported catalog does not compile: "
+        "route module name 'import' of service 'import' is a Python keyword "
+        "[S402-E044 python-keyword-id] [S402-E051 imported-catalog-does-not-compile]\n"
+    )
     assert existing.read_text(encoding="utf-8") == "keep me\n"
     assert run(SEED, "-o", existing, "--force").exit_code == 0
     bad_source = _write(tmp_path / "source.json", {"schemaVersion": "v0", "services": []})
     result = run(SEED, "--related-from", bad_source)
-    assert result.exit_code == 2 and result.stderr.startswith(f"{bad_source}: error: ")
+    assert result.exit_code == 2 and result.stderr.startswith(f"{bad_source}:1:1: error: ")
+
+
+def test_import_warnings_are_findings(tmp_path: Path) -> None:
+    result = run(SEED, "--format", "json")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert document["text"].startswith("# Imported by `s402gen import`")
+    names = {(f["name"], f["level"]) for f in document["findings"]}
+    assert names == {("import-field-not-reproduced", "warning")}
+    left_out = [f for f in document["findings"] if "errorExamples[0]" in f["message"]]
+    assert [f["services"] for f in left_out] == [["face-template-list"]]
 
 
 def test_help_names_the_exit_codes() -> None:
     result = run("--help")
     assert result.exit_code == 0
-    assert "Exit codes:" in result.stdout and "  2  FILE or SOURCE unreadable" in result.stdout
+    assert "Exit codes:" in result.stdout and "  2   FILE or SOURCE unreadable" in result.stdout

@@ -15,7 +15,7 @@ def _findings(tmp_path: Path, data: dict) -> tuple[int, list[dict]]:
     code, out, _ = run_cli(
         "validate", "catalog.yaml", "--upstream", "--format", "json", cwd=tmp_path
     )
-    return code, json.loads(out)["diagnostics"]
+    return code, json.loads(out)["findings"]
 
 
 def _service(data: dict, service_id: str) -> dict:

@@ -71,7 +71,11 @@ def test_forged_manifest_entries_are_not_orphans_for_check(small_project: Path) 
     manifest["files"].update({path: _digest(VICTIM_TEXT) for path in listed})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     code, _, err = run_cli("check", cwd=small_project)
-    assert code == 1 and "changed: generated/manifest.json" in err
+    assert (
+        code == 1
+        and "generated/manifest.json:" in err
+        and "[S402-E045 generated-file-changed]" in err
+    )
     assert "orphan" not in err
     assert run_cli("build", cwd=small_project)[0] == 0
     for victim in victims:
