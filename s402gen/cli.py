@@ -233,6 +233,9 @@ def main() -> None:
     help="Exit 1 when a file was written or removed (for pre-commit, as black does).",
 )
 @quiet_option
+@click.option(
+    "-v", "--verbose", is_flag=True, help="List every file written or removed, not just counts."
+)
 def build(
     catalog: str | None,
     out: str | None,
@@ -240,8 +243,13 @@ def build(
     force: bool,
     fail_on_change: bool,
     quiet: bool,
+    verbose: bool,
 ) -> None:
-    """Compile CATALOG and write the files that changed."""
+    """Compile CATALOG and write the files that changed.
+
+    Prints one summary line (``N written, M removed, K unchanged``); ``--verbose``
+    lists each file written or removed before it.
+    """
     settings = _settings(catalog, out, templates)
     folder, key, hit = _cache_lookup(settings)
     if hit is not None:
@@ -264,9 +272,9 @@ def build(
             click.echo(f"error: {where}/{path} exists and was not written by s402gen", err=True)
         click.echo("nothing was written; move those files or pass --force", err=True)
         sys.exit(EXIT_INVALID)
-    for path in report.written if not quiet else ():
+    for path in report.written if verbose and not quiet else ():
         click.echo(f"wrote {where}/{path}")
-    for path in report.removed if not quiet else ():
+    for path in report.removed if verbose and not quiet else ():
         click.echo(f"removed {where}/{path}")
     for path in report.kept_modified:
         click.echo(

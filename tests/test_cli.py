@@ -46,7 +46,7 @@ def test_help_lists_only_the_exit_codes_each_command_returns() -> None:
 
 
 def test_build_then_check_then_rebuild(small_project: Path) -> None:
-    code, out, _ = run_cli("build", cwd=small_project)
+    code, out, _ = run_cli("build", "--verbose", cwd=small_project)
     assert code == 0
     generated = small_project / "generated"
     manifest = json.loads((generated / "manifest.json").read_text())
@@ -104,7 +104,7 @@ def test_check_reports_changed_missing_and_orphan_files(small_project: Path) -> 
     assert "--- /dev/null\n+++ b/docs/index.html\n" in out
     assert _tree(generated)["docs/tools/face-detection.html"]  # check wrote nothing
 
-    code, out, _ = run_cli("build", cwd=small_project)
+    code, out, _ = run_cli("build", "-v", cwd=small_project)
     assert code == 0
     assert "removed generated/routes/face_database_batch_add.py" in out
     assert not (generated / "routes/face_database_batch_add.py").exists()
@@ -412,7 +412,7 @@ def test_build_shows_progress_on_a_terminal_and_one_summary_line_when_piped(
     assert piped.stderr == "" and "building" not in piped.stdout
     files = json.loads((small_project / "generated" / "manifest.json").read_text())["files"]
     assert piped.stdout.splitlines()[-1] == f"{len(files) + 1} written, 0 removed, 0 unchanged"
-    assert len(piped.stdout.splitlines()) == len(files) + 2  # one line a file, one summary
+    assert len(piped.stdout.splitlines()) == 1  # one summary line, whatever the catalog's size
 
     shutil.rmtree(small_project / "generated")
     master, terminal = os.openpty()

@@ -62,7 +62,7 @@ def test_stale_generated_blocks_the_commit_and_build_hook_fixes_it(
 
     fixed = _try_hook(repo, "s402gen-build", env)
     assert fixed.returncode == 1, fixed.stdout + fixed.stderr  # it changed files: fail, like black
-    assert "wrote generated/routes/face_detection.py" in fixed.stdout
+    assert "wrote generated/routes/face_detection.py" in fixed.stdout  # the hook lists files
     assert "amount_cents=110" in (repo / "generated/routes/face_detection.py").read_text()
     assert _git(repo, "diff", "--cached", "--name-only").stdout == staged_before  # index untouched
 
