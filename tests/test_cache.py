@@ -8,6 +8,7 @@ answer ``up to date`` without compiling.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,113 @@ def test_cache_dir_follows_the_environment(tmp_path: Path) -> None:
     xdg = {"XDG_CACHE_HOME": str(tmp_path)}
     assert cache.cache_dir(xdg) == tmp_path / "s402gen"
     assert cache.cache_dir({}) == Path.home() / ".cache" / "s402gen"
+
+
+@pytest.mark.parametrize(
+    "library", ["jinja2", "orjson", "black", "pyyaml", "pydantic", "jsonschema"]
+)
+def test_key_covers_the_versions_of_the_libraries_that_shape_the_text(
+    small_project: Path, monkeypatch: pytest.MonkeyPatch, library: str
+) -> None:
+    catalog = small_project / "catalog.yaml"
+    before = cache.input_key(catalog, None, {})
+    real_version = cache.metadata.version
+
+    def version(name: str) -> str:
+        return "0.0.0-test" if name == library else real_version(name)
+
+    monkeypatch.setattr(cache.metadata, "version", version)
+    assert cache.input_key(catalog, None, {}) != before
+
+
+def test_key_covers_the_catalog_name(small_project: Path, monkeypatch) -> None:
+    """Diagnostics name the catalog file: the same bytes under another name are another key."""
+    monkeypatch.chdir(small_project)
+    (small_project / "copy.yaml").write_bytes((small_project / "catalog.yaml").read_bytes())
+    assert cache.input_key(Path("copy.yaml"), None, {}) != cache.input_key(
+        Path("catalog.yaml"), None, {}
+    )
+
+
+def test_store_then_lookup_round_trips(tmp_path: Path) -> None:
+    entry = cache.Entry('{"files": {}}\n', (("warning", "catalog.yaml:1:1: warning: x"),))
+    cache.store(tmp_path, "k" * 64, entry)
+    assert cache.lookup(tmp_path, "k" * 64) == entry
+    assert cache.lookup(tmp_path, "j" * 64) is None
+    assert cache.lookup(None, "k" * 64) is None and cache.lookup(tmp_path, None) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k" * 64 + ".json"]  # no temp file
+
+
+def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
+    for key, text in {
+        "a": "not json",
+        "b": "{}",
+        "c": '{"manifest": "m", "diagnostics": 3}',
+    }.items():
+        (tmp_path / f"{key}.json").write_text(text, encoding="utf-8")
+        assert cache.lookup(tmp_path, key) is None
+
+
+def test_store_keeps_the_newest_entries(tmp_path: Path) -> None:
+    entry = cache.Entry("m", ())
+    count = cache.MAX_ENTRIES + 2
+    for age in range(count):  # the newest has the smallest name: name order is not age order
+        key = f"{count - age:03d}"
+        cache.store(tmp_path, key, entry)
+        os.utime(tmp_path / f"{key}.json", (age, age))
+    kept = sorted(p.stem for p in tmp_path.glob("*.json"))
+    assert cache.MAX_ENTRIES == 64
+    assert kept == [f"{count - age:03d}" for age in range(count - 1, 1, -1)]
+    assert len(kept) == cache.MAX_ENTRIES
+
+
+def test_store_creates_missing_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    cache.store(folder, "k", cache.Entry("m", ()))
+    assert cache.lookup(folder, "k") == cache.Entry("m", ())
+
+
+def test_no_key_never_hits(tmp_path: Path) -> None:
+    """An unreadable input gives no key: even an entry stored as "None" is not used."""
+    (tmp_path / "None.json").write_text('{"manifest": "m", "diagnostics": []}')
+    assert cache.lookup(tmp_path, None) is None
+
+
+def test_key_ignores_bytecode_in_the_template_folder(templated_project: Path) -> None:
+    mine = templated_project / "mine"
+    before = _key(templated_project, mine)
+    (mine / "__pycache__").mkdir()
+    (mine / "__pycache__" / "helpers.cpython-311.pyc").write_bytes(b"\0bytecode")
+    assert _key(templated_project, mine) == before
+
+
+def test_empty_source_date_epoch_is_unset(small_project: Path) -> None:
+    catalog = small_project / "catalog.yaml"
+    unset = cache.input_key(catalog, None, {})
+    assert cache.input_key(catalog, None, {"SOURCE_DATE_EPOCH": ""}) == unset
+
+
+def test_key_when_a_library_is_not_installed(
+    small_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = small_project / "catalog.yaml"
+    before = cache.input_key(catalog, None, {})
+    real_version = cache.metadata.version
+
+    def version(name: str) -> str:
+        if name == "orjson":
+            raise cache.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(cache.metadata, "version", version)
+    missing = cache.input_key(catalog, None, {})
+    assert missing is not None and missing != before
+
+
+def test_store_never_raises(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    cache.store(blocked, "k", cache.Entry("m", ()))  # cannot create the folder: ignored
+    cache.store(None, "k", cache.Entry("m", ()))
+    cache.store(tmp_path, None, cache.Entry("m", ()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -1,0 +1,133 @@
+"""The write and check stages on small file maps: reports, manifests, staging, pruning
+and the unified diff ``check`` prints, each against a hand-written expectation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from s402gen import write
+
+FILES = {"a.txt": "alpha\n", "docs/b.txt": "beta\n", "docs/deep/c.txt": "gamma\n"}
+
+
+def _items(files: dict[str, str]):
+    return [(path, [text]) for path, text in files.items()]
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_manifest_text_format() -> None:
+    text = write.manifest_text({"b": "2", "a": "1", write.MANIFEST: "x"})
+    assert (
+        text == '{\n  "generator": "s402gen",\n  "files": {\n    "a": "1",\n    "b": "2"\n  }\n}\n'
+    )
+
+
+def test_first_build_then_rebuild_reports(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = write.build(out, _items(FILES))
+    assert first.written == [*FILES, write.MANIFEST]
+    assert (first.unchanged, first.removed, first.conflicts) == (0, [], [])
+    assert _tree(out) == {**FILES, write.MANIFEST: first.manifest}
+    again = write.build(out, _items(FILES))
+    assert (again.written, again.unchanged) == ([], len(FILES) + 1)
+    edited = write.build(out, _items({**FILES, "a.txt": "ALPHA\n"}))
+    assert (edited.written, edited.unchanged) == (["a.txt", write.MANIFEST], len(FILES) - 1)
+
+
+def test_build_without_force_keeps_a_file_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").write_text("mine\n", encoding="utf-8")
+    report = write.build(out, _items(FILES))
+    assert report.conflicts == ["a.txt"] and report.written == []
+    assert _tree(out) == {"a.txt": "mine\n"}
+
+
+def test_staging_folder_lives_in_the_output_under_its_prefix(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[list[str]] = []
+
+    def files():
+        for path, text in FILES.items():
+            seen.append([p.name for p in out.iterdir() if p.is_dir()])
+            yield path, [text]
+
+    write.build(out, files())
+    assert seen and all(
+        len(names) == 1 and names[0].startswith(write.STAGING_PREFIX) for names in seen
+    )
+    assert write.stale_staging(out) == []
+
+
+def test_shorter_files_in_new_folders_are_written_in_full(tmp_path: Path) -> None:
+    """A new text that is a prefix of the current one, in a nested folder, twice."""
+    out = tmp_path / "out"
+    long = {"x/y/one.txt": "one and more\n", "x/y/two.txt": "two and more\n"}
+    write.build(out, _items(long))
+    short = {"x/y/one.txt": "one", "x/y/two.txt": "two"}
+    report = write.build(out, _items(short))
+    assert report.written == [*short, write.MANIFEST]
+    assert _tree(out) == {**short, write.MANIFEST: report.manifest}
+
+
+def test_orphans_are_removed_with_their_empty_folders(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write.build(out, _items(FILES))
+    report = write.build(out, _items({"a.txt": FILES["a.txt"]}))
+    assert report.removed == ["docs/b.txt", "docs/deep/c.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", write.MANIFEST]
+
+
+def test_manifest_whose_files_are_not_a_mapping_is_foreign(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / write.MANIFEST).write_text(json.dumps({"generator": "s402gen", "files": ["a.txt"]}))
+    assert write.read_manifest(out) == {}
+    assert write.build(out, _items(FILES)).conflicts == [write.MANIFEST]
+
+
+def test_check_lists_a_missing_manifest_as_missing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write.build(out, _items(FILES))
+    (out / write.MANIFEST).unlink()
+    drift = write.check(out, lambda: _items(FILES))
+    assert (drift.missing, drift.changed, drift.orphans) == ([write.MANIFEST], [], [])
+
+
+def test_check_diff_text(tmp_path: Path) -> None:
+    """Changed (without a final newline), missing and orphan files, in one unified diff."""
+    out = tmp_path / "out"
+    write.build(out, _items({"a.txt": "one\ntwo", "b.txt": "gone\n", "c.txt": "old\n"}))
+    (out / "c.txt").unlink()
+    new = {"a.txt": "one\nTWO", "c.txt": "new\n"}
+    drift = write.check(out, lambda: _items(new))
+    assert (drift.changed, drift.missing, drift.orphans) == (
+        ["a.txt", write.MANIFEST],
+        ["c.txt"],
+        ["b.txt"],
+    )
+    manifest_diff = drift.diff[drift.diff.index("--- a/manifest.json") :]
+    manifest_diff = manifest_diff[: manifest_diff.index("--- a/b.txt")]
+    assert drift.diff.replace(manifest_diff, "") == (
+        "--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n one\n-two\n+TWO\n"
+        "--- /dev/null\n+++ b/c.txt\n@@ -0,0 +1 @@\n+new\n"
+        "--- a/b.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-gone\n"
+    )
+
+
+def test_check_of_a_stale_staging_folder_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write.build(out, _items(FILES))
+    (out / f"{write.STAGING_PREFIX}killed" / "docs").mkdir(parents=True)
+    drift = write.check(out, lambda: _items(FILES))
+    assert drift.orphans == [f"{write.STAGING_PREFIX}killed/"] and not drift.clean
+    assert drift.diff == ""
