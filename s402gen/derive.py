@@ -14,7 +14,7 @@ import re
 from typing import Any, Iterable
 
 from . import ir, model
-from .runtime import protocol
+from .runtime import contract, protocol
 from .diagnostics import Diagnostic, Rules, did_you_mean
 from .load import SourceMap
 
@@ -26,6 +26,8 @@ ADDING_VERBS = frozenset({"Add", "Batch", "Create", "Gen"})
 #: First words of actions that destroy upstream state (MCP ``destructiveHint`` true).
 DESTRUCTIVE_VERBS = frozenset({"Delete"})
 
+#: The ``requestId`` of every ``exampleResponse``.
+EXAMPLE_REQUEST_ID = "example-request-id"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
@@ -316,13 +318,9 @@ class _Deriver:
             input_schema=input_schema,
             output_schema=output_schema,
             example_request=example_request,
-            example_response={
-                "code": "200",
-                "content": "",
-                "data": {"Action": svc.action, "Result": d.example_result},
-                "message": "success",
-                "requestId": "example-request-id",
-            },
+            example_response=contract.success(
+                svc.action, d.example_result, EXAMPLE_REQUEST_ID
+            ).to_json(),
             error_examples=error_examples,
             messages=messages,
             pricing=ir.Pricing(

@@ -459,7 +459,7 @@ class _Importer:
     def refine(self, compiled: ir.Catalog) -> None:
         """Write explicit exampleRequest/errorExamples where the derived ones differ."""
         for svc, entry in zip(compiled.services, self.entries):
-            fields, ours = self.fields[svc.id], render.catalog_entry(svc)
+            fields, ours = self.fields[svc.id], render.catalog_entry(svc).to_json()
             if "exampleRequest" in entry and ours.get("exampleRequest") != entry["exampleRequest"]:
                 fields["exampleRequest"] = entry["exampleRequest"]
             if ours["errorExamples"] == entry["errorExamples"]:
@@ -483,7 +483,7 @@ class _Importer:
         """Note every static field the compiled catalog does not reproduce."""
         for svc, entry in zip(compiled.services, self.entries):
             noted = [field for field, _ in self.notes[svc.id]]
-            for path, message in _differences(entry, render.catalog_entry(svc), ""):
+            for path, message in _differences(entry, render.catalog_entry(svc).to_json(), ""):
                 if not any(path.startswith(n) or n.startswith(path) for n in noted):
                     self.note(svc.id, path, message)
 
@@ -597,7 +597,7 @@ def read_related_source(path: str) -> list[dict[str, Any]]:
     compiled, problems = _compile(read_text(path), path, check=True)
     if compiled is None or has_errors(problems):
         raise ImportFailure(path, [d.format() for d in problems if has_errors([d])])
-    return [render.catalog_entry(svc) for svc in compiled.services]
+    return [render.catalog_entry(svc).to_json() for svc in compiled.services]
 
 
 def import_catalog(

@@ -19,7 +19,7 @@ import jinja2
 import orjson
 
 from . import ir, model
-from .runtime import protocol
+from .runtime import contract, protocol
 from .config import packaged_templates
 
 INDENT = "    "
@@ -106,99 +106,106 @@ def make_environment(user_templates: Path | None = None) -> jinja2.Environment:
 # JSON documents
 
 
-def catalog_entry(svc: ir.Service, flow: dict[str, Any] | None = None) -> dict[str, Any]:
+def catalog_entry(
+    svc: ir.Service, flow: contract.PaymentFlow | None = None
+) -> contract.CatalogEntry:
     """One service in the ``server402.catalog.search.v1`` format, static fields only.
 
-    ``flow`` is :func:`protocol.payment_flow`, passed in to share one copy
-    across many entries.
+    ``flow`` is :func:`contract.payment_flow` (one shared copy by default).
+    Raises ``pydantic.ValidationError`` if the IR does not fit the contract.
     """
-    entry: dict[str, Any] = {
-        "id": svc.id,
-        "canonicalId": svc.id,
-        "internalServiceId": svc.legacy_id,
-        "name": svc.name,
-        "description": svc.description,
-        "descriptionForModel": svc.description,
-        "category": svc.category,
-        "keywords": list(svc.keywords),
-        "useCases": list(svc.use_cases),
-        "limitations": list(svc.limitations),
-        "tags": list(svc.tags),
-        "method": svc.method,
-        "endpoint": svc.endpoint,
-        "legacyEndpoint": svc.legacy_endpoint,
-        "endpointAliases": [svc.endpoint, svc.legacy_endpoint],
-        "inputTypes": list(svc.input_types),
-        "outputTypes": list(svc.output_types),
-        "inputSchema": svc.input_schema,
-        "outputSchema": svc.output_schema,
-    }
-    if svc.example_request is not None:
-        entry["exampleRequest"] = svc.example_request
-    entry.update(
-        {
-            "exampleResponse": svc.example_response,
-            "pricing": {
-                "amountCents": svc.pricing.amount_cents,
-                "currency": svc.pricing.currency,
-                "policyId": svc.pricing.policy_id,
-                "settleMode": svc.pricing.settle_mode,
-                "billingMode": svc.pricing.billing_mode,
-                "maxCalls": svc.pricing.max_calls,
-                "allowReuse": svc.pricing.allow_reuse,
-                "bindClient": svc.pricing.bind_client,
-            },
-            "payment": {"providerId": svc.payment.provider_id, "provider": svc.payment.provider},
-            "discovery": {
-                "toolName": svc.tool_name,
-                "searchText": svc.search_text,
-                "aliases": list(svc.aliases),
-                "localeHints": list(protocol.LOCALE_HINTS),
-                "useCases": list(svc.use_cases),
-                "limitations": list(svc.limitations),
-                "paymentFlow": flow or protocol.payment_flow(),
-                "paymentHint": svc.payment_hint,
-                "retryHint": protocol.RETRY_HINT,
-                "requiredState": protocol.REQUIRED_STATE,
-            },
-            "complexity": svc.complexity,
-            "typicalResponseTime": svc.typical_response_time,
-            "cacheable": svc.cacheable,
-            "idempotent": svc.idempotent,
-            "outputFormat": svc.output_format,
-            "relatedServices": list(svc.related_services),
-            "requiredContext": list(svc.required_context),
-            "errorExamples": [
-                {"input": e.input, "error": e.error, "statusCode": e.status_code}
-                for e in svc.error_examples
-            ],
-            "sla": svc.sla,
-        }
+    return contract.CatalogEntry(
+        id=svc.id,
+        canonical_id=svc.id,
+        internal_service_id=svc.legacy_id,
+        name=svc.name,
+        description=svc.description,
+        description_for_model=svc.description,
+        category=svc.category,
+        keywords=list(svc.keywords),
+        use_cases=list(svc.use_cases),
+        limitations=list(svc.limitations),
+        tags=list(svc.tags),
+        method=svc.method,
+        endpoint=svc.endpoint,
+        legacy_endpoint=svc.legacy_endpoint,
+        endpoint_aliases=[svc.endpoint, svc.legacy_endpoint],
+        input_types=list(svc.input_types),
+        output_types=list(svc.output_types),
+        input_schema=svc.input_schema,
+        output_schema=svc.output_schema,
+        example_request=svc.example_request,
+        example_response=svc.example_response,
+        pricing=contract.Pricing(
+            amount_cents=svc.pricing.amount_cents,
+            currency=svc.pricing.currency,
+            policy_id=svc.pricing.policy_id,
+            settle_mode=svc.pricing.settle_mode,
+            billing_mode=svc.pricing.billing_mode,
+            max_calls=svc.pricing.max_calls,
+            allow_reuse=svc.pricing.allow_reuse,
+            bind_client=svc.pricing.bind_client,
+        ),
+        payment=contract.PaymentProviderRef(
+            provider_id=svc.payment.provider_id, provider=svc.payment.provider
+        ),
+        discovery=contract.Discovery(
+            tool_name=svc.tool_name,
+            search_text=svc.search_text,
+            aliases=list(svc.aliases),
+            locale_hints=list(protocol.LOCALE_HINTS),
+            use_cases=list(svc.use_cases),
+            limitations=list(svc.limitations),
+            payment_flow=flow or contract.payment_flow(),
+            payment_hint=svc.payment_hint,
+            retry_hint=protocol.RETRY_HINT,
+            required_state=protocol.REQUIRED_STATE,
+        ),
+        complexity=svc.complexity,
+        typical_response_time=svc.typical_response_time,
+        cacheable=svc.cacheable,
+        idempotent=svc.idempotent,
+        output_format=svc.output_format,
+        related_services=list(svc.related_services),
+        required_context=list(svc.required_context),
+        error_examples=[
+            contract.ErrorExample(input=e.input, error=e.error, status_code=e.status_code)
+            for e in svc.error_examples
+        ],
+        sla=svc.sla,
     )
-    return entry
 
 
 def catalog_head(catalog: ir.Catalog) -> dict[str, Any]:
     """The catalog document's fields before ``services``: an empty query's answer."""
-    head: dict[str, Any] = {"schemaVersion": protocol.SCHEMA_VERSION}
-    if catalog.generated_at is not None:
-        head["generatedAt"] = catalog.generated_at
-    head.update(query="", expandedTerms=[], filters={}, total=len(catalog.services))
-    return head
+    document = catalog_document(catalog, entries=())
+    return document.model_dump(by_alias=True, exclude={"services", "payment"})
 
 
-def catalog_entries(catalog: ir.Catalog) -> Iterator[dict[str, Any]]:
+def catalog_entries(catalog: ir.Catalog) -> Iterator[contract.CatalogEntry]:
     """Every service's catalog entry, one at a time, sharing one payment flow."""
-    flow = protocol.payment_flow()
+    flow = contract.payment_flow()
     return (catalog_entry(svc, flow) for svc in catalog.services)
 
 
-def catalog_document(catalog: ir.Catalog) -> dict[str, Any]:
-    """The whole catalog in the search format, as one dict (what catalog.json holds)."""
-    document = catalog_head(catalog)
-    document["services"] = list(catalog_entries(catalog))
-    document["payment"] = protocol.payment_block()
-    return document
+def catalog_document(
+    catalog: ir.Catalog, entries: Iterable[contract.CatalogEntry] | None = None
+) -> contract.CatalogDocument:
+    """The whole catalog in the search format (what catalog.json holds).
+
+    ``entries`` replaces the services' entries (the file map streams them
+    itself and passes none).
+    """
+    return contract.CatalogDocument(
+        schema_version=protocol.SCHEMA_VERSION,
+        generated_at=catalog.generated_at,
+        query="",
+        expanded_terms=[],
+        filters={},
+        total=len(catalog.services),
+        services=list(catalog_entries(catalog) if entries is None else entries),
+        payment=contract.payment_block(),
+    )
 
 
 def mcp_tool(svc: ir.Service) -> dict[str, Any]:
@@ -308,18 +315,18 @@ def iter_files(
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
-    tools = itertools.chain((mcp_tool(svc) for svc in services), protocol.payment_tools())
+    tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
     yield "mcp/tools.json", _stream(env.get_template("mcp_tools.json.jinja"), tools=tools)
     yield "catalog/catalog.json", _stream(
         env.get_template("catalog.json.jinja"),
         head=catalog_head(catalog),
-        entries=catalog_entries(catalog),
-        payment=protocol.payment_block(),
+        entries=(entry.to_json() for entry in catalog_entries(catalog)),
+        payment=contract.payment_block().to_json(),
     )
     entry_template = env.get_template("catalog_entry.json.jinja")
-    flow = protocol.payment_flow()
+    flow = contract.payment_flow()
     for svc in services:
-        entry = catalog_entry(svc, flow)
+        entry = catalog_entry(svc, flow).to_json()
         yield f"catalog/services/{svc.id}.json", _render(entry_template, entry=entry)
 
     page = env.get_template("doc_page.html.jinja")
@@ -335,6 +342,10 @@ def iter_files(
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
     )
+    # the output contract: the JSON Schema of each document the catalog and the gateway publish
+    contract_template = env.get_template("contract_schema.json.jinja")
+    for name, schema in contract.published_schemas().items():
+        yield f"contract/{name}.schema.json", _render(contract_template, schema=schema)
     yield "docs/index.html", _render(
         env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
     )
