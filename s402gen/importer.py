@@ -43,7 +43,7 @@ import click
 import yaml
 
 from . import ir, model, render
-from .runtime import protocol
+from .runtime import contract, protocol
 from .derive import example_value, kebab, split_words, unique
 from .diagnostics import Diagnostic, has_errors
 from .pipeline import compile_text
@@ -56,7 +56,6 @@ from .import_input import (
     read_catalog_json,
 )
 
-RUNTIME_FIELDS = frozenset({"quality", "matchScore", "matchTerms", "why"})
 #: The upstream of every imported service: the catalog JSON does not publish it.
 UPSTREAM = {"product": "facebody", "version": "2019-12-30"}
 UPSTREAM["endpoint"] = "facebody.cn-shanghai.aliyuncs.com"
@@ -549,7 +548,7 @@ def _differences(theirs: Any, ours: Any, path: str) -> list[tuple[str, str]]:
     found = []
     for key in unique([*theirs, *ours]):
         where = f"{path}.{key}" if path else key
-        if path == "" and key in RUNTIME_FIELDS:
+        if path == "" and key in contract.RUNTIME_FIELDS:
             continue
         if key not in ours:
             found.append((where, "not expressible in catalog.yaml; the compiled catalog lacks it"))

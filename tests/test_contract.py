@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from s402gen import compile_catalog
+from s402gen import compile_catalog, import_input
 from s402gen.runtime import contract
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import start_emulator
@@ -155,3 +155,24 @@ def test_the_gateway_answers_through_the_contract(client: TestClient) -> None:
     answer = client.get("/api/catalog/search", params={"q": "face detection"}).json()
     assert _errors("catalog-document", answer) == []
     assert answer["services"][0]["quality"]["callCount"] >= 2
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("description", 5, "services[0].description: 5 is not of type 'string'"),
+        ("endpointAliases", "/api/tools/x", "services[0].endpointAliases: '/api/tools/x' is not"),
+        ("cacheable", "yes", "services[0].cacheable: 'yes' is not of type 'boolean'"),
+    ],
+)
+def test_the_import_reads_entries_through_the_contract(field: str, value, message: str) -> None:
+    """The import's input schema is the contract's: a field it does not need is still typed."""
+    entry = {**SEED["services"][0], field: value}
+    problems = import_input.document_problems({**SEED, "services": [entry]})
+    assert any(p.startswith(message) for p in problems), problems
+    assert import_input.document_problems(SEED) == []
+    required = import_input.ENTRY_SCHEMA["required"]
+    assert (
+        "endpointAliases" not in required
+        and "quality" not in import_input.ENTRY_SCHEMA["properties"]
+    )

@@ -332,6 +332,10 @@ class CatalogEntry(Contract):
     why: str | None = optional("Runtime: why the search listed the service.")
 
 
+#: The search's runtime fields of a :class:`CatalogEntry` (camelCase): a catalog lacks them.
+RUNTIME_FIELDS = ("quality", "matchScore", "matchTerms", "why")
+
+
 class CatalogDocument(Contract):
     """The catalog (catalog.json: an empty query's answer) and every search answer."""
 
