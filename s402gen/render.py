@@ -317,17 +317,26 @@ def iter_files(
 
     tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
     yield "mcp/tools.json", _stream(env.get_template("mcp_tools.json.jinja"), tools=tools)
+    entries: list[dict[str, Any]] = []  # kept for the per-service files (they share values)
+
+    def catalog_json_entries() -> Iterator[dict[str, Any]]:
+        for entry in catalog_entries(catalog):
+            entries.append(entry.to_json())
+            yield entries[-1]
+
     yield "catalog/catalog.json", _stream(
         env.get_template("catalog.json.jinja"),
         head=catalog_head(catalog),
-        entries=(entry.to_json() for entry in catalog_entries(catalog)),
+        entries=catalog_json_entries(),
         payment=contract.payment_block().to_json(),
     )
     entry_template = env.get_template("catalog_entry.json.jinja")
     flow = contract.payment_flow()
-    for svc in services:
-        entry = catalog_entry(svc, flow).to_json()
+    for position, svc in enumerate(services):
+        # the entry catalog.json streamed, unless its consumer skipped it
+        entry = entries[position] if position < len(entries) else catalog_entry(svc, flow).to_json()
         yield f"catalog/services/{svc.id}.json", _render(entry_template, entry=entry)
+    entries.clear()
 
     page = env.get_template("doc_page.html.jinja")
     for svc in services:

@@ -15,12 +15,13 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from s402gen import compile_catalog, import_input
+from s402gen import compile_catalog, import_input, render
 from s402gen.runtime import contract
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import start_emulator
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger, payment_required
+from s402gen.runtime.search import CatalogSearch
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
 from .conftest import CATALOG, GENERATED, SEEDS
@@ -176,3 +177,38 @@ def test_the_import_reads_entries_through_the_contract(field: str, value, messag
         "endpointAliases" not in required
         and "quality" not in import_input.ENTRY_SCHEMA["properties"]
     )
+
+
+def test_to_json_is_pydantics_dump_in_the_same_key_order() -> None:
+    """The fast serializer of the contract gives exactly what pydantic would."""
+    compiled = compile_catalog(CATALOG)
+    catalog = render.catalog_document(compiled.catalog)
+    quality = contract.Quality.model_validate(SEED["services"][7]["quality"])
+    answer = CatalogSearch(catalog).search("face", quality=lambda service_id: quality)
+    documents = [catalog, contract.payment_block(), answer]
+    for document in documents:
+        assert json.dumps(document.to_json()) == json.dumps(document.model_dump(by_alias=True))
+    record = contract.PaymentRecord.model_validate(_a_record())
+    assert json.dumps(record.to_json()) == json.dumps(record.model_dump(by_alias=True))
+    assert "paidAt" not in record.to_json() and "paymentId" in record.to_json()
+
+
+def _a_record() -> dict:
+    return {
+        "paymentId": "pay_1",
+        "serviceId": "face-detection",
+        "internalServiceId": "aliyun-facebody-detect-face",
+        "providerId": "x402-base-usdc",
+        "provider": "dev",
+        "amountCents": 20,
+        "currency": "USD",
+        "billingMode": "per_call",
+        "maxCalls": 1,
+        "usedCalls": 0,
+        "remainingCalls": 1,
+        "status": "pending",
+        "token": "t",
+        "clientId": "",
+        "payTo": "dev:server402",
+        "expiresAt": "2026-06-03T12:06:21Z",
+    }
