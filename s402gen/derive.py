@@ -11,12 +11,13 @@ provider, a pricing policy) are reported as diagnostics at their location.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any
 
-from . import ir, model
+from . import ir, model, phrasing
 from .runtime import contract, protocol
 from .diagnostics import Diagnostic, Rules, did_you_mean
 from .load import SourceMap
+from .phrasing import kebab, split_words, unique  # noqa: F401 - also the importer's
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
 MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
@@ -28,24 +29,7 @@ DESTRUCTIVE_VERBS = frozenset({"Delete"})
 
 #: The ``requestId`` of every ``exampleResponse``.
 EXAMPLE_REQUEST_ID = "example-request-id"
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
-
-
-def split_words(action: str) -> list[str]:
-    """``DeleteFaceDb`` -> ``["Delete", "Face", "Db"]``."""
-    return _WORD.findall(action)
-
-
-def kebab(action: str) -> str:
-    """``DeleteFaceDb`` -> ``delete-face-db``."""
-    return "-".join(word.lower() for word in split_words(action))
-
-
-def unique(items: Iterable[str]) -> tuple[str, ...]:
-    """Items in first-seen order without repeats."""
-    return tuple(dict.fromkeys(items))
 
 
 def sorted_json(value: Any) -> Any:
@@ -100,19 +84,15 @@ class _Deriver:
         )
         return None
 
-    def format(self, template: str, path: tuple, **values: str) -> str:
-        """Fill ``{name}`` placeholders (plain names only: no ``str.format`` fields)."""
-
-        def fill(match: re.Match) -> str:
-            if match.group(1) in values:
-                return values[match.group(1)]
-            known = ", ".join("{" + key + "}" for key in values)
+    def phrased(self, phrase: tuple[str, list[str]], path: tuple, *known: str) -> str:
+        """The text of a :mod:`phrasing` result, reporting its unknown placeholders."""
+        text, unknown = phrase
+        names = ", ".join("{" + key + "}" for key in known)
+        for placeholder in unknown:
             self.error(
-                Rules.INVALID_VALUE, f"unknown placeholder {match.group(0)}; known: {known}", path
+                Rules.INVALID_VALUE, f"unknown placeholder {placeholder}; known: {names}", path
             )
-            return match.group(0)
-
-        return _PLACEHOLDER.sub(fill, template)
+        return text
 
     def parameter(self, name: str, param: model.Parameter, path: tuple) -> tuple[dict, Any, str]:
         """Resolve one parameter: (property schema, example, required context)."""
@@ -127,7 +107,7 @@ class _Deriver:
             merged["type"] = "string"
         description = merged.get("description", self.catalog.defaults.parameter_description)
         prop = {key: merged[key] for key in _SCHEMA_KEYS if key in merged}
-        prop["description"] = description.replace("{name}", name)
+        prop["description"] = phrasing.parameter_description(description, name)
         example = merged.get("example", example_value(name, prop))
         return sorted_json(prop), example, merged.get("required_context", "")
 
@@ -201,34 +181,31 @@ class _Deriver:
         output_schema = sorted_json(output_schema_source)
 
         words = split_words(svc.action)
-        name = svc.name or " ".join(words + [d.name_suffix])
-        task = svc.task or self.format(
-            d.task_template, ("defaults", "taskTemplate"), summary=svc.summary_zh
+        name = svc.name or phrasing.service_name(svc.action, d.name_suffix)
+        task = svc.task or self.phrased(
+            phrasing.task_phrase(d.task_template, svc.summary_zh),
+            ("defaults", "taskTemplate"),
+            "summary",
         )
-        required_clause = (
-            f"required parameters: {', '.join(required)}" if required else "no required parameters"
-        )
-        description = self.format(
-            d.description_template,
+        description = self.phrased(
+            phrasing.describe(d.description_template, task, props, required),
             ("defaults", "descriptionTemplate"),
-            task=task,
-            parameters=", ".join(sorted(props)),
-            required=required_clause,
+            "task",
+            "parameters",
+            "required",
         )
         category = svc.category or d.category
         tags = tuple(svc.tags if svc.tags is not None else d.tags)
         label = provider.label_zh if provider else ""
-        keywords = unique(
-            [svc.action, *([f"{label} {svc.title_zh}"] if svc.title_zh else []), *d.keywords]
-            + [word.lower() for word in words]
-            + svc.keywords
+        keywords = phrasing.keywords(
+            svc.action, label, svc.title_zh or "", d.keywords, svc.keywords
         )
         use_cases = (task, *d.use_cases)
         limitations = tuple(svc.limitations if svc.limitations is not None else d.limitations)
-        legacy_id = svc.legacy_id or (
-            (provider.legacy_id_prefix if provider else "") + kebab(svc.action)
+        legacy_id = svc.legacy_id or phrasing.legacy_id(
+            provider.legacy_id_prefix if provider else "", svc.action
         )
-        module = svc.id.replace("-", "_")
+        module = phrasing.tool_name(svc.id)
         tool_name = svc.tool_name or module
         endpoint = protocol.TOOL_ENDPOINT_PREFIX + svc.id
         input_types = schema_types({"type": "object", "properties": props})

@@ -42,9 +42,10 @@ from typing import Any, NamedTuple
 import click
 import yaml
 
-from . import ir, model, render
+from . import ir, model, phrasing, render
 from .runtime import contract, protocol
-from .derive import example_value, kebab, split_words, unique
+from .derive import example_value
+from .phrasing import kebab, unique
 from .diagnostics import Diagnostic, has_errors
 from .pipeline import compile_text
 from .runtime.validation import RequestError, RequestValidator
@@ -59,16 +60,8 @@ from .import_input import (
 #: The upstream of every imported service: the catalog JSON does not publish it.
 UPSTREAM = {"product": "facebody", "version": "2019-12-30"}
 UPSTREAM["endpoint"] = "facebody.cn-shanghai.aliyuncs.com"
-#: The marketplace's phrases, used only when no imported service shows one.
-FALLBACK_TASK = "the visual analysis task described by action {summary}"
-FALLBACK_DESCRIPTION = (
-    "Use this visual AI API when the task needs {task}. "
-    "Send the schema keys exactly as listed ({parameters}); {required}."
-)
-FALLBACK_PARAMETER = "Alibaba Cloud RPC parameter {name}."
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
 _DEFAULT = "\x00default"  # a parameter described by defaults.parameterDescription
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
     "id action provider name toolName legacyId titleZh summaryZh task category tags keywords "
     "limitations complexity typicalResponseTime cacheable idempotent outputFormat sla "
@@ -241,7 +234,7 @@ class _Importer:
 
         def words(sid: str, cut: int) -> list[str]:  # the action's words, as derive adds them
             seen = set(keywords[sid][: 2 if label[sid] else 1] + common[:cut])
-            action = unique(word.lower() for word in split_words(self.fields[sid]["action"]))
+            action = unique(phrasing.action_words(self.fields[sid]["action"]))
             return [word for word in action if word not in seen]
 
         def fits(sid: str, cut: int) -> bool:
@@ -265,17 +258,17 @@ class _Importer:
             self.fields[sid]["provider"] = names[label[sid] or main]
         providers = {}
         for lab, name in names.items():
-            legacy = {  # id: (legacy id, its derived tail)
-                e["id"]: (e["internalServiceId"], kebab(self.fields[e["id"]]["action"]))
+            legacy = {  # id: (legacy id, action)
+                e["id"]: (e["internalServiceId"], self.fields[e["id"]]["action"])
                 for e in self.entries
                 if self.fields[e["id"]]["provider"] == name
             }
-            prefix = most_common([i[: -len(t)] for i, t in legacy.values() if i.endswith(t)], "")
+            prefixes = [phrasing.legacy_prefix(i, action) for i, action in legacy.values()]
+            prefix = most_common([p for p in prefixes if p is not None], "")
             providers[name] = {**UPSTREAM, "labelZh": lab, "legacyIdPrefix": prefix}
-            for sid, (legacy_id, tail) in legacy.items():
-                self.fields[sid].update(
-                    {} if legacy_id == prefix + tail else {"legacyId": legacy_id}
-                )
+            for sid, (legacy_id, action) in legacy.items():
+                derived = phrasing.legacy_id(prefix, action)
+                self.fields[sid].update({} if legacy_id == derived else {"legacyId": legacy_id})
         self.defaults["provider"] = UPSTREAM["product"]
         for sid in self.ids:
             if self.fields[sid]["provider"] == UPSTREAM["product"]:
@@ -284,30 +277,40 @@ class _Importer:
 
     def _texts(self) -> None:
         """Name suffix, task and description templates; each summaryZh (or task), name, tool."""
-        words = self.values(lambda e: " ".join(split_words(self.fields[e["id"]]["action"])))
+        actions = {sid: self.fields[sid]["action"] for sid in self.ids}
         names = self.values(lambda e: e["name"])
-        suffixes = [
-            n[len(words[s]) + 1 :] for s, n in names.items() if n.startswith(words[s] + " ")
-        ]
-        self.defaults["nameSuffix"] = suffix = most_common(suffixes, "")
+        suffixes = [phrasing.name_suffix(n, actions[s]) for s, n in names.items()]
+        self.defaults["nameSuffix"] = suffix = most_common(
+            [s for s in suffixes if s is not None], ""
+        )
         tasks = self.values(lambda e: e["useCases"][0])
         heads = [m.group(1) for t in tasks.values() if (m := re.match(r"([ -~]*\s)[^ -~]", t))]
-        prefix = most_common([h for h in heads if not _PLACEHOLDER.search(h)])
-        self.defaults["taskTemplate"] = prefix + "{summary}" if prefix else FALLBACK_TASK
-        prefix = self.defaults["taskTemplate"][: -len("{summary}")]
+        prefix = most_common([h for h in heads if not phrasing.PLACEHOLDER.search(h)])
+        template = prefix + "{summary}" if prefix else phrasing.example("task_template")
+        self.defaults["taskTemplate"] = template
         for e in self.entries:
             sid, fields, task = e["id"], self.fields[e["id"]], tasks[e["id"]]
-            if task.startswith(prefix) and len(task) > len(prefix):
-                fields["summaryZh"] = task[len(prefix) :]
+            summary = phrasing.task_summary(task, template)
+            if summary is not None:
+                fields["summaryZh"] = summary
             else:
                 fields["task"], fields["summaryZh"] = task, fields.get("titleZh") or task
                 self.note(sid, "summaryZh", "not published (own task): the title, review it")
-            fields.update({"name": names[sid]} if names[sid] != f"{words[sid]} {suffix}" else {})
-            tool = e.get("discovery", {}).get("toolName", sid.replace("-", "_"))
-            fields.update({"toolName": tool} if tool != sid.replace("-", "_") else {})
-        templates = [_description_template(e, tasks[e["id"]]) for e in self.entries]
+            derived = phrasing.service_name(actions[sid], suffix)
+            fields.update({"name": names[sid]} if names[sid] != derived else {})
+            tool = e.get("discovery", {}).get("toolName", phrasing.tool_name(sid))
+            fields.update({"toolName": tool} if tool != phrasing.tool_name(sid) else {})
+        templates = [
+            phrasing.description_template(
+                e["description"],
+                tasks[e["id"]],
+                e["inputSchema"]["properties"],
+                e["inputSchema"].get("required", []),
+            )
+            for e in self.entries
+        ]
         self.defaults["descriptionTemplate"] = most_common(
-            [t for t in templates if t], FALLBACK_DESCRIPTION
+            [t for t in templates if t], phrasing.example("description_template")
         )
 
     def _related(self) -> None:
@@ -339,13 +342,13 @@ class _Importer:
         """Parameters (presets for the repeated ones), required and requiredContext."""
         props_of = self.values(lambda e: e["inputSchema"]["properties"])
         described = [
-            text.replace(name, "{name}")
+            phrasing.parameter_template(text, name)
             for props in props_of.values()
             for name, prop in props.items()
             if name in (text := str(prop.get("description", "")))
         ]
         template = self.defaults["parameterDescription"] = most_common(
-            described, FALLBACK_PARAMETER
+            described, phrasing.example("parameter_description")
         )
         self._factor("inputSchemaDescription", self.values(_schema_description), False)
         self._factor(
@@ -512,23 +515,6 @@ class _Importer:
         """Every note: ``SERVICE: FIELD: message`` (catalog-wide ones first, without SERVICE)."""
         notes = [(sid, field, message) for sid, n in self.notes.items() for field, message in n]
         return [f"{s}: {f}: {m}" if s else f"{f}: {m}" for s, f, m in notes]
-
-
-def _description_template(entry: dict, task: str) -> str | None:
-    """The description with {task}, {parameters} and {required} put back, if it has all three."""
-    params = ", ".join(sorted(entry["inputSchema"]["properties"]))
-    required = sorted(set(entry["inputSchema"].get("required", [])))
-    clause = f"required parameters: {', '.join(required)}" if required else "no required parameters"
-    text = entry["description"]
-    start = text.find(task)
-    middle = text.find(params, start + len(task)) if start >= 0 and params else -1
-    end = text.find(clause, middle + len(params)) if middle >= 0 else -1
-    template = (
-        f"{text[:start]}{{task}}{text[start + len(task) : middle]}{{parameters}}"
-        f"{text[middle + len(params) : end]}{{required}}{text[end + len(clause) :]}"
-    )
-    placeholders = set(_PLACEHOLDER.findall(template))
-    return template if end >= 0 and placeholders <= {"task", "parameters", "required"} else None
 
 
 def _short(value: Any, limit: int = 80) -> str:
