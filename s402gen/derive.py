@@ -11,13 +11,13 @@ provider, a pricing policy) are reported as diagnostics at their location.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from . import ir, model, phrasing
 from .runtime import contract, protocol
 from .diagnostics import Diagnostic, Rules, did_you_mean
 from .load import SourceMap
-from .phrasing import kebab, split_words, unique  # noqa: F401 - also the importer's
+from .phrasing import kebab, split_words, unique
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
 MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
@@ -180,7 +180,6 @@ class _Deriver:
         output_schema_source = svc.output_schema or d.output_schema
         output_schema = sorted_json(output_schema_source)
 
-        words = split_words(svc.action)
         name = svc.name or phrasing.service_name(svc.action, d.name_suffix)
         task = svc.task or self.phrased(
             phrasing.task_phrase(d.task_template, svc.summary_zh),
@@ -208,74 +207,30 @@ class _Deriver:
         module = phrasing.tool_name(svc.id)
         tool_name = svc.tool_name or module
         endpoint = protocol.TOOL_ENDPOINT_PREFIX + svc.id
-        input_types = schema_types({"type": "object", "properties": props})
-        output_types = schema_types(output_schema_source)
         url_params = [n for n in required if props.get(n, {}).get("format") == "uri"]
-        messages = ir.Messages(
-            missing=protocol.MISSING_PARAMETERS,
-            required={n: protocol.required_message(n) for n in url_params},
-            invalid_url={n: protocol.invalid_url_message(n) for n in url_params},
-        )
-        if svc.error_examples is not None:
-            error_examples = tuple(
-                ir.ErrorExample(e.input, e.error, e.status_code) for e in svc.error_examples
-            )
-        elif url_params:
-            first = url_params[0]
-            error_examples = (
-                ir.ErrorExample({}, messages.required[first], 400),
-                ir.ErrorExample({first: "not-a-url"}, messages.invalid_url[first], 400),
-            )
-        elif required:
-            error_examples = (ir.ErrorExample({}, messages.missing, 400),)
-        else:
-            error_examples = ()
-        if svc.example_request is not None:
-            example_request: dict[str, Any] | None = sorted_json(svc.example_request)
-        else:
-            example_request = {n: examples[n] for n in required if n in examples} or None
-        related = tuple(
-            svc.related_services
-            if svc.related_services is not None
-            else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
-        )
-        verb = words[0] if words else ""
-        overrides = svc.annotations or model.Annotations()
-        idempotent = _pick(svc.idempotent, d.idempotent)
-        annotations = ir.ToolAnnotations(
-            read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
-            destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
-            idempotent=_pick(overrides.idempotent_hint, verb not in ADDING_VERBS),
-            open_world=_pick(overrides.open_world_hint, True),
-        )
-        aliases = unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint])
-        search_text = " ".join(
-            [
-                svc.id,
-                name,
-                description,
-                description,
-                category,
-                *input_types,
-                *output_types,
-                *tags,
-                *keywords,
-                *use_cases,
-                *limitations,
-                endpoint,
-            ]
-        )
-        sla = svc.sla or d.sla
-        return ir.Service(
-            index=index,
-            id=svc.id,
+        messages = route_messages(url_params)
+        route = ir.RouteSpec(
+            service_id=svc.id,
             legacy_id=legacy_id,
-            name=name,
-            module=module,
             tool_name=tool_name,
             endpoint=endpoint,
             legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
             method="POST",
+            upstream=ir.Upstream(
+                product=provider.product if provider else "",
+                version=provider.version if provider else "",
+                action=svc.action,
+                endpoint=provider.endpoint if provider else "",
+            ),
+            input_schema=input_schema,
+            array_params=tuple(n for n in sorted(props) if props[n]["type"] == "array"),
+            messages=messages,
+            pricing=pricing(policy_id, policy),
+            payment=ir.Payment(payment_id, payment.provider if payment else ""),
+        )
+        sla = svc.sla or d.sla
+        texts = ir.Texts(
+            name=name,
             title_zh=svc.title_zh or "",
             summary_zh=svc.summary_zh,
             task=task,
@@ -285,51 +240,130 @@ class _Deriver:
             use_cases=use_cases,
             limitations=limitations,
             tags=tags,
+            complexity=svc.complexity or d.complexity,
+            typical_response_time=svc.typical_response_time or d.typical_response_time,
+            cacheable=_pick(svc.cacheable, d.cacheable),
+            idempotent=_pick(svc.idempotent, d.idempotent),
+            output_format=svc.output_format or d.output_format,
+            sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
+            related_services=tuple(
+                svc.related_services
+                if svc.related_services is not None
+                else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
+            ),
+            required_context=unique(contexts + list(svc.required_context or d.required_context)),
+        )
+        input_types = schema_types({"type": "object", "properties": props})
+        discovery = ir.Discovery(
+            aliases=unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint]),
+            search_text=search_text(route, texts, input_types, schema_types(output_schema_source)),
+            payment_hint=protocol.payment_hint(svc.id),
             input_types=input_types,
-            output_types=output_types,
+            output_types=schema_types(output_schema_source),
+            annotations=tool_annotations(svc.action, svc.annotations or model.Annotations()),
+        )
+        if svc.example_request is not None:
+            example_request: dict[str, Any] | None = sorted_json(svc.example_request)
+        else:
+            example_request = {n: examples[n] for n in required if n in examples} or None
+        authored_errors = svc.error_examples
+        return ir.Service(
+            index=index,
+            module=module,
+            route=route,
             params=tuple(
                 ir.Param(n, props[n]["type"], n in required, props[n].get("format") == "uri")
                 for n in sorted(props)
             ),
-            array_params=tuple(n for n in sorted(props) if props[n]["type"] == "array"),
-            input_schema=input_schema,
             output_schema=output_schema,
-            example_request=example_request,
-            example_response=contract.success(
-                svc.action, d.example_result, EXAMPLE_REQUEST_ID
-            ).to_json(),
-            error_examples=error_examples,
-            messages=messages,
-            pricing=ir.Pricing(
-                policy_id=policy_id,
-                amount_cents=policy.amount_cents if policy else 0,
-                currency=policy.currency if policy else "USD",
-                settle_mode=policy.settle_mode if policy else "",
-                billing_mode=policy.billing_mode if policy else "",
-                max_calls=policy.max_calls if policy else 1,
-                allow_reuse=policy.allow_reuse if policy else False,
-                bind_client=policy.bind_client if policy else True,
+            texts=texts,
+            discovery=discovery,
+            examples=ir.Examples(
+                request=example_request,
+                response=contract.success(
+                    svc.action, d.example_result, EXAMPLE_REQUEST_ID
+                ).to_json(),
+                errors=(
+                    tuple(ir.ErrorExample(e.input, e.error, e.status_code) for e in authored_errors)
+                    if authored_errors is not None
+                    else error_examples(messages, url_params, required)
+                ),
             ),
-            payment=ir.Payment(payment_id, payment.provider if payment else ""),
-            aliases=aliases,
-            search_text=search_text,
-            payment_hint=protocol.payment_hint(svc.id),
-            complexity=svc.complexity or d.complexity,
-            typical_response_time=svc.typical_response_time or d.typical_response_time,
-            cacheable=_pick(svc.cacheable, d.cacheable),
-            idempotent=idempotent,
-            output_format=svc.output_format or d.output_format,
-            related_services=related,
-            required_context=unique(contexts + list(svc.required_context or d.required_context)),
-            sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
-            upstream=ir.Upstream(
-                product=provider.product if provider else "",
-                version=provider.version if provider else "",
-                action=svc.action,
-                endpoint=provider.endpoint if provider else "",
-            ),
-            annotations=annotations,
         )
+
+
+def route_messages(url_params: list[str]) -> ir.Messages:
+    """The route's 400 texts: one pair per required URL parameter, and the generic one."""
+    return ir.Messages(
+        missing=protocol.MISSING_PARAMETERS,
+        required={n: protocol.required_message(n) for n in url_params},
+        invalid_url={n: protocol.invalid_url_message(n) for n in url_params},
+    )
+
+
+def error_examples(
+    messages: ir.Messages, url_params: list[str], required: list[str]
+) -> tuple[ir.ErrorExample, ...]:
+    """The error examples of a service that authors none: its first required URL parameter
+    missing and not a URL, else any required parameter missing, else none."""
+    if url_params:
+        first = url_params[0]
+        return (
+            ir.ErrorExample({}, messages.required[first], 400),
+            ir.ErrorExample({first: "not-a-url"}, messages.invalid_url[first], 400),
+        )
+    if required:
+        return (ir.ErrorExample({}, messages.missing, 400),)
+    return ()
+
+
+def pricing(policy_id: str, policy: model.PricingPolicy | None) -> ir.Pricing:
+    """The pricing of ``policy`` (neutral values when the policy is unknown, an error)."""
+    return ir.Pricing(
+        policy_id=policy_id,
+        amount_cents=policy.amount_cents if policy else 0,
+        currency=policy.currency if policy else "USD",
+        settle_mode=policy.settle_mode if policy else "",
+        billing_mode=policy.billing_mode if policy else "",
+        max_calls=policy.max_calls if policy else 1,
+        allow_reuse=policy.allow_reuse if policy else False,
+        bind_client=policy.bind_client if policy else True,
+    )
+
+
+def tool_annotations(action: str, overrides: model.Annotations) -> ir.ToolAnnotations:
+    """MCP hints from the action's first word (see :data:`MUTATING_VERBS`), unless authored."""
+    words = split_words(action)
+    verb = words[0] if words else ""
+    return ir.ToolAnnotations(
+        read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
+        destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
+        idempotent=_pick(overrides.idempotent_hint, verb not in ADDING_VERBS),
+        open_world=_pick(overrides.open_world_hint, True),
+    )
+
+
+def search_text(
+    route: ir.RouteSpec, texts: ir.Texts, input_types: Iterable[str], output_types: Iterable[str]
+) -> str:
+    """``discovery.searchText``: id, name, the description twice, category, types, tags,
+    keywords, use cases, limitations and endpoint, space-separated."""
+    return " ".join(
+        [
+            route.service_id,
+            texts.name,
+            texts.description,
+            texts.description,
+            texts.category,
+            *input_types,
+            *output_types,
+            *texts.tags,
+            *texts.keywords,
+            *texts.use_cases,
+            *texts.limitations,
+            route.endpoint,
+        ]
+    )
 
 
 def _pick(override: Any, default: Any) -> Any:

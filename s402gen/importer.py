@@ -466,7 +466,7 @@ class _Importer:
                 fields["exampleRequest"] = entry["exampleRequest"]
             if ours["errorExamples"] == entry["errorExamples"]:
                 continue
-            route, fields["errorExamples"] = RequestValidator.for_spec(ir.route_spec(svc)), []
+            route, fields["errorExamples"] = RequestValidator.for_spec(svc.route), []
             for position, example in enumerate(entry["errorExamples"]):
                 status = example.get("statusCode", 400)
                 try:

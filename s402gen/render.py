@@ -114,65 +114,66 @@ def catalog_entry(
     ``flow`` is :func:`contract.payment_flow` (one shared copy by default).
     Raises ``pydantic.ValidationError`` if the IR does not fit the contract.
     """
+    route, texts, discovery = svc.route, svc.texts, svc.discovery
     return contract.CatalogEntry(
-        id=svc.id,
-        canonical_id=svc.id,
-        internal_service_id=svc.legacy_id,
-        name=svc.name,
-        description=svc.description,
-        description_for_model=svc.description,
-        category=svc.category,
-        keywords=list(svc.keywords),
-        use_cases=list(svc.use_cases),
-        limitations=list(svc.limitations),
-        tags=list(svc.tags),
-        method=svc.method,
-        endpoint=svc.endpoint,
-        legacy_endpoint=svc.legacy_endpoint,
-        endpoint_aliases=[svc.endpoint, svc.legacy_endpoint],
-        input_types=list(svc.input_types),
-        output_types=list(svc.output_types),
-        input_schema=svc.input_schema,
+        id=route.service_id,
+        canonical_id=route.service_id,
+        internal_service_id=route.legacy_id,
+        name=texts.name,
+        description=texts.description,
+        description_for_model=texts.description,
+        category=texts.category,
+        keywords=list(texts.keywords),
+        use_cases=list(texts.use_cases),
+        limitations=list(texts.limitations),
+        tags=list(texts.tags),
+        method=route.method,
+        endpoint=route.endpoint,
+        legacy_endpoint=route.legacy_endpoint,
+        endpoint_aliases=[route.endpoint, route.legacy_endpoint],
+        input_types=list(discovery.input_types),
+        output_types=list(discovery.output_types),
+        input_schema=route.input_schema,
         output_schema=svc.output_schema,
-        example_request=svc.example_request,
-        example_response=svc.example_response,
+        example_request=svc.examples.request,
+        example_response=svc.examples.response,
         pricing=contract.Pricing(
-            amount_cents=svc.pricing.amount_cents,
-            currency=svc.pricing.currency,
-            policy_id=svc.pricing.policy_id,
-            settle_mode=svc.pricing.settle_mode,
-            billing_mode=svc.pricing.billing_mode,
-            max_calls=svc.pricing.max_calls,
-            allow_reuse=svc.pricing.allow_reuse,
-            bind_client=svc.pricing.bind_client,
+            amount_cents=route.pricing.amount_cents,
+            currency=route.pricing.currency,
+            policy_id=route.pricing.policy_id,
+            settle_mode=route.pricing.settle_mode,
+            billing_mode=route.pricing.billing_mode,
+            max_calls=route.pricing.max_calls,
+            allow_reuse=route.pricing.allow_reuse,
+            bind_client=route.pricing.bind_client,
         ),
         payment=contract.PaymentProviderRef(
-            provider_id=svc.payment.provider_id, provider=svc.payment.provider
+            provider_id=route.payment.provider_id, provider=route.payment.provider
         ),
         discovery=contract.Discovery(
-            tool_name=svc.tool_name,
-            search_text=svc.search_text,
-            aliases=list(svc.aliases),
+            tool_name=route.tool_name,
+            search_text=discovery.search_text,
+            aliases=list(discovery.aliases),
             locale_hints=list(protocol.LOCALE_HINTS),
-            use_cases=list(svc.use_cases),
-            limitations=list(svc.limitations),
+            use_cases=list(texts.use_cases),
+            limitations=list(texts.limitations),
             payment_flow=flow or contract.payment_flow(),
-            payment_hint=svc.payment_hint,
+            payment_hint=discovery.payment_hint,
             retry_hint=protocol.RETRY_HINT,
             required_state=protocol.REQUIRED_STATE,
         ),
-        complexity=svc.complexity,
-        typical_response_time=svc.typical_response_time,
-        cacheable=svc.cacheable,
-        idempotent=svc.idempotent,
-        output_format=svc.output_format,
-        related_services=list(svc.related_services),
-        required_context=list(svc.required_context),
+        complexity=texts.complexity,
+        typical_response_time=texts.typical_response_time,
+        cacheable=texts.cacheable,
+        idempotent=texts.idempotent,
+        output_format=texts.output_format,
+        related_services=list(texts.related_services),
+        required_context=list(texts.required_context),
         error_examples=[
             contract.ErrorExample(input=e.input, error=e.error, status_code=e.status_code)
-            for e in svc.error_examples
+            for e in svc.examples.errors
         ],
-        sla=svc.sla,
+        sla=texts.sla,
     )
 
 
@@ -213,24 +214,24 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
 
     Its input schema is the service's plus an optional ``paymentToken``.
     """
-    properties = dict(svc.input_schema["properties"])
+    properties = dict(svc.route.input_schema["properties"])
     properties[protocol.MCP_ARGUMENT] = {
         "description": protocol.PAYMENT_TOKEN_DESCRIPTION,
         "type": "string",
     }
-    input_schema = dict(svc.input_schema)
+    input_schema = dict(svc.route.input_schema)
     input_schema["properties"] = {key: properties[key] for key in sorted(properties)}
     return {
-        "name": svc.tool_name,
-        "title": svc.name,
-        "description": svc.description,
+        "name": svc.route.tool_name,
+        "title": svc.texts.name,
+        "description": svc.texts.description,
         "inputSchema": input_schema,
         "outputSchema": svc.output_schema,
         "annotations": {
-            "readOnlyHint": svc.annotations.read_only,
-            "destructiveHint": svc.annotations.destructive,
-            "idempotentHint": svc.annotations.idempotent,
-            "openWorldHint": svc.annotations.open_world,
+            "readOnlyHint": svc.discovery.annotations.read_only,
+            "destructiveHint": svc.discovery.annotations.destructive,
+            "idempotentHint": svc.discovery.annotations.idempotent,
+            "openWorldHint": svc.discovery.annotations.open_world,
         },
     }
 
@@ -238,10 +239,10 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
 def doc_schema_block(svc: ir.Service) -> str:
     """The "Schema And Examples" JSON of a doc page (keys sorted, as the live pages)."""
     block: dict[str, Any] = {}
-    if svc.example_request is not None:
-        block["exampleRequest"] = svc.example_request
-    block["exampleResponse"] = svc.example_response
-    block["inputSchema"] = svc.input_schema
+    if svc.examples.request is not None:
+        block["exampleRequest"] = svc.examples.request
+    block["exampleResponse"] = svc.examples.response
+    block["inputSchema"] = svc.route.input_schema
     block["outputSchema"] = svc.output_schema
     return to_json(block, sort_keys=True)
 
@@ -311,7 +312,7 @@ def iter_files(
         return [format_python("".join(chunks))]
 
     for svc in services:
-        yield f"routes/{svc.module}.py", python(_render(route, spec=ir.route_spec(svc)))
+        yield f"routes/{svc.module}.py", python(_render(route, spec=svc.route))
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
@@ -335,12 +336,12 @@ def iter_files(
     for position, svc in enumerate(services):
         # the entry catalog.json streamed, unless its consumer skipped it
         entry = entries[position] if position < len(entries) else catalog_entry(svc, flow).to_json()
-        yield f"catalog/services/{svc.id}.json", _render(entry_template, entry=entry)
+        yield f"catalog/services/{svc.route.service_id}.json", _render(entry_template, entry=entry)
     entries.clear()
 
     page = env.get_template("doc_page.html.jinja")
     for svc in services:
-        yield f"docs/tools/{svc.id}.html", _render(
+        yield f"docs/tools/{svc.route.service_id}.html", _render(
             page,
             service=svc,
             marketplace=catalog.marketplace,

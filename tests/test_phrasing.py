@@ -20,11 +20,16 @@ def test_every_phrase_of_the_real_catalog_parses_back(svc) -> None:
     authored = AUTHORED[svc.id]
     action = authored["action"]
     if "name" not in authored:
-        assert phrasing.name_suffix(svc.name, action) == DEFAULTS["nameSuffix"]
+        assert phrasing.name_suffix(svc.texts.name, action) == DEFAULTS["nameSuffix"]
     if "task" not in authored:
-        assert phrasing.task_summary(svc.task, DEFAULTS["taskTemplate"]) == svc.summary_zh
+        assert (
+            phrasing.task_summary(svc.texts.task, DEFAULTS["taskTemplate"]) == svc.texts.summary_zh
+        )
     template = phrasing.description_template(
-        svc.description, svc.task, svc.input_schema["properties"], svc.input_schema["required"]
+        svc.texts.description,
+        svc.texts.task,
+        svc.input_schema["properties"],
+        svc.input_schema["required"],
     )
     if svc.input_schema["properties"]:  # without parameters, {parameters} cannot be found
         assert template == DEFAULTS["descriptionTemplate"]
