@@ -20,7 +20,7 @@ from s402gen.runtime import contract
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import start_emulator
 from s402gen.runtime.generated import load_generated
-from s402gen.runtime.payments import Ledger, payment_required
+from s402gen.runtime.payments import DevProvider, Ledger, payment_required
 from s402gen.runtime.search import CatalogSearch
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
@@ -101,17 +101,8 @@ def test_calls_per_payment_is_max_calls_only_with_reuse() -> None:
     assert payment_required(reuse).max_calls == 5
     assert payment_required(single).max_calls == 1
     ledger = Ledger()
-
-    class Paid:
-        name = "dev"
-
-        def open(self, payment_id, amount_cents, currency):
-            from s402gen.runtime.payments import Settlement
-
-            return Settlement("paid", "dev:test", 0.0)
-
-    assert ledger.create(reuse, Paid(), "", "p").record().remaining_calls == 5
-    assert ledger.create(single, Paid(), "", "p").record().remaining_calls == 1
+    assert ledger.create(reuse, DevProvider(), "", "p").record().remaining_calls == 5
+    assert ledger.create(single, DevProvider(), "", "p").record().remaining_calls == 1
 
 
 @pytest.fixture(scope="module")

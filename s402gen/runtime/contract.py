@@ -23,6 +23,7 @@ import this module (it needs only :mod:`s402gen.runtime.spec`).
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any, ClassVar, Union, get_args, get_origin
 
@@ -432,8 +433,6 @@ def wire_schema(model: type[Contract]) -> dict[str, Any]:
     ``additionalProperties``), keys sorted, ``required`` only where the live
     format lists it (not for :class:`PaymentRecord`).
     """
-    import copy
-
     return copy.deepcopy(_wire_schema(model))
 
 
