@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import replace
 
 import jsonschema
@@ -19,7 +20,7 @@ from s402gen import compile_catalog, import_input, render
 from s402gen.runtime import contract
 from s402gen.runtime.app import create_app
 from s402gen.runtime.emulator import start_emulator
-from s402gen.runtime.generated import load_generated
+from s402gen.runtime.generated import GeneratedError, load_generated
 from s402gen.runtime.payments import DevProvider, Ledger, payment_required
 from s402gen.runtime.search import CatalogSearch
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
@@ -203,3 +204,16 @@ def _a_record() -> dict:
         "payTo": "dev:server402",
         "expiresAt": "2026-06-03T12:06:21Z",
     }
+
+
+def test_the_gateway_refuses_a_catalog_that_does_not_fit_the_contract(tmp_path) -> None:
+    copy_dir = tmp_path / "generated"
+    shutil.copytree(GENERATED, copy_dir)
+    catalog_path = copy_dir / "catalog" / "catalog.json"
+    document = json.loads(catalog_path.read_text(encoding="utf-8"))
+    del document["services"][3]["discovery"]["toolName"]
+    catalog_path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(
+        GeneratedError, match=r"does not fit the contract: .*services\.3\.discovery"
+    ):
+        load_generated(copy_dir)
