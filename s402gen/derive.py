@@ -180,7 +180,6 @@ class _Deriver:
         output_schema_source = svc.output_schema or d.output_schema
         output_schema = sorted_json(output_schema_source)
 
-        name = svc.name or phrasing.service_name(svc.action, d.name_suffix)
         task = svc.task or self.phrased(
             phrasing.task_phrase(d.task_template, svc.summary_zh),
             ("defaults", "taskTemplate"),
@@ -193,83 +192,15 @@ class _Deriver:
             "parameters",
             "required",
         )
-        category = svc.category or d.category
-        tags = tuple(svc.tags if svc.tags is not None else d.tags)
-        label = provider.label_zh if provider else ""
-        keywords = phrasing.keywords(
-            svc.action, label, svc.title_zh or "", d.keywords, svc.keywords
-        )
-        use_cases = (task, *d.use_cases)
-        limitations = tuple(svc.limitations if svc.limitations is not None else d.limitations)
-        legacy_id = svc.legacy_id or phrasing.legacy_id(
-            provider.legacy_id_prefix if provider else "", svc.action
-        )
-        module = phrasing.tool_name(svc.id)
-        tool_name = svc.tool_name or module
-        endpoint = protocol.TOOL_ENDPOINT_PREFIX + svc.id
+        texts = service_texts(svc, d, provider, task, description, contexts)
         url_params = [n for n in required if props.get(n, {}).get("format") == "uri"]
-        messages = route_messages(url_params)
-        route = ir.RouteSpec(
-            service_id=svc.id,
-            legacy_id=legacy_id,
-            tool_name=tool_name,
-            endpoint=endpoint,
-            legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
-            method="POST",
-            upstream=ir.Upstream(
-                product=provider.product if provider else "",
-                version=provider.version if provider else "",
-                action=svc.action,
-                endpoint=provider.endpoint if provider else "",
-            ),
-            input_schema=input_schema,
-            array_params=tuple(n for n in sorted(props) if props[n]["type"] == "array"),
-            messages=messages,
-            pricing=pricing(policy_id, policy),
-            payment=ir.Payment(payment_id, payment.provider if payment else ""),
+        paid_through = ir.Payment(payment_id, payment.provider if payment else "")
+        route = route_spec(
+            svc, provider, input_schema, pricing(policy_id, policy), paid_through, url_params
         )
-        sla = svc.sla or d.sla
-        texts = ir.Texts(
-            name=name,
-            title_zh=svc.title_zh or "",
-            summary_zh=svc.summary_zh,
-            task=task,
-            description=description,
-            category=category,
-            keywords=keywords,
-            use_cases=use_cases,
-            limitations=limitations,
-            tags=tags,
-            complexity=svc.complexity or d.complexity,
-            typical_response_time=svc.typical_response_time or d.typical_response_time,
-            cacheable=_pick(svc.cacheable, d.cacheable),
-            idempotent=_pick(svc.idempotent, d.idempotent),
-            output_format=svc.output_format or d.output_format,
-            sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
-            related_services=tuple(
-                svc.related_services
-                if svc.related_services is not None
-                else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
-            ),
-            required_context=unique(contexts + list(svc.required_context or d.required_context)),
-        )
-        input_types = schema_types({"type": "object", "properties": props})
-        discovery = ir.Discovery(
-            aliases=unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint]),
-            search_text=search_text(route, texts, input_types, schema_types(output_schema_source)),
-            payment_hint=protocol.payment_hint(svc.id),
-            input_types=input_types,
-            output_types=schema_types(output_schema_source),
-            annotations=tool_annotations(svc.action, svc.annotations or model.Annotations()),
-        )
-        if svc.example_request is not None:
-            example_request: dict[str, Any] | None = sorted_json(svc.example_request)
-        else:
-            example_request = {n: examples[n] for n in required if n in examples} or None
-        authored_errors = svc.error_examples
         return ir.Service(
             index=index,
-            module=module,
+            module=phrasing.tool_name(svc.id),
             route=route,
             params=tuple(
                 ir.Param(n, props[n]["type"], n in required, props[n].get("format") == "uri")
@@ -277,19 +208,130 @@ class _Deriver:
             ),
             output_schema=output_schema,
             texts=texts,
-            discovery=discovery,
-            examples=ir.Examples(
-                request=example_request,
-                response=contract.success(
-                    svc.action, d.example_result, EXAMPLE_REQUEST_ID
-                ).to_json(),
-                errors=(
-                    tuple(ir.ErrorExample(e.input, e.error, e.status_code) for e in authored_errors)
-                    if authored_errors is not None
-                    else error_examples(messages, url_params, required)
-                ),
-            ),
+            discovery=service_discovery(svc, route, texts, props, output_schema_source),
+            examples=service_examples(svc, d, route.messages, url_params, required, examples),
         )
+
+
+def route_spec(
+    svc: model.Service,
+    provider: model.Provider | None,
+    input_schema: dict[str, Any],
+    prices: ir.Pricing,
+    paid_through: ir.Payment,
+    url_params: list[str],
+) -> ir.RouteSpec:
+    """What the route module declares: ids, endpoints, upstream, input schema and its
+    messages, price and payment provider."""
+    legacy_id = svc.legacy_id or phrasing.legacy_id(
+        provider.legacy_id_prefix if provider else "", svc.action
+    )
+    return ir.RouteSpec(
+        service_id=svc.id,
+        legacy_id=legacy_id,
+        tool_name=svc.tool_name or phrasing.tool_name(svc.id),
+        endpoint=protocol.TOOL_ENDPOINT_PREFIX + svc.id,
+        legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
+        method="POST",
+        upstream=ir.Upstream(
+            product=provider.product if provider else "",
+            version=provider.version if provider else "",
+            action=svc.action,
+            endpoint=provider.endpoint if provider else "",
+        ),
+        input_schema=input_schema,
+        array_params=tuple(
+            n
+            for n in sorted(input_schema["properties"])
+            if input_schema["properties"][n]["type"] == "array"
+        ),
+        messages=route_messages(url_params),
+        pricing=prices,
+        payment=paid_through,
+    )
+
+
+def service_texts(
+    svc: model.Service,
+    d: model.Defaults,
+    provider: model.Provider | None,
+    task: str,
+    description: str,
+    contexts: list[str],
+) -> ir.Texts:
+    """The service's texts: its own values, else the defaults, phrased by :mod:`phrasing`."""
+    label = provider.label_zh if provider else ""
+    sla = svc.sla or d.sla
+    return ir.Texts(
+        name=svc.name or phrasing.service_name(svc.action, d.name_suffix),
+        title_zh=svc.title_zh or "",
+        summary_zh=svc.summary_zh,
+        task=task,
+        description=description,
+        category=svc.category or d.category,
+        keywords=phrasing.keywords(svc.action, label, svc.title_zh or "", d.keywords, svc.keywords),
+        use_cases=(task, *d.use_cases),
+        limitations=tuple(svc.limitations if svc.limitations is not None else d.limitations),
+        tags=tuple(svc.tags if svc.tags is not None else d.tags),
+        complexity=svc.complexity or d.complexity,
+        typical_response_time=svc.typical_response_time or d.typical_response_time,
+        cacheable=_pick(svc.cacheable, d.cacheable),
+        idempotent=_pick(svc.idempotent, d.idempotent),
+        output_format=svc.output_format or d.output_format,
+        sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
+        related_services=tuple(
+            svc.related_services
+            if svc.related_services is not None
+            else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
+        ),
+        required_context=unique(contexts + list(svc.required_context or d.required_context)),
+    )
+
+
+def service_discovery(
+    svc: model.Service,
+    route: ir.RouteSpec,
+    texts: ir.Texts,
+    props: dict[str, Any],
+    output_schema: dict[str, Any],
+) -> ir.Discovery:
+    """Aliases, searchText, payment hint, input and output types, MCP hints."""
+    input_types = schema_types({"type": "object", "properties": props})
+    output_types = schema_types(output_schema)
+    aliases = [texts.name, texts.category, *texts.tags, *texts.keywords]
+    return ir.Discovery(
+        aliases=unique([*aliases, svc.id, route.tool_name, route.endpoint]),
+        search_text=search_text(route, texts, input_types, output_types),
+        payment_hint=protocol.payment_hint(svc.id),
+        input_types=input_types,
+        output_types=output_types,
+        annotations=tool_annotations(svc.action, svc.annotations or model.Annotations()),
+    )
+
+
+def service_examples(
+    svc: model.Service,
+    d: model.Defaults,
+    messages: ir.Messages,
+    url_params: list[str],
+    required: list[str],
+    examples: dict[str, Any],
+) -> ir.Examples:
+    """The authored examples, else those made from the required parameters' examples."""
+    if svc.example_request is not None:
+        request: dict[str, Any] | None = sorted_json(svc.example_request)
+    else:
+        request = {n: examples[n] for n in required if n in examples} or None
+    authored = svc.error_examples
+    return ir.Examples(
+        request=request,
+        response=contract.success(svc.action, d.example_result, EXAMPLE_REQUEST_ID).to_json(),
+        errors=(
+            tuple(ir.ErrorExample(e.input, e.error, e.status_code) for e in authored)
+            if authored is not None
+            else error_examples(messages, url_params, required)
+        ),
+    )
 
 
 def route_messages(url_params: list[str]) -> ir.Messages:
