@@ -261,8 +261,8 @@ _SLA_TERMS = (("uptime", "%", -1, "lowered"), ("maxLatency", "ms", 1, "raised"))
 
 
 def _calls(pricing: ir.Pricing) -> int:
-    """Calls one payment buys, as the ledger counts them (``maxCalls`` only with reuse)."""
-    return pricing.max_calls if pricing.allow_reuse else 1
+    """Calls one payment buys (see ``spec.Pricing.calls_per_payment``)."""
+    return pricing.calls_per_payment
 
 
 def _number(text: str | None, unit: str) -> Decimal | None:

@@ -11,11 +11,11 @@ and :mod:`s402gen.validate`.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
-from . import ir, model
-from .runtime import protocol
+from . import ir, model, phrasing
+from .runtime import contract, protocol
+from .phrasing import kebab, split_words, unique
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
 MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
@@ -25,24 +25,9 @@ ADDING_VERBS = frozenset({"Add", "Batch", "Create", "Gen"})
 #: First words of actions that destroy upstream state (MCP ``destructiveHint`` true).
 DESTRUCTIVE_VERBS = frozenset({"Delete"})
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
+#: The ``requestId`` of every ``exampleResponse``.
+EXAMPLE_REQUEST_ID = "example-request-id"
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
-
-
-def split_words(action: str) -> list[str]:
-    """``DeleteFaceDb`` -> ``["Delete", "Face", "Db"]``."""
-    return _WORD.findall(action)
-
-
-def kebab(action: str) -> str:
-    """``DeleteFaceDb`` -> ``delete-face-db``."""
-    return "-".join(word.lower() for word in split_words(action))
-
-
-def unique(items: Iterable[str]) -> tuple[str, ...]:
-    """Items in first-seen order without repeats."""
-    return tuple(dict.fromkeys(items))
 
 
 def sorted_json(value: Any) -> Any:
@@ -86,11 +71,6 @@ class _Deriver:
         """``table[name]``: the ``unknown-reference`` rule has checked that it is there."""
         return table[name]
 
-    def format(self, template: str, path: tuple, **values: str) -> str:
-        """Fill ``{name}`` placeholders (plain names only: no ``str.format`` fields; the
-        model has checked that every placeholder is known)."""
-        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
-
     def parameter(self, name: str, param: model.Parameter, path: tuple) -> tuple[dict, Any, str]:
         """Resolve one parameter: (property schema, example, required context)."""
         preset: model.Preset | None = None
@@ -100,7 +80,7 @@ class _Deriver:
         merged.update(param.model_dump(exclude_none=True, exclude={"preset"}))
         description = merged.get("description", self.catalog.defaults.parameter_description)
         prop = {key: merged[key] for key in _SCHEMA_KEYS if key in merged}
-        prop["description"] = description.replace("{name}", name)
+        prop["description"] = phrasing.parameter_description(description, name)
         example = merged.get("example", example_value(name, prop))
         return sorted_json(prop), example, merged.get("required_context", "")
 
@@ -150,163 +130,222 @@ class _Deriver:
         output_schema_source = svc.output_schema or d.output_schema
         output_schema = sorted_json(output_schema_source)
 
-        words = split_words(svc.action)
-        name = svc.name or " ".join(words + [d.name_suffix])
-        task = svc.task or self.format(
-            d.task_template, ("defaults", "taskTemplate"), summary=svc.summary_zh
-        )
-        required_clause = (
-            f"required parameters: {', '.join(required)}" if required else "no required parameters"
-        )
-        description = self.format(
-            d.description_template,
-            ("defaults", "descriptionTemplate"),
-            task=task,
-            parameters=", ".join(sorted(props)),
-            required=required_clause,
-        )
-        category = svc.category or d.category
-        tags = tuple(svc.tags if svc.tags is not None else d.tags)
-        label = provider.label_zh if provider else ""
-        keywords = unique(
-            [svc.action, *([f"{label} {svc.title_zh}"] if svc.title_zh else []), *d.keywords]
-            + [word.lower() for word in words]
-            + svc.keywords
-        )
-        use_cases = (task, *d.use_cases)
-        limitations = tuple(svc.limitations if svc.limitations is not None else d.limitations)
-        legacy_id = svc.legacy_id or (
-            (provider.legacy_id_prefix if provider else "") + kebab(svc.action)
-        )
-        module = svc.id.replace("-", "_")
-        tool_name = svc.tool_name or module
-        endpoint = protocol.TOOL_ENDPOINT_PREFIX + svc.id
-        input_types = schema_types({"type": "object", "properties": props})
-        output_types = schema_types(output_schema_source)
+        task = svc.task or phrasing.task_phrase(d.task_template, svc.summary_zh)
+        description = phrasing.describe(d.description_template, task, props, required)
+        texts = service_texts(svc, d, provider, task, description, contexts)
         url_params = [n for n in required if props.get(n, {}).get("format") == "uri"]
-        messages = ir.Messages(
-            missing=protocol.MISSING_PARAMETERS,
-            required={n: protocol.required_message(n) for n in url_params},
-            invalid_url={n: protocol.invalid_url_message(n) for n in url_params},
+        paid_through = ir.Payment(payment_id, payment.provider if payment else "")
+        route = route_spec(
+            svc, provider, input_schema, pricing(policy_id, policy), paid_through, url_params
         )
-        if svc.error_examples is not None:
-            error_examples = tuple(
-                ir.ErrorExample(e.input, e.error, e.status_code) for e in svc.error_examples
-            )
-        elif url_params:
-            first = url_params[0]
-            error_examples = (
-                ir.ErrorExample({}, messages.required[first], 400),
-                ir.ErrorExample({first: "not-a-url"}, messages.invalid_url[first], 400),
-            )
-        elif required:
-            error_examples = (ir.ErrorExample({}, messages.missing, 400),)
-        else:
-            error_examples = ()
-        if svc.example_request is not None:
-            example_request: dict[str, Any] | None = sorted_json(svc.example_request)
-        else:
-            example_request = {n: examples[n] for n in required if n in examples} or None
-        related = tuple(
-            svc.related_services
-            if svc.related_services is not None
-            else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
-        )
-        verb = words[0] if words else ""
-        overrides = svc.annotations or model.Annotations()
-        idempotent = _pick(svc.idempotent, d.idempotent)
-        annotations = ir.ToolAnnotations(
-            read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
-            destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
-            idempotent=_pick(overrides.idempotent_hint, verb not in ADDING_VERBS),
-            open_world=_pick(overrides.open_world_hint, True),
-        )
-        aliases = unique([name, category, *tags, *keywords, svc.id, tool_name, endpoint])
-        search_text = " ".join(
-            [
-                svc.id,
-                name,
-                description,
-                description,
-                category,
-                *input_types,
-                *output_types,
-                *tags,
-                *keywords,
-                *use_cases,
-                *limitations,
-                endpoint,
-            ]
-        )
-        sla = svc.sla or d.sla
         return ir.Service(
             index=index,
-            id=svc.id,
-            legacy_id=legacy_id,
-            name=name,
-            module=module,
-            tool_name=tool_name,
-            endpoint=endpoint,
-            legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
-            method="POST",
-            title_zh=svc.title_zh or "",
-            summary_zh=svc.summary_zh,
-            task=task,
-            description=description,
-            category=category,
-            keywords=keywords,
-            use_cases=use_cases,
-            limitations=limitations,
-            tags=tags,
-            input_types=input_types,
-            output_types=output_types,
+            module=phrasing.tool_name(svc.id),
+            route=route,
             params=tuple(
                 ir.Param(n, props[n]["type"], n in required, props[n].get("format") == "uri")
                 for n in sorted(props)
             ),
-            array_params=tuple(n for n in sorted(props) if props[n]["type"] == "array"),
-            input_schema=input_schema,
             output_schema=output_schema,
-            example_request=example_request,
-            example_response={
-                "code": "200",
-                "content": "",
-                "data": {"Action": svc.action, "Result": d.example_result},
-                "message": "success",
-                "requestId": "example-request-id",
-            },
-            error_examples=error_examples,
-            messages=messages,
-            pricing=ir.Pricing(
-                policy_id=policy_id,
-                amount_cents=policy.amount_cents if policy else 0,
-                currency=policy.currency if policy else "USD",
-                settle_mode=policy.settle_mode if policy else "",
-                billing_mode=policy.billing_mode if policy else "",
-                max_calls=policy.max_calls if policy else 1,
-                allow_reuse=policy.allow_reuse if policy else False,
-                bind_client=policy.bind_client if policy else True,
-            ),
-            payment=ir.Payment(payment_id, payment.provider if payment else ""),
-            aliases=aliases,
-            search_text=search_text,
-            payment_hint=protocol.payment_hint(svc.id),
-            complexity=svc.complexity or d.complexity,
-            typical_response_time=svc.typical_response_time or d.typical_response_time,
-            cacheable=_pick(svc.cacheable, d.cacheable),
-            idempotent=idempotent,
-            output_format=svc.output_format or d.output_format,
-            related_services=related,
-            required_context=unique(contexts + list(svc.required_context or d.required_context)),
-            sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
-            upstream=ir.Upstream(
-                product=provider.product if provider else "",
-                version=provider.version if provider else "",
-                action=svc.action,
-                endpoint=provider.endpoint if provider else "",
-            ),
-            annotations=annotations,
+            texts=texts,
+            discovery=service_discovery(svc, route, texts, props, output_schema_source),
+            examples=service_examples(svc, d, route.messages, url_params, required, examples),
         )
+
+
+def route_spec(
+    svc: model.Service,
+    provider: model.Provider | None,
+    input_schema: dict[str, Any],
+    prices: ir.Pricing,
+    paid_through: ir.Payment,
+    url_params: list[str],
+) -> ir.RouteSpec:
+    """What the route module declares: ids, endpoints, upstream, input schema and its
+    messages, price and payment provider."""
+    legacy_id = svc.legacy_id or phrasing.legacy_id(
+        provider.legacy_id_prefix if provider else "", svc.action
+    )
+    return ir.RouteSpec(
+        service_id=svc.id,
+        legacy_id=legacy_id,
+        tool_name=svc.tool_name or phrasing.tool_name(svc.id),
+        endpoint=protocol.TOOL_ENDPOINT_PREFIX + svc.id,
+        legacy_endpoint=protocol.TOOL_ENDPOINT_PREFIX + legacy_id,
+        method="POST",
+        upstream=ir.Upstream(
+            product=provider.product if provider else "",
+            version=provider.version if provider else "",
+            action=svc.action,
+            endpoint=provider.endpoint if provider else "",
+        ),
+        input_schema=input_schema,
+        array_params=tuple(
+            n
+            for n in sorted(input_schema["properties"])
+            if input_schema["properties"][n]["type"] == "array"
+        ),
+        messages=route_messages(url_params),
+        pricing=prices,
+        payment=paid_through,
+    )
+
+
+def service_texts(
+    svc: model.Service,
+    d: model.Defaults,
+    provider: model.Provider | None,
+    task: str,
+    description: str,
+    contexts: list[str],
+) -> ir.Texts:
+    """The service's texts: its own values, else the defaults, phrased by :mod:`phrasing`."""
+    label = provider.label_zh if provider else ""
+    sla = svc.sla or d.sla
+    return ir.Texts(
+        name=svc.name or phrasing.service_name(svc.action, d.name_suffix),
+        title_zh=svc.title_zh or "",
+        summary_zh=svc.summary_zh,
+        task=task,
+        description=description,
+        category=svc.category or d.category,
+        keywords=phrasing.keywords(svc.action, label, svc.title_zh or "", d.keywords, svc.keywords),
+        use_cases=(task, *d.use_cases),
+        limitations=tuple(svc.limitations if svc.limitations is not None else d.limitations),
+        tags=tuple(svc.tags if svc.tags is not None else d.tags),
+        complexity=svc.complexity or d.complexity,
+        typical_response_time=svc.typical_response_time or d.typical_response_time,
+        cacheable=_pick(svc.cacheable, d.cacheable),
+        idempotent=_pick(svc.idempotent, d.idempotent),
+        output_format=svc.output_format or d.output_format,
+        sla={"uptime": sla.uptime, "maxLatency": sla.max_latency},
+        related_services=tuple(
+            svc.related_services
+            if svc.related_services is not None
+            else [s for s in d.related_services if s != svc.id][: d.related_services_limit]
+        ),
+        required_context=unique(contexts + list(svc.required_context or d.required_context)),
+    )
+
+
+def service_discovery(
+    svc: model.Service,
+    route: ir.RouteSpec,
+    texts: ir.Texts,
+    props: dict[str, Any],
+    output_schema: dict[str, Any],
+) -> ir.Discovery:
+    """Aliases, searchText, payment hint, input and output types, MCP hints."""
+    input_types = schema_types({"type": "object", "properties": props})
+    output_types = schema_types(output_schema)
+    aliases = [texts.name, texts.category, *texts.tags, *texts.keywords]
+    return ir.Discovery(
+        aliases=unique([*aliases, svc.id, route.tool_name, route.endpoint]),
+        search_text=search_text(route, texts, input_types, output_types),
+        payment_hint=protocol.payment_hint(svc.id),
+        input_types=input_types,
+        output_types=output_types,
+        annotations=tool_annotations(svc.action, svc.annotations or model.Annotations()),
+    )
+
+
+def service_examples(
+    svc: model.Service,
+    d: model.Defaults,
+    messages: ir.Messages,
+    url_params: list[str],
+    required: list[str],
+    examples: dict[str, Any],
+) -> ir.Examples:
+    """The authored examples, else those made from the required parameters' examples."""
+    if svc.example_request is not None:
+        request: dict[str, Any] | None = sorted_json(svc.example_request)
+    else:
+        request = {n: examples[n] for n in required if n in examples} or None
+    authored = svc.error_examples
+    return ir.Examples(
+        request=request,
+        response=contract.success(svc.action, d.example_result, EXAMPLE_REQUEST_ID).to_json(),
+        errors=(
+            tuple(ir.ErrorExample(e.input, e.error, e.status_code) for e in authored)
+            if authored is not None
+            else error_examples(messages, url_params, required)
+        ),
+    )
+
+
+def route_messages(url_params: list[str]) -> ir.Messages:
+    """The route's 400 texts: one pair per required URL parameter, and the generic one."""
+    return ir.Messages(
+        missing=protocol.MISSING_PARAMETERS,
+        required={n: protocol.required_message(n) for n in url_params},
+        invalid_url={n: protocol.invalid_url_message(n) for n in url_params},
+    )
+
+
+def error_examples(
+    messages: ir.Messages, url_params: list[str], required: list[str]
+) -> tuple[ir.ErrorExample, ...]:
+    """The error examples of a service that authors none: its first required URL parameter
+    missing and not a URL, else any required parameter missing, else none."""
+    if url_params:
+        first = url_params[0]
+        return (
+            ir.ErrorExample({}, messages.required[first], 400),
+            ir.ErrorExample({first: "not-a-url"}, messages.invalid_url[first], 400),
+        )
+    if required:
+        return (ir.ErrorExample({}, messages.missing, 400),)
+    return ()
+
+
+def pricing(policy_id: str, policy: model.PricingPolicy | None) -> ir.Pricing:
+    """The pricing of ``policy`` (neutral values when the policy is unknown, an error)."""
+    return ir.Pricing(
+        policy_id=policy_id,
+        amount_cents=policy.amount_cents if policy else 0,
+        currency=policy.currency if policy else "USD",
+        settle_mode=policy.settle_mode if policy else "",
+        billing_mode=policy.billing_mode if policy else "",
+        max_calls=policy.max_calls if policy else 1,
+        allow_reuse=policy.allow_reuse if policy else False,
+        bind_client=policy.bind_client if policy else True,
+    )
+
+
+def tool_annotations(action: str, overrides: model.Annotations) -> ir.ToolAnnotations:
+    """MCP hints from the action's first word (see :data:`MUTATING_VERBS`), unless authored."""
+    words = split_words(action)
+    verb = words[0] if words else ""
+    return ir.ToolAnnotations(
+        read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
+        destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
+        idempotent=_pick(overrides.idempotent_hint, verb not in ADDING_VERBS),
+        open_world=_pick(overrides.open_world_hint, True),
+    )
+
+
+def search_text(
+    route: ir.RouteSpec, texts: ir.Texts, input_types: Iterable[str], output_types: Iterable[str]
+) -> str:
+    """``discovery.searchText``: id, name, the description twice, category, types, tags,
+    keywords, use cases, limitations and endpoint, space-separated."""
+    return " ".join(
+        [
+            route.service_id,
+            texts.name,
+            texts.description,
+            texts.description,
+            texts.category,
+            *input_types,
+            *output_types,
+            *texts.tags,
+            *texts.keywords,
+            *texts.use_cases,
+            *texts.limitations,
+            route.endpoint,
+        ]
+    )
 
 
 def _pick(override: Any, default: Any) -> Any:

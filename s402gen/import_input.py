@@ -1,8 +1,9 @@
 """What ``s402gen import`` reads: a catalog JSON, checked before anything is imported.
 
-Every entry is checked against :data:`ENTRY_SCHEMA` (the fields the import
-needs, with the authoring model's own constraints), so that a malformed
-file gets a list of clear problems, never a traceback.
+Every entry is checked against :data:`ENTRY_SCHEMA`: the output contract's
+catalog entry schema, requiring only the fields the import needs and adding
+the authoring model's own constraints, so that a malformed file gets a list
+of clear problems, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,50 +16,116 @@ from typing import Any
 import jsonschema
 
 from . import model
-from .runtime import protocol
+from .runtime import contract, protocol
 from .validate import TOOL_NAME_PATTERN
 
 PRICING_KEYS = "amountCents currency settleMode billingMode maxCalls allowReuse bindClient"
 
 
-def _obj(needs: str = "", /, **props: Any) -> dict[str, Any]:
-    """A JSON Schema object with properties ``props``, requiring the space-separated ``needs``."""
-    return {"type": "object", "required": needs.split(), "properties": props}
-
-
-# fmt: off
-_S, _B, _O = {"type": "string"}, {"type": "boolean"}, {"type": "object"}
-_SS, _ID = {"type": "array", "items": _S}, {"type": "string", "pattern": model.ID_PATTERN}
-_NAMES = {"pattern": model.PARAMETER_PATTERN, "not": {"const": protocol.MCP_ARGUMENT}}
-#: What the import reads of a catalog entry (with the authoring model's constraints).
-ENTRY_SCHEMA = _obj(
-    "id internalServiceId name description category keywords useCases limitations tags "
+#: What the import needs of a catalog entry, by path (``[]`` is each item of a list);
+#: everything else may be missing, and unknown keys are reported, not refused.
+NEEDS = {
+    "": "id internalServiceId name description category keywords useCases limitations tags "
     "inputSchema outputSchema exampleResponse pricing payment complexity typicalResponseTime "
     "cacheable idempotent outputFormat relatedServices requiredContext errorExamples sla",
-    id=_ID, internalServiceId=_ID, name=_S, description=_S, category=_S, complexity=_S,
-    typicalResponseTime=_S, outputFormat=_S, cacheable=_B, idempotent=_B, limitations=_SS,
-    tags=_SS, relatedServices=_SS, requiredContext=_SS, outputSchema=_O, exampleRequest=_O,
-    keywords={**_SS, "minItems": 1}, useCases={**_SS, "minItems": 1},
-    inputTypes=_SS, outputTypes=_SS,
-    inputSchema=_obj("properties", description=_S, required=_SS, properties={
-        **_O, "additionalProperties": _O, "propertyNames": _NAMES}),
-    exampleResponse=_obj("data", data=_obj(
-        "Action", Action={"type": "string", "pattern": model.ACTION_PATTERN})),
-    pricing=_obj("policyId " + PRICING_KEYS, policyId=_S, settleMode=_S, billingMode=_S,
-                 amountCents={"type": "integer", "minimum": 0}, allowReuse=_B, bindClient=_B,
-                 currency={"type": "string", "pattern": "^[A-Z]{3}$"},
-                 maxCalls={"type": "integer", "minimum": 1}),
-    payment=_obj("providerId provider", providerId=_S, provider=_S),
-    discovery=_obj(toolName={"type": "string", "pattern": TOOL_NAME_PATTERN.pattern}),
-    errorExamples={"type": "array", "items": _obj(
-        "input error", input=_O, error=_S, statusCode={"type": "integer"})},
-    sla=_obj("uptime maxLatency", uptime={"type": "string", "pattern": r"^\d+(\.\d+)?%$"},
-             maxLatency={"type": "string", "pattern": r"^\d+ms$"}),
+    "inputSchema": "properties",
+    "exampleResponse": "data",
+    "exampleResponse.data": "Action",
+    "pricing": "policyId " + PRICING_KEYS,
+    "payment": "providerId provider",
+    "errorExamples[]": "input error",
+    "sla": "uptime maxLatency",
+}
+_S = {"type": "string"}
+#: The authoring model's constraints on what the import reads, beyond the contract's types.
+CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "id": {"pattern": model.ID_PATTERN},
+    "internalServiceId": {"pattern": model.ID_PATTERN},
+    "keywords": {"minItems": 1},
+    "useCases": {"minItems": 1},
+    "inputSchema": {
+        "properties": {
+            "description": _S,
+            "required": {"type": "array", "items": _S},
+            "properties": {
+                "type": "object",
+                "additionalProperties": {"type": "object"},
+                "propertyNames": {
+                    "pattern": model.PARAMETER_PATTERN,
+                    "not": {"const": protocol.MCP_ARGUMENT},
+                },
+            },
+        }
+    },
+    "exampleResponse.data.Action": {"pattern": model.ACTION_PATTERN},
+    "pricing.currency": {"pattern": "^[A-Z]{3}$"},
+    "discovery.toolName": {"pattern": TOOL_NAME_PATTERN.pattern},
+    "sla.uptime": {"pattern": r"^\d+(\.\d+)?%$"},
+    "sla.maxLatency": {"pattern": r"^\d+ms$"},
+}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``$ref`` replaced by its definition, and nothing required or closed."""
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _inline(defs[node["$ref"].rsplit("/", 1)[1]], defs)
+    skipped = ("required", "additionalProperties", "$defs", "$schema", "title", "description")
+    return {
+        key: (
+            {name: _inline(prop, defs) for name, prop in value.items()}  # names, not keywords
+            if key == "properties"
+            else _inline(value, defs)
+        )
+        for key, value in node.items()
+        if key not in skipped
+    }
+
+
+def _at(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    for part in filter(None, path.split(".")):
+        schema = schema["items"] if part == "[]" else schema["properties"][part]
+    return schema
+
+
+def entry_schema() -> dict[str, Any]:
+    """The JSON Schema of a catalog entry as the import reads it.
+
+    The output contract's schema (``contract.CatalogEntry``) with the
+    import's own needs (:data:`NEEDS`) as its only required keys, the
+    authoring constraints of :data:`CONSTRAINTS`, and without the search's
+    runtime fields, which the import ignores.
+    """
+    published = contract.contract_schema(contract.CatalogEntry)
+    schema = _inline(published, published["$defs"])
+    for runtime_field in contract.RUNTIME_FIELDS:
+        del schema["properties"][runtime_field]
+    for path, needs in NEEDS.items():
+        _at(schema, path.replace("[]", ".[]"))["required"] = needs.split()
+    for path, constraint in CONSTRAINTS.items():
+        parent, _, name = path.rpartition(".")
+        node = _at(schema, parent)["properties"][name]
+        node.update({k: v for k, v in constraint.items() if k != "properties"})
+        node.setdefault("properties", {}).update(constraint.get("properties", {}))
+        if not node["properties"]:
+            del node["properties"]
+    return schema
+
+
+ENTRY_SCHEMA = entry_schema()
+_DOCUMENT = jsonschema.Draft202012Validator(
+    {
+        "type": "object",
+        "required": ["schemaVersion", "services"],
+        "properties": {
+            "schemaVersion": {"const": protocol.SCHEMA_VERSION},
+            "services": {"type": "array", "minItems": 1, "items": ENTRY_SCHEMA},
+        },
+    }
 )
-_DOCUMENT = jsonschema.Draft202012Validator(_obj(
-    "schemaVersion services", schemaVersion={"const": protocol.SCHEMA_VERSION},
-    services={"type": "array", "minItems": 1, "items": ENTRY_SCHEMA}))
-# fmt: on
 GENERATED_AT_PATTERN = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 MAX_PROBLEMS = 20
 

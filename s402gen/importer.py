@@ -42,9 +42,10 @@ from typing import Any, NamedTuple, NoReturn
 import click
 import yaml
 
-from . import ir, model, render
-from .runtime import protocol
-from .derive import example_value, kebab, split_words, unique
+from . import ir, model, phrasing, render
+from .runtime import contract, protocol
+from .derive import example_value
+from .phrasing import kebab, unique
 from .cli import emit, format_option
 from .diagnostics import Diagnostic, Finding, Location, Rule, Rules, has_errors
 from .exits import Exit, epilog
@@ -58,20 +59,11 @@ from .import_input import (
     read_catalog_json,
 )
 
-RUNTIME_FIELDS = frozenset({"quality", "matchScore", "matchTerms", "why"})
 #: The upstream of every imported service: the catalog JSON does not publish it.
 UPSTREAM = {"product": "facebody", "version": "2019-12-30"}
 UPSTREAM["endpoint"] = "facebody.cn-shanghai.aliyuncs.com"
-#: The marketplace's phrases, used only when no imported service shows one.
-FALLBACK_TASK = "the visual analysis task described by action {summary}"
-FALLBACK_DESCRIPTION = (
-    "Use this visual AI API when the task needs {task}. "
-    "Send the schema keys exactly as listed ({parameters}); {required}."
-)
-FALLBACK_PARAMETER = "Alibaba Cloud RPC parameter {name}."
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
 _DEFAULT = "\x00default"  # a parameter described by defaults.parameterDescription
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
     "id action provider name toolName legacyId titleZh summaryZh task category tags keywords "
     "limitations complexity typicalResponseTime cacheable idempotent outputFormat sla "
@@ -244,7 +236,7 @@ class _Importer:
 
         def words(sid: str, cut: int) -> list[str]:  # the action's words, as derive adds them
             seen = set(keywords[sid][: 2 if label[sid] else 1] + common[:cut])
-            action = unique(word.lower() for word in split_words(self.fields[sid]["action"]))
+            action = unique(phrasing.action_words(self.fields[sid]["action"]))
             return [word for word in action if word not in seen]
 
         def fits(sid: str, cut: int) -> bool:
@@ -268,17 +260,17 @@ class _Importer:
             self.fields[sid]["provider"] = names[label[sid] or main]
         providers = {}
         for lab, name in names.items():
-            legacy = {  # id: (legacy id, its derived tail)
-                e["id"]: (e["internalServiceId"], kebab(self.fields[e["id"]]["action"]))
+            legacy = {  # id: (legacy id, action)
+                e["id"]: (e["internalServiceId"], self.fields[e["id"]]["action"])
                 for e in self.entries
                 if self.fields[e["id"]]["provider"] == name
             }
-            prefix = most_common([i[: -len(t)] for i, t in legacy.values() if i.endswith(t)], "")
+            prefixes = [phrasing.legacy_prefix(i, action) for i, action in legacy.values()]
+            prefix = most_common([p for p in prefixes if p is not None], "")
             providers[name] = {**UPSTREAM, "labelZh": lab, "legacyIdPrefix": prefix}
-            for sid, (legacy_id, tail) in legacy.items():
-                self.fields[sid].update(
-                    {} if legacy_id == prefix + tail else {"legacyId": legacy_id}
-                )
+            for sid, (legacy_id, action) in legacy.items():
+                derived = phrasing.legacy_id(prefix, action)
+                self.fields[sid].update({} if legacy_id == derived else {"legacyId": legacy_id})
         self.defaults["provider"] = UPSTREAM["product"]
         for sid in self.ids:
             if self.fields[sid]["provider"] == UPSTREAM["product"]:
@@ -287,30 +279,40 @@ class _Importer:
 
     def _texts(self) -> None:
         """Name suffix, task and description templates; each summaryZh (or task), name, tool."""
-        words = self.values(lambda e: " ".join(split_words(self.fields[e["id"]]["action"])))
+        actions = {sid: self.fields[sid]["action"] for sid in self.ids}
         names = self.values(lambda e: e["name"])
-        suffixes = [
-            n[len(words[s]) + 1 :] for s, n in names.items() if n.startswith(words[s] + " ")
-        ]
-        self.defaults["nameSuffix"] = suffix = most_common(suffixes, "")
+        suffixes = [phrasing.name_suffix(n, actions[s]) for s, n in names.items()]
+        self.defaults["nameSuffix"] = suffix = most_common(
+            [s for s in suffixes if s is not None], ""
+        )
         tasks = self.values(lambda e: e["useCases"][0])
         heads = [m.group(1) for t in tasks.values() if (m := re.match(r"([ -~]*\s)[^ -~]", t))]
-        prefix = most_common([h for h in heads if not _PLACEHOLDER.search(h)])
-        self.defaults["taskTemplate"] = prefix + "{summary}" if prefix else FALLBACK_TASK
-        prefix = self.defaults["taskTemplate"][: -len("{summary}")]
+        prefix = most_common([h for h in heads if not phrasing.PLACEHOLDER.search(h)])
+        template = prefix + "{summary}" if prefix else phrasing.example("task_template")
+        self.defaults["taskTemplate"] = template
         for e in self.entries:
             sid, fields, task = e["id"], self.fields[e["id"]], tasks[e["id"]]
-            if task.startswith(prefix) and len(task) > len(prefix):
-                fields["summaryZh"] = task[len(prefix) :]
+            summary = phrasing.task_summary(task, template)
+            if summary is not None:
+                fields["summaryZh"] = summary
             else:
                 fields["task"], fields["summaryZh"] = task, fields.get("titleZh") or task
                 self.note(sid, "summaryZh", "not published (own task): the title, review it")
-            fields.update({"name": names[sid]} if names[sid] != f"{words[sid]} {suffix}" else {})
-            tool = e.get("discovery", {}).get("toolName", sid.replace("-", "_"))
-            fields.update({"toolName": tool} if tool != sid.replace("-", "_") else {})
-        templates = [_description_template(e, tasks[e["id"]]) for e in self.entries]
+            derived = phrasing.service_name(actions[sid], suffix)
+            fields.update({"name": names[sid]} if names[sid] != derived else {})
+            tool = e.get("discovery", {}).get("toolName", phrasing.tool_name(sid))
+            fields.update({"toolName": tool} if tool != phrasing.tool_name(sid) else {})
+        templates = [
+            phrasing.description_template(
+                e["description"],
+                tasks[e["id"]],
+                e["inputSchema"]["properties"],
+                e["inputSchema"].get("required", []),
+            )
+            for e in self.entries
+        ]
         self.defaults["descriptionTemplate"] = most_common(
-            [t for t in templates if t], FALLBACK_DESCRIPTION
+            [t for t in templates if t], phrasing.example("description_template")
         )
 
     def _related(self) -> None:
@@ -342,13 +344,13 @@ class _Importer:
         """Parameters (presets for the repeated ones), required and requiredContext."""
         props_of = self.values(lambda e: e["inputSchema"]["properties"])
         described = [
-            text.replace(name, "{name}")
+            phrasing.parameter_template(text, name)
             for props in props_of.values()
             for name, prop in props.items()
             if name in (text := str(prop.get("description", "")))
         ]
         template = self.defaults["parameterDescription"] = most_common(
-            described, FALLBACK_PARAMETER
+            described, phrasing.example("parameter_description")
         )
         self._factor("inputSchemaDescription", self.values(_schema_description), False)
         self._factor(
@@ -461,12 +463,12 @@ class _Importer:
     def refine(self, compiled: ir.Catalog) -> None:
         """Write explicit exampleRequest/errorExamples where the derived ones differ."""
         for svc, entry in zip(compiled.services, self.entries):
-            fields, ours = self.fields[svc.id], render.catalog_entry(svc)
+            fields, ours = self.fields[svc.id], render.catalog_entry(svc).to_json()
             if "exampleRequest" in entry and ours.get("exampleRequest") != entry["exampleRequest"]:
                 fields["exampleRequest"] = entry["exampleRequest"]
             if ours["errorExamples"] == entry["errorExamples"]:
                 continue
-            route, fields["errorExamples"] = RequestValidator.for_spec(ir.route_spec(svc)), []
+            route, fields["errorExamples"] = RequestValidator.for_spec(svc.route), []
             for position, example in enumerate(entry["errorExamples"]):
                 status = example.get("statusCode", 400)
                 try:
@@ -485,7 +487,7 @@ class _Importer:
         """Note every static field the compiled catalog does not reproduce."""
         for svc, entry in zip(compiled.services, self.entries):
             noted = [field for field, _ in self.notes[svc.id]]
-            for path, message in _differences(entry, render.catalog_entry(svc), ""):
+            for path, message in _differences(entry, render.catalog_entry(svc).to_json(), ""):
                 if not any(path.startswith(n) or n.startswith(path) for n in noted):
                     self.note(svc.id, path, message)
 
@@ -516,23 +518,6 @@ class _Importer:
         return [(sid, field, message) for sid, n in self.notes.items() for field, message in n]
 
 
-def _description_template(entry: dict, task: str) -> str | None:
-    """The description with {task}, {parameters} and {required} put back, if it has all three."""
-    params = ", ".join(sorted(entry["inputSchema"]["properties"]))
-    required = sorted(set(entry["inputSchema"].get("required", [])))
-    clause = f"required parameters: {', '.join(required)}" if required else "no required parameters"
-    text = entry["description"]
-    start = text.find(task)
-    middle = text.find(params, start + len(task)) if start >= 0 and params else -1
-    end = text.find(clause, middle + len(params)) if middle >= 0 else -1
-    template = (
-        f"{text[:start]}{{task}}{text[start + len(task) : middle]}{{parameters}}"
-        f"{text[middle + len(params) : end]}{{required}}{text[end + len(clause) :]}"
-    )
-    placeholders = set(_PLACEHOLDER.findall(template))
-    return template if end >= 0 and placeholders <= {"task", "parameters", "required"} else None
-
-
 def _short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -550,7 +535,7 @@ def _differences(theirs: Any, ours: Any, path: str) -> list[tuple[str, str]]:
     found = []
     for key in unique([*theirs, *ours]):
         where = f"{path}.{key}" if path else key
-        if path == "" and key in RUNTIME_FIELDS:
+        if path == "" and key in contract.RUNTIME_FIELDS:
             continue
         if key not in ours:
             found.append((where, "not expressible in catalog.yaml; the compiled catalog lacks it"))
@@ -598,7 +583,7 @@ def read_related_source(path: str) -> list[dict[str, Any]]:
     compiled, problems = _compile(read_text(path), path, check=True)
     if compiled is None or has_errors(problems):
         raise ImportFailure(path, [d.format() for d in problems if has_errors([d])])
-    return [render.catalog_entry(svc) for svc in compiled.services]
+    return [render.catalog_entry(svc).to_json() for svc in compiled.services]
 
 
 def import_catalog(

@@ -1,7 +1,9 @@
 """Intermediate representation: the compiled catalog, ready to render.
 
-Frozen dataclasses; every field a template needs is computed here by
-:mod:`s402gen.derive`, so templates only loop and substitute. JSON-like
+Frozen dataclasses; every field a template needs is computed by
+:mod:`s402gen.derive`, so templates only loop and substitute. A service is
+split by concern: its route contract (the runtime's :class:`RouteSpec`,
+not a copy of its fields), its texts, its discovery facts and its examples. JSON-like
 fields (schemas, examples) are plain dicts and lists with keys already in
 output order; nothing downstream mutates them.
 """
@@ -15,12 +17,16 @@ from .runtime.spec import Messages, Payment, Pricing, RouteSpec, Upstream
 
 __all__ = [
     "Catalog",
+    "Discovery",
     "ErrorExample",
+    "Examples",
     "Messages",
     "Param",
     "Payment",
     "Pricing",
+    "RouteSpec",
     "Service",
+    "Texts",
     "ToolAnnotations",
     "Upstream",
 ]
@@ -56,18 +62,11 @@ class ToolAnnotations:
 
 
 @dataclass(frozen=True)
-class Service:
-    """One compiled service; ``index`` is its position under ``services:``."""
+class Texts:
+    """What people and agents read about a service: the catalog entry's descriptive fields
+    and the doc page (phrased by :mod:`s402gen.phrasing`)."""
 
-    index: int
-    id: str
-    legacy_id: str
     name: str
-    module: str
-    tool_name: str
-    endpoint: str
-    legacy_endpoint: str
-    method: str
     title_zh: str
     summary_zh: str
     task: str
@@ -77,31 +76,76 @@ class Service:
     use_cases: tuple[str, ...]
     limitations: tuple[str, ...]
     tags: tuple[str, ...]
-    input_types: tuple[str, ...]
-    output_types: tuple[str, ...]
-    params: tuple[Param, ...]
-    array_params: tuple[str, ...]
-    input_schema: dict[str, Any]
-    output_schema: dict[str, Any]
-    example_request: dict[str, Any] | None
-    example_response: dict[str, Any]
-    error_examples: tuple[ErrorExample, ...]
-    messages: Messages
-    pricing: Pricing
-    payment: Payment
-    aliases: tuple[str, ...]
-    search_text: str
-    payment_hint: str
     complexity: str
     typical_response_time: str
     cacheable: bool
     idempotent: bool
     output_format: str
+    sla: dict[str, str]
     related_services: tuple[str, ...]
     required_context: tuple[str, ...]
-    sla: dict[str, str]
-    upstream: Upstream
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """How search and agents find a service and learn to call and pay for it."""
+
+    aliases: tuple[str, ...]
+    search_text: str
+    payment_hint: str
+    input_types: tuple[str, ...]
+    output_types: tuple[str, ...]
     annotations: ToolAnnotations
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A request that works, the answer it gets, and requests the route rejects."""
+
+    request: dict[str, Any] | None
+    response: dict[str, Any]
+    errors: tuple[ErrorExample, ...]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One compiled service, by concern; ``index`` is its position under ``services:``.
+
+    ``route`` is what its route module declares (the runtime's own
+    :class:`RouteSpec`: ids, endpoints, input schema, messages, pricing,
+    payment, upstream), ``module`` that module's name.
+    """
+
+    index: int
+    module: str
+    route: RouteSpec
+    params: tuple[Param, ...]
+    output_schema: dict[str, Any]
+    texts: Texts
+    discovery: Discovery
+    examples: Examples
+
+    # the route contract's facts under their usual names (held by ``route``)
+    id = property(lambda self: self.route.service_id, doc="The canonical service id.")
+    legacy_id = property(lambda self: self.route.legacy_id, doc="The legacy internal id.")
+    tool_name = property(lambda self: self.route.tool_name, doc="The MCP tool name.")
+    endpoint = property(lambda self: self.route.endpoint, doc="``/api/tools/<id>``.")
+    legacy_endpoint = property(lambda self: self.route.legacy_endpoint, doc="The alias path.")
+    method = property(lambda self: self.route.method, doc="The HTTP method.")
+    input_schema = property(lambda self: self.route.input_schema, doc="The input schema.")
+    array_params = property(lambda self: self.route.array_params, doc="JSON-string arrays.")
+    messages = property(lambda self: self.route.messages, doc="The 400 error texts.")
+    pricing = property(lambda self: self.route.pricing, doc="Price and token rules.")
+    payment = property(lambda self: self.route.payment, doc="The payment provider.")
+    upstream = property(lambda self: self.route.upstream, doc="The upstream action.")
+    # read by validate and breaking (prefer ``texts`` and ``examples`` in new code)
+    description = property(lambda self: self.texts.description, doc="``texts.description``.")
+    title_zh = property(lambda self: self.texts.title_zh, doc="``texts.title_zh``.")
+    sla = property(lambda self: self.texts.sla, doc="``texts.sla``.")
+    related_services = property(lambda self: self.texts.related_services, doc="Related ids.")
+    example_request = property(lambda self: self.examples.request, doc="``examples.request``.")
+    example_response = property(lambda self: self.examples.response, doc="The example answer.")
+    error_examples = property(lambda self: self.examples.errors, doc="``examples.errors``.")
 
 
 @dataclass(frozen=True)
@@ -115,17 +159,4 @@ class Catalog:
 
 def route_spec(svc: Service) -> RouteSpec:
     """What the route module of ``svc`` declares (the template writes exactly this)."""
-    return RouteSpec(
-        service_id=svc.id,
-        legacy_id=svc.legacy_id,
-        tool_name=svc.tool_name,
-        endpoint=svc.endpoint,
-        legacy_endpoint=svc.legacy_endpoint,
-        method=svc.method,
-        upstream=svc.upstream,
-        input_schema=svc.input_schema,
-        array_params=svc.array_params,
-        messages=svc.messages,
-        pricing=svc.pricing,
-        payment=svc.payment,
-    )
+    return svc.route

@@ -19,7 +19,7 @@ import jinja2
 import orjson
 
 from . import ir, model
-from .runtime import protocol
+from .runtime import contract, protocol
 from .config import packaged_templates
 
 INDENT = "    "
@@ -106,99 +106,107 @@ def make_environment(user_templates: Path | None = None) -> jinja2.Environment:
 # JSON documents
 
 
-def catalog_entry(svc: ir.Service, flow: dict[str, Any] | None = None) -> dict[str, Any]:
+def catalog_entry(
+    svc: ir.Service, flow: contract.PaymentFlow | None = None
+) -> contract.CatalogEntry:
     """One service in the ``server402.catalog.search.v1`` format, static fields only.
 
-    ``flow`` is :func:`protocol.payment_flow`, passed in to share one copy
-    across many entries.
+    ``flow`` is :func:`contract.payment_flow` (one shared copy by default).
+    Raises ``pydantic.ValidationError`` if the IR does not fit the contract.
     """
-    entry: dict[str, Any] = {
-        "id": svc.id,
-        "canonicalId": svc.id,
-        "internalServiceId": svc.legacy_id,
-        "name": svc.name,
-        "description": svc.description,
-        "descriptionForModel": svc.description,
-        "category": svc.category,
-        "keywords": list(svc.keywords),
-        "useCases": list(svc.use_cases),
-        "limitations": list(svc.limitations),
-        "tags": list(svc.tags),
-        "method": svc.method,
-        "endpoint": svc.endpoint,
-        "legacyEndpoint": svc.legacy_endpoint,
-        "endpointAliases": [svc.endpoint, svc.legacy_endpoint],
-        "inputTypes": list(svc.input_types),
-        "outputTypes": list(svc.output_types),
-        "inputSchema": svc.input_schema,
-        "outputSchema": svc.output_schema,
-    }
-    if svc.example_request is not None:
-        entry["exampleRequest"] = svc.example_request
-    entry.update(
-        {
-            "exampleResponse": svc.example_response,
-            "pricing": {
-                "amountCents": svc.pricing.amount_cents,
-                "currency": svc.pricing.currency,
-                "policyId": svc.pricing.policy_id,
-                "settleMode": svc.pricing.settle_mode,
-                "billingMode": svc.pricing.billing_mode,
-                "maxCalls": svc.pricing.max_calls,
-                "allowReuse": svc.pricing.allow_reuse,
-                "bindClient": svc.pricing.bind_client,
-            },
-            "payment": {"providerId": svc.payment.provider_id, "provider": svc.payment.provider},
-            "discovery": {
-                "toolName": svc.tool_name,
-                "searchText": svc.search_text,
-                "aliases": list(svc.aliases),
-                "localeHints": list(protocol.LOCALE_HINTS),
-                "useCases": list(svc.use_cases),
-                "limitations": list(svc.limitations),
-                "paymentFlow": flow or protocol.payment_flow(),
-                "paymentHint": svc.payment_hint,
-                "retryHint": protocol.RETRY_HINT,
-                "requiredState": protocol.REQUIRED_STATE,
-            },
-            "complexity": svc.complexity,
-            "typicalResponseTime": svc.typical_response_time,
-            "cacheable": svc.cacheable,
-            "idempotent": svc.idempotent,
-            "outputFormat": svc.output_format,
-            "relatedServices": list(svc.related_services),
-            "requiredContext": list(svc.required_context),
-            "errorExamples": [
-                {"input": e.input, "error": e.error, "statusCode": e.status_code}
-                for e in svc.error_examples
-            ],
-            "sla": svc.sla,
-        }
+    route, texts, discovery = svc.route, svc.texts, svc.discovery
+    return contract.CatalogEntry(
+        id=route.service_id,
+        canonical_id=route.service_id,
+        internal_service_id=route.legacy_id,
+        name=texts.name,
+        description=texts.description,
+        description_for_model=texts.description,
+        category=texts.category,
+        keywords=list(texts.keywords),
+        use_cases=list(texts.use_cases),
+        limitations=list(texts.limitations),
+        tags=list(texts.tags),
+        method=route.method,
+        endpoint=route.endpoint,
+        legacy_endpoint=route.legacy_endpoint,
+        endpoint_aliases=[route.endpoint, route.legacy_endpoint],
+        input_types=list(discovery.input_types),
+        output_types=list(discovery.output_types),
+        input_schema=route.input_schema,
+        output_schema=svc.output_schema,
+        example_request=svc.examples.request,
+        example_response=svc.examples.response,
+        pricing=contract.Pricing(
+            amount_cents=route.pricing.amount_cents,
+            currency=route.pricing.currency,
+            policy_id=route.pricing.policy_id,
+            settle_mode=route.pricing.settle_mode,
+            billing_mode=route.pricing.billing_mode,
+            max_calls=route.pricing.max_calls,
+            allow_reuse=route.pricing.allow_reuse,
+            bind_client=route.pricing.bind_client,
+        ),
+        payment=contract.PaymentProviderRef(
+            provider_id=route.payment.provider_id, provider=route.payment.provider
+        ),
+        discovery=contract.Discovery(
+            tool_name=route.tool_name,
+            search_text=discovery.search_text,
+            aliases=list(discovery.aliases),
+            locale_hints=list(protocol.LOCALE_HINTS),
+            use_cases=list(texts.use_cases),
+            limitations=list(texts.limitations),
+            payment_flow=flow or contract.payment_flow(),
+            payment_hint=discovery.payment_hint,
+            retry_hint=protocol.RETRY_HINT,
+            required_state=protocol.REQUIRED_STATE,
+        ),
+        complexity=texts.complexity,
+        typical_response_time=texts.typical_response_time,
+        cacheable=texts.cacheable,
+        idempotent=texts.idempotent,
+        output_format=texts.output_format,
+        related_services=list(texts.related_services),
+        required_context=list(texts.required_context),
+        error_examples=[
+            contract.ErrorExample(input=e.input, error=e.error, status_code=e.status_code)
+            for e in svc.examples.errors
+        ],
+        sla=texts.sla,
     )
-    return entry
 
 
 def catalog_head(catalog: ir.Catalog) -> dict[str, Any]:
     """The catalog document's fields before ``services``: an empty query's answer."""
-    head: dict[str, Any] = {"schemaVersion": protocol.SCHEMA_VERSION}
-    if catalog.generated_at is not None:
-        head["generatedAt"] = catalog.generated_at
-    head.update(query="", expandedTerms=[], filters={}, total=len(catalog.services))
-    return head
+    document = catalog_document(catalog, entries=())
+    return document.model_dump(by_alias=True, exclude={"services", "payment"})
 
 
-def catalog_entries(catalog: ir.Catalog) -> Iterator[dict[str, Any]]:
+def catalog_entries(catalog: ir.Catalog) -> Iterator[contract.CatalogEntry]:
     """Every service's catalog entry, one at a time, sharing one payment flow."""
-    flow = protocol.payment_flow()
+    flow = contract.payment_flow()
     return (catalog_entry(svc, flow) for svc in catalog.services)
 
 
-def catalog_document(catalog: ir.Catalog) -> dict[str, Any]:
-    """The whole catalog in the search format, as one dict (what catalog.json holds)."""
-    document = catalog_head(catalog)
-    document["services"] = list(catalog_entries(catalog))
-    document["payment"] = protocol.payment_block()
-    return document
+def catalog_document(
+    catalog: ir.Catalog, entries: Iterable[contract.CatalogEntry] | None = None
+) -> contract.CatalogDocument:
+    """The whole catalog in the search format (what catalog.json holds).
+
+    ``entries`` replaces the services' entries (the file map streams them
+    itself and passes none).
+    """
+    return contract.CatalogDocument(
+        schema_version=protocol.SCHEMA_VERSION,
+        generated_at=catalog.generated_at,
+        query="",
+        expanded_terms=[],
+        filters={},
+        total=len(catalog.services),
+        services=list(catalog_entries(catalog) if entries is None else entries),
+        payment=contract.payment_block(),
+    )
 
 
 def mcp_tool(svc: ir.Service) -> dict[str, Any]:
@@ -206,24 +214,24 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
 
     Its input schema is the service's plus an optional ``paymentToken``.
     """
-    properties = dict(svc.input_schema["properties"])
+    properties = dict(svc.route.input_schema["properties"])
     properties[protocol.MCP_ARGUMENT] = {
         "description": protocol.PAYMENT_TOKEN_DESCRIPTION,
         "type": "string",
     }
-    input_schema = dict(svc.input_schema)
+    input_schema = dict(svc.route.input_schema)
     input_schema["properties"] = {key: properties[key] for key in sorted(properties)}
     return {
-        "name": svc.tool_name,
-        "title": svc.name,
-        "description": svc.description,
+        "name": svc.route.tool_name,
+        "title": svc.texts.name,
+        "description": svc.texts.description,
         "inputSchema": input_schema,
         "outputSchema": svc.output_schema,
         "annotations": {
-            "readOnlyHint": svc.annotations.read_only,
-            "destructiveHint": svc.annotations.destructive,
-            "idempotentHint": svc.annotations.idempotent,
-            "openWorldHint": svc.annotations.open_world,
+            "readOnlyHint": svc.discovery.annotations.read_only,
+            "destructiveHint": svc.discovery.annotations.destructive,
+            "idempotentHint": svc.discovery.annotations.idempotent,
+            "openWorldHint": svc.discovery.annotations.open_world,
         },
     }
 
@@ -231,10 +239,10 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
 def doc_schema_block(svc: ir.Service) -> str:
     """The "Schema And Examples" JSON of a doc page (keys sorted, as the live pages)."""
     block: dict[str, Any] = {}
-    if svc.example_request is not None:
-        block["exampleRequest"] = svc.example_request
-    block["exampleResponse"] = svc.example_response
-    block["inputSchema"] = svc.input_schema
+    if svc.examples.request is not None:
+        block["exampleRequest"] = svc.examples.request
+    block["exampleResponse"] = svc.examples.response
+    block["inputSchema"] = svc.route.input_schema
     block["outputSchema"] = svc.output_schema
     return to_json(block, sort_keys=True)
 
@@ -304,27 +312,36 @@ def iter_files(
         return [format_python("".join(chunks))]
 
     for svc in services:
-        yield f"routes/{svc.module}.py", python(_render(route, spec=ir.route_spec(svc)))
+        yield f"routes/{svc.module}.py", python(_render(route, spec=svc.route))
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
-    tools = itertools.chain((mcp_tool(svc) for svc in services), protocol.payment_tools())
+    tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
     yield "mcp/tools.json", _stream(env.get_template("mcp_tools.json.jinja"), tools=tools)
+    entries: list[dict[str, Any]] = []  # kept for the per-service files (they share values)
+
+    def catalog_json_entries() -> Iterator[dict[str, Any]]:
+        for entry in catalog_entries(catalog):
+            entries.append(entry.to_json())
+            yield entries[-1]
+
     yield "catalog/catalog.json", _stream(
         env.get_template("catalog.json.jinja"),
         head=catalog_head(catalog),
-        entries=catalog_entries(catalog),
-        payment=protocol.payment_block(),
+        entries=catalog_json_entries(),
+        payment=contract.payment_block().to_json(),
     )
     entry_template = env.get_template("catalog_entry.json.jinja")
-    flow = protocol.payment_flow()
-    for svc in services:
-        entry = catalog_entry(svc, flow)
-        yield f"catalog/services/{svc.id}.json", _render(entry_template, entry=entry)
+    flow = contract.payment_flow()
+    for position, svc in enumerate(services):
+        # the entry catalog.json streamed, unless its consumer skipped it
+        entry = entries[position] if position < len(entries) else catalog_entry(svc, flow).to_json()
+        yield f"catalog/services/{svc.route.service_id}.json", _render(entry_template, entry=entry)
+    entries.clear()
 
     page = env.get_template("doc_page.html.jinja")
     for svc in services:
-        yield f"docs/tools/{svc.id}.html", _render(
+        yield f"docs/tools/{svc.route.service_id}.html", _render(
             page,
             service=svc,
             marketplace=catalog.marketplace,
@@ -335,6 +352,10 @@ def iter_files(
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
     )
+    # the output contract: the JSON Schema of each document the catalog and the gateway publish
+    contract_template = env.get_template("contract_schema.json.jinja")
+    for name, schema in contract.published_schemas().items():
+        yield f"contract/{name}.schema.json", _render(contract_template, schema=schema)
     yield "docs/index.html", _render(
         env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from s402gen import compile_catalog
+from s402gen.runtime.contract import CatalogDocument
 from s402gen.runtime.search import CatalogSearch
 
 from .conftest import CATALOG, SEEDS, write_catalog
@@ -76,7 +77,9 @@ def test_search_answers_the_seed_query_like_the_live_marketplace(files: dict[str
     answers the same query with the same document keys, total, expanded terms, filters,
     number of results and top hit, and lists every service the seed shows."""
     catalog = json.loads(files["catalog/catalog.json"])
-    answer = CatalogSearch(catalog).search(SEARCH["query"], limit=SEARCH["filters"]["limit"])
+    document = CatalogDocument.model_validate(catalog)
+    found = CatalogSearch(document).search(SEARCH["query"], limit=SEARCH["filters"]["limit"])
+    answer = found.to_json()
     assert list(answer) == list(SEARCH)
     assert answer["total"] == SEARCH["total"] == len(catalog["services"])
     assert answer["expandedTerms"] == SEARCH["expandedTerms"]

@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from . import protocol
+from . import contract, protocol
 from .generated import Generated, load_generated
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
@@ -135,7 +135,7 @@ def create_app(
     app = FastAPI(
         title="Server402",
         description="Paid API services, each sold per call behind an HTTP 402 payment flow.",
-        version=generated.catalog.get("generatedAt", "0"),
+        version=generated.catalog.generated_at or "0",
         lifespan=lifespan,
     )
     app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(sessions)))
@@ -165,11 +165,11 @@ def _add_tool_routes(
         except RequestError as exc:
             return _json(400, {"error": str(exc)})
         except PaymentNeeded as exc:
-            return _json(402, {"error": exc.error, "payment": exc.payment}, _PAYMENT_HEADERS)
+            return _json(402, exc.answer.to_json(), _PAYMENT_HEADERS)
         except UpstreamFailed as exc:
             body = {"error": "upstream error", "code": exc.code, "message": exc.message}
             return _json(502, body | {"requestId": exc.request_id})
-        return _json(200, envelope)
+        return _json(200, envelope.to_json())
 
     request_body = {
         "required": True,
@@ -197,7 +197,8 @@ _PAYMENT_HEADERS = {"X-Payment-Required": "true"}
 
 
 def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -> None:
-    body_validator = schema_validator(protocol.create_payment_body_schema())
+    body_schema = contract.wire_schema(contract.CreatePayment)
+    body_validator = schema_validator(body_schema)
 
     async def create_payment(request: Request) -> Response:
         try:
@@ -223,7 +224,7 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
         return _json(200, payment.to_json())
 
-    record = protocol.payment_record_schema()
+    record = contract.wire_schema(contract.PaymentRecord)
     app.add_api_route(
         protocol.CREATE_PAYMENT_URL,
         create_payment,
@@ -233,7 +234,7 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {JSON: {"schema": protocol.create_payment_body_schema()}},
+                "content": {JSON: {"schema": body_schema}},
             },
             "responses": {"201": {"content": {JSON: {"schema": record}}}},
         },
@@ -254,7 +255,7 @@ def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Genera
         return Response(generated.catalog_bytes, media_type=JSON)
 
     async def catalog_search(q: str = "", limit: int = DEFAULT_LIMIT) -> Response:
-        return _json(200, search.search(q, limit, runtime.stats.quality))
+        return _json(200, search.search(q, limit, runtime.stats.quality).to_json())
 
     async def index() -> Response:
         return FileResponse(generated.index_page, media_type="text/html")

@@ -7,10 +7,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-import orjson
+from pydantic import ValidationError
 
+from .contract import CatalogDocument
 from .spec import RouteSpec
 
 
@@ -20,11 +20,12 @@ class GeneratedError(Exception):
 
 @dataclass(frozen=True)
 class Generated:
-    """What the runtime serves. ``specs`` are in catalog order; ``catalog`` is catalog.json."""
+    """What the runtime serves. ``specs`` are in catalog order; ``catalog`` is catalog.json,
+    read through the output contract, and ``catalog_bytes`` its text."""
 
     root: Path
     specs: tuple[RouteSpec, ...]
-    catalog: dict[str, Any]
+    catalog: CatalogDocument
     catalog_bytes: bytes
 
     def doc_page(self, service_id: str) -> Path | None:
@@ -58,7 +59,8 @@ def _import(path: Path, name: str) -> ModuleType:
 def load_generated(root: str | Path) -> Generated:
     """Import every route module listed in ``routes/__init__.py`` and read the catalog.
 
-    Raises :class:`GeneratedError` when a file is missing or malformed.
+    Raises :class:`GeneratedError` when a file is missing or malformed, or the
+    catalog does not fit the output contract.
     """
     root = Path(root)
     routes = root / "routes"
@@ -69,6 +71,15 @@ def load_generated(root: str | Path) -> Generated:
             for name in package.MODULES
         )
         catalog_bytes = (root / "catalog" / "catalog.json").read_bytes()
+        catalog = CatalogDocument.model_validate_json(catalog_bytes)
     except (OSError, AttributeError, SyntaxError, ImportError) as exc:
         raise GeneratedError(f"{root} is not a complete s402gen output: {exc}") from None
-    return Generated(root, specs, orjson.loads(catalog_bytes), catalog_bytes)
+    except ValidationError as exc:
+        problem = f"{exc.error_count()} problem(s), first: {_first_error(exc)}"
+        raise GeneratedError(f"{root}/catalog/catalog.json does not fit the contract: {problem}")
+    return Generated(root, specs, catalog, catalog_bytes)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return ".".join(map(str, error["loc"])) + f": {error['msg']}"

@@ -77,11 +77,11 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
         except RequestError as exc:
             return _result({"error": str(exc)}, is_error=True)
         except PaymentNeeded as exc:
-            return _result({"error": exc.error, "payment": exc.payment}, is_error=True)
+            return _result(exc.answer.to_json(), is_error=True)
         except UpstreamFailed as exc:
             failure = {"error": "upstream error", "code": exc.code, "message": exc.message}
             return _result(failure | {"requestId": exc.request_id}, is_error=True)
-        return _result(envelope)
+        return _result(envelope.to_json())
 
     return Server(
         SERVER_NAME,

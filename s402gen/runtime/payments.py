@@ -1,8 +1,8 @@
 """Payments: an embedded SQLite ledger and the payment providers behind one interface.
 
-A payment record has the fields of the catalog's payment schema
-(``protocol.payment_record_schema``). A paid token allows ``maxCalls`` calls
-of one service (one when the pricing does not allow reuse), until it
+A payment record is the output contract's :class:`~.contract.PaymentRecord`.
+A paid token allows ``Pricing.calls_per_payment`` calls of one service
+(``maxCalls``, or one when the pricing does not allow reuse), until it
 expires; when the pricing binds clients, only the client that created the
 payment (``X-Client-Id``) may spend it; a payment created without a client
 id is not bound. Spending is one guarded ``UPDATE``
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from . import protocol
+from .contract import PaymentRecord
 from .spec import RouteSpec
 
 SCHEMA_VERSION = 1
@@ -91,48 +92,46 @@ class Payment:
         """Calls the token still allows."""
         return max(self.max_calls - self.used_calls, 0)
 
+    def record(self) -> PaymentRecord:
+        """The record of the output contract (camelCase, ISO 8601 UTC times)."""
+        return PaymentRecord(
+            payment_id=self.payment_id,
+            service_id=self.service_id,
+            internal_service_id=self.internal_service_id,
+            provider_id=self.provider_id,
+            provider=self.provider,
+            amount_cents=self.amount_cents,
+            currency=self.currency,
+            billing_mode=self.billing_mode,
+            max_calls=self.max_calls,
+            used_calls=self.used_calls,
+            remaining_calls=self.remaining_calls,
+            status=self.status,
+            token=self.token,
+            client_id=self.client_id,
+            pay_to=self.pay_to,
+            expires_at=_iso(self.expires_at),
+            paid_at=_iso(self.paid_at),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        """The record in the catalog's payment schema (camelCase, ISO 8601 UTC times)."""
-        record: dict[str, Any] = {
-            "paymentId": self.payment_id,
-            "serviceId": self.service_id,
-            "internalServiceId": self.internal_service_id,
-            "providerId": self.provider_id,
-            "provider": self.provider,
-            "amountCents": self.amount_cents,
-            "currency": self.currency,
-            "billingMode": self.billing_mode,
-            "maxCalls": self.max_calls,
-            "usedCalls": self.used_calls,
-            "remainingCalls": self.remaining_calls,
-            "status": self.status,
-            "token": self.token,
-            "clientId": self.client_id,
-            "payTo": self.pay_to,
-            "expiresAt": _iso(self.expires_at),
-        }
-        if self.paid_at is not None:
-            record["paidAt"] = _iso(self.paid_at)
-        return record
+        """:meth:`record` as JSON (``paidAt`` only once paid)."""
+        return self.record().to_json()
 
 
-def payment_required(spec: RouteSpec) -> dict[str, Any]:
-    """The ``payment`` object of a 402 answer before any payment exists: what to pay."""
-    return {
-        "serviceId": spec.service_id,
-        "internalServiceId": spec.legacy_id,
-        "providerId": spec.payment.provider_id,
-        "provider": spec.payment.provider,
-        "amountCents": spec.pricing.amount_cents,
-        "currency": spec.pricing.currency,
-        "billingMode": spec.pricing.billing_mode,
-        "maxCalls": _max_calls(spec),
-        "status": "payment_required",
-    }
-
-
-def _max_calls(spec: RouteSpec) -> int:
-    return spec.pricing.max_calls if spec.pricing.allow_reuse else 1
+def payment_required(spec: RouteSpec) -> PaymentRecord:
+    """The ``payment`` of a 402 answer before any payment exists: what to pay."""
+    return PaymentRecord(
+        service_id=spec.service_id,
+        internal_service_id=spec.legacy_id,
+        provider_id=spec.payment.provider_id,
+        provider=spec.payment.provider,
+        amount_cents=spec.pricing.amount_cents,
+        currency=spec.pricing.currency,
+        billing_mode=spec.pricing.billing_mode,
+        max_calls=spec.pricing.calls_per_payment,
+        status="payment_required",
+    )
 
 
 class PaymentRefused(Exception):
@@ -236,8 +235,8 @@ class Ledger:
         values = (
             payment_id, spec.service_id, spec.legacy_id, provider_id, provider.name,
             spec.pricing.amount_cents, spec.pricing.currency, spec.pricing.billing_mode,
-            _max_calls(spec), 0, settlement.status, secrets.token_urlsafe(24), client_id,
-            int(spec.pricing.bind_client), settlement.pay_to, now, now + self.ttl,
+            spec.pricing.calls_per_payment, 0, settlement.status, secrets.token_urlsafe(24),
+            client_id, int(spec.pricing.bind_client), settlement.pay_to, now, now + self.ttl,
             settlement.paid_at,
         )  # fmt: skip
         with self._lock:

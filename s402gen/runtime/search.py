@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Callable, Iterable
 
+from .contract import CatalogDocument, CatalogEntry, Quality
 from .spec import price_label
 
 #: Query words that expand to related terms, English and Chinese (one group a line).
@@ -42,7 +43,7 @@ MAX_LIMIT = 50
 @dataclass(frozen=True)
 class _Indexed:
     position: int
-    entry: dict[str, Any]
+    entry: CatalogEntry
     ids: frozenset[str]
     alias_words: frozenset[str]
     text: str
@@ -55,19 +56,17 @@ def _words(text: str) -> list[str]:
 class CatalogSearch:
     """An index over a compiled catalog document (catalog.json)."""
 
-    def __init__(self, catalog: dict[str, Any]):
+    def __init__(self, catalog: CatalogDocument):
         self.catalog = catalog
         self._index = [
             _Indexed(
                 position,
                 entry,
-                frozenset(
-                    {entry["id"], entry["discovery"]["toolName"], entry["internalServiceId"]}
-                ),
-                frozenset(w for alias in entry["discovery"]["aliases"] for w in _words(alias)),
-                entry["discovery"]["searchText"].lower(),
+                frozenset({entry.id, entry.discovery.tool_name, entry.internal_service_id}),
+                frozenset(w for alias in entry.discovery.aliases for w in _words(alias)),
+                entry.discovery.search_text.lower(),
             )
-            for position, entry in enumerate(catalog["services"])
+            for position, entry in enumerate(catalog.services)
         ]
 
     @staticmethod
@@ -106,10 +105,15 @@ class CatalogSearch:
                 terms.append(term)
         return score, terms
 
-    def search(self, query: str, limit: int = DEFAULT_LIMIT, quality: Any = None) -> dict[str, Any]:
+    def search(
+        self,
+        query: str,
+        limit: int = DEFAULT_LIMIT,
+        quality: Callable[[str], Quality] | None = None,
+    ) -> CatalogDocument:
         """The search answer for ``query``; ``limit`` is clamped to 1..:data:`MAX_LIMIT`.
 
-        ``quality(service_id) -> dict`` adds each result's runtime ``quality``.
+        ``quality(service_id)`` adds each result's runtime ``quality``.
         """
         limit = max(1, min(limit, MAX_LIMIT))
         query = query.strip()
@@ -125,31 +129,32 @@ class CatalogSearch:
             self._result(item.entry, score, terms, quality)
             for _, _, item, terms, score in scored[:limit]
         ]
-        answer: dict[str, Any] = {"schemaVersion": self.catalog["schemaVersion"]}
-        if "generatedAt" in self.catalog:
-            answer["generatedAt"] = self.catalog["generatedAt"]
-        answer.update(
-            query=query,
-            expandedTerms=expanded,
-            filters={"limit": limit},
-            total=len(scored),
-            services=services,
-            payment=self.catalog["payment"],
+        return self.catalog.model_copy(
+            update={
+                "query": query,
+                "expanded_terms": expanded,
+                "filters": {"limit": limit},
+                "total": len(scored),
+                "services": services,
+            }
         )
-        return answer
 
     @staticmethod
-    def _result(entry: dict[str, Any], score: int, terms: Iterable[str], quality: Any) -> dict:
-        result = dict(entry)
-        if quality is not None:
-            result["quality"] = quality(entry["id"])
+    def _result(
+        entry: CatalogEntry,
+        score: int,
+        terms: Iterable[str],
+        quality: Callable[[str], Quality] | None,
+    ) -> CatalogEntry:
         terms = list(terms)
-        pricing = entry["pricing"]
-        price = price_label(pricing["amountCents"], pricing["currency"])
-        result["matchScore"] = score
-        result["matchTerms"] = terms
+        price = price_label(entry.pricing.amount_cents, entry.pricing.currency)
         matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
-        result["why"] = (
-            f'{matched} "{entry["name"]}". Price is {price} per policy {pricing["policyId"]}.'
+        return entry.model_copy(
+            update={
+                "quality": quality(entry.id) if quality is not None else None,
+                "match_score": score,
+                "match_terms": terms,
+                "why": f'{matched} "{entry.name}". Price is {price} per policy '
+                f"{entry.pricing.policy_id}.",
+            }
         )
-        return result

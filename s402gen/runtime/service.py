@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+from .contract import PaymentRecord, PaymentRequired, Quality, SuccessEnvelope, success
 from .payments import (
     DevProvider,
     Ledger,
@@ -32,12 +33,12 @@ class UnknownService(LookupError):
     """No service has this id or legacy id."""
 
 
-@dataclass(frozen=True)
 class PaymentNeeded(Exception):
-    """The call was not paid: ``error`` is the failure text, ``payment`` the 402 metadata."""
+    """The call was not paid: ``answer`` is the 402 body (HTTP) and MCP ``structuredContent``."""
 
-    error: str
-    payment: dict[str, Any]
+    def __init__(self, answer: PaymentRequired):
+        super().__init__(answer.error)
+        self.answer = answer
 
 
 @dataclass(frozen=True)
@@ -78,31 +79,31 @@ class Stats:
             else:
                 counters.payment_requireds += 1
 
-    def quality(self, service_id: str) -> dict[str, Any]:
-        """The ``quality`` block of a search result; ``qualityScore`` is 0..5."""
+    def quality(self, service_id: str) -> Quality:
+        """The ``quality`` of a search result; ``qualityScore`` is 0..5 (4 before any call)."""
         with self.lock:
             c = self.counters.get(service_id, _Counters())
             executions = c.successes + c.errors
             rate = c.successes / executions if executions else 0.0
-            return {
-                "qualityScore": round(5 * rate, 2) if executions else 4,
-                "healthStatus": (
+            return Quality(
+                quality_score=round(5 * rate, 2) if executions else 4,
+                health_status=(
                     "" if not executions else ("healthy" if rate >= 0.9 else "degraded")
                 ),
-                "successRate": round(rate, 4),
-                "callCount": c.calls,
-                "executionCount": executions,
-                "successCount": c.successes,
-                "errorCount": c.errors,
-                "paymentRequireds": c.payment_requireds,
-                "lastCallAt": (
+                success_rate=round(rate, 4),
+                call_count=c.calls,
+                execution_count=executions,
+                success_count=c.successes,
+                error_count=c.errors,
+                payment_requireds=c.payment_requireds,
+                last_call_at=(
                     datetime.fromtimestamp(c.last_call_at, tz=timezone.utc).strftime(
                         "%Y-%m-%dT%H:%M:%SZ"
                     )
                     if c.last_call_at
                     else ""
                 ),
-            }
+            )
 
 
 class ServiceRuntime:
@@ -142,7 +143,7 @@ class ServiceRuntime:
 
     def call(
         self, spec: RouteSpec, body: Mapping[str, Any], token: str | None, client_id: str | None
-    ) -> dict[str, Any]:
+    ) -> SuccessEnvelope:
         """One paid call; returns the success envelope of the catalog's output schema.
 
         Raises ``RequestError`` (400, nothing charged), :class:`PaymentNeeded`
@@ -154,7 +155,10 @@ class ServiceRuntime:
             payment = self.ledger.spend(token, spec.service_id, client_id)
         except PaymentRefused as refused:
             self.stats.record(spec.service_id, "payment_required", now)
-            raise PaymentNeeded(str(refused), self._payment_metadata(spec, token)) from None
+            answer = PaymentRequired(
+                error=str(refused), payment=self._payment_metadata(spec, token)
+            )
+            raise PaymentNeeded(answer) from None
         try:
             result = self.upstream.call(spec, arguments)
         except UpstreamError as exc:
@@ -162,19 +166,13 @@ class ServiceRuntime:
             self.stats.record(spec.service_id, "error", now)
             raise UpstreamFailed(exc.code, exc.message, exc.request_id) from None
         self.stats.record(spec.service_id, "success", now)
-        return {
-            "code": "200",
-            "content": "",
-            "data": {"Action": spec.upstream.action, "Result": result.result},
-            "message": "success",
-            "requestId": result.request_id,
-        }
+        return success(spec.upstream.action, result.result, result.request_id)
 
-    def _payment_metadata(self, spec: RouteSpec, token: str | None) -> dict[str, Any]:
+    def _payment_metadata(self, spec: RouteSpec, token: str | None) -> PaymentRecord:
         """The token's own record when it is one of this service's, else what to pay."""
         payment: Payment | None = self.ledger.find_token(token) if token else None
         if payment is not None and payment.service_id == spec.service_id:
-            return payment.to_json()
+            return payment.record()
         return payment_required(spec)
 
     def create_payment(

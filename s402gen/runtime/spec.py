@@ -48,6 +48,15 @@ class Pricing:
     bind_client: bool
 
     @property
+    def calls_per_payment(self) -> int:
+        """Calls one payment buys, as the ledger counts them: ``max_calls`` only with reuse.
+
+        The one place of this rule: the ledger, the 402 metadata and the
+        breaking-change check all ask here.
+        """
+        return self.max_calls if self.allow_reuse else 1
+
+    @property
     def label(self) -> str:
         """``USD 0.20`` for 20 cents (see :func:`price_label`)."""
         return price_label(self.amount_cents, self.currency)
