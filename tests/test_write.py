@@ -108,8 +108,8 @@ def test_check_diff_text(tmp_path: Path) -> None:
     out = tmp_path / "out"
     write.build(out, _items({"a.txt": "one\ntwo", "b.txt": "gone\n", "c.txt": "old\n"}))
     (out / "c.txt").unlink()
-    new = {"a.txt": "one\nTWO", "c.txt": "new\n"}
-    drift = write.check(out, lambda: _items(new))
+    new = [("a.txt", ["one\n", "TWO"]), ("c.txt", ["new\n"])]  # rendered in chunks
+    drift = write.check(out, lambda: new)
     assert (drift.changed, drift.missing, drift.orphans) == (
         ["a.txt", write.MANIFEST],
         ["c.txt"],
@@ -131,3 +131,15 @@ def test_check_of_a_stale_staging_folder_alone(tmp_path: Path) -> None:
     drift = write.check(out, lambda: _items(FILES))
     assert drift.orphans == [f"{write.STAGING_PREFIX}killed/"] and not drift.clean
     assert drift.diff == ""
+
+
+def test_pruning_stops_at_the_output_even_through_a_symlink(tmp_path: Path) -> None:
+    """An output subfolder that is a symlink: pruning never climbs outside the output."""
+    out = tmp_path / "out"
+    write.build(out, _items({"a.txt": "alpha\n", "link/x.txt": "x\n"}))
+    elsewhere = tmp_path / "elsewhere" / "deep"
+    elsewhere.parent.mkdir()
+    (out / "link").rename(elsewhere)
+    (out / "link").symlink_to(elsewhere, target_is_directory=True)
+    write.build(out, _items({"a.txt": "alpha\n"}))
+    assert elsewhere.is_dir() and elsewhere.parent.is_dir()
