@@ -37,7 +37,7 @@ from .config import display_path as _display
 from .diagnostics import CatalogError, Finding, Level, Location, Rule, Rules
 from .diagnostics import all_rules as all_known_rules
 from .exits import Exit, epilog
-from .load import SourceMap, load_file
+from .load import SourceMap, load_catalog
 
 #: The levels of a change between two catalogs.
 CHANGE_LEVELS = (Level.BREAKING, Level.DANGEROUS, Level.SAFE)
@@ -537,7 +537,7 @@ def diff(catalog: Path, against: str) -> DiffReport:
         invalid = [n for n, c in ((new_name, new), (old_name, old)) if c is None]
         raise DiffError(f"invalid catalog: {', '.join(invalid)}", errors)
     try:
-        document = load_file(str(catalog), new_name)
+        document = load_catalog(str(catalog), new_name)
     except CatalogError as exc:  # the file changed under us
         raise DiffError(f"invalid catalog: {new_name}", exc.diagnostics) from None
     changes = compare(old, new, document.source, document.data)

@@ -3,7 +3,7 @@
 Like black's or mypy's cache, it lives outside the project
 (``$S402GEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/s402gen``, else
 ``~/.cache/s402gen``; ``S402GEN_CACHE_DIR=off`` disables it). A key is the
-sha256 of every input of a compile: the catalog's bytes, the templates
+sha256 of every input of a compile: the catalog's bytes (and its included files'), the templates
 (user and packaged), s402gen's own source, the versions of the libraries
 that shape the text, and ``SOURCE_DATE_EPOCH``. Its entry holds the
 manifest that compile produced and the diagnostics it printed. When the key
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .config import packaged_templates
+from .load import included_files
 
 PACKAGE = Path(__file__).parent
 MAX_ENTRIES = 64
@@ -59,6 +60,8 @@ def input_key(catalog: Path, templates: Path | None, environ: Mapping[str, str])
     digest = hashlib.sha256(os.path.relpath(catalog).encode() + b"\0")  # names in diagnostics
     try:
         digest.update(catalog.read_bytes() + b"\0")
+        for part in included_files(str(catalog)):  # a catalog split with include:
+            digest.update(os.path.relpath(part).encode() + b"\0" + Path(part).read_bytes() + b"\0")
         for folder in (templates, packaged_templates(), PACKAGE):
             if folder is not None:
                 digest.update(str(folder == templates).encode())

@@ -63,9 +63,61 @@ def example_value(name: str, prop: dict[str, Any]) -> Any:
     }[prop["type"]]
 
 
+def merge_list(inherited: Iterable[str], value: list[str] | model.Extend | None) -> list[str]:
+    """A list key resolved against the inherited one: a list replaces it, ``{extend: [...]}``
+    appends to it, ``None`` keeps it."""
+    if value is None:
+        return list(inherited)
+    if isinstance(value, model.Extend):
+        return [*inherited, *value.extend]
+    return list(value)
+
+
+def _scoped(inherited: model.Defaults, scoped: Any) -> model.Defaults:
+    """``inherited`` with every key ``scoped`` (a provider's or category's defaults) sets."""
+    if scoped is None:
+        return inherited
+    update: dict[str, Any] = {}
+    for name in scoped.model_fields_set:
+        value = getattr(scoped, name)
+        if value is None:
+            continue
+        update[name] = (
+            merge_list(getattr(inherited, name), value)
+            if isinstance(getattr(inherited, name), list)
+            else value
+        )
+    return inherited.model_copy(update=update) if update else inherited
+
+
+def provider_of(catalog: model.Catalog, svc: model.Service) -> str:
+    """The provider name of ``svc``: its own, else the global default."""
+    return svc.provider or catalog.defaults.provider
+
+
+def category_of(catalog: model.Catalog, svc: model.Service) -> str:
+    """The category id of ``svc``: its own, else its provider's default, else the global one."""
+    if svc.category:
+        return svc.category
+    provider = catalog.providers.get(provider_of(catalog, svc))
+    scoped = provider.defaults if provider else None
+    return (scoped.category if scoped else None) or catalog.defaults.category
+
+
+def resolve_defaults(catalog: model.Catalog, svc: model.Service) -> model.Defaults:
+    """What ``svc`` inherits: the global ``defaults``, overridden by its provider's
+    ``defaults``, overridden by its category's (the service's own keys win over all three)."""
+    provider = catalog.providers.get(provider_of(catalog, svc))
+    category = catalog.categories.get(category_of(catalog, svc))
+    resolved = _scoped(catalog.defaults, provider.defaults if provider else None)
+    resolved = _scoped(resolved, category.defaults if category else None)
+    return resolved.model_copy(update={"category": category_of(catalog, svc)})
+
+
 class _Deriver:
     def __init__(self, catalog: model.Catalog):
         self.catalog = catalog
+        self.defaults = catalog.defaults  # of the service being derived
 
     def lookup(self, table: dict[str, Any], name: str, kind: str, path: tuple) -> Any:
         """``table[name]``: the ``unknown-reference`` rule has checked that it is there."""
@@ -78,14 +130,14 @@ class _Deriver:
             preset = self.lookup(self.catalog.presets, param.preset, "preset", path + ("preset",))
         merged: dict[str, Any] = preset.model_dump(exclude_none=True) if preset else {}
         merged.update(param.model_dump(exclude_none=True, exclude={"preset"}))
-        description = merged.get("description", self.catalog.defaults.parameter_description)
+        description = merged.get("description", self.defaults.parameter_description)
         prop = {key: merged[key] for key in _SCHEMA_KEYS if key in merged}
         prop["description"] = phrasing.parameter_description(description, name)
         example = merged.get("example", example_value(name, prop))
         return sorted_json(prop), example, merged.get("required_context", "")
 
     def service(self, index: int, svc: model.Service) -> ir.Service:
-        d = self.catalog.defaults
+        d = self.defaults = resolve_defaults(self.catalog, svc)
         path = ("services", index)
         provider = self.lookup(
             self.catalog.providers,
@@ -211,8 +263,8 @@ def service_texts(
         category=svc.category or d.category,
         keywords=phrasing.keywords(svc.action, label, svc.title_zh or "", d.keywords, svc.keywords),
         use_cases=(task, *d.use_cases),
-        limitations=tuple(svc.limitations if svc.limitations is not None else d.limitations),
-        tags=tuple(svc.tags if svc.tags is not None else d.tags),
+        limitations=tuple(merge_list(d.limitations, svc.limitations)),
+        tags=tuple(merge_list(d.tags, svc.tags)),
         complexity=svc.complexity or d.complexity,
         typical_response_time=svc.typical_response_time or d.typical_response_time,
         cacheable=_pick(svc.cacheable, d.cacheable),
@@ -265,7 +317,9 @@ def service_examples(
     authored = svc.error_examples
     return ir.Examples(
         request=request,
-        response=contract.success(svc.action, d.example_result, EXAMPLE_REQUEST_ID).to_json(),
+        response=contract.success(
+            svc.action, svc.example_result or d.example_result, EXAMPLE_REQUEST_ID
+        ).to_json(),
         errors=(
             tuple(ir.ErrorExample(e.input, e.error, e.status_code) for e in authored)
             if authored is not None
@@ -365,4 +419,16 @@ def derive(catalog: model.Catalog, generated_at: str | None) -> ir.Catalog:
         marketplace=catalog.catalog.marketplace,
         generated_at=catalog.catalog.generated_at or generated_at,
         services=services,
+        categories=tuple(
+            ir.Category(
+                id=name,
+                label=category.label,
+                label_zh=category.label_zh or "",
+                description=category.description or "",
+                synonyms={word: tuple(more) for word, more in category.synonyms.items()},
+                services=tuple(s.id for s in services if s.texts.category == name),
+            )
+            for name, category in catalog.categories.items()
+        ),
+        includes=tuple(catalog.include),
     )

@@ -91,6 +91,8 @@ class Rules:
     # references between sections (checked on the authoring model, before derive)
     UNKNOWN_REFERENCE = Rule("S402-E008", "unknown-reference", _E)
     UNKNOWN_PARAMETER = Rule("S402-E016", "unknown-required-parameter", _E)
+    INCLUDE_MATCHES_NOTHING = Rule("S402-E070", "include-matches-nothing", _E)
+    DUPLICATE_DEFINITION = Rule("S402-E071", "duplicate-definition", _E)
     # rendering
     TEMPLATE_ERROR = Rule("S402-E009", "template-error", _E)
     # across services (checked on the IR)

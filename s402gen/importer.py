@@ -14,8 +14,10 @@ differ, then to verify. Each static field still not reproduced is reported
 
 Choices:
 
-- The catalog JSON does not publish the upstream: :data:`UPSTREAM` (facebody
-  2019-12-30) is assumed, as the YAML header says.
+- The catalog JSON does not publish the upstream product of its services, and
+  import does not guess it: ``--provider PRODUCT:VERSION:ENDPOINT`` names it
+  (e.g. ``facebody:2019-12-30:facebody.cn-shanghai.aliyuncs.com``), and the
+  YAML header repeats it. Without it, import refuses (S402-E050).
 - relatedServices naming services FILE lacks (seed 003 names
   face-database-add-face, face-database-create-entity): the compiler rejects
   unknown ones (S402-E017), and an import cannot invent their action and
@@ -59,9 +61,34 @@ from .import_input import (
     read_catalog_json,
 )
 
-#: The upstream of every imported service: the catalog JSON does not publish it.
-UPSTREAM = {"product": "facebody", "version": "2019-12-30"}
-UPSTREAM["endpoint"] = "facebody.cn-shanghai.aliyuncs.com"
+#: How ``--provider`` names the upstream of the imported services.
+PROVIDER_PATTERN = re.compile(r"^([a-z][a-z0-9-]*):([0-9]{4}-[0-9]{2}-[0-9]{2}):([A-Za-z0-9.-]+)$")
+PROVIDER_EXAMPLE = "facebody:2019-12-30:facebody.cn-shanghai.aliyuncs.com"
+
+
+def parse_provider(text: str | None, file: str) -> dict[str, str]:
+    """``PRODUCT:VERSION:ENDPOINT`` as a provider's ``product``, ``version``, ``endpoint``.
+
+    Raises :class:`ImportFailure` about ``file`` (the import's input) when ``text``
+    is absent (import does not guess the upstream) or malformed.
+    """
+    if not text:
+        raise ImportFailure(
+            file,
+            [
+                "the catalog JSON does not say which upstream product its services call, and "
+                f"import does not guess it: pass --provider PRODUCT:VERSION:ENDPOINT "
+                f"(e.g. {PROVIDER_EXAMPLE})"
+            ],
+        )
+    found = PROVIDER_PATTERN.match(text)
+    if found is None:
+        raise ImportFailure(
+            file, [f"--provider {text!r} is not PRODUCT:VERSION:ENDPOINT (e.g. {PROVIDER_EXAMPLE})"]
+        )
+    return dict(zip(("product", "version", "endpoint"), found.groups()))
+
+
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
 _DEFAULT = "\x00default"  # a parameter described by defaults.parameterDescription
 _SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
@@ -158,8 +185,16 @@ def _plain(spec: dict) -> bool:
 class _Importer:
     """Builds the catalog.yaml of ``entries``; the first ``imported`` come from FILE."""
 
-    def __init__(self, entries: list[dict], file: str, imported: int, source: str | None):
+    def __init__(
+        self,
+        entries: list[dict],
+        file: str,
+        imported: int,
+        source: str | None,
+        upstream: dict[str, str],
+    ):
         self.entries, self.file, self.imported, self.source = entries, file, imported, source
+        self.upstream = upstream
         self.ids = [entry["id"] for entry in entries]
         self.notes: dict[str, list[tuple[str, str]]] = {sid: [] for sid in ["", *self.ids]}
         self.fields = {e["id"]: {"action": e["exampleResponse"]["data"]["Action"]} for e in entries}
@@ -244,7 +279,7 @@ class _Importer:
 
         cut = next((j for j in range(len(common)) if all(fits(s, j) for s in self.ids)), None)
         self.defaults["keywords"] = common = common[: len(common) if cut is None else cut]
-        names = {main: UPSTREAM["product"]}
+        names = {main: self.upstream["product"]}
         for sid in self.ids:
             expected = words(sid, len(common))
             extra = (
@@ -255,7 +290,7 @@ class _Importer:
             if label[sid] is not None:
                 self.fields[sid]["titleZh"] = heads[sid][len(label[sid]) + 1 :]
             if (label[sid] or main) not in names:
-                names[label[sid]] = f"{UPSTREAM['product']}-{len(names) + 1}"
+                names[label[sid]] = f"{self.upstream['product']}-{len(names) + 1}"
                 self.note("", f"providers.{names[label[sid]]}", f"{label[sid]}: upstream assumed")
             self.fields[sid]["provider"] = names[label[sid] or main]
         providers = {}
@@ -267,13 +302,13 @@ class _Importer:
             }
             prefixes = [phrasing.legacy_prefix(i, action) for i, action in legacy.values()]
             prefix = most_common([p for p in prefixes if p is not None], "")
-            providers[name] = {**UPSTREAM, "labelZh": lab, "legacyIdPrefix": prefix}
+            providers[name] = {**self.upstream, "labelZh": lab, "legacyIdPrefix": prefix}
             for sid, (legacy_id, action) in legacy.items():
                 derived = phrasing.legacy_id(prefix, action)
                 self.fields[sid].update({} if legacy_id == derived else {"legacyId": legacy_id})
-        self.defaults["provider"] = UPSTREAM["product"]
+        self.defaults["provider"] = self.upstream["product"]
         for sid in self.ids:
-            if self.fields[sid]["provider"] == UPSTREAM["product"]:
+            if self.fields[sid]["provider"] == self.upstream["product"]:
                 del self.fields[sid]["provider"]
         return providers
 
@@ -494,10 +529,11 @@ class _Importer:
     def render(self) -> str:
         """The catalog.yaml text: header, shared sections, then one block per service."""
         count = f"{self.imported} service" + "s" * (self.imported != 1)
-        upstream = f"{UPSTREAM['product']} {UPSTREAM['version']} at {UPSTREAM['endpoint']}"
+        up = self.upstream
+        upstream = f"{up['product']} {up['version']} at {up['endpoint']}"
         lines = [
             f"# Imported by `s402gen import` from {self.file} ({protocol.SCHEMA_VERSION}, {count}).",
-            f"# The catalog JSON does not publish the upstream: {upstream} is assumed.",
+            f"# The catalog JSON does not publish the upstream: {upstream}, from --provider.",
         ]
         if self.imported < len(self.entries):
             lines.append(f"# The last services come from {self.source}: relatedServices name them.")
@@ -587,11 +623,18 @@ def read_related_source(path: str) -> list[dict[str, Any]]:
 
 
 def import_catalog(
-    document: dict[str, Any], file: str, related: list[dict] | None = None, source: str = ""
+    document: dict[str, Any],
+    file: str,
+    related: list[dict] | None = None,
+    source: str = "",
+    *,
+    upstream: dict[str, str],
 ) -> ImportResult:
     """Import a checked catalog JSON (see :func:`read_catalog_json`) into catalog.yaml text.
 
-    ``file`` names FILE in the header and notes; ``related`` are the entries
+    ``upstream`` (``product``, ``version``, ``endpoint``; see :func:`parse_provider`) is
+    the provider of the imported services. ``file`` names FILE in the header and notes;
+    ``related`` are the entries
     of ``--related-from`` (named ``source``), whose services relatedServices
     name are pulled in, transitively. Raises :class:`ImportFailure` when the
     result would not compile.
@@ -602,7 +645,7 @@ def import_catalog(
             if name in by_id and name not in {e["id"] for e in entries}:
                 entries.append(by_id[name])
     imported = len(document["services"])
-    importer = _Importer(entries, file, imported, source or None)
+    importer = _Importer(entries, file, imported, source or None, upstream)
     importer.build(document.get("generatedAt"))
     final, problems = _compile(importer.render(), file, check=False)
     if final is not None:
@@ -640,10 +683,22 @@ def _warning(file: str, service: str, field: str, message: str) -> Finding:
     help="Catalog JSON or catalog.yaml to take the services named by relatedServices from, "
     "when FILE lacks them (else those ids are left out, with a warning).",
 )
+@click.option(
+    "--provider",
+    "provider",
+    metavar="PRODUCT:VERSION:ENDPOINT",
+    help="The upstream of the imported services (the catalog JSON does not publish it; "
+    f"import does not guess it), e.g. {PROVIDER_EXAMPLE}.",
+)
 @click.option("--force", is_flag=True, help="Overwrite PATH when it exists.")
 @format_option
 def import_command(
-    file: str, output: str | None, related_from: str | None, force: bool, fmt: str
+    file: str,
+    output: str | None,
+    related_from: str | None,
+    provider: str | None,
+    force: bool,
+    fmt: str,
 ) -> None:
     """Turn a catalog JSON (server402.catalog.search.v1) into catalog.yaml.
 
@@ -660,13 +715,14 @@ def import_command(
     except ImportFailure as failure:
         _fail(_findings(failure, Rules.IMPORT_OUTPUT_FAILED), fmt, **document)
     try:
+        upstream = parse_provider(provider, file)
         catalog_json = read_catalog_json(file)
         related = read_related_source(related_from) if related_from else None
     except ImportFailure as failure:
         _fail(_findings(failure, Rules.INVALID_IMPORT_INPUT), fmt, **document)
     source = Path(related_from).name if related_from else ""
     try:
-        result = import_catalog(catalog_json, Path(file).name, related, source)
+        result = import_catalog(catalog_json, Path(file).name, related, source, upstream=upstream)
     except ImportFailure as failure:  # named as given, like every other message
         failure = ImportFailure(file, failure.messages)
         _fail(_findings(failure, Rules.IMPORT_NOT_COMPILABLE), fmt, **document)

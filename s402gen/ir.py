@@ -17,6 +17,7 @@ from .runtime.spec import Messages, Payment, Pricing, RouteSpec, Upstream
 
 __all__ = [
     "Catalog",
+    "Category",
     "Discovery",
     "ErrorExample",
     "Examples",
@@ -149,12 +150,28 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Category:
+    """A declared marketplace category: its labels, and the ids of its services in catalog
+    order. ``synonyms`` maps a query word to the words it also matches (search expansions)."""
+
+    id: str
+    label: str
+    label_zh: str
+    description: str
+    synonyms: dict[str, tuple[str, ...]]
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Catalog:
-    """The compiled catalog: services in catalog order and the catalog-wide facts."""
+    """The compiled catalog: services in catalog order and the catalog-wide facts.
+    ``categories`` are the declared ones, in declaration order (empty when none is)."""
 
     marketplace: str
     generated_at: str | None
     services: tuple[Service, ...]
+    categories: tuple[Category, ...] = ()
+    includes: tuple[str, ...] = ()  # the ``include:`` globs (the catalog is split in files)
 
 
 def route_spec(svc: Service) -> RouteSpec:

@@ -11,13 +11,15 @@ non-string keys, and aliases that expand past a size limit.
 from __future__ import annotations
 
 import gc
+import glob
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from .diagnostics import CatalogError, Diagnostic, Location, Rules
+from .diagnostics import CatalogError, Diagnostic, Location, Rules, did_you_mean
 
 try:  # libyaml is 5x faster; PyYAML without it still works
     _Loader: type = yaml.CSafeLoader
@@ -35,16 +37,19 @@ _STR_TAG = "tag:yaml.org,2002:str"
 
 @dataclass
 class SourceMap:
-    """Where each path of a loaded tree comes from in ``file``.
+    """Where each path of a loaded tree comes from.
 
     ``values[path]`` is the location of the value at ``path``; ``keys[path]``
     the location of the mapping key that introduced it (absent for list
-    items and the root).
+    items and the root). Paths are in ``file``, except those under a prefix
+    of ``files`` (the parts an ``include:`` brought in), which are in the file
+    it names.
     """
 
     file: str
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    files: dict[Path, str] = field(default_factory=dict)
 
     def value(self, path: Path) -> Location:
         """Location of the value at ``path``, or of its nearest recorded ancestor."""
@@ -53,22 +58,32 @@ class SourceMap:
     def key(self, path: Path) -> Location:
         """Location of the key of ``path`` (falls back to the value, then ancestors)."""
         if path in self.keys:
-            return Location(self.file, *self.keys[path])
+            return Location(self.file_of(path), *self.keys[path])
         return self._nearest(self.values, path)
+
+    def file_of(self, path: Path) -> str:
+        """The file the node at ``path`` is written in."""
+        if self.files:
+            for end in range(len(path), 0, -1):
+                if path[:end] in self.files:
+                    return self.files[path[:end]]
+        return self.file
 
     def _nearest(self, table: dict[Path, tuple[int, int]], path: Path) -> Location:
         for end in range(len(path), -1, -1):
             if path[:end] in table:
-                return Location(self.file, *table[path[:end]])
+                return Location(self.file_of(path[:end]), *table[path[:end]])
         return Location(self.file, 1, 1)
 
 
 @dataclass
 class LoadedDocument:
-    """A loaded catalog: ``data`` is the plain tree, ``source`` its locations."""
+    """A loaded catalog: ``data`` is the plain tree, ``source`` its locations, ``problems``
+    what its included files got wrong (the rest of the catalog is still checked)."""
 
     data: Any
     source: SourceMap
+    problems: list[Diagnostic] = field(default_factory=list)
 
 
 def load_text(text: str, filename: str) -> LoadedDocument:
@@ -130,6 +145,160 @@ def load_file(path: str, display_name: str | None = None) -> LoadedDocument:
         )
         raise CatalogError([unreadable]) from None
     return load_text(text, name)
+
+
+#: What an included file may hold: the services and the named definitions.
+INCLUDABLE = (
+    "services",
+    "categories",
+    "providers",
+    "presets",
+    "pricingPolicies",
+    "paymentProviders",
+)
+_ONE_OF = {
+    "categories": "category",
+    "providers": "provider",
+    "presets": "preset",
+    "pricingPolicies": "pricing policy",
+    "paymentProviders": "payment provider",
+}
+
+
+def load_catalog(path: str, display_name: str | None = None) -> LoadedDocument:
+    """:func:`load_file`, then every file its ``include:`` globs match, merged into one tree.
+
+    Globs are relative to ``path``'s folder (``**`` crosses folders); their
+    matches are read in sorted order, each file once. An included file holds
+    only :data:`INCLUDABLE` keys: its services follow the root's, and its
+    definitions join the root's sections (a name defined twice is an error).
+    Every node keeps the location of the file it is written in
+    (:attr:`SourceMap.files`), shown as the root's display folder plus the
+    path relative to the root. Raises :class:`CatalogError` when the root file
+    cannot be read or parsed; the problems of included files (one that cannot
+    be parsed is left out) are the document's ``problems``.
+    """
+    name = display_name or path
+    root = load_file(path, name)
+    data = root.data
+    if not isinstance(data, dict) or not isinstance(data.get("include"), list):
+        return root  # no include, or a malformed one that the model reports
+    base, shown = os.path.dirname(path), os.path.dirname(name)
+    seen = {os.path.realpath(path)}
+    errors: list[Diagnostic] = []
+    for position, pattern in enumerate(data["include"]):
+        if not isinstance(pattern, str):
+            continue  # the model reports it
+        matches = include_matches(base, pattern)
+        if not matches:
+            errors.append(
+                Diagnostic(
+                    Rules.INCLUDE_MATCHES_NOTHING,
+                    f"include '{pattern}' matches no file",
+                    root.source.value(("include", position)),
+                    hint="globs are relative to the folder of the catalog",
+                )
+            )
+        for match in matches:
+            if os.path.realpath(match) in seen:
+                continue
+            seen.add(os.path.realpath(match))
+            part_name = os.path.normpath(os.path.join(shown, os.path.relpath(match, base)))
+            try:
+                part = load_file(match, part_name)
+            except CatalogError as exc:
+                errors.extend(exc.diagnostics)
+                continue
+            errors.extend(_merge(root, part))
+    root.problems = errors
+    return root
+
+
+def include_matches(base: str, pattern: str) -> list[str]:
+    """The files ``pattern`` (a glob relative to the folder ``base``) names, sorted."""
+    found = glob.glob(os.path.join(base, pattern), recursive=True)
+    return sorted(match for match in found if os.path.isfile(match))
+
+
+def included_files(path: str) -> list[str]:
+    """The files the catalog at ``path`` includes (for the cache key); empty when it
+    includes none or cannot be read or parsed (the compile reports that)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+        if b"include" not in text:
+            return []
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except (OSError, yaml.YAMLError):
+        return []
+    patterns = data.get("include") if isinstance(data, dict) else None
+    if not isinstance(patterns, list):
+        return []
+    base = os.path.dirname(path)
+    return [m for p in patterns if isinstance(p, str) for m in include_matches(base, p)]
+
+
+def _merge(root: LoadedDocument, part: LoadedDocument) -> list[Diagnostic]:
+    """Add ``part``'s services and definitions to ``root`` (in place); the problems found."""
+    found: list[Diagnostic] = []
+    if part.data is None:
+        return found  # an empty file adds nothing
+    if not isinstance(part.data, dict):
+        message = f"an included file must be a mapping of {', '.join(INCLUDABLE)}"
+        return [Diagnostic(Rules.INVALID_VALUE, message, part.source.value(()))]
+    for key, value in part.data.items():
+        if key not in INCLUDABLE:
+            found.append(
+                Diagnostic(
+                    Rules.UNKNOWN_KEY,
+                    f"unknown key '{key}' in an included file (it may hold {', '.join(INCLUDABLE)})",
+                    part.source.key((key,)),
+                    hint=did_you_mean(key, INCLUDABLE),
+                )
+            )
+            continue
+        want = list if key == "services" else dict
+        if not isinstance(value, want):
+            kind = "a list" if want is list else "a mapping"
+            found.append(
+                Diagnostic(
+                    Rules.INVALID_VALUE, f"'{key}' must be {kind}", part.source.value((key,))
+                )
+            )
+            continue
+        section = root.data.setdefault(key, want())
+        if not isinstance(section, want):
+            continue  # the root's own section is malformed: the model reports it
+        moves: dict[str | int, str | int] = {}  # the part's name or index -> the root's
+        if want is list:
+            moves = {index: len(section) + index for index in range(len(value))}
+            section.extend(value)
+        for entry, item in value.items() if want is dict else ():
+            if entry in section:
+                first = root.source.key((key, entry))
+                found.append(
+                    Diagnostic(
+                        Rules.DUPLICATE_DEFINITION,
+                        f"{_ONE_OF[key]} '{entry}' is already defined at {first}",
+                        part.source.key((key, entry)),
+                    )
+                )
+                continue
+            moves[entry] = entry
+            section[entry] = item
+        _adopt(root.source, part.source, key, moves)
+    return found
+
+
+def _adopt(root: SourceMap, part: SourceMap, key: str, moves: dict) -> None:
+    """Copy the locations of ``part``'s ``key`` section items named in ``moves`` to their
+    new place in ``root``, marked as written in ``part``'s file (one pass over ``part``)."""
+    for table, into in ((part.values, root.values), (part.keys, root.keys)):
+        for path, where in table.items():
+            if len(path) > 1 and path[0] == key and path[1] in moves:
+                into[(key, moves[path[1]], *path[2:])] = where
+    for new in moves.values():
+        root.files[(key, new)] = part.file
 
 
 def _mark(node: yaml.Node, filename: str) -> Location:

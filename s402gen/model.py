@@ -20,7 +20,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -105,6 +115,12 @@ class Provider(_Model):
     )
     legacy_id_prefix: str = key(
         "Legacy service ids are this prefix plus the action in kebab case.", "aliyun-facebody-"
+    )
+    defaults: "ProviderDefaults | None" = key(
+        "Defaults of this provider's services: they win over the global `defaults` and lose "
+        "to the service's category and the service itself.",
+        {"nameSuffix": "Image Enhancement", "keywords": {"extend": ["image enhancement"]}},
+        None,
     )
 
 
@@ -226,6 +242,19 @@ class Annotations(_Model):
     open_world_hint: bool | None = key("The tool reaches outside systems.", True, None)
 
 
+def _placeholders(cls: Any, template: str | None, info: Any) -> str | None:
+    """A template whose ``{placeholders}`` are all known for its key."""
+    known = TEMPLATE_PLACEHOLDERS[info.field_name]
+    for found in PLACEHOLDER.findall(template or ""):
+        if found not in known:
+            raise PydanticCustomError(
+                "invalid-value",
+                "unknown placeholder {found}; known: {known}",
+                {"found": "{" + found + "}", "known": ", ".join("{" + k + "}" for k in known)},
+            )
+    return template
+
+
 class Defaults(_Model):
     """Settings every service gets unless it overrides them."""
 
@@ -283,18 +312,96 @@ class Defaults(_Model):
         "Result text of derived example responses.", "example result from Alibaba Cloud facebody"
     )
 
-    @field_validator(*TEMPLATE_PLACEHOLDERS)
-    @classmethod
-    def _placeholders(cls, template: str, info: Any) -> str:
-        known = TEMPLATE_PLACEHOLDERS[info.field_name]
-        for found in PLACEHOLDER.findall(template):
-            if found not in known:
-                raise PydanticCustomError(
-                    "invalid-value",
-                    "unknown placeholder {found}; known: {known}",
-                    {"found": "{" + found + "}", "known": ", ".join("{" + k + "}" for k in known)},
-                )
-        return template
+    _known_placeholders = field_validator(*TEMPLATE_PLACEHOLDERS)(_placeholders)
+
+
+class Extend(_Model):
+    """A list that adds to the inherited one instead of replacing it."""
+
+    extend: list[str] = key("Added after the inherited list's items.", ["image enhancement"])
+
+
+def _list_kind(value: Any) -> str:
+    return "[extend]" if isinstance(value, dict) else "[list]"
+
+
+#: A list that replaces the inherited one, or ``{extend: [...]}`` that appends to it. (The
+#: bracketed tags never name data: :mod:`s402gen.structure` leaves them out of locations.)
+ListOrExtend = Annotated[
+    Annotated[list[str], Tag("[list]")] | Annotated[Extend, Tag("[extend]")],
+    Discriminator(_list_kind),
+]
+
+#: How a scoped default's list combines with the inherited one (the editor schema shows it).
+LIST_RULE = (
+    " In a provider's or category's `defaults` (and a service's `tags`, `limitations`): "
+    "a list replaces the inherited one; `{extend: [...]}` appends to it."
+)
+
+
+def _scoped_defaults(name: str, doc: str, leave_out: tuple[str, ...]) -> type[_Model]:
+    """A copy of :class:`Defaults` with every key optional and lists able to extend.
+
+    Resolution (:func:`s402gen.derive.resolve_defaults`): service > category >
+    provider > global ``defaults``.
+    """
+    fields: dict[str, Any] = {}
+    for field_name, info in Defaults.model_fields.items():
+        if field_name in leave_out:
+            continue
+        annotation: Any = info.annotation
+        description = info.description or ""
+        if annotation == list[str]:
+            annotation = ListOrExtend
+            description += LIST_RULE
+        elif info.metadata:  # bounds such as ge=0
+            annotation = Annotated[(annotation, *info.metadata)]
+        fields[field_name] = (
+            annotation | None,
+            Field(None, description=description, examples=info.examples),
+        )
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __base__=_Model,
+        __doc__=doc,
+        __validators__={"placeholders": field_validator(*TEMPLATE_PLACEHOLDERS)(_placeholders)},
+        **fields,
+    )
+
+
+ProviderDefaults = _scoped_defaults(
+    "ProviderDefaults",
+    "Defaults of one provider's services (a service's category and the service win).",
+    ("provider",),
+)
+CategoryDefaults = _scoped_defaults(
+    "CategoryDefaults",
+    "Defaults of one category's services (the service wins; they win over the provider's).",
+    ("provider", "category"),
+)
+Provider.model_rebuild()
+
+
+class Category(_Model):
+    """A marketplace category: how the doc index groups services and search filters them."""
+
+    label: str = key("English label (doc index heading).", "Image enhancement")
+    label_zh: str | None = key("Chinese label.", "图像增强", None)
+    description: str | None = key(
+        "One sentence on what the category holds.", "Make images sharper, larger, cleaner.", None
+    )
+    synonyms: dict[str, list[str]] = key(
+        "Search expansions of this category: a query word (English or Chinese) also matches "
+        "these words in the category's services.",
+        {"enhance": ["super resolution", "denoise"], "增强": ["超分"]},
+        default_factory=dict,
+    )
+    defaults: CategoryDefaults | None = key(  # type: ignore[valid-type]
+        "Defaults of this category's services: they win over the provider's and the global "
+        "`defaults`, and lose to the service's own keys.",
+        {"tags": ["computer-vision", "image-enhancement"]},
+        None,
+    )
 
 
 class Service(_Model):
@@ -329,9 +436,13 @@ class Service(_Model):
         "Payment provider, instead of the default.", "x402-base-usdc", None
     )
     category: str | None = key("Category, instead of the default.", "face-body", None)
-    tags: list[str] | None = key("Tags, instead of the default ones.", ["computer-vision"], None)
+    tags: ListOrExtend | None = key(
+        "Tags, instead of the default ones." + LIST_RULE, ["computer-vision"], None
+    )
     keywords: list[str] = key("Extra keywords.", ["face landmarks"], default_factory=list)
-    limitations: list[str] | None = key("Limitations, instead of the default ones.", [], None)
+    limitations: ListOrExtend | None = key(
+        "Limitations, instead of the default ones." + LIST_RULE, [], None
+    )
     required_context: list[str] | None = key("Context, instead of the derived one.", [], None)
     complexity: str | None = key("Complexity, instead of the default.", "moderate", None)
     typical_response_time: str | None = key("Usual latency, instead of the default.", "800ms", None)
@@ -372,6 +483,11 @@ class Service(_Model):
     annotations: Annotations | None = key(
         "MCP tool annotation overrides.", {"readOnlyHint": True}, None
     )
+    example_result: str | None = key(
+        "Result text of the derived example response, instead of the inherited one.",
+        "example result of face detection",
+        None,
+    )
 
     @field_validator("required")
     @classmethod
@@ -400,6 +516,19 @@ class Catalog(_Model):
     payment_providers: dict[str, PaymentProvider] = key(
         "Payment providers by id.", {"x402-base-usdc": {"provider": "x402_facilitator"}}
     )
+    include: list[str] = key(
+        "Globs, relative to this file, of more catalog files (sorted; each may hold "
+        "`services`, `categories`, `providers`, `presets`, `pricingPolicies`, "
+        "`paymentProviders`).",
+        ["services/*.yaml"],
+        default_factory=list,
+    )
+    categories: dict[str, Category] = key(
+        "Marketplace categories by id (a service's `category`); when any is declared, every "
+        "service's category must be one of them.",
+        {"image-enhancement": {"label": "Image enhancement", "labelZh": "图像增强"}},
+        default_factory=dict,
+    )
     presets: dict[str, Preset] = key(
         "Reusable parameter definitions by name.",
         {"image-url": {"type": "string", "format": "uri"}},
@@ -418,4 +547,25 @@ def json_schema() -> dict[str, Any]:
     schema = Catalog.model_json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "s402gen catalog.yaml"
+    # a catalog split in files may keep every service in the files it includes
+    schema["required"] = [name for name in schema["required"] if name != "services"]
+    schema["anyOf"] = [{"required": ["services"]}, {"required": ["include"]}]
     return schema
+
+
+def part_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a file that a catalog's ``include:`` names: the catalog's
+    :data:`s402gen.load.INCLUDABLE` keys, none required (Draft 2020-12), for editors."""
+    from .load import INCLUDABLE
+
+    whole = json_schema()
+    return {
+        "$defs": whole["$defs"],
+        "$schema": whole["$schema"],
+        "additionalProperties": False,
+        "description": "A file of a catalog split with `include:`: services and definitions "
+        "that join the including catalog's.",
+        "properties": {name: whole["properties"][name] for name in INCLUDABLE},
+        "title": "s402gen catalog part",
+        "type": "object",
+    }

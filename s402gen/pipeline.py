@@ -22,7 +22,7 @@ from . import ir, render, write
 from .derive import derive
 from .formatting import FormatError
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, sort_diagnostics
-from .load import LoadedDocument, load_file, load_text
+from .load import LoadedDocument, load_catalog, load_text
 from .structure import parse_model
 from .validate import check_catalog, check_model
 
@@ -124,7 +124,7 @@ def compile_catalog(
     """
     name = display_name or str(catalog_path)
     try:
-        document = load_file(str(catalog_path), name)
+        document = load_catalog(str(catalog_path), name)
     except CatalogError as exc:
         return Compilation(exc.diagnostics)
     return _compile_document(document, name, templates, environ, upstream, checks=True)
@@ -155,10 +155,10 @@ def _compile_document(
 ) -> Compilation:
     authored, diagnostics = parse_model(document)
     if authored is None:
-        return Compilation(diagnostics)
+        return Compilation(document.problems + diagnostics)
     env = os.environ if environ is None else environ
     generated_at, diagnostics = source_date(env, name)
-    diagnostics += check_model(authored, document.source)
+    diagnostics += document.problems + check_model(authored, document.source)
     if has_errors(diagnostics):
         return Compilation(diagnostics)
     compiled = derive(authored, generated_at)

@@ -352,10 +352,27 @@ def iter_files(
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
     )
+    if catalog.includes:  # the editor schema of the files it includes
+        yield "catalog-part.schema.json", _render(
+            env.get_template("catalog_schema.json.jinja"), schema=model.part_json_schema()
+        )
     # the output contract: the JSON Schema of each document the catalog and the gateway publish
     contract_template = env.get_template("contract_schema.json.jinja")
     for name, schema in contract.published_schemas().items():
         yield f"contract/{name}.schema.json", _render(contract_template, schema=schema)
     yield "docs/index.html", _render(
-        env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
+        env.get_template("doc_index.html.jinja"),
+        services=services,
+        marketplace=catalog.marketplace,
+        categories=catalog.categories,
+        groups=index_groups(catalog),
     )
+
+
+def index_groups(catalog: ir.Catalog) -> list[tuple[ir.Category | None, list[ir.Service]]]:
+    """The doc index's sections: one per declared category with its services, in declaration
+    order; a single untitled section (``None``) when the catalog declares no category."""
+    if not catalog.categories:
+        return [(None, list(catalog.services))]
+    by_id = {svc.route.service_id: svc for svc in catalog.services}
+    return [(c, [by_id[sid] for sid in c.services]) for c in catalog.categories if c.services]

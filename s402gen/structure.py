@@ -39,24 +39,37 @@ def parse_model(doc: LoadedDocument) -> tuple[model.Catalog | None, list[Finding
         errors = exc.errors()
     # a misspelt key is reported once, as unknown with its suggestion, not also as missing
     suggested = {
-        (tuple(err["loc"][:-1]), close)
+        (_data_loc(err["loc"])[:-1], close)
         for err in errors
         if err["type"] == "extra_forbidden"
-        for close in [closest(str(err["loc"][-1]), _allowed_keys(tuple(err["loc"][:-1])))]
+        for close in [closest(str(err["loc"][-1]), _allowed_keys(_data_loc(err["loc"])[:-1]))]
         if close
     }
     return None, [
         _pydantic_finding(err, doc)
         for err in errors
-        if not (err["type"] == "missing" and (tuple(err["loc"][:-1]), err["loc"][-1]) in suggested)
+        if not (
+            err["type"] == "missing" and (_data_loc(err["loc"])[:-1], err["loc"][-1]) in suggested
+        )
     ]
 
 
 def _pydantic_finding(err: Any, doc: LoadedDocument) -> Finding:
-    loc = tuple(err["loc"])
+    loc = _data_loc(err["loc"])
     finding = _finding_of(err, loc, doc)
     sid = _service_id(loc, doc.data)
     return dataclasses.replace(finding, services=(sid,)) if sid else finding
+
+
+def _data_loc(loc: Any) -> tuple:
+    """A pydantic error location without union tags (``[list]``, ``[extend]``), which
+    name a choice of the model, not a key of the data. ``[key]`` is kept."""
+    return tuple(
+        part
+        for part in loc
+        if not (isinstance(part, str) and part.startswith("[") and part.endswith("]"))
+        or part == "[key]"
+    )
 
 
 def _finding_of(err: Any, loc: tuple, doc: LoadedDocument) -> Finding:
@@ -154,6 +167,13 @@ def _unwrap_optional(tp: Any) -> Any:
 
 def _step(tp: Any, part: Any) -> Any:
     tp = _unwrap_optional(tp)
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # the first choice that fits
+        return next(
+            (found for arg in typing.get_args(tp) if (found := _step(arg, part)) is not None),
+            None,
+        )
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         for name, info in tp.model_fields.items():

@@ -137,6 +137,25 @@ def unknown_reference(ctx: Context) -> Iterator[Issue]:
     )
     for table, kind, key in tables:
         yield from _reference(table, getattr(c.defaults, model_field(key)), kind, ("defaults", key))
+    for section, scope in _scoped_defaults(c):
+        for table, kind, key in tables[1:]:  # a scoped default cannot name a provider
+            name = getattr(scope, model_field(key), None)
+            if name is not None:
+                yield from _reference(table, name, kind, (*section, "defaults", key))
+    if c.categories:  # categories declared: every category named must be one of them
+        named = [(c.defaults.category, ("defaults", "category"))]
+        named += [
+            (scope.category, (*section, "defaults", "category"))
+            for section, scope in _scoped_defaults(c)
+            if getattr(scope, "category", None) is not None
+        ]
+        named += [
+            (svc.category, ("services", index, "category"))
+            for index, svc in enumerate(c.services)
+            if svc.category is not None
+        ]
+        for name, where in named:
+            yield from _reference(c.categories, name, "category", where)
     for index, svc in enumerate(c.services):
         path = ("services", index)
         for table, kind, key in tables:
@@ -147,6 +166,14 @@ def unknown_reference(ctx: Context) -> Iterator[Issue]:
             if param.preset is not None:  # a shorthand may have meant a JSON type
                 where = path + ("params", name, "preset")
                 yield from _reference(c.presets, param.preset, "preset", where, model.JSON_TYPES)
+
+
+def _scoped_defaults(c: model.Catalog) -> Iterator[tuple[tuple, Any]]:
+    """``(path of the owner, its defaults)`` of every provider and category with defaults."""
+    for section, table in (("providers", c.providers), ("categories", c.categories)):
+        for name, owner in table.items():
+            if owner.defaults is not None:
+                yield (section, name), owner.defaults
 
 
 def model_field(alias: str) -> str:
@@ -196,9 +223,11 @@ def duplicate_id(ctx: Context) -> Iterator[Issue]:
     for svc in ctx.catalog.services:
         first = seen.setdefault(svc.id, svc)
         if first is not svc:
-            line = ctx.source.value(("services", first.index)).line
+            there = ctx.source.value(("services", first.index))
+            here = ctx.source.value(("services", svc.index))
+            line = f"line {there.line}" if there.file == here.file else f"{there.file}:{there.line}"
             yield Issue(
-                f"id '{svc.id}' is already used by the service at line {line}",
+                f"id '{svc.id}' is already used by the service at {line}",
                 ("services", svc.index, "id"),
                 service=svc.id,
             )

@@ -35,9 +35,16 @@ MISSING = ("face-database-add-face", "face-database-create-entity")
 IMPORTED_DIFFERENCE = ("face-template-list", ("errorExamples",))
 
 
+FACEBODY = "facebody:2019-12-30:facebody.cn-shanghai.aliyuncs.com"
+
+
 def run(*args: Any) -> Result:
-    """``s402gen import ARGS`` in-process (the command is not necessarily registered yet)."""
-    return CliRunner().invoke(import_command, [str(arg) for arg in args])
+    """``s402gen import ARGS`` in-process (the command is not necessarily registered yet),
+    with ``--provider`` naming facebody unless ARGS name a provider."""
+    given = [str(arg) for arg in args]
+    if not any(arg.startswith("--provider") for arg in given):
+        given += ["--provider", FACEBODY]
+    return CliRunner().invoke(import_command, given)
 
 
 def compiled(path: Path) -> dict[str, Any]:
@@ -252,7 +259,10 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
     for seed in ("0", "1"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "S402GEN_CACHE_DIR": "off"}
         process = subprocess.run(
-            [sys.executable, "-c", script, str(SEED)], env=env, capture_output=True, check=False
+            [sys.executable, "-c", script, str(SEED), "--provider", FACEBODY],
+            env=env,
+            capture_output=True,
+            check=False,
         )
         assert process.returncode == 0, process.stderr
         outputs.append(process.stdout)
@@ -355,3 +365,20 @@ def test_help_names_the_exit_codes() -> None:
     result = run("--help")
     assert result.exit_code == 0
     assert "Exit codes:" in result.stdout and "  2   FILE or SOURCE unreadable" in result.stdout
+
+
+def test_import_does_not_guess_the_provider(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(import_command, [str(SEED)])
+    assert refused.exit_code == 2
+    assert "import does not guess it: pass --provider PRODUCT:VERSION:ENDPOINT" in refused.stderr
+    assert "[S402-E050 invalid-import-input]" in refused.stderr
+    malformed = run(SEED, "--provider", "facebody")
+    assert malformed.exit_code == 2 and "is not PRODUCT:VERSION:ENDPOINT" in malformed.stderr
+    out = tmp_path / "catalog.yaml"
+    other = "imageenhan:2019-09-30:imageenhan.cn-shanghai.aliyuncs.com"
+    done = run(SEED, "--provider", other, "-o", out, "--related-from", CATALOG)
+    assert done.exit_code == 0, done.stderr
+    data = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert data["defaults"]["provider"] == "imageenhan"
+    assert data["providers"]["imageenhan"]["version"] == "2019-09-30"
+    assert data["providers"]["imageenhan"]["endpoint"] == "imageenhan.cn-shanghai.aliyuncs.com"
