@@ -444,6 +444,19 @@ def _require_serving(command: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8402, show_default=True, type=int, help="Port to listen on.")
 @_runtime_options
+@click.option(
+    "--payments",
+    type=click.Choice(["dev", "x402"]),
+    default=None,
+    help="dev: paid on creation (the default); x402: real x402 payments through the "
+    "catalog's facilitator (implied by any --x402-* option).",
+)
+@click.option(
+    "--x402-facilitator", metavar="URL", help="x402 facilitator, instead of the catalog's."
+)
+@click.option("--x402-network", metavar="CAIP2", help="Network paid on, e.g. eip155:84532.")
+@click.option("--x402-asset", metavar="ADDRESS", help="Token paid in, instead of the catalog's.")
+@click.option("--x402-pay-to", metavar="ADDRESS", help="Address paid, instead of the catalog's.")
 def serve(
     host: str,
     port: int,
@@ -451,12 +464,19 @@ def serve(
     upstream: str,
     upstream_endpoint: str | None,
     ledger: str,
+    payments: str | None,
+    x402_facilitator: str | None,
+    x402_network: str | None,
+    x402_asset: str | None,
+    x402_pay_to: str | None,
 ) -> None:
-    """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments),
-    and the MCP tools over streamable HTTP at /mcp."""
+    """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments, or
+    x402), and the MCP tools over streamable HTTP at /mcp."""
     _require_serving("serve")
     from .runtime.serve import serve_generated
 
+    overrides = (x402_facilitator, x402_network, x402_asset, x402_pay_to)
+    x402 = payments == "x402" or (payments is None and any(overrides))
     settings = _settings(None, generated_dir, None)
     code = serve_generated(
         settings.out,
@@ -465,6 +485,7 @@ def serve(
         upstream=upstream,
         upstream_endpoint=upstream_endpoint,
         ledger_path=ledger,
+        x402=overrides if x402 else None,
     )
     sys.exit(code)
 

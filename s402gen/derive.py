@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from . import ir, model, phrasing
-from .runtime import contract, protocol
+from .runtime import contract, protocol, x402_contract
 from .phrasing import kebab, split_words, unique
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
@@ -190,6 +190,18 @@ class _Deriver:
         route = route_spec(
             svc, provider, input_schema, pricing(policy_id, policy), paid_through, url_params
         )
+        examples_ = service_examples(svc, d, route.messages, url_params, required, examples)
+        x402 = x402_contract.service_offer(
+            payment_id,
+            payment,
+            endpoint=route.endpoint,
+            description=description,
+            amount_cents=route.pricing.amount_cents,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            example_request=examples_.request,
+            example_response=examples_.response,
+        )
         return ir.Service(
             index=index,
             module=phrasing.tool_name(svc.id),
@@ -201,7 +213,8 @@ class _Deriver:
             output_schema=output_schema,
             texts=texts,
             discovery=service_discovery(svc, route, texts, props, output_schema_source),
-            examples=service_examples(svc, d, route.messages, url_params, required, examples),
+            examples=examples_,
+            x402=x402,
         )
 
 
@@ -415,6 +428,12 @@ def derive(catalog: model.Catalog, generated_at: str | None) -> ir.Catalog:
     """
     deriver = _Deriver(catalog)
     services = tuple(deriver.service(i, svc) for i, svc in enumerate(catalog.services))
+    x402_providers = {
+        pid: settings
+        for pid, provider in catalog.payment_providers.items()
+        if (settings := x402_contract.provider_settings(pid, provider)) is not None
+    }
+    x402_offers = {svc.route.service_id: svc.x402 for svc in services if svc.x402 is not None}
     return ir.Catalog(
         marketplace=catalog.catalog.marketplace,
         generated_at=catalog.catalog.generated_at or generated_at,
@@ -431,4 +450,5 @@ def derive(catalog: model.Catalog, generated_at: str | None) -> ir.Catalog:
             for name, category in catalog.categories.items()
         ),
         includes=tuple(catalog.include),
+        x402=x402_contract.offers_document(x402_providers, x402_offers),
     )

@@ -125,6 +125,8 @@ class Service:
     texts: Texts
     discovery: Discovery
     examples: Examples
+    #: What its x402 402 answer offers (``generated/x402/offers.json``), or ``None``.
+    x402: dict[str, Any] | None = None
 
     # the route contract's facts under their usual names (held by ``route``)
     id = property(lambda self: self.route.service_id, doc="The canonical service id.")
@@ -172,6 +174,8 @@ class Catalog:
     services: tuple[Service, ...]
     categories: tuple[Category, ...] = ()
     includes: tuple[str, ...] = ()  # the ``include:`` globs (the catalog is split in files)
+    #: ``generated/x402/offers.json`` (see :mod:`s402gen.runtime.x402_contract`).
+    x402: dict[str, Any] | None = None
 
 
 def route_spec(svc: Service) -> RouteSpec:

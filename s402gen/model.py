@@ -137,9 +137,50 @@ class PricingPolicy(_Model):
 
 
 class PaymentProvider(_Model):
-    """A payment provider a service accepts payment through."""
+    """A payment provider a service accepts payment through.
+
+    An ``x402_facilitator`` provider with ``network`` and ``asset`` gets x402 v2
+    payment requirements per service (``generated/x402/offers.json``): the
+    price in cents becomes ``amountCents * 10**(assetDecimals - 2)`` units of
+    ``asset``, a USD stablecoin such as USDC. Without them it has none.
+    """
 
     provider: str = key("Provider kind.", "x402_facilitator")
+    network: str | None = key(
+        "x402: CAIP-2 network id of the chain paid on.",
+        "eip155:84532",
+        None,
+        pattern=r"^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$",
+    )
+    asset: str | None = key(
+        "x402: address of the USD stablecoin paid in.",
+        "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+        None,
+    )
+    asset_decimals: int = key("x402: decimals of `asset` (6 for USDC).", 6, 6, ge=2, le=36)
+    token_name: str | None = key("x402: the token's EIP-712 domain name.", "USDC", None)
+    token_version: str | None = key("x402: the token's EIP-712 domain version.", "2", None)
+    pay_to: str | None = key("x402: address that receives payments.", "0x" + "ab" * 20, None)
+    pay_to_env: str | None = key(
+        "x402: environment variable holding payTo when `payTo` is absent.", "X402_PAY_TO", None
+    )
+    facilitator_url: str | None = key(
+        "x402: the facilitator that verifies and settles payments.",
+        "https://x402.org/facilitator",
+        None,
+    )
+    max_timeout_seconds: int = key(
+        "x402: how long a payment authorization stays valid, in seconds.", 300, 300, ge=1
+    )
+
+    @model_validator(mode="after")
+    def _x402_complete(self) -> "PaymentProvider":
+        declared = (self.network, self.asset, self.token_name, self.token_version)
+        if any(v is not None for v in declared) and None in declared:
+            raise PydanticCustomError(
+                "missing-key", "an x402 provider needs network, asset, tokenName and tokenVersion"
+            )
+        return self
 
 
 class Parameter(_Model):

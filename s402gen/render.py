@@ -19,7 +19,7 @@ import jinja2
 import orjson
 
 from . import ir, model
-from .runtime import contract, protocol
+from .runtime import contract, protocol, x402_contract
 from .config import packaged_templates
 
 INDENT = "    "
@@ -356,6 +356,10 @@ def iter_files(
         yield "catalog-part.schema.json", _render(
             env.get_template("catalog_schema.json.jinja"), schema=model.part_json_schema()
         )
+    # x402: each service's payment requirements and Bazaar extension, for the gateway's 402
+    yield x402_contract.OFFERS_FILE, _render(
+        env.get_template("x402_offers.json.jinja"), offers=catalog.x402 or {}
+    )
     # the output contract: the JSON Schema of each document the catalog and the gateway publish
     contract_template = env.get_template("contract_schema.json.jinja")
     for name, schema in contract.published_schemas().items():

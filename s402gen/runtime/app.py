@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from . import contract, protocol
+from . import contract, protocol, x402_contract
 from .generated import Generated, load_generated
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
@@ -98,6 +98,7 @@ def create_app(
     provider: PaymentProvider | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     mcp_allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
+    x402: Any = None,
 ) -> FastAPI:
     """A FastAPI app serving ``generated_dir``, with the MCP server at ``/mcp``.
 
@@ -106,7 +107,10 @@ def create_app(
     provider (payments are paid on creation). ``mcp_allowed_hosts`` are the
     ``Host`` headers ``/mcp`` accepts (DNS-rebinding protection; ``None``
     accepts any, for a server behind a proxy). Raises ``GeneratedError``
-    when the folder is not a complete build.
+    when the folder is not a complete build. ``x402`` (an
+    :class:`~s402gen.runtime.x402.X402Gateway`) turns on x402 payments: the
+    402 adds ``PAYMENT-REQUIRED``, tool routes take ``PAYMENT-SIGNATURE``, and
+    payments are created pending and paid at ``POST /api/payments/{paymentId}/x402``.
     """
     generated = load_generated(generated_dir)
     runtime = ServiceRuntime(
@@ -114,6 +118,7 @@ def create_app(
         ledger=ledger or Ledger(),
         upstream=upstream or default_upstream(),
         provider=provider,
+        x402=x402,
     )
     mcp_server = build_mcp_server(load_tools(generated.root), runtime)
     security = None
@@ -156,6 +161,10 @@ def _add_tool_routes(
             body = await read_json_object(request, max_bytes)
             token = request.headers.get(protocol.PAYMENT_HEADER.lower())
             client_id = request.headers.get(CLIENT_HEADER)
+            signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
+            if signature and not token:  # verify, settle, call: all blocking
+                paid = await run_in_threadpool(runtime.call_paid, spec, body, signature, client_id)
+                return _json(200, paid.envelope.to_json(), _paid_headers(paid))
             if token:  # the ledger and the upstream block: off the event loop
                 envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
             else:  # the 402 path touches neither, and stays on the loop
@@ -165,10 +174,15 @@ def _add_tool_routes(
         except RequestError as exc:
             return _json(400, {"error": str(exc)})
         except PaymentNeeded as exc:
-            return _json(402, exc.answer.to_json(), _PAYMENT_HEADERS)
+            return _json(402, exc.answer.to_json(), _required_headers(runtime, spec, request, exc))
         except UpstreamFailed as exc:
             body = {"error": "upstream error", "code": exc.code, "message": exc.message}
-            return _json(502, body | {"requestId": exc.request_id})
+            body |= {"requestId": exc.request_id}
+            if exc.payment is None:
+                return _json(502, body)
+            # settled before the upstream failed: the paid token retries for free
+            headers = {protocol.PAYMENT_HEADER: exc.payment.token}
+            return _json(502, body | {"payment": exc.payment.to_json()}, headers)
         return _json(200, envelope.to_json())
 
     request_body = {
@@ -196,6 +210,29 @@ def _add_tool_routes(
 _PAYMENT_HEADERS = {"X-Payment-Required": "true"}
 
 
+def _resource_url(request: Request) -> str:
+    return str(request.url.replace(query=None, fragment=None))
+
+
+def _required_headers(
+    runtime: ServiceRuntime, spec: RouteSpec, request: Request, exc: PaymentNeeded
+) -> dict[str, str]:
+    """``X-Payment-Required``, plus x402's ``PAYMENT-REQUIRED`` when the service offers x402."""
+    if not runtime.x402_offered(spec):
+        return _PAYMENT_HEADERS
+    error = exc.x402_error or exc.answer.error
+    offer = runtime.x402.required_header(spec, _resource_url(request), error)
+    return _PAYMENT_HEADERS | {x402_contract.PAYMENT_REQUIRED_HEADER: offer}
+
+
+def _paid_headers(paid: Any) -> dict[str, str]:
+    """``PAYMENT-RESPONSE``, and ``X-Payment-Token`` when the payment has calls left."""
+    headers = {x402_contract.PAYMENT_RESPONSE_HEADER: paid.payment_response}
+    if paid.payment.remaining_calls > 0:
+        headers[protocol.PAYMENT_HEADER] = paid.payment.token
+    return headers
+
+
 def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -> None:
     body_schema = contract.wire_schema(contract.CreatePayment)
     body_validator = schema_validator(body_schema)
@@ -216,7 +253,35 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
             return _json(404, {"error": f"unknown service {body['serviceId']!r}"})
         except RequestError as exc:
             return _json(400, {"error": str(exc)})
-        return _json(201, payment.to_json())
+        headers = None
+        spec = runtime.spec(payment.service_id)
+        if payment.status == "pending" and runtime.x402_offered(spec):
+            url = str(request.url_for("pay_payment", paymentId=payment.payment_id))
+            headers = {
+                x402_contract.PAYMENT_REQUIRED_HEADER: runtime.x402.required_header(spec, url)
+            }
+        return _json(201, payment.to_json(), headers)
+
+    async def pay_payment(paymentId: str, request: Request) -> Response:  # noqa: N803
+        """Complete a pending payment with an x402 payment signature (settled at once)."""
+        signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
+        payment = runtime.ledger.get(paymentId)
+        if payment is None:
+            return _json(404, {"error": f"unknown payment {paymentId!r}"})
+        spec = runtime.spec(payment.service_id)
+        try:
+            if not signature:
+                answer = contract.PaymentRequired(
+                    error="payment required", payment=payment.record()
+                )
+                raise PaymentNeeded(answer)
+            paid = await run_in_threadpool(runtime.pay_payment, paymentId, signature)
+        except PaymentNeeded as exc:
+            headers = _required_headers(runtime, spec, request, exc)
+            return _json(402, exc.answer.to_json(), headers)
+        assert paid is not None
+        record, settled = paid
+        return _json(200, record.to_json(), {x402_contract.PAYMENT_RESPONSE_HEADER: settled})
 
     async def verify_payment(paymentId: str) -> Response:  # noqa: N803 - the URL's name
         payment = runtime.verify_payment(paymentId)
@@ -237,6 +302,28 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
                 "content": {JSON: {"schema": body_schema}},
             },
             "responses": {"201": {"content": {JSON: {"schema": record}}}},
+        },
+    )
+    app.add_api_route(
+        x402_contract.PAY_PAYMENT_URL,
+        pay_payment,
+        methods=["POST"],
+        name="pay_payment",
+        tags=["payments"],
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": x402_contract.PAYMENT_SIGNATURE_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "description": "x402 v2 payment payload, base64 JSON.",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {"content": {JSON: {"schema": record}}},
+                "402": {"description": "Not paid: `{error, payment}` and PAYMENT-REQUIRED."},
+            },
         },
     )
     app.add_api_route(

@@ -25,7 +25,7 @@ from . import protocol
 from .contract import PaymentRecord
 from .spec import RouteSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_TTL_SECONDS = 3600
 
 _SCHEMA = """
@@ -51,10 +51,24 @@ CREATE TABLE IF NOT EXISTS payments (
 );
 """
 
+#: Version 2: the money trail of x402 settlements, and each payment signature settled once.
+_SCHEMA_2 = """
+ALTER TABLE payments ADD COLUMN tx_hash TEXT;
+ALTER TABLE payments ADD COLUMN payer TEXT;
+ALTER TABLE payments ADD COLUMN network TEXT;
+ALTER TABLE payments ADD COLUMN settled_amount TEXT;
+CREATE TABLE IF NOT EXISTS x402_signatures (
+    signature_hash TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    payment_id TEXT,
+    claimed_at REAL NOT NULL
+);
+"""
+
 _COLUMNS = (
     "payment_id, service_id, internal_service_id, provider_id, provider, amount_cents, "
     "currency, billing_mode, max_calls, used_calls, status, token, client_id, bind_client, "
-    "pay_to, created_at, expires_at, paid_at"
+    "pay_to, created_at, expires_at, paid_at, tx_hash, payer, network, settled_amount"
 )
 
 
@@ -86,6 +100,10 @@ class Payment:
     created_at: float
     expires_at: float
     paid_at: float | None
+    tx_hash: str | None = None
+    payer: str | None = None
+    network: str | None = None
+    settled_amount: str | None = None
 
     @property
     def remaining_calls(self) -> int:
@@ -119,19 +137,34 @@ class Payment:
         return self.record().to_json()
 
 
-def payment_required(spec: RouteSpec) -> PaymentRecord:
-    """The ``payment`` of a 402 answer before any payment exists: what to pay."""
+def payment_required(spec: RouteSpec, provider: str | None = None) -> PaymentRecord:
+    """The ``payment`` of a 402 answer before any payment exists: what to pay.
+
+    ``provider`` is the name of the provider that takes the payment when it
+    is not the catalog's (``dev``: the 402 body says the server runs the dev one).
+    """
     return PaymentRecord(
         service_id=spec.service_id,
         internal_service_id=spec.legacy_id,
         provider_id=spec.payment.provider_id,
-        provider=spec.payment.provider,
+        provider=provider or spec.payment.provider,
         amount_cents=spec.pricing.amount_cents,
         currency=spec.pricing.currency,
         billing_mode=spec.pricing.billing_mode,
         max_calls=spec.pricing.calls_per_payment,
         status="payment_required",
     )
+
+
+@dataclass(frozen=True)
+class MoneyTrail:
+    """What an x402 settlement moved: transaction hash, payer address, CAIP-2 network,
+    and the amount in the asset's smallest units (a decimal string)."""
+
+    transaction: str
+    payer: str
+    network: str
+    amount: str
 
 
 class PaymentRefused(Exception):
@@ -212,8 +245,12 @@ class Ledger:
                 raise RuntimeError(
                     f"payment ledger schema {version} is newer than this s402gen ({SCHEMA_VERSION})"
                 )
-            if version < SCHEMA_VERSION:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            if version < 1:
+                self._db.executescript(_SCHEMA + "PRAGMA user_version = 1;")
+            if version < 2:
+                self._db.executescript(
+                    "BEGIN;" + _SCHEMA_2 + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
 
     def close(self) -> None:
         """Close the database connection."""
@@ -224,6 +261,50 @@ class Ledger:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM payments WHERE {where} = ?", (value,))
         found = row.fetchone()
         return None if found is None else Payment(*found[:13], bool(found[13]), *found[14:])
+
+    def claim_signature(self, signature_hash: str) -> bool:
+        """Claim an x402 payment signature before settling it: ``False`` when it was
+        claimed before (settled, or being settled), so a signature settles at most once."""
+        with self._lock:
+            changed = self._db.execute(
+                "INSERT OR IGNORE INTO x402_signatures (signature_hash, state, claimed_at) "
+                "VALUES (?, 'claimed', ?)",
+                (signature_hash, self.clock()),
+            ).rowcount
+        return changed == 1
+
+    def release_signature(self, signature_hash: str) -> None:
+        """Forget a claim whose settlement failed (nothing was paid; it may be tried again)."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM x402_signatures WHERE signature_hash = ? AND state = 'claimed'",
+                (signature_hash,),
+            )
+
+    def settle(self, payment_id: str, signature_hash: str, trail: "MoneyTrail") -> Payment | None:
+        """Mark a pending payment paid by a settled x402 payment, keeping its money trail.
+
+        Returns the record, or ``None`` when the payment is unknown or not pending.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = self._db.execute(
+                    "UPDATE payments SET status = 'paid', paid_at = ?, tx_hash = ?, payer = ?, "
+                    "network = ?, settled_amount = ? WHERE payment_id = ? AND status = 'pending'",
+                    (self.clock(), trail.transaction, trail.payer, trail.network,
+                     trail.amount, payment_id),
+                ).rowcount  # fmt: skip
+                self._db.execute(
+                    "UPDATE x402_signatures SET state = 'settled', payment_id = ? "
+                    "WHERE signature_hash = ?",
+                    (payment_id if changed else None, signature_hash),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._row("payment_id", payment_id) if changed else None
 
     def create(
         self, spec: RouteSpec, provider: PaymentProvider, client_id: str, provider_id: str
@@ -237,7 +318,7 @@ class Ledger:
             spec.pricing.amount_cents, spec.pricing.currency, spec.pricing.billing_mode,
             spec.pricing.calls_per_payment, 0, settlement.status, secrets.token_urlsafe(24),
             client_id, int(spec.pricing.bind_client), settlement.pay_to, now, now + self.ttl,
-            settlement.paid_at,
+            settlement.paid_at, None, None, None, None,
         )  # fmt: skip
         with self._lock:
             self._db.execute(
@@ -245,6 +326,13 @@ class Ledger:
                 values,
             )
             return self._row("payment_id", payment_id)  # type: ignore[return-value]
+
+    def discard(self, payment_id: str) -> None:
+        """Delete a payment that is still pending (its x402 settlement failed)."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM payments WHERE payment_id = ? AND status = 'pending'", (payment_id,)
+            )
 
     def get(self, payment_id: str) -> Payment | None:
         """The payment with this id, or ``None``."""

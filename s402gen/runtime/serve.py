@@ -82,6 +82,25 @@ def upstream_for(
         emulator.stop()
 
 
+def x402_gateway(generated_dir: Path, overrides: tuple[str | None, ...]) -> object:
+    """The x402 gateway of a build with ``(facilitator, network, asset, payTo)`` overrides;
+    prints where payments go (never the facilitator URL's path, user or query).
+    Raises :class:`SetupError` when it cannot be set up."""
+    from .x402 import Overrides, X402Error, X402Gateway, load_offers, redact_url
+
+    try:
+        gateway = X402Gateway(load_offers(generated_dir), overrides=Overrides(*overrides))
+    except X402Error as exc:
+        raise SetupError(f"x402: {exc}") from None
+    for provider_id, p in gateway.providers.items():
+        click.echo(
+            f"payments: x402 ({provider_id}) on {p['network']}, asset {p['asset']}, "
+            f"payTo {p['payTo']}, facilitator {redact_url(p['facilitatorUrl'])}",
+            err=True,
+        )
+    return gateway
+
+
 def serve_generated(
     generated_dir: Path,
     *,
@@ -90,8 +109,13 @@ def serve_generated(
     upstream: str,
     upstream_endpoint: str | None,
     ledger_path: str,
+    x402: tuple[str | None, ...] | None = None,
 ) -> int:
-    """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error)."""
+    """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error).
+
+    ``x402`` is ``(facilitator URL, network, asset, payTo)`` overrides (each may be
+    ``None``) to take x402 payments, or ``None`` for the dev provider.
+    """
     import uvicorn
 
     from .app import LOOPBACK_HOSTS, create_app
@@ -99,6 +123,13 @@ def serve_generated(
     try:
         specs = load_generated(generated_dir).specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
+            gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
+            if gateway is None:
+                click.echo(
+                    "payments: dev provider (paid on creation, for local use; "
+                    "--payments x402 takes real x402 payments)",
+                    err=True,
+                )
             ledger = Ledger(ledger_path)
             try:
                 app = create_app(
@@ -106,6 +137,7 @@ def serve_generated(
                     ledger=ledger,
                     upstream=client,
                     mcp_allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK else None,
+                    x402=gateway,
                 )
                 url = http_url(host, port)
                 click.echo(

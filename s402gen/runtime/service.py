@@ -22,6 +22,7 @@ from .payments import (
     Payment,
     PaymentProvider,
     PaymentRefused,
+    Settlement,
     payment_required,
 )
 from .spec import RouteSpec
@@ -34,11 +35,13 @@ class UnknownService(LookupError):
 
 
 class PaymentNeeded(Exception):
-    """The call was not paid: ``answer`` is the 402 body (HTTP) and MCP ``structuredContent``."""
+    """The call was not paid: ``answer`` is the 402 body (HTTP) and MCP ``structuredContent``;
+    ``x402_error`` is x402's reason when a payment signature was refused."""
 
-    def __init__(self, answer: PaymentRequired):
+    def __init__(self, answer: PaymentRequired, x402_error: str | None = None):
         super().__init__(answer.error)
         self.answer = answer
+        self.x402_error = x402_error
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,36 @@ class UpstreamFailed(Exception):
     code: str
     message: str
     request_id: str
+    #: The paid payment an x402 call settled before the upstream failed: its token retries free.
+    payment: Payment | None = None
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    """An x402-paid call's answer: the envelope, the ``PAYMENT-RESPONSE`` header value, and
+    the payment it settled (its token pays for the remaining calls when ``maxCalls > 1``)."""
+
+    envelope: SuccessEnvelope
+    payment_response: str
+    payment: Payment
+
+
+class X402Provider:
+    """Payments completed by an x402 payment to ``pay_to``: created ``pending``; the ledger
+    marks them paid once the facilitator has settled (``ServiceRuntime.pay_payment``)."""
+
+    name = "x402_facilitator"
+
+    def __init__(self, pay_to: str):
+        self.pay_to = pay_to
+
+    def open(self, payment_id: str, amount_cents: int, currency: str) -> Settlement:
+        """Pending, to the seller's address."""
+        return Settlement("pending", self.pay_to, None)
+
+    def refresh(self, payment: Payment) -> Settlement:
+        """The ledger is the record of settlement: nothing to ask."""
+        return Settlement(payment.status, payment.pay_to, payment.paid_at)
 
 
 @dataclass
@@ -117,10 +150,14 @@ class ServiceRuntime:
         upstream: Upstream,
         provider: PaymentProvider | None = None,
         clock: Any = time.time,
+        x402: Any = None,
     ):
         self.specs = tuple(specs)
         self.ledger = ledger
         self.upstream = upstream
+        self.x402 = x402  # an x402.X402Gateway, or None (no x402 payments)
+        if provider is None and x402 is not None and x402.providers:
+            provider = X402Provider(next(iter(x402.providers.values()))["payTo"])
         self.provider = provider or DevProvider(clock)
         self.clock = clock
         self.stats = Stats()
@@ -173,7 +210,85 @@ class ServiceRuntime:
         payment: Payment | None = self.ledger.find_token(token) if token else None
         if payment is not None and payment.service_id == spec.service_id:
             return payment.record()
-        return payment_required(spec)
+        return payment_required(spec, None if self.x402 else self.provider.name)
+
+    def x402_offered(self, spec: RouteSpec) -> bool:
+        """Whether this service takes x402 payment signatures."""
+        return self.x402 is not None and self.x402.offers(spec.service_id)
+
+    def call_paid(
+        self,
+        spec: RouteSpec,
+        body: Mapping[str, Any],
+        payment_signature: str,
+        client_id: str | None,
+    ) -> PaidCall:
+        """A call paid by an x402 ``PAYMENT-SIGNATURE``: check the body, verify and settle
+        (``settle_first``), record the paid payment, spend one call, call the upstream.
+
+        Raises ``RequestError`` (nothing charged), :class:`PaymentNeeded` with x402's
+        reason (nothing charged: invalid, replayed, unfunded, failed settlement), or
+        :class:`UpstreamFailed` carrying the paid payment whose token retries free.
+        """
+        arguments = self.arguments(spec, body)
+        if not self.x402_offered(spec):
+            raise PaymentNeeded(
+                PaymentRequired(error="payment required", payment=payment_required(spec)),
+                "x402 payments are not accepted here",
+            )
+        payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
+        response_header = self._settle(spec, payment_signature, payment.payment_id)
+        spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
+        try:
+            result = self.upstream.call(spec, arguments)
+        except UpstreamError as exc:
+            self.ledger.refund(spent.payment_id)
+            self.stats.record(spec.service_id, "error", self.clock())
+            refunded = self.ledger.get(spent.payment_id)
+            raise UpstreamFailed(exc.code, exc.message, exc.request_id, refunded) from None
+        self.stats.record(spec.service_id, "success", self.clock())
+        envelope = success(spec.upstream.action, result.result, result.request_id)
+        return PaidCall(envelope, response_header, spent)
+
+    def pay_payment(self, payment_id: str, payment_signature: str) -> tuple[Payment, str] | None:
+        """Complete a pending payment with an x402 ``PAYMENT-SIGNATURE``: the paid record
+        and the ``PAYMENT-RESPONSE`` value, or ``None`` for an unknown payment.
+
+        Raises :class:`PaymentNeeded` (x402's reason) when the payment is not pending
+        or the signature does not settle.
+        """
+        payment = self.ledger.get(payment_id)
+        if payment is None:
+            return None
+        spec = self.spec(payment.service_id)
+        if payment.status != "pending" or not self.x402_offered(spec):
+            answer = PaymentRequired(error="payment required", payment=payment.record())
+            raise PaymentNeeded(answer, f"payment is {payment.status}, not pending")
+        header = self._settle(spec, payment_signature, payment_id, discard=False)
+        return self.ledger.get(payment_id), header  # type: ignore[return-value]
+
+    def _settle(self, spec: RouteSpec, header: str, payment_id: str, discard: bool = True) -> str:
+        """Settle ``header`` for ``payment_id`` at most once; the PAYMENT-RESPONSE value."""
+        from .x402 import X402Refused, signature_hash
+
+        key = signature_hash(header)
+        refused: str | None = None
+        if not self.ledger.claim_signature(key):
+            refused = "payment signature already used"
+        else:
+            try:
+                settled = self.x402.verify_and_settle(spec, header)
+            except X402Refused as exc:
+                self.ledger.release_signature(key)
+                refused = exc.reason
+        if refused is not None:
+            if discard:  # the record made for this call: no paid (or pending) record stays
+                self.ledger.discard(payment_id)
+            self.stats.record(spec.service_id, "payment_required", self.clock())
+            answer = PaymentRequired(error="payment required", payment=payment_required(spec))
+            raise PaymentNeeded(answer, refused)
+        self.ledger.settle(payment_id, key, settled.trail)
+        return settled.response_header
 
     def create_payment(
         self, service_id: str, provider_id: str | None, client_id: str | None

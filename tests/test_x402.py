@@ -1,0 +1,250 @@
+"""Real x402 payments on a local chain: py-evm in process, TestUSDC (EIP-3009), x402's own
+facilitator (in process here), x402's own client, and the gateway's real app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+from x402.http.utils import (
+    decode_payment_required_header,
+    decode_payment_response_header,
+    encode_payment_signature_header,
+)
+from x402conf import harness
+
+from s402gen.runtime.app import create_app
+from s402gen.runtime.payments import Ledger
+from s402gen.runtime.upstream import UpstreamError, UpstreamResult
+from s402gen.runtime.x402 import Overrides, X402Gateway, load_offers
+
+from .x402.chain import NETWORK, USDC, Chain, facilitator, start_chain, x402_client
+
+GENERATED = Path(__file__).resolve().parents[1] / "generated"
+TOOL = "/api/tools/face-detection"
+BODY = {"ImageURL": "https://example.com/face.jpg"}
+PRICE_UNITS = 20 * 10**4  # 20 cents of a 6-decimal USD token
+
+
+class SwitchableUpstream:
+    """An upstream that answers, or fails like Alibaba Cloud throttling, on demand."""
+
+    def __init__(self) -> None:
+        self.fail = False
+        self.calls = 0
+
+    def call(self, spec: Any, arguments: Any) -> UpstreamResult:
+        self.calls += 1
+        if self.fail:
+            raise UpstreamError("Throttling", "Request was denied due to flow control.", "rq-1")
+        return UpstreamResult(request_id="rq-ok", result={"FaceCount": 1})
+
+
+@pytest.fixture(scope="module")
+def chain() -> Chain:
+    return start_chain()
+
+
+@pytest.fixture(scope="module")
+def seller() -> str:
+    return Account.create().address
+
+
+@pytest.fixture(scope="module")
+def upstream() -> SwitchableUpstream:
+    return SwitchableUpstream()
+
+
+@pytest.fixture(scope="module")
+def app(chain: Chain, seller: str, upstream: SwitchableUpstream) -> Any:
+    gateway = X402Gateway(
+        load_offers(GENERATED), overrides=Overrides(pay_to=seller), facilitator=facilitator(chain)
+    )
+    return create_app(GENERATED, ledger=Ledger(), upstream=upstream, x402=gateway)
+
+
+@pytest.fixture
+def http(app: Any) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture
+def payer(chain: Chain) -> Any:
+    account = Account.create()
+    chain.mint(account.address, 1_000_000)
+    return account
+
+
+def _signature(http: TestClient, account: Any, path: str = TOOL, **kwargs: Any) -> str:
+    """x402's own client signs what the route's 402 asks for."""
+    offer = http.post(path, json=BODY, **kwargs)
+    assert offer.status_code in (402, 201), offer.text
+    required = decode_payment_required_header(offer.headers["payment-required"])
+    payload = x402_client(account, sync=True).create_payment_payload(required)
+    return encode_payment_signature_header(payload)
+
+
+def test_every_paid_route_answers_an_x402_402_beside_the_marketplace_body(
+    http: TestClient, app: Any, seller: str
+) -> None:
+    catalog = {e["id"]: e for e in app.state.generated.catalog.to_json()["services"]}
+    for spec in app.state.runtime.specs:
+        entry = catalog[spec.service_id]
+        answer = http.post(spec.endpoint, json=entry.get("exampleRequest") or {})
+        if answer.status_code == 400:  # an example the route's own checks refuse
+            continue
+        assert answer.status_code == 402, (spec.service_id, answer.text)
+        body = answer.json()
+        assert body["error"] == "payment required"
+        assert body["payment"]["amountCents"] == entry["pricing"]["amountCents"]
+        required = decode_payment_required_header(answer.headers["payment-required"])
+        (offer,) = required.accepts
+        assert (offer.scheme, offer.network, offer.asset) == ("exact", NETWORK, USDC)
+        assert offer.amount == str(entry["pricing"]["amountCents"] * 10**4)
+        assert offer.pay_to == seller and offer.extra == {"name": "USDC", "version": "2"}
+        assert required.resource.url.endswith(spec.endpoint)
+        assert required.extensions["bazaar"]["info"]["input"]["method"] == "POST"
+        response = {
+            "status": answer.status_code,
+            "headers": {k.lower(): v for k, v in answer.headers.items()},
+            "body": answer.content,
+        }
+        failed = [c for c in harness.check_402(response) if not c["pass"]]
+        assert not [c for c in failed if c["severity"] != "warning"], (spec.service_id, failed)
+
+
+def test_generated_bazaar_extension_is_what_x402_declares(app: Any) -> None:
+    """The compiler writes the extension without importing x402; x402's own builder agrees."""
+    from x402.extensions.bazaar import declare_discovery_extension
+    from x402.extensions.bazaar.resource_service import OutputConfig
+
+    offer = load_offers(GENERATED)["services"]["face-detection"]
+    entry = next(
+        e for e in app.state.generated.catalog.to_json()["services"] if e["id"] == "face-detection"
+    )
+    declared = declare_discovery_extension(
+        input=entry["exampleRequest"],
+        input_schema=entry["inputSchema"],
+        body_type="json",
+        output=OutputConfig(example=entry["exampleResponse"], schema=entry["outputSchema"]),
+    )
+    declared["bazaar"]["info"]["input"]["method"] = "POST"  # x402's HTTP server adds it
+    assert offer["extensions"] == declared
+
+
+def test_x402_client_pays_the_tool_route_on_chain(
+    http: TestClient, app: Any, chain: Chain, seller: str, payer: Any
+) -> None:
+    before = chain.balance(seller)
+    signature = _signature(http, payer)
+    answer = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": signature})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == {"Action": "DetectFace", "Result": {"FaceCount": 1}}
+    settled = decode_payment_response_header(answer.headers["payment-response"])
+    assert settled.success and settled.network == NETWORK
+    assert chain.w3.eth.get_transaction_receipt(settled.transaction)["status"] == 1
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    assert chain.balance(seller) == before + PRICE_UNITS
+    assert "x-payment-token" not in answer.headers  # maxCalls 1: nothing left to spend
+    # the ledger keeps the money trail
+    row = app.state.runtime.ledger._db.execute(
+        "SELECT status, used_calls, tx_hash, payer, network, settled_amount FROM payments "
+        "WHERE tx_hash = ?",
+        (settled.transaction,),
+    ).fetchall()
+    assert row == [("paid", 1, settled.transaction, payer.address, NETWORK, str(PRICE_UNITS))]
+
+    # the same signature again: refused, never served, never charged twice
+    calls = app.state.runtime.upstream.calls
+    replay = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": signature})
+    assert replay.status_code == 402
+    assert decode_payment_required_header(replay.headers["payment-required"]).error == (
+        "payment signature already used"
+    )
+    assert app.state.runtime.upstream.calls == calls
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+
+
+def test_unfunded_payer_is_refused_and_leaves_no_record(
+    http: TestClient, app: Any, chain: Chain
+) -> None:
+    broke = Account.create()
+    count = app.state.runtime.ledger._db.execute("SELECT count(*) FROM payments").fetchone()
+    answer = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": _signature(http, broke)})
+    assert answer.status_code == 402
+    error = decode_payment_required_header(answer.headers["payment-required"]).error
+    assert error == "invalid_exact_evm_insufficient_balance"
+    after = app.state.runtime.ledger._db.execute("SELECT count(*) FROM payments").fetchone()
+    assert after == count
+
+
+def test_body_is_checked_before_any_payment(http: TestClient, chain: Chain, payer: Any) -> None:
+    signature = _signature(http, payer)
+    answer = http.post(TOOL, json={}, headers={"PAYMENT-SIGNATURE": signature})
+    assert answer.status_code == 400 and answer.json() == {"error": "ImageURL is required"}
+    assert chain.balance(payer.address) == 1_000_000
+
+
+def test_upstream_failure_after_settlement_gives_a_free_retry_token(
+    http: TestClient, chain: Chain, payer: Any, upstream: SwitchableUpstream
+) -> None:
+    signature = _signature(http, payer)
+    upstream.fail = True
+    try:
+        failed = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": signature})
+    finally:
+        upstream.fail = False
+    assert failed.status_code == 502
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS  # settled first
+    token = failed.headers["x-payment-token"]
+    assert failed.json()["payment"]["token"] == token
+    assert failed.json()["payment"]["status"] == "paid"
+    retried = http.post(TOOL, json=BODY, headers={"X-Payment-Token": token})
+    assert retried.status_code == 200, retried.text
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS  # the retry was free
+    assert http.post(TOOL, json=BODY, headers={"X-Payment-Token": token}).status_code == 402
+
+
+def test_token_flow_completed_by_an_x402_payment(
+    http: TestClient, chain: Chain, seller: str, payer: Any
+) -> None:
+    created = http.post("/api/payments", json={"serviceId": "face-detection"})
+    assert created.status_code == 201
+    record = created.json()
+    assert record["status"] == "pending" and record["payTo"] == seller
+    required = decode_payment_required_header(created.headers["payment-required"])
+    assert required.accepts[0].amount == str(PRICE_UNITS)
+    pay_url = f"/api/payments/{record['paymentId']}/x402"
+    assert required.resource.url.endswith(pay_url)
+    # a pending token does not pay
+    pending = http.post(TOOL, json=BODY, headers={"X-Payment-Token": record["token"]})
+    assert pending.status_code == 402
+    unpaid = http.post(pay_url)
+    assert unpaid.status_code == 402 and "payment-required" in unpaid.headers
+
+    payload = x402_client(payer, sync=True).create_payment_payload(required)
+    paid = http.post(
+        pay_url, headers={"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)}
+    )
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "paid"
+    assert decode_payment_response_header(paid.headers["payment-response"]).success
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    assert http.get(f"/api/payments/{record['paymentId']}").json()["status"] == "paid"
+    again = http.post(
+        pay_url, headers={"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)}
+    )
+    assert again.status_code == 402  # paid once; nothing settles twice
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    used = http.post(TOOL, json=BODY, headers={"X-Payment-Token": record["token"]})
+    assert used.status_code == 200, used.text
+
+
+def test_dev_provider_says_so_in_its_402(chain: Chain) -> None:
+    dev = TestClient(create_app(GENERATED, upstream=SwitchableUpstream()))
+    answer = dev.post(TOOL, json=BODY)
+    assert answer.status_code == 402 and answer.json()["payment"]["provider"] == "dev"
+    assert "payment-required" not in answer.headers
