@@ -167,7 +167,7 @@ def _add_tool_routes(
         except PaymentNeeded as exc:
             return _json(402, exc.answer.to_json(), _PAYMENT_HEADERS)
         except UpstreamFailed as exc:
-            body = {"error": "upstream error", "code": exc.code, "message": exc.message}
+            body = {"error": protocol.UPSTREAM_ERROR, "code": exc.code, "message": exc.message}
             return _json(502, body | {"requestId": exc.request_id})
         return _json(200, envelope.to_json())
 
