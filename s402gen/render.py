@@ -226,7 +226,7 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
         "title": svc.texts.name,
         "description": svc.texts.description,
         "inputSchema": input_schema,
-        "outputSchema": svc.output_schema,
+        "outputSchema": contract.tool_output_schema(svc.output_schema, *contract.TOOL_FAILURES),
         "annotations": {
             "readOnlyHint": svc.discovery.annotations.read_only,
             "destructiveHint": svc.discovery.annotations.destructive,

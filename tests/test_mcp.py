@@ -10,6 +10,7 @@ import anyio
 import jsonschema
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 from mcp.shared.tool_name_validation import validate_tool_name
 
 from s402gen.runtime.app import create_app
@@ -52,34 +53,42 @@ def _dump(tools) -> list[dict]:
     return [tool.model_dump(by_alias=True, exclude_none=True) for tool in tools]
 
 
+async def _checked(client: Client, tool: str, arguments: dict):
+    """``tools/call``, with every result (``isError`` too) checked by the SDK's own validator
+    against the tool's ``outputSchema``, as the TypeScript SDK checks them."""
+    result = await client.call_tool(tool, arguments)
+    await client.session.validate_tool_result(tool, result)
+    return result
+
+
 async def _flow(client: Client, tool: str) -> None:
     """Missing arguments, payment required, pay, paid call, used-up token."""
     entry = ENTRIES[tool]
     for example in entry["errorExamples"]:
-        refused = await client.call_tool(tool, example["input"])
+        refused = await _checked(client, tool, example["input"])
         assert refused.is_error and refused.structured_content == {"error": example["error"]}
     arguments = entry.get("exampleRequest", {})
-    unpaid = await client.call_tool(tool, arguments)
+    unpaid = await _checked(client, tool, arguments)
     assert unpaid.is_error
     jsonschema.validate(unpaid.structured_content, REQUIRED_BODY)
     assert unpaid.structured_content["error"] == "payment required"
     assert unpaid.structured_content["payment"]["serviceId"] == entry["id"]
 
-    payment = await client.call_tool("create_payment", {"serviceId": entry["id"]})
+    payment = await _checked(client, "create_payment", {"serviceId": entry["id"]})
     assert not payment.is_error, payment.structured_content
     token = payment.structured_content["token"]
-    verified = await client.call_tool(
-        "verify_payment", {"paymentId": payment.structured_content["paymentId"]}
+    verified = await _checked(
+        client, "verify_payment", {"paymentId": payment.structured_content["paymentId"]}
     )
     assert verified.structured_content["status"] == "paid"
 
-    paid = await client.call_tool(tool, {**arguments, "paymentToken": token})
+    paid = await _checked(client, tool, {**arguments, "paymentToken": token})
     # the client itself validates structuredContent against the tool's outputSchema
     assert not paid.is_error, paid.structured_content
     assert paid.structured_content["data"]["Action"] == entry["exampleResponse"]["data"]["Action"]
     assert json.loads(paid.content[0].text) == paid.structured_content
 
-    again = await client.call_tool(tool, {**arguments, "paymentToken": token})
+    again = await _checked(client, tool, {**arguments, "paymentToken": token})
     assert again.is_error
     assert again.structured_content["error"] == "payment token has no remaining calls"
 
@@ -105,11 +114,13 @@ def _assert_listed_tools(tools) -> None:
         "paymentToken",
     }
     assert face.input_schema["properties"]["ImageURL"]["format"] == "uri"
-    assert face.output_schema["required"] == ["requestId", "data"]
+    success, *failures = face.output_schema["anyOf"]
+    assert success["required"] == ["requestId", "data"]
+    assert REQUIRED_BODY in failures  # the catalog's own 402 body schema
     assert (face.annotations.read_only_hint, face.annotations.destructive_hint) == (True, False)
     pay = listed["create_payment"]
     assert pay.input_schema["required"] == ["serviceId"]
-    assert "token" in pay.output_schema["properties"]
+    assert "token" in pay.output_schema["anyOf"][0]["properties"]
     assert (pay.annotations.read_only_hint, pay.annotations.idempotent_hint) == (False, False)
     assert listed["verify_payment"].input_schema["required"] == ["paymentId"]
 
@@ -167,3 +178,46 @@ def test_streamable_http_on_a_running_app(emulator) -> None:
                 await _flow(client, "face_detection")
 
         anyio.run(scenario)
+
+
+def test_unknown_tool_is_a_json_rpc_error(server) -> None:
+    """The spec's example (server/tools, "Error Handling"): -32602, not an ``isError`` result."""
+
+    async def scenario() -> None:
+        async with Client(server) as client:
+            with pytest.raises(MCPError) as raised:
+                await client.call_tool("no_such_tool", {})
+            assert raised.value.code == -32602
+            assert raised.value.message == "Unknown tool: no_such_tool"
+            missing = await _checked(client, "create_payment", {})  # a known tool still answers
+            assert missing.structured_content == {"error": "serviceId is required"}
+            unknown = await _checked(client, "verify_payment", {"paymentId": "pay_x"})
+            assert unknown.is_error and unknown.structured_content["error"].startswith("unknown")
+
+    anyio.run(scenario)
+
+
+def test_upstream_failure_fits_the_output_schema(emulator) -> None:
+    """A 502-like failure (the upstream has no credentials) is ``isError`` content the schema
+    lists, and the call is given back to the token."""
+    specs = load_generated(GENERATED).specs
+    upstream = AlibabaCloudUpstream(
+        Credentials("test-key", "wrong-secret"), endpoint="127.0.0.1:9", protocol="http"
+    )
+    runtime = ServiceRuntime(specs, ledger=Ledger(), upstream=upstream)
+
+    async def scenario() -> None:
+        async with Client(build_mcp_server(load_tools(GENERATED), runtime)) as client:
+            payment = await _checked(client, "create_payment", {"serviceId": "face-detection"})
+            token = payment.structured_content["token"]
+            arguments = {**ENTRIES["face_detection"]["exampleRequest"], "paymentToken": token}
+            failed = await _checked(client, "face_detection", arguments)
+            assert failed.is_error
+            assert failed.structured_content["error"] == "upstream error"
+            assert set(failed.structured_content) == {"error", "code", "message", "requestId"}
+            verified = await _checked(
+                client, "verify_payment", {"paymentId": payment.structured_content["paymentId"]}
+            )
+            assert verified.structured_content["remainingCalls"] == 1
+
+    anyio.run(scenario)

@@ -176,13 +176,9 @@ def _add_tool_routes(
         except PaymentNeeded as exc:
             return _json(402, exc.answer.to_json(), _required_headers(runtime, spec, request, exc))
         except UpstreamFailed as exc:
-            body = {"error": "upstream error", "code": exc.code, "message": exc.message}
-            body |= {"requestId": exc.request_id}
-            if exc.payment is None:
-                return _json(502, body)
             # settled before the upstream failed: the paid token retries for free
-            headers = {protocol.PAYMENT_HEADER: exc.payment.token}
-            return _json(502, body | {"payment": exc.payment.to_json()}, headers)
+            headers = {protocol.PAYMENT_HEADER: exc.payment.token} if exc.payment else None
+            return _json(502, exc.answer().to_json(), headers)
         return _json(200, envelope.to_json())
 
     request_body = {

@@ -182,6 +182,48 @@ class SuccessEnvelope(Contract):
     request_id: str
 
 
+class ErrorAnswer(Contract):
+    """A refused request: the HTTP 400/404/413/415 body and an MCP error ``structuredContent``.
+
+    ``error`` is the catalog's own message (``ImageURL is required``).
+    """
+
+    error: str
+
+
+class UpstreamFailure(Contract):
+    """A failed upstream call (HTTP 502, MCP ``isError``): the upstream's code and message.
+
+    The call was given back to the token; ``requestId`` is the upstream's.
+    ``payment`` is there when an x402 payment was settled before the upstream
+    failed: its token retries the call for free.
+    """
+
+    error: str
+    code: str
+    message: str
+    request_id: str
+    payment: PaymentRecord | None = optional()
+
+
+def tool_output_schema(success_schema: JsonObject, *failures: type[Contract]) -> JsonObject:
+    """An MCP tool's ``outputSchema``: every ``structuredContent`` the tool can return.
+
+    ``{"type": "object", "anyOf": [success_schema, <wire schema of each failure>]}``:
+    a strict client (the TypeScript SDK checks every result, ``isError`` or
+    not) then accepts the payment-required and error answers too. The MCP
+    spec asks for ``type: object`` at the root (revision 2025-11-25, ``Tool``).
+    """
+    return {
+        "anyOf": [success_schema, *(wire_schema(model) for model in failures)],
+        "type": "object",
+    }
+
+
+#: What a paid service's MCP tool answers besides success, in the order its schema lists them.
+TOOL_FAILURES = (PaymentRequired, UpstreamFailure, ErrorAnswer)
+
+
 def success(action: str, result: Any, request_id: str) -> SuccessEnvelope:
     """The success envelope of ``action``: code ``200``, message ``success``."""
     return SuccessEnvelope(
@@ -481,6 +523,8 @@ PUBLISHED = {
     "payment-required": PaymentRequired,
     "success-envelope": SuccessEnvelope,
     "create-payment": CreatePayment,
+    "error": ErrorAnswer,
+    "upstream-failure": UpstreamFailure,
 }
 
 
@@ -571,7 +615,7 @@ def payment_tools() -> list[dict[str, Any]]:
             "description": "Create a payment for one service (its id, or its legacy id). "
             "Pass the returned token as paymentToken when calling that service's tool.",
             "inputSchema": wire_schema(CreatePayment),
-            "outputSchema": wire_schema(PaymentRecord),
+            "outputSchema": tool_output_schema(wire_schema(PaymentRecord), ErrorAnswer),
             "annotations": {
                 "readOnlyHint": False,
                 "destructiveHint": False,
@@ -588,7 +632,7 @@ def payment_tools() -> list[dict[str, Any]]:
                 "required": ["paymentId"],
                 "type": "object",
             },
-            "outputSchema": wire_schema(PaymentRecord),
+            "outputSchema": tool_output_schema(wire_schema(PaymentRecord), ErrorAnswer),
             "annotations": {
                 "readOnlyHint": True,
                 "destructiveHint": False,

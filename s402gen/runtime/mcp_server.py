@@ -6,8 +6,14 @@ through the same :class:`~s402gen.runtime.service.ServiceRuntime` as the
 HTTP routes: the same validation and messages, ledger and upstream client.
 A call without ``paymentToken`` answers ``isError`` with the 402 body as
 ``structuredContent`` (``{error, payment}``), so an agent can pay with the
-``create_payment`` tool and call again. Served over stdio (``s402gen mcp``)
-and over streamable HTTP at ``/mcp`` of the app (``s402gen serve``).
+``create_payment`` tool and call again. Every ``structuredContent`` is one
+of the output contract's documents (success envelope, payment required,
+upstream failure, error) and each tool's ``outputSchema`` lists them all,
+so clients that check results against it (the TypeScript SDK) accept them.
+An unknown tool is a JSON-RPC error (``-32602``), as in the spec's example;
+``tools/list`` answers :data:`PAGE_SIZE` tools a page, with ``nextCursor``.
+Served over stdio (``s402gen mcp``) and over streamable HTTP at ``/mcp`` of
+the app (``s402gen serve``).
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ import anyio
 import mcp.types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
 
-from . import protocol
+from . import contract, protocol
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
 
 SERVER_NAME = "server402"
+#: Tools per ``tools/list`` page; the next page's cursor is the offset, as a decimal string.
+PAGE_SIZE = 100
 
 
 def load_tools(generated_dir: Path) -> list[types.Tool]:
@@ -34,7 +43,8 @@ def load_tools(generated_dir: Path) -> list[types.Tool]:
     return [types.Tool.model_validate(tool) for tool in raw]
 
 
-def _result(data: dict[str, Any], is_error: bool = False) -> types.CallToolResult:
+def _result(answer: contract.Contract, is_error: bool = False) -> types.CallToolResult:
+    data = answer.to_json()
     text = json.dumps(data, ensure_ascii=False)
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
@@ -43,15 +53,39 @@ def _result(data: dict[str, Any], is_error: bool = False) -> types.CallToolResul
     )
 
 
-def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server:
-    """A low-level MCP server for ``tools``, calling through ``runtime``."""
+def _error(message: str) -> types.CallToolResult:
+    return _result(contract.ErrorAnswer(error=message), is_error=True)
+
+
+def list_page(tools: list[types.Tool], cursor: str | None, size: int) -> types.ListToolsResult:
+    """One ``tools/list`` page: ``size`` tools from offset ``cursor`` (``None``: the first).
+
+    ``nextCursor`` is the next page's offset, absent on the last page.
+    Raises ``MCPError`` (``-32602``, invalid params) for a cursor this
+    server did not hand out, as the spec's pagination section asks.
+    """
+    start = 0
+    if cursor is not None:
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) >= len(tools):
+            raise MCPError(code=types.INVALID_PARAMS, message=f"invalid cursor {cursor!r}")
+        start = int(cursor)
+    end = start + size
+    return types.ListToolsResult(
+        tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None
+    )
+
+
+def build_mcp_server(
+    tools: list[types.Tool], runtime: ServiceRuntime, page_size: int = PAGE_SIZE
+) -> Server:
+    """A low-level MCP server for ``tools``, calling through ``runtime``; ``page_size``
+    tools a ``tools/list`` page."""
     specs = {spec.tool_name: spec for spec in runtime.specs}
-    listing = types.ListToolsResult(tools=tools)
 
     async def on_list_tools(
         ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return listing
+        return list_page(tools, params.cursor if params else None, page_size)
 
     async def on_call_tool(
         ctx: ServerRequestContext, params: types.CallToolRequestParams
@@ -63,10 +97,10 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
             return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments)
         spec = specs.get(params.name)
         if spec is None:
-            return _result({"error": f"unknown tool {params.name!r}"}, is_error=True)
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         token = arguments.pop(protocol.MCP_ARGUMENT, None)
         if token is not None and not isinstance(token, str):
-            return _result({"error": "paymentToken must be a string"}, is_error=True)
+            return _error(f"{protocol.MCP_ARGUMENT} must be a string")
         try:
             if token:
                 envelope = await anyio.to_thread.run_sync(
@@ -75,13 +109,12 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
             else:  # the payment-required answer needs neither the ledger nor the upstream
                 envelope = runtime.call(spec, arguments, None, None)
         except RequestError as exc:
-            return _result({"error": str(exc)}, is_error=True)
+            return _error(str(exc))
         except PaymentNeeded as exc:
-            return _result(exc.answer.to_json(), is_error=True)
+            return _result(exc.answer, is_error=True)
         except UpstreamFailed as exc:
-            failure = {"error": "upstream error", "code": exc.code, "message": exc.message}
-            return _result(failure | {"requestId": exc.request_id}, is_error=True)
-        return _result(envelope.to_json())
+            return _result(exc.answer(), is_error=True)
+        return _result(envelope)
 
     return Server(
         SERVER_NAME,
@@ -96,22 +129,22 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
 def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
     service_id = arguments.get("serviceId")
     if not isinstance(service_id, str):
-        return _result({"error": "serviceId is required"}, is_error=True)
+        return _error("serviceId is required")
     try:
         payment = runtime.create_payment(service_id, arguments.get("providerId"), None)
     except UnknownService:
-        return _result({"error": f"unknown service {service_id!r}"}, is_error=True)
+        return _error(f"unknown service {service_id!r}")
     except RequestError as exc:
-        return _result({"error": str(exc)}, is_error=True)
-    return _result(payment.to_json())
+        return _error(str(exc))
+    return _result(payment)
 
 
 def _verify_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
     payment_id = arguments.get("paymentId")
     payment = runtime.verify_payment(payment_id) if isinstance(payment_id, str) else None
     if payment is None:
-        return _result({"error": f"unknown payment {payment_id!r}"}, is_error=True)
-    return _result(payment.to_json())
+        return _error(f"unknown payment {payment_id!r}")
+    return _result(payment)
 
 
 async def serve_stdio(server: Server) -> None:

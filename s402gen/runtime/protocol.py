@@ -24,6 +24,8 @@ RETRY_HINT = (
     "the same request with the payment token."
 )
 MISSING_PARAMETERS = "required parameters are missing"
+#: The ``error`` of a failed upstream call (HTTP 502, MCP ``isError``).
+UPSTREAM_ERROR = "upstream error"
 PAYMENT_INTRO = (
     "Call the endpoint without payment to receive HTTP 402 metadata. After payment "
     "is complete, retry with X-Payment-Token, an x402 payment signature, or MCP paymentToken."

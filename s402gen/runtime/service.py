@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from .contract import PaymentRecord, PaymentRequired, Quality, SuccessEnvelope, success
+from . import protocol
+from .contract import (
+    PaymentRecord,
+    PaymentRequired,
+    Quality,
+    SuccessEnvelope,
+    UpstreamFailure,
+    success,
+)
 from .payments import (
     DevProvider,
     Ledger,
@@ -53,6 +61,16 @@ class UpstreamFailed(Exception):
     request_id: str
     #: The paid payment an x402 call settled before the upstream failed: its token retries free.
     payment: Payment | None = None
+
+    def answer(self) -> UpstreamFailure:
+        """The 502 body (HTTP) and MCP ``structuredContent`` of this failure."""
+        return UpstreamFailure(
+            error=protocol.UPSTREAM_ERROR,
+            code=self.code,
+            message=self.message,
+            request_id=self.request_id,
+            payment=self.payment.record() if self.payment else None,
+        )
 
 
 @dataclass(frozen=True)
