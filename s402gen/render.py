@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import ir, model
+from . import ir, model, openapi
 from .runtime import contract, protocol
 from .config import packaged_templates
 
@@ -358,4 +358,8 @@ def iter_files(
         yield f"contract/{name}.schema.json", _render(contract_template, schema=schema)
     yield "docs/index.html", _render(
         env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
+    )
+    # the gateway's OpenAPI 3.1 document (served as /openapi.json)
+    yield "openapi.json", _render(
+        env.get_template("openapi.json.jinja"), document=openapi.openapi_document(catalog)
     )
