@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import ir, model
+from . import ir, model, openapi
 from .runtime import contract, protocol, x402_contract
 from .config import packaged_templates
 
@@ -370,6 +370,10 @@ def iter_files(
         marketplace=catalog.marketplace,
         categories=catalog.categories,
         groups=index_groups(catalog),
+    )
+    # the gateway's OpenAPI 3.1 document (served as /openapi.json)
+    yield "openapi.json", _render(
+        env.get_template("openapi.json.jinja"), document=openapi.openapi_document(catalog)
     )
 
 

@@ -1,10 +1,11 @@
 """The FastAPI app that serves a compiled ``generated/`` folder.
 
-Routes: ``POST /api/tools/<id>`` and its legacy alias (deprecated in the
-OpenAPI document) for every route module; ``POST /api/payments`` and
-``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
+Routes: ``POST /api/tools/<id>`` and its legacy alias for every route
+module; ``POST /api/payments`` and ``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
 ``GET /api/catalog/search``; the doc pages at ``/tools/<id>`` and the index
-at ``/``. The paid call itself is :class:`~s402gen.runtime.service.ServiceRuntime`'s.
+at ``/``; ``/openapi.json`` is the compiled ``generated/openapi.json`` (its
+Swagger UI at ``/docs``). The paid call itself is
+:class:`~s402gen.runtime.service.ServiceRuntime`'s.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -22,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from . import contract, protocol, x402_contract
-from .generated import Generated, load_generated
+from .generated import Generated, GeneratedError, load_generated
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
 from .search import DEFAULT_LIMIT, CatalogSearch
@@ -32,7 +34,6 @@ from .upstream import AlibabaCloudUpstream, Credentials, Upstream, UpstreamError
 from .validation import RequestError, schema_validator
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: image data travels as URLs, not in the body
-CLIENT_HEADER = "x-client-id"
 JSON = "application/json"
 
 
@@ -137,11 +138,12 @@ def create_app(
         async with sessions.run():  # the MCP session manager needs its task group
             yield
 
+    try:  # the compiled OpenAPI document replaces FastAPI's own
+        openapi = (generated.root / "openapi.json").read_bytes()
+    except OSError as exc:
+        raise GeneratedError(f"{generated.root} is not a complete s402gen output: {exc}") from None
     app = FastAPI(
-        title="Server402",
-        description="Paid API services, each sold per call behind an HTTP 402 payment flow.",
-        version=generated.catalog.generated_at or "0",
-        lifespan=lifespan,
+        title="Server402", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(sessions)))
     app.state.runtime = runtime
@@ -150,7 +152,19 @@ def create_app(
         _add_tool_routes(app, runtime, spec, max_body_bytes)
     _add_payment_routes(app, runtime, max_body_bytes)
     _add_catalog_routes(app, runtime, generated)
+    _add_openapi_routes(app, openapi)
     return app
+
+
+def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
+    async def openapi_json() -> Response:
+        return Response(openapi, media_type=JSON)
+
+    async def swagger_ui() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Server402 API")
+
+    app.add_api_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
 
 
 def _add_tool_routes(
@@ -160,7 +174,7 @@ def _add_tool_routes(
         try:
             body = await read_json_object(request, max_bytes)
             token = request.headers.get(protocol.PAYMENT_HEADER.lower())
-            client_id = request.headers.get(CLIENT_HEADER)
+            client_id = request.headers.get(protocol.CLIENT_HEADER)
             signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
             if signature and not token:  # verify, settle, call: all blocking
                 paid = await run_in_threadpool(runtime.call_paid, spec, body, signature, client_id)
@@ -181,25 +195,12 @@ def _add_tool_routes(
             return _json(502, exc.answer().to_json(), headers)
         return _json(200, envelope.to_json())
 
-    request_body = {
-        "required": True,
-        "content": {JSON: {"schema": spec.input_schema}},
-    }
-    responses = {
-        "400": {"description": "Invalid request: the catalog's error text in `error`."},
-        "402": {"description": "Payment required: `{error, payment}`; pay and retry."},
-        "502": {"description": "Upstream error; the call was given back to the token."},
-    }
     for path, deprecated in ((spec.endpoint, False), (spec.legacy_endpoint, True)):
         app.add_api_route(
             path,
             call_tool,
             methods=["POST"],
             name=f"{spec.tool_name}{'_legacy' if deprecated else ''}",
-            summary=spec.service_id,
-            deprecated=deprecated,
-            tags=["tools"],
-            openapi_extra={"requestBody": request_body, "responses": responses},
         )
 
 
@@ -243,7 +244,9 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
             return _json(400, {"error": f"invalid payment request: {error.message}"})
         try:
             payment = runtime.create_payment(
-                body["serviceId"], body.get("providerId"), request.headers.get(CLIENT_HEADER)
+                body["serviceId"],
+                body.get("providerId"),
+                request.headers.get(protocol.CLIENT_HEADER),
             )
         except UnknownService:
             return _json(404, {"error": f"unknown service {body['serviceId']!r}"})
@@ -285,50 +288,12 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
         return _json(200, payment.to_json())
 
-    record = contract.wire_schema(contract.PaymentRecord)
+    # the routes' OpenAPI description is the compiled generated/openapi.json (s402gen.openapi)
+    app.add_api_route(protocol.CREATE_PAYMENT_URL, create_payment, methods=["POST"])
     app.add_api_route(
-        protocol.CREATE_PAYMENT_URL,
-        create_payment,
-        methods=["POST"],
-        tags=["payments"],
-        status_code=201,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {JSON: {"schema": body_schema}},
-            },
-            "responses": {"201": {"content": {JSON: {"schema": record}}}},
-        },
+        x402_contract.PAY_PAYMENT_URL, pay_payment, methods=["POST"], name="pay_payment"
     )
-    app.add_api_route(
-        x402_contract.PAY_PAYMENT_URL,
-        pay_payment,
-        methods=["POST"],
-        name="pay_payment",
-        tags=["payments"],
-        openapi_extra={
-            "parameters": [
-                {
-                    "name": x402_contract.PAYMENT_SIGNATURE_HEADER,
-                    "in": "header",
-                    "required": True,
-                    "description": "x402 v2 payment payload, base64 JSON.",
-                    "schema": {"type": "string"},
-                }
-            ],
-            "responses": {
-                "200": {"content": {JSON: {"schema": record}}},
-                "402": {"description": "Not paid: `{error, payment}` and PAYMENT-REQUIRED."},
-            },
-        },
-    )
-    app.add_api_route(
-        protocol.VERIFY_PAYMENT_URL,
-        verify_payment,
-        methods=["GET"],
-        tags=["payments"],
-        openapi_extra={"responses": {"200": {"content": {JSON: {"schema": record}}}}},
-    )
+    app.add_api_route(protocol.VERIFY_PAYMENT_URL, verify_payment, methods=["GET"])
 
 
 def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Generated) -> None:
@@ -349,8 +314,8 @@ def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Genera
             return _json(404, {"error": f"unknown service {service_id!r}"})
         return FileResponse(page, media_type="text/html")
 
-    app.add_api_route("/api/catalog", catalog, methods=["GET"], tags=["catalog"])
-    app.add_api_route("/api/catalog/search", catalog_search, methods=["GET"], tags=["catalog"])
+    app.add_api_route("/api/catalog", catalog, methods=["GET"])
+    app.add_api_route("/api/catalog/search", catalog_search, methods=["GET"])
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/index.html", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/tools/{service_id}", doc_page, methods=["GET"], include_in_schema=False)

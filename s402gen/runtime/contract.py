@@ -461,7 +461,8 @@ def _wire_schema(model: type[Contract]) -> dict[str, Any]:
     defs = schema.get("$defs", {})
     plain = {"properties": _plain(schema["properties"], defs), "type": "object"}
     for name, field in model.model_fields.items():
-        if field.annotation is PaymentRecord:  # nested records keep their own style
+        # nested records (also optional ones) keep their own style, inline
+        if field.annotation is PaymentRecord or PaymentRecord in get_args(field.annotation):
             plain["properties"][field.alias or name] = _wire_schema(PaymentRecord)
     if model.wire_required and schema.get("required"):
         plain["required"] = schema["required"]
