@@ -114,6 +114,22 @@ def resolve_defaults(catalog: model.Catalog, svc: model.Service) -> model.Defaul
     return resolved.model_copy(update={"category": category_of(catalog, svc)})
 
 
+def inherited_path(catalog: model.Catalog, svc: model.Service, key: str) -> tuple:
+    """Where the value ``svc`` inherits for ``key`` (camelCase) is written: its category's
+    ``defaults``, else its provider's, else the global ``defaults``."""
+    name = model.Defaults.model_fields.keys()
+    field = next(f for f in name if model.Defaults.model_fields[f].alias == key)
+    owners = (
+        ("categories", category_of(catalog, svc), catalog.categories),
+        ("providers", provider_of(catalog, svc), catalog.providers),
+    )
+    for section, owner, table in owners:
+        scoped = table[owner].defaults if owner in table else None
+        if scoped is not None and getattr(scoped, field, None) is not None:
+            return (section, owner, "defaults", key)
+    return ("defaults", key)
+
+
 class _Deriver:
     def __init__(self, catalog: model.Catalog):
         self.catalog = catalog

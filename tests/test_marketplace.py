@@ -319,3 +319,20 @@ def test_schema_command_prints_the_part_schema(built: Path) -> None:
     code, stdout, _ = run_cli("schema", "--part")
     assert code == 0
     assert json.loads(stdout) == json.loads((built / "catalog-part.schema.json").read_text("utf-8"))
+
+
+def test_an_inherited_value_is_reported_where_it_is_written() -> None:
+    """A finding about a value a service inherits points at the category's or provider's
+    defaults that hold it, not at the global defaults."""
+    from s402gen.pipeline import compile_text
+
+    from .conftest import SMALL_CATALOG
+
+    text = SMALL_CATALOG.read_text(encoding="utf-8") + (
+        "\ncategories:\n  face-body:\n    label: Face and body\n    defaults:\n"
+        "      relatedServices: [face-serch]\n"
+    )
+    compiled = compile_text(text, "catalog.yaml", environ={})
+    unknown = [d for d in compiled.diagnostics if d.rule.name == "unknown-related-service"]
+    assert unknown and all(d.location.line == text.count("\n") for d in unknown)
+    assert "related service 'face-serch'" in unknown[0].message
