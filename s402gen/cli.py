@@ -389,11 +389,13 @@ def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str, quiet:
 
 
 @main.command(epilog=epilog("schema"))
-def schema() -> None:
+@click.option("--part", is_flag=True, help="The schema of a file that `include:` names.")
+def schema(part: bool) -> None:
     """Print the JSON Schema of catalog.yaml (for editors; generated/ holds a copy)."""
-    from .model import json_schema
+    from .model import json_schema, part_json_schema
 
-    click.echo(json.dumps(json_schema(), ensure_ascii=False, indent=2))
+    chosen = part_json_schema() if part else json_schema()
+    click.echo(json.dumps(chosen, ensure_ascii=False, indent=2))
 
 
 def _runtime_options(command):

@@ -114,6 +114,22 @@ def resolve_defaults(catalog: model.Catalog, svc: model.Service) -> model.Defaul
     return resolved.model_copy(update={"category": category_of(catalog, svc)})
 
 
+def inherited_path(catalog: model.Catalog, svc: model.Service, key: str) -> tuple:
+    """Where the value ``svc`` inherits for ``key`` (camelCase) is written: its category's
+    ``defaults``, else its provider's, else the global ``defaults``."""
+    name = model.Defaults.model_fields.keys()
+    field = next(f for f in name if model.Defaults.model_fields[f].alias == key)
+    owners = (
+        ("categories", category_of(catalog, svc), catalog.categories),
+        ("providers", provider_of(catalog, svc), catalog.providers),
+    )
+    for section, owner, table in owners:
+        scoped = table[owner].defaults if owner in table else None
+        if scoped is not None and getattr(scoped, field, None) is not None:
+            return (section, owner, "defaults", key)
+    return ("defaults", key)
+
+
 class _Deriver:
     def __init__(self, catalog: model.Catalog):
         self.catalog = catalog
@@ -212,7 +228,9 @@ class _Deriver:
             ),
             output_schema=output_schema,
             texts=texts,
-            discovery=service_discovery(svc, route, texts, props, output_schema_source),
+            discovery=service_discovery(
+                svc, route, texts, props, output_schema_source, stated_hints(self.catalog, svc, d)
+            ),
             examples=examples_,
             x402=x402,
         )
@@ -299,8 +317,10 @@ def service_discovery(
     texts: ir.Texts,
     props: dict[str, Any],
     output_schema: dict[str, Any],
+    stated: model.Annotations,
 ) -> ir.Discovery:
-    """Aliases, searchText, payment hint, input and output types, MCP hints."""
+    """Aliases, searchText, payment hint, input and output types, MCP hints (``stated``:
+    what the catalog's fields say of them, see :func:`stated_hints`)."""
     input_types = schema_types({"type": "object", "properties": props})
     output_types = schema_types(output_schema)
     aliases = [texts.name, texts.category, *texts.tags, *texts.keywords]
@@ -310,7 +330,7 @@ def service_discovery(
         payment_hint=protocol.payment_hint(svc.id),
         input_types=input_types,
         output_types=output_types,
-        annotations=tool_annotations(svc.action, svc.annotations or model.Annotations()),
+        annotations=tool_annotations(svc.action, svc.annotations or model.Annotations(), stated),
     )
 
 
@@ -380,14 +400,44 @@ def pricing(policy_id: str, policy: model.PricingPolicy | None) -> ir.Pricing:
     )
 
 
-def tool_annotations(action: str, overrides: model.Annotations) -> ir.ToolAnnotations:
-    """MCP hints from the action's first word (see :data:`MUTATING_VERBS`), unless authored."""
+def stated_hints(
+    catalog: model.Catalog, svc: model.Service, d: model.Defaults
+) -> model.Annotations:
+    """The MCP hints the catalog's fields state for ``svc``: ``readOnly`` and
+    ``destructive`` from any level; ``idempotent`` when the service, its category or its
+    provider sets it (the global default is the catalog JSON's field only, so that
+    catalogs written before these keys keep their hints)."""
+    provider = catalog.providers.get(provider_of(catalog, svc))
+    category = catalog.categories.get(category_of(catalog, svc))
+    scoped = [s.defaults for s in (provider, category) if s is not None and s.defaults]
+    idempotent = svc.idempotent
+    if idempotent is None and any(s.idempotent is not None for s in scoped):
+        idempotent = d.idempotent
+    return model.Annotations(
+        readOnlyHint=_pick(svc.read_only, d.read_only),
+        destructiveHint=_pick(svc.destructive, d.destructive),
+        idempotentHint=idempotent,
+    )
+
+
+def tool_annotations(
+    action: str, overrides: model.Annotations, stated: model.Annotations | None = None
+) -> ir.ToolAnnotations:
+    """MCP hints: the authored ``annotations``, else what the catalog's fields state
+    (:func:`stated_hints`), else from the action's first word (see :data:`MUTATING_VERBS`)."""
     words = split_words(action)
     verb = words[0] if words else ""
+    stated = stated or model.Annotations()
     return ir.ToolAnnotations(
-        read_only=_pick(overrides.read_only_hint, verb not in MUTATING_VERBS),
-        destructive=_pick(overrides.destructive_hint, verb in DESTRUCTIVE_VERBS),
-        idempotent=_pick(overrides.idempotent_hint, verb not in ADDING_VERBS),
+        read_only=_pick(
+            overrides.read_only_hint, _pick(stated.read_only_hint, verb not in MUTATING_VERBS)
+        ),
+        destructive=_pick(
+            overrides.destructive_hint, _pick(stated.destructive_hint, verb in DESTRUCTIVE_VERBS)
+        ),
+        idempotent=_pick(
+            overrides.idempotent_hint, _pick(stated.idempotent_hint, verb not in ADDING_VERBS)
+        ),
         open_world=_pick(overrides.open_world_hint, True),
     )
 

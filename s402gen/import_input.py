@@ -173,3 +173,31 @@ def read_catalog_json(path: str) -> dict[str, Any]:
     if problems:
         raise ImportFailure(path, problems)
     return document
+
+
+#: How ``--provider`` names the upstream of the imported services.
+PROVIDER_PATTERN = re.compile(r"^([a-z][a-z0-9-]*):([0-9]{4}-[0-9]{2}-[0-9]{2}):([A-Za-z0-9.-]+)$")
+PROVIDER_EXAMPLE = "facebody:2019-12-30:facebody.cn-shanghai.aliyuncs.com"
+
+
+def parse_provider(text: str | None, file: str) -> dict[str, str]:
+    """``PRODUCT:VERSION:ENDPOINT`` as a provider's ``product``, ``version``, ``endpoint``.
+
+    Raises :class:`ImportFailure` about ``file`` (the import's input) when ``text``
+    is absent (import does not guess the upstream) or malformed.
+    """
+    if not text:
+        raise ImportFailure(
+            file,
+            [
+                "the catalog JSON does not say which upstream product its services call, and "
+                f"import does not guess it: pass --provider PRODUCT:VERSION:ENDPOINT "
+                f"(e.g. {PROVIDER_EXAMPLE})"
+            ],
+        )
+    found = PROVIDER_PATTERN.match(text)
+    if found is None:
+        raise ImportFailure(
+            file, [f"--provider {text!r} is not PRODUCT:VERSION:ENDPOINT (e.g. {PROVIDER_EXAMPLE})"]
+        )
+    return dict(zip(("product", "version", "endpoint"), found.groups()))

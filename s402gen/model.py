@@ -275,7 +275,7 @@ class ErrorExample(_Model):
 
 
 class Annotations(_Model):
-    """MCP tool annotation overrides (all derived when absent)."""
+    """MCP tool annotation overrides (over `readOnly`, `destructive`, `idempotent`, verbs)."""
 
     read_only_hint: bool | None = key("The tool changes nothing upstream.", True, None)
     destructive_hint: bool | None = key("The tool may delete upstream data.", False, None)
@@ -330,7 +330,23 @@ class Defaults(_Model):
     complexity: str = key("How demanding a call is.", "moderate")
     typical_response_time: str = key("Usual latency.", "1200ms")
     cacheable: bool = key("Answers may be cached.", True)
-    idempotent: bool = key("The catalog's `idempotent` field.", True)
+    idempotent: bool = key(
+        "The catalog's `idempotent` field. Set for a service, its category or its provider, "
+        "it is also the MCP idempotentHint (else the action's verb decides the hint).",
+        True,
+    )
+    read_only: bool | None = key(
+        "The MCP readOnlyHint: the service changes nothing upstream (default: from the "
+        "action's verb; `annotations` overrides).",
+        True,
+        None,
+    )
+    destructive: bool | None = key(
+        "The MCP destructiveHint: the service may delete upstream data (default: from the "
+        "action's verb; `annotations` overrides).",
+        False,
+        None,
+    )
     output_format: str = key("Format of the answer.", "json")
     sla: Sla = key("Service level.", {"uptime": "99.5%", "maxLatency": "5000ms"})
     related_services: list[str] = key(
@@ -432,8 +448,8 @@ class Category(_Model):
         "One sentence on what the category holds.", "Make images sharper, larger, cleaner.", None
     )
     synonyms: dict[str, list[str]] = key(
-        "Search expansions of this category: a query word (English or Chinese) also matches "
-        "these words in the category's services.",
+        "Search expansions of this category's services: a query with this word (an English "
+        "word, whole; Chinese text, anywhere in the query) also matches these terms.",
         {"enhance": ["super resolution", "denoise"], "增强": ["超分"]},
         default_factory=dict,
     )
@@ -488,7 +504,11 @@ class Service(_Model):
     complexity: str | None = key("Complexity, instead of the default.", "moderate", None)
     typical_response_time: str | None = key("Usual latency, instead of the default.", "800ms", None)
     cacheable: bool | None = key("Cacheable, instead of the default.", False, None)
-    idempotent: bool | None = key("Idempotent, instead of the default.", False, None)
+    idempotent: bool | None = key(
+        "Idempotent, instead of the default (and the MCP idempotentHint).", False, None
+    )
+    read_only: bool | None = key("The MCP readOnlyHint, instead of the default.", False, None)
+    destructive: bool | None = key("The MCP destructiveHint, instead of the default.", True, None)
     output_format: str | None = key("Output format, instead of the default.", "json", None)
     sla: Sla | None = key(
         "Service level, instead of the default.", {"uptime": "99.9%", "maxLatency": "3000ms"}, None

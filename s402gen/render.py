@@ -19,7 +19,7 @@ import jinja2
 import orjson
 
 from . import ir, model, openapi
-from .runtime import contract, protocol, x402_contract
+from .runtime import contract, protocol, search, x402_contract
 from .config import packaged_templates
 
 INDENT = "    "
@@ -352,6 +352,10 @@ def iter_files(
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
     )
+    if catalog.categories:  # what search expands a query to, per category, and the filter
+        yield search.CATEGORIES_FILE, _render(
+            env.get_template("categories.json.jinja"), categories=categories_json(catalog)
+        )
     if catalog.includes:  # the editor schema of the files it includes
         yield "catalog-part.schema.json", _render(
             env.get_template("catalog_schema.json.jinja"), schema=model.part_json_schema()
@@ -377,10 +381,28 @@ def iter_files(
     )
 
 
+def categories_json(catalog: ir.Catalog) -> dict[str, Any]:
+    """The declared categories as :data:`s402gen.runtime.search.CATEGORIES_FILE` holds them."""
+    return search.Categories(
+        categories=[
+            search.CategoryInfo(
+                id=c.id,
+                label=c.label,
+                label_zh=c.label_zh,
+                description=c.description,
+                synonyms={word: list(more) for word, more in c.synonyms.items()},
+                services=list(c.services),
+            )
+            for c in catalog.categories
+        ]
+    ).to_json()
+
+
 def index_groups(catalog: ir.Catalog) -> list[tuple[ir.Category | None, list[ir.Service]]]:
-    """The doc index's sections: one per declared category with its services, in declaration
-    order; a single untitled section (``None``) when the catalog declares no category."""
-    if not catalog.categories:
+    """The doc index's sections: one per declared category with services, in declaration
+    order; a single untitled section (``None``) when fewer than two categories have any."""
+    used = [c for c in catalog.categories if c.services]
+    if len(used) < 2:
         return [(None, list(catalog.services))]
     by_id = {svc.route.service_id: svc for svc in catalog.services}
-    return [(c, [by_id[sid] for sid in c.services]) for c in catalog.categories if c.services]
+    return [(c, [by_id[sid] for sid in c.services]) for c in used]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 
 from . import ir, model
 from .diagnostics import Finding, Rule, Rules, did_you_mean
+from .derive import inherited_path
 from .load import SourceMap
 from .runtime import protocol
 from .runtime.validation import RequestError, RequestValidator, schema_validator
@@ -313,10 +314,10 @@ def python_keyword_id(ctx: Context) -> Iterator[Issue]:
             yield Issue(message, path + ("id",), "choose another id", svc.id)
 
 
-def _related_path(authored: model.Service, path: tuple, position: int) -> tuple:
+def _related_path(ctx: Context, authored: model.Service, path: tuple, position: int) -> tuple:
     if authored.related_services is not None:
         return path + ("relatedServices", position)
-    return ("defaults", "relatedServices")
+    return inherited_path(ctx.authored, authored, "relatedServices")
 
 
 @rule(Rules.REDUNDANT_RELATED_SERVICE)
@@ -328,7 +329,7 @@ def redundant_related_service(ctx: Context) -> Iterator[Issue]:
                 what = "the service itself" if related == svc.id else "listed twice"
                 yield Issue(
                     f"related service '{related}' of service '{svc.id}' is {what}",
-                    _related_path(authored, path, position),
+                    _related_path(ctx, authored, path, position),
                     service=svc.id,
                 )
 
@@ -343,7 +344,7 @@ def unknown_related_service(ctx: Context) -> Iterator[Issue]:
             if related not in known:
                 yield Issue(
                     f"related service '{related}' of service '{svc.id}' does not exist",
-                    _related_path(authored, path, position),
+                    _related_path(ctx, authored, path, position),
                     did_you_mean(related, known),
                     svc.id,
                 )
@@ -364,8 +365,10 @@ def invalid_input_schema(ctx: Context) -> Iterator[Issue]:
                 )
 
 
-def _output_path(authored: model.Service, path: tuple) -> tuple:
-    return path + ("outputSchema",) if authored.output_schema else ("defaults", "outputSchema")
+def _output_path(ctx: Context, authored: model.Service, path: tuple) -> tuple:
+    if authored.output_schema:
+        return path + ("outputSchema",)
+    return inherited_path(ctx.authored, authored, "outputSchema")
 
 
 def _output_problem(schema: dict) -> str | None:
@@ -382,9 +385,21 @@ def invalid_output_schema(ctx: Context) -> Iterator[Issue]:
     """An output schema that is not valid JSON Schema, or not an object's (checked before
     derive, which reads the schema's types; the default one is reported once)."""
     services = ctx.authored.services
+    used = {
+        inherited_path(ctx.authored, svc, "outputSchema")
+        for svc in services
+        if svc.output_schema is None
+    }
     problem = _output_problem(ctx.authored.defaults.output_schema)
-    if problem is not None and any(svc.output_schema is None for svc in services):
+    if problem is not None and ("defaults", "outputSchema") in used:
         yield Issue(f"defaults.outputSchema {problem}", ("defaults", "outputSchema"))
+    for section, scope in _scoped_defaults(ctx.authored):
+        problem = _output_problem(scope.output_schema) if scope.output_schema else None
+        if problem is not None and (*section, "defaults", "outputSchema") in used:
+            where = ".".join(section)
+            yield Issue(
+                f"{where}.defaults.outputSchema {problem}", (*section, "defaults", "outputSchema")
+            )
     for index, svc in enumerate(services):
         problem = _output_problem(svc.output_schema) if svc.output_schema else None
         if problem is not None:
@@ -402,7 +417,7 @@ def invalid_example_response(ctx: Context) -> Iterator[Issue]:
             yield Issue(
                 f"example response of service '{svc.id}' does not match its output schema: "
                 f"{describe_error(error)}",
-                _output_path(authored, path),
+                _output_path(ctx, authored, path),
                 _enum_hint(error),
                 svc.id,
             )

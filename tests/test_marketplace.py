@@ -218,6 +218,13 @@ def test_served_and_paid_end_to_end_over_http_and_mcp(built: Path) -> None:
                     assert (call.action, call.version) == (action, version)
                     assert call.parameters == {k: str(v) for k, v in body.items()}
 
+                found = http.get(
+                    "/api/catalog/search", params={"q": "upscale", "category": "image-enhancement"}
+                ).json()
+                assert found["filters"] == {"limit": 10, "category": "image-enhancement"}
+                assert found["expandedTerms"] == ["enlarge", "super resolution"]
+                assert {e["category"] for e in found["services"]} == {"image-enhancement"}
+
             async def over_mcp() -> None:
                 async with Client(f"{base}/mcp") as client:
                     tools = (await client.list_tools()).tools
@@ -240,3 +247,92 @@ def test_served_and_paid_end_to_end_over_http_and_mcp(built: Path) -> None:
             anyio.run(over_mcp)
     finally:
         emulator.stop()
+
+
+def test_search_expands_per_category_and_filters_by_category(built: Path) -> None:
+    from s402gen.runtime.generated import load_generated
+    from s402gen.runtime.search import CatalogSearch
+
+    generated = load_generated(built)
+    search = CatalogSearch(generated.catalog, generated.categories)
+    pose = search.search("pose estimation", limit=10)  # ("pose" is in every "exposed" too)
+    assert {e.category for e in pose.services} == {"face-body"}
+    upscale = search.search("upscale", limit=50)  # only image-enhancement's synonyms know it
+    assert upscale.expanded_terms == ["enlarge", "super resolution"]
+    assert upscale.services[0].id in {"image-super-resolution", "image-make-super-resolution"}
+    assert {e.category for e in upscale.services} == {"image-enhancement"}
+    face = search.search("face")  # face-body's synonyms do not reach the other categories
+    assert "face detection" in face.expanded_terms
+    assert all(e.category == "face-body" for e in face.services)
+    only = search.search("detect", limit=50, category="object-detection")
+    assert only.filters == {"limit": 50, "category": "object-detection"}
+    assert sorted(e.id for e in only.services) == sorted(
+        generated.categories.categories[2].services
+    )
+    assert search.search("detect", category="no-such-category").total == 0
+
+
+def _hints(text: str) -> dict[str, dict]:
+    from s402gen.pipeline import compile_text
+
+    compiled = compile_text(text, "catalog.yaml", environ={})
+    assert compiled.ok, [d.format() for d in compiled.diagnostics]
+    tools = json.loads(compiled.files["mcp/tools.json"])
+    return {tool["name"]: tool["annotations"] for tool in tools}
+
+
+def test_mcp_hints_follow_the_catalog_fields_with_an_explicit_override() -> None:
+    from .conftest import SMALL_CATALOG
+
+    text = SMALL_CATALOG.read_text(encoding="utf-8")
+    before = _hints(text)  # only the global idempotent: true, so the verbs decide, as before
+    assert before["face_database_batch_add"]["idempotentHint"] is False
+    assert before["face_detection"]["readOnlyHint"] is True
+    said = text.replace(
+        "    action: BatchAddFaces\n", "    action: BatchAddFaces\n    idempotent: true\n"
+    ).replace(
+        "    action: DetectFace\n",
+        "    action: DetectFace\n    readOnly: false\n    destructive: true\n",
+    )
+    after = _hints(said)
+    assert after["face_database_batch_add"]["idempotentHint"] is True
+    assert (
+        after["face_detection"]["readOnlyHint"],
+        after["face_detection"]["destructiveHint"],
+    ) == (
+        False,
+        True,
+    )
+    overridden = said.replace(
+        "    readOnly: false\n", "    readOnly: false\n    annotations: {readOnlyHint: true}\n"
+    )
+    assert _hints(overridden)["face_detection"]["readOnlyHint"] is True
+    scoped = text.replace(  # a provider's defaults state it for its services
+        "    legacyIdPrefix: aliyun-facebody-\n",
+        "    legacyIdPrefix: aliyun-facebody-\n    defaults: {idempotent: true}\n",
+        1,
+    )
+    assert _hints(scoped)["face_database_batch_add"]["idempotentHint"] is True
+
+
+def test_schema_command_prints_the_part_schema(built: Path) -> None:
+    code, stdout, _ = run_cli("schema", "--part")
+    assert code == 0
+    assert json.loads(stdout) == json.loads((built / "catalog-part.schema.json").read_text("utf-8"))
+
+
+def test_an_inherited_value_is_reported_where_it_is_written() -> None:
+    """A finding about a value a service inherits points at the category's or provider's
+    defaults that hold it, not at the global defaults."""
+    from s402gen.pipeline import compile_text
+
+    from .conftest import SMALL_CATALOG
+
+    text = SMALL_CATALOG.read_text(encoding="utf-8") + (
+        "\ncategories:\n  face-body:\n    label: Face and body\n    defaults:\n"
+        "      relatedServices: [face-serch]\n"
+    )
+    compiled = compile_text(text, "catalog.yaml", environ={})
+    unknown = [d for d in compiled.diagnostics if d.rule.name == "unknown-related-service"]
+    assert unknown and all(d.location.line == text.count("\n") for d in unknown)
+    assert "related service 'face-serch'" in unknown[0].message

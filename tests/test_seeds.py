@@ -17,7 +17,7 @@ import pytest
 
 from s402gen import compile_catalog
 from s402gen.runtime.contract import CatalogDocument
-from s402gen.runtime.search import CatalogSearch
+from s402gen.runtime.search import CATEGORIES_FILE, CatalogSearch, Categories
 
 from .conftest import CATALOG, SEEDS, write_catalog
 from .seed_differences import ABSENT, DEFECTS, differences_for
@@ -78,7 +78,10 @@ def test_search_answers_the_seed_query_like_the_live_marketplace(files: dict[str
     number of results and top hit, and lists every service the seed shows."""
     catalog = json.loads(files["catalog/catalog.json"])
     document = CatalogDocument.model_validate(catalog)
-    found = CatalogSearch(document).search(SEARCH["query"], limit=SEARCH["filters"]["limit"])
+    categories = Categories.model_validate_json(files[CATEGORIES_FILE])  # the synonyms
+    found = CatalogSearch(document, categories).search(
+        SEARCH["query"], limit=SEARCH["filters"]["limit"]
+    )
     answer = found.to_json()
     assert list(answer) == list(SEARCH)
     assert answer["total"] == SEARCH["total"] == len(catalog["services"])

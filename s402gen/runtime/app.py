@@ -297,13 +297,16 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
 
 
 def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Generated) -> None:
-    search = CatalogSearch(generated.catalog)
+    search = CatalogSearch(generated.catalog, generated.categories)
 
     async def catalog() -> Response:
         return Response(generated.catalog_bytes, media_type=JSON)
 
-    async def catalog_search(q: str = "", limit: int = DEFAULT_LIMIT) -> Response:
-        return _json(200, search.search(q, limit, runtime.stats.quality).to_json())
+    async def catalog_search(
+        q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
+    ) -> Response:
+        answer = search.search(q, limit, runtime.stats.quality, category or None)
+        return _json(200, answer.to_json())
 
     async def index() -> Response:
         return FileResponse(generated.index_page, media_type="text/html")

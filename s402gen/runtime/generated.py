@@ -11,6 +11,7 @@ from types import ModuleType
 from pydantic import ValidationError
 
 from .contract import CatalogDocument
+from .search import CATEGORIES_FILE, Categories
 from .spec import RouteSpec
 
 
@@ -27,6 +28,7 @@ class Generated:
     specs: tuple[RouteSpec, ...]
     catalog: CatalogDocument
     catalog_bytes: bytes
+    categories: Categories | None = None  # the declared categories, when the catalog has some
 
     def doc_page(self, service_id: str) -> Path | None:
         """The doc page of a service, or ``None`` for an unknown id."""
@@ -72,12 +74,18 @@ def load_generated(root: str | Path) -> Generated:
         )
         catalog_bytes = (root / "catalog" / "catalog.json").read_bytes()
         catalog = CatalogDocument.model_validate_json(catalog_bytes)
+        categories_file = root / CATEGORIES_FILE
+        categories = (
+            Categories.model_validate_json(categories_file.read_bytes())
+            if categories_file.is_file()
+            else None
+        )
     except (OSError, AttributeError, SyntaxError, ImportError) as exc:
         raise GeneratedError(f"{root} is not a complete s402gen output: {exc}") from None
     except ValidationError as exc:
         problem = f"{exc.error_count()} problem(s), first: {_first_error(exc)}"
         raise GeneratedError(f"{root}/catalog/catalog.json does not fit the contract: {problem}")
-    return Generated(root, specs, catalog, catalog_bytes)
+    return Generated(root, specs, catalog, catalog_bytes, categories)
 
 
 def _first_error(exc: ValidationError) -> str:

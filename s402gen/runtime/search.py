@@ -4,7 +4,9 @@ Answers in the ``server402.catalog.search.v1`` format: the query, the terms
 it expanded to, and per service a ``matchScore``, the ``matchTerms`` that
 scored and a ``why`` sentence. Ranking is plain term matching over each
 entry's id, aliases, keywords and searchText; Chinese text is matched as
-substrings, since it has no spaces to split on.
+substrings, since it has no spaces to split on. Query expansions come from
+the catalog: each category's ``synonyms`` (:class:`Categories`), applied to
+that category's services only; ``category`` filters the answer.
 """
 
 from __future__ import annotations
@@ -13,22 +15,45 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
 from .contract import CatalogDocument, CatalogEntry, Quality
 from .spec import price_label
 
-#: Query words that expand to related terms, English and Chinese (one group a line).
-SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("face", "face detection", "face recognition", "facial recognition",
-     "人脸", "人脸检测", "人脸识别", "脸部识别"),
-    ("body", "body detection", "pose estimation", "human analysis", "人体", "人体检测", "姿态"),
-    ("liveness", "liveness detection", "anti-spoofing", "活体", "活体检测"),
-    ("pedestrian", "pedestrian detection", "行人", "行人检测"),
-)  # fmt: skip
-_TRIGGERS = {
-    trigger: group
-    for group in SYNONYMS
-    for trigger in (group[0], *(term for term in group[1:] if not term.isascii()))
-}
+#: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
+CATEGORIES_FILE = "catalog/categories.json"
+
+
+class CategoryInfo(BaseModel):
+    """One declared category as published in :data:`CATEGORIES_FILE`: its labels, its
+    services (ids, catalog order) and its search ``synonyms``: a query word (English, a
+    whole word) or Chinese text (anywhere in the query) adds the terms it maps to."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    id: str
+    label: str
+    label_zh: str
+    description: str
+    synonyms: dict[str, list[str]]
+    services: list[str]
+
+
+class Categories(BaseModel):
+    """The content of :data:`CATEGORIES_FILE` (absent when the catalog declares none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    categories: list[CategoryInfo]
+
+    def to_json(self) -> dict:
+        """The JSON value, keys camelCase."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
 _WORD = re.compile(r"[a-z0-9]+|[^\x00-\x7f]+")
 
 SCORE_ID = 200  # the query is the service id (or its tool name)
@@ -54,10 +79,11 @@ def _words(text: str) -> list[str]:
 
 
 class CatalogSearch:
-    """An index over a compiled catalog document (catalog.json)."""
+    """An index over a compiled catalog document (catalog.json) and its categories."""
 
-    def __init__(self, catalog: CatalogDocument):
+    def __init__(self, catalog: CatalogDocument, categories: Categories | None = None):
         self.catalog = catalog
+        self.synonyms = {c.id: c.synonyms for c in (categories.categories if categories else [])}
         self._index = [
             _Indexed(
                 position,
@@ -69,15 +95,21 @@ class CatalogSearch:
             for position, entry in enumerate(catalog.services)
         ]
 
-    @staticmethod
-    def expand(query: str) -> list[str]:
-        """Related terms of the query's words (sorted, as the live catalog lists them)."""
+    def expand(self, query: str) -> dict[str, list[str]]:
+        """Per category, the terms its synonyms add for ``query`` (sorted, as the live
+        catalog lists them); categories that add none are left out."""
         lowered = query.lower()
-        terms: set[str] = set()
-        for trigger, group in _TRIGGERS.items():
-            if (trigger in _words(lowered)) if trigger.isascii() else (trigger in lowered):
-                terms.update(group[1:])
-        return sorted(terms)
+        words = _words(lowered)
+        found: dict[str, list[str]] = {}
+        for category, synonyms in self.synonyms.items():
+            terms: set[str] = set()
+            for trigger, more in synonyms.items():
+                key = trigger.lower()
+                if (key in words) if key.isascii() else (key in lowered):
+                    terms.update(more)
+            if terms:
+                found[category] = sorted(terms)
+        return found
 
     def _score(
         self, item: _Indexed, query: str, words: list[str], expanded: list[str]
@@ -110,17 +142,22 @@ class CatalogSearch:
         query: str,
         limit: int = DEFAULT_LIMIT,
         quality: Callable[[str], Quality] | None = None,
+        category: str | None = None,
     ) -> CatalogDocument:
-        """The search answer for ``query``; ``limit`` is clamped to 1..:data:`MAX_LIMIT`.
+        """The search answer for ``query``; ``limit`` is clamped to 1..:data:`MAX_LIMIT`;
+        ``category`` (an id) keeps only that category's services (none when unknown).
 
         ``quality(service_id)`` adds each result's runtime ``quality``.
         """
         limit = max(1, min(limit, MAX_LIMIT))
         query = query.strip()
         words = _words(query)
-        expanded = self.expand(query)
+        expansions = self.expand(query)
         scored = []
         for item in self._index:
+            if category and item.entry.category != category:
+                continue
+            expanded = expansions.get(item.entry.category, [])
             score, terms = self._score(item, query.lower(), words, expanded)
             if score > 0 or not query:
                 scored.append((-score, item.position, item, terms, score))
@@ -129,11 +166,14 @@ class CatalogSearch:
             self._result(item.entry, score, terms, quality)
             for _, _, item, terms, score in scored[:limit]
         ]
+        filters: dict[str, object] = {"limit": limit}
+        if category:
+            filters["category"] = category
         return self.catalog.model_copy(
             update={
                 "query": query,
-                "expanded_terms": expanded,
-                "filters": {"limit": limit},
+                "expanded_terms": sorted({t for terms in expansions.values() for t in terms}),
+                "filters": filters,
                 "total": len(scored),
                 "services": services,
             }
