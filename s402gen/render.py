@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import ir, model
+from . import doc_site, ir, model
 from .runtime import contract, protocol
 from .config import packaged_templates
 
@@ -347,7 +347,15 @@ def iter_files(
             marketplace=catalog.marketplace,
             payment_intro=protocol.PAYMENT_INTRO,
             schema_block=doc_schema_block(svc),
+            retry_http=protocol.RETRY_HTTP,
+            retry_mcp=protocol.RETRY_MCP,
+            params=doc_site.param_rows(svc),
+            curl_example=doc_site.curl_example(svc),
+            python_example=doc_site.python_example(svc),
+            mcp_example=doc_site.mcp_example(svc),
+            related=doc_site.related(svc, catalog),
         )
+    yield from _doc_assets(env, catalog)
     # the editor schema of catalog.yaml itself (its first line points yaml-language-server here)
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
@@ -357,5 +365,27 @@ def iter_files(
     for name, schema in contract.published_schemas().items():
         yield f"contract/{name}.schema.json", _render(contract_template, schema=schema)
     yield "docs/index.html", _render(
-        env.get_template("doc_index.html.jinja"), services=services, marketplace=catalog.marketplace
+        env.get_template("doc_index.html.jinja"),
+        services=services,
+        marketplace=catalog.marketplace,
+        groups=doc_site.groups(catalog),
+        search_data=doc_site.SEARCH_DATA[0],
+    )
+
+
+def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[str, Chunks]]:
+    """The doc site's style sheet, script and search data (``docs/assets/``)."""
+    path, name = doc_site.STYLE
+    yield f"docs/{path}", _render(env.get_template(name))
+    path, name = doc_site.SCRIPT
+    yield f"docs/{path}", _render(
+        env.get_template(name),
+        search_data_global=doc_site.SEARCH_GLOBAL,
+        base_url=doc_site.DEFAULT_BASE_URL,
+    )
+    path, name = doc_site.SEARCH_DATA
+    yield f"docs/{path}", _render(
+        env.get_template(name),
+        search_data_global=doc_site.SEARCH_GLOBAL,
+        entries=doc_site.search_data(catalog),
     )
