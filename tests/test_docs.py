@@ -25,7 +25,7 @@ import pytest
 
 from s402gen import compile_catalog, doc_site
 
-from .conftest import CATALOG, GENERATED, SMALL_CATALOG, free_port
+from .conftest import CATALOG, GENERATED, free_port, write_catalog
 
 NODE_TOOLS = Path(__file__).parent / "node" / "node_modules" / ".bin"
 PAGE = "face-detection"  # a service with required and optional parameters and related services
@@ -111,18 +111,23 @@ def test_parameter_rows_list_required_parameters_first_with_their_example() -> N
     assert all(not row.required and row.example == "" for row in rows[1:])
 
 
-def test_index_groups_every_service_under_its_category() -> None:
-    catalog = compile_catalog(SMALL_CATALOG).catalog
-    groups = doc_site.groups(catalog)
-    assert [s for g in groups for s in g.services] == sorted(
-        catalog.services, key=lambda s: [g.category for g in groups].index(s.texts.category)
-    )
-    for group in groups:
-        assert {s.texts.category for s in group.services} == {group.category}
-        assert (
-            f'id="category-{group.category}"'
-            in compile_catalog(SMALL_CATALOG).files["docs/index.html"]
-        )
+def test_index_groups_every_service_under_its_category(real_catalog_data, tmp_path) -> None:
+    services = real_catalog_data["services"]
+    for service in services[3:5] + services[-2:]:
+        service["category"] = "body-analysis"
+    result = compile_catalog(write_catalog(tmp_path / "catalog.yaml", real_catalog_data))
+    assert result.ok, [d.format() for d in result.diagnostics]
+    groups = doc_site.groups(result.catalog)
+    assert [g.category for g in groups] == ["face-body", "body-analysis"]  # first appearance
+    body = [s.route.service_id for s in groups[1].services]
+    assert body == [services[i]["id"] for i in (3, 4, -2, -1)]
+    assert len(groups[0].services) == len(services) - 4
+    index = result.files["docs/index.html"]
+    first, second = (index.index(f'<h2 id="category-{g.category}-heading">') for g in groups)
+    assert first < second
+    assert index.index(f'data-service="{body[0]}"') > second  # listed under its own heading
+    page = result.files[f"docs/tools/{body[0]}.html"]
+    assert 'href="../index.html#category-body-analysis"' in page
 
 
 def test_search_data_holds_english_and_chinese_names() -> None:
