@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import ir, model, openapi
+from . import doc_site, ir, model, openapi
 from .runtime import contract, protocol, search, x402_contract
 from .config import packaged_templates
 
@@ -340,6 +340,7 @@ def iter_files(
     entries.clear()
 
     page = env.get_template("doc_page.html.jinja")
+    categories = {c.id: c for c in catalog.categories}
     for svc in services:
         yield f"docs/tools/{svc.route.service_id}.html", _render(
             page,
@@ -347,7 +348,16 @@ def iter_files(
             marketplace=catalog.marketplace,
             payment_intro=protocol.PAYMENT_INTRO,
             schema_block=doc_schema_block(svc),
+            retry_http=protocol.RETRY_HTTP,
+            retry_mcp=protocol.RETRY_MCP,
+            params=doc_site.param_rows(svc),
+            curl_example=doc_site.curl_example(svc),
+            python_example=doc_site.python_example(svc),
+            mcp_example=doc_site.mcp_example(svc),
+            related=doc_site.related(svc, catalog),
+            categories=categories,
         )
+    yield from _doc_assets(env, catalog)
     # the editor schema of catalog.yaml itself (its first line points yaml-language-server here)
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
@@ -372,12 +382,31 @@ def iter_files(
         env.get_template("doc_index.html.jinja"),
         services=services,
         marketplace=catalog.marketplace,
-        categories=catalog.categories,
-        groups=index_groups(catalog),
+        categories=categories,
+        groups=doc_site.groups(catalog),
+        search_data=doc_site.SEARCH_DATA[0],
     )
     # the gateway's OpenAPI 3.1 document (served as /openapi.json)
     yield "openapi.json", _render(
         env.get_template("openapi.json.jinja"), document=openapi.openapi_document(catalog)
+    )
+
+
+def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[str, Chunks]]:
+    """The doc site's style sheet, script and search data (``docs/assets/``)."""
+    path, name = doc_site.STYLE
+    yield f"docs/{path}", _render(env.get_template(name))
+    path, name = doc_site.SCRIPT
+    yield f"docs/{path}", _render(
+        env.get_template(name),
+        search_data_global=doc_site.SEARCH_GLOBAL,
+        base_url=doc_site.DEFAULT_BASE_URL,
+    )
+    path, name = doc_site.SEARCH_DATA
+    yield f"docs/{path}", _render(
+        env.get_template(name),
+        search_data_global=doc_site.SEARCH_GLOBAL,
+        entries=doc_site.search_data(catalog),
     )
 
 
@@ -396,13 +425,3 @@ def categories_json(catalog: ir.Catalog) -> dict[str, Any]:
             for c in catalog.categories
         ]
     ).to_json()
-
-
-def index_groups(catalog: ir.Catalog) -> list[tuple[ir.Category | None, list[ir.Service]]]:
-    """The doc index's sections: one per declared category with services, in declaration
-    order; a single untitled section (``None``) when fewer than two categories have any."""
-    used = [c for c in catalog.categories if c.services]
-    if len(used) < 2:
-        return [(None, list(catalog.services))]
-    by_id = {svc.route.service_id: svc for svc in catalog.services}
-    return [(c, [by_id[sid] for sid in c.services]) for c in used]

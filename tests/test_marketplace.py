@@ -91,14 +91,14 @@ def test_scoped_defaults_reach_the_other_products(built: Path) -> None:
 
 def test_doc_index_groups_services_by_category(built: Path) -> None:
     html = (built / "docs/index.html").read_text(encoding="utf-8")
-    sections = re.findall(r'<section id="([a-z-]+)">\n<h2>([^<]+)', html)
+    sections = re.findall(r'<h2 id="category-([a-z-]+)-heading">([^<]+)</h2>', html)
     assert sections == [
-        ("face-body", "Face and body analysis "),
-        ("image-enhancement", "Image enhancement "),
-        ("object-detection", "Object detection "),
+        ("face-body", "Face and body analysis"),
+        ("image-enhancement", "Image enhancement"),
+        ("object-detection", "Object detection"),
     ]
-    enhancement = html.split('<section id="image-enhancement">')[1].split("</section>")[0]
-    assert enhancement.count("<tr><td>") == 8 and "image-colorize.html" in enhancement
+    enhancement = html.split('id="category-image-enhancement"')[1].split("</section>")[0]
+    assert enhancement.count('<li class="card"') == 8 and "image-colorize.html" in enhancement
 
 
 def test_included_files_have_an_editor_schema(built: Path) -> None:

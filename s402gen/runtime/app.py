@@ -3,9 +3,10 @@
 Routes: ``POST /api/tools/<id>`` and its legacy alias for every route
 module; ``POST /api/payments`` and ``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
 ``GET /api/catalog/search``; the doc pages at ``/tools/<id>`` and the index
-at ``/``; ``/openapi.json`` is the compiled ``generated/openapi.json`` (its
-Swagger UI at ``/docs``). The paid call itself is
-:class:`~s402gen.runtime.service.ServiceRuntime`'s.
+at ``/``, with what their relative links reach: ``/assets/*`` (style, script, search
+data) and ``/catalog/*`` (the catalog JSON files, as on disk); ``/openapi.json`` is the
+compiled ``generated/openapi.json`` (its Swagger UI at ``/docs``). The paid call itself
+is :class:`~s402gen.runtime.service.ServiceRuntime`'s.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
@@ -322,3 +324,7 @@ def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Genera
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/index.html", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/tools/{service_id}", doc_page, methods=["GET"], include_in_schema=False)
+    # the pages link ../catalog/... and assets/... relative to generated/docs/: served from
+    # /, those resolve to /catalog/... and /assets/..., mapped here onto the same files
+    app.mount("/assets", StaticFiles(directory=generated.root / "docs" / "assets"), "doc-assets")
+    app.mount("/catalog", StaticFiles(directory=generated.root / "catalog"), "catalog-files")
