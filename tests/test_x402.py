@@ -21,6 +21,7 @@ from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import UpstreamError, UpstreamResult
 from s402gen.runtime.x402 import Overrides, X402Gateway, load_offers
 
+from .conftest import run_cli, write_catalog
 from .x402.chain import NETWORK, USDC, Chain, facilitator, start_chain, x402_client
 
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
@@ -248,3 +249,30 @@ def test_dev_provider_says_so_in_its_402(chain: Chain) -> None:
     answer = dev.post(TOOL, json=BODY)
     assert answer.status_code == 402 and answer.json()["payment"]["provider"] == "dev"
     assert "payment-required" not in answer.headers
+
+
+def test_max_calls_above_one_returns_a_token_for_the_rest(
+    tmp_path: Path, real_catalog_data: dict, chain: Chain, payer: Any
+) -> None:
+    """A catalog whose pricing sells 3 calls a payment, and whose provider names payTo
+    itself: the paid call's answer carries the token that pays for the other two."""
+    seller = Account.create().address
+    real_catalog_data["pricingPolicies"]["aliyun-viapi"].update(maxCalls=3, allowReuse=True)
+    provider = real_catalog_data["paymentProviders"]["x402-base-usdc"]
+    provider["payTo"] = seller
+    out = tmp_path / "generated"
+    catalog = write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    code, _, err = run_cli("build", str(catalog), "--out", str(out))
+    assert code == 0, err
+    gateway = X402Gateway(load_offers(out), facilitator=facilitator(chain), environ={})
+    http = TestClient(create_app(out, upstream=SwitchableUpstream(), x402=gateway))
+    paid = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": _signature(http, payer)})
+    assert paid.status_code == 200, paid.text
+    assert chain.balance(seller) == PRICE_UNITS  # one price buys the three calls
+    token = paid.headers["x-payment-token"]
+    for _ in range(2):
+        assert http.post(TOOL, json=BODY, headers={"X-Payment-Token": token}).status_code == 200
+    spent = http.post(TOOL, json=BODY, headers={"X-Payment-Token": token})
+    assert spent.status_code == 402
+    assert spent.json()["error"] == "payment token has no remaining calls"
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
