@@ -276,3 +276,80 @@ def test_max_calls_above_one_returns_a_token_for_the_rest(
     assert spent.status_code == 402
     assert spent.json()["error"] == "payment token has no remaining calls"
     assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+
+
+def test_x402_payment_travels_inside_an_mcp_call(app: Any, chain: Chain, payer: Any) -> None:
+    """x402's MCP transport: the offer as a result text with `accepts`, the payment in the
+    call's _meta["x402/payment"], the settlement in the result's _meta. x402's own client
+    signs and its MCP helpers attach and read (its session wrapper targets mcp 1.x)."""
+    import json
+
+    import anyio
+    from mcp import Client
+    from x402.mcp import MCP_PAYMENT_META_KEY
+    from x402.mcp.utils import attach_payment_to_meta, extract_payment_response_from_meta
+    from x402.schemas import parse_payment_required
+
+    from s402gen.runtime.mcp_server import build_mcp_server, load_tools
+
+    server = build_mcp_server(load_tools(GENERATED), app.state.runtime)
+
+    async def flow() -> tuple[Any, Any]:
+        async with Client(server) as client:
+            unpaid = await client.call_tool("face_detection", BODY)
+            assert unpaid.is_error and unpaid.structured_content["error"] == "payment required"
+            offer = parse_payment_required(json.loads(unpaid.content[1].text))
+            assert offer.resource.url == "mcp://tool/face_detection"
+            payload = x402_client(payer, sync=True).create_payment_payload(offer)
+            meta = attach_payment_to_meta({}, payload)["_meta"]
+            assert MCP_PAYMENT_META_KEY in meta
+            paid = await client.call_tool("face_detection", BODY, meta=meta)
+            replay = await client.call_tool("face_detection", BODY, meta=meta)
+            return paid, replay
+
+    paid, replay = anyio.run(flow)
+    assert not paid.is_error, paid.structured_content
+    assert paid.structured_content["data"]["Result"] == {"FaceCount": 1}
+    settled = extract_payment_response_from_meta(paid)
+    assert settled is not None and settled.success and settled.payer == payer.address
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    assert replay.is_error
+    assert json.loads(replay.content[1].text)["error"] == "payment signature already used"
+
+
+def test_mcp_create_payment_is_paid_through_verify_payment(
+    app: Any, chain: Chain, payer: Any
+) -> None:
+    """MCP's token flow: create_payment answers pending with payTo and the x402 offer;
+    verify_payment with the x402 payment in _meta settles it; the token then pays."""
+    import json
+
+    import anyio
+    from mcp import Client
+    from x402.mcp.utils import attach_payment_to_meta
+    from x402.schemas import parse_payment_required
+
+    from s402gen.runtime.mcp_server import build_mcp_server, load_tools
+
+    server = build_mcp_server(load_tools(GENERATED), app.state.runtime)
+
+    async def flow() -> tuple[Any, Any, Any]:
+        async with Client(server) as client:
+            created = await client.call_tool("create_payment", {"serviceId": "face-detection"})
+            record = created.structured_content
+            assert record["status"] == "pending" and record["payTo"].startswith("0x")
+            offer = parse_payment_required(json.loads(created.content[1].text))
+            payload = x402_client(payer, sync=True).create_payment_payload(offer)
+            meta = attach_payment_to_meta({}, payload)["_meta"]
+            verified = await client.call_tool(
+                "verify_payment", {"paymentId": record["paymentId"]}, meta=meta
+            )
+            used = await client.call_tool(
+                "face_detection", {**BODY, "paymentToken": record["token"]}
+            )
+            return record, verified, used
+
+    record, verified, used = anyio.run(flow)
+    assert verified.structured_content["status"] == "paid", verified.structured_content
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    assert not used.is_error and used.structured_content["data"]["Action"] == "DetectFace"

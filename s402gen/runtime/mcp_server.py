@@ -22,6 +22,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 
 from . import protocol
+from .contract import PaymentRequired
+from .payments import payment_required
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
 
@@ -34,12 +36,15 @@ def load_tools(generated_dir: Path) -> list[types.Tool]:
     return [types.Tool.model_validate(tool) for tool in raw]
 
 
-def _result(data: dict[str, Any], is_error: bool = False) -> types.CallToolResult:
+def _result(
+    data: dict[str, Any], is_error: bool = False, *, x402_text: str | None = None, meta: Any = None
+) -> types.CallToolResult:
     text = json.dumps(data, ensure_ascii=False)
+    content = [types.TextContent(type="text", text=text)]
+    if x402_text is not None:  # x402's MCP client reads the offer from a text with `accepts`
+        content.append(types.TextContent(type="text", text=x402_text))
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)],
-        structured_content=data,
-        is_error=is_error,
+        content=content, structured_content=data, is_error=is_error, meta=meta
     )
 
 
@@ -60,7 +65,7 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
         if params.name == protocol.CREATE_PAYMENT_TOOL:
             return await anyio.to_thread.run_sync(_create_payment, runtime, arguments)
         if params.name == protocol.VERIFY_PAYMENT_TOOL:
-            return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments)
+            return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments, params.meta)
         spec = specs.get(params.name)
         if spec is None:
             return _result({"error": f"unknown tool {params.name!r}"}, is_error=True)
@@ -68,6 +73,12 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
         if token is not None and not isinstance(token, str):
             return _result({"error": "paymentToken must be a string"}, is_error=True)
         try:
+            signature = _x402_signature(runtime, spec, params.meta) if not token else None
+            if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
+                paid = await anyio.to_thread.run_sync(
+                    runtime.call_paid, spec, arguments, signature, None
+                )
+                return _result(paid.envelope.to_json(), meta=_x402_meta(paid))
             if token:
                 envelope = await anyio.to_thread.run_sync(
                     runtime.call, spec, arguments, token, None
@@ -77,10 +88,18 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
         except RequestError as exc:
             return _result({"error": str(exc)}, is_error=True)
         except PaymentNeeded as exc:
-            return _result(exc.answer.to_json(), is_error=True)
+            offer = None
+            if runtime.x402_offered(spec):
+                from .x402 import mcp_required_text
+
+                offer = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
+            return _result(exc.answer.to_json(), is_error=True, x402_text=offer)
         except UpstreamFailed as exc:
             failure = {"error": "upstream error", "code": exc.code, "message": exc.message}
-            return _result(failure | {"requestId": exc.request_id}, is_error=True)
+            failure |= {"requestId": exc.request_id}
+            if exc.payment is not None:  # settled through x402: its token retries for free
+                failure["payment"] = exc.payment.to_json()
+            return _result(failure, is_error=True)
         return _result(envelope.to_json())
 
     return Server(
@@ -93,6 +112,25 @@ def build_mcp_server(tools: list[types.Tool], runtime: ServiceRuntime) -> Server
     )
 
 
+def _x402_signature(runtime: ServiceRuntime, spec: Any, meta: Any) -> str | None:
+    """The x402 payment of a call's ``_meta``, as a PAYMENT-SIGNATURE value (else ``None``)."""
+    if not meta or not runtime.x402_offered(spec):
+        return None
+    from .x402 import X402Refused, mcp_payment_header
+
+    try:
+        return mcp_payment_header(meta)
+    except X402Refused as exc:
+        answer = PaymentRequired(error="payment required", payment=payment_required(spec))
+        raise PaymentNeeded(answer, exc.reason) from None
+
+
+def _x402_meta(paid: Any) -> dict[str, Any]:
+    from .x402 import mcp_response_meta
+
+    return mcp_response_meta(paid.payment_response)
+
+
 def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
     service_id = arguments.get("serviceId")
     if not isinstance(service_id, str):
@@ -103,14 +141,37 @@ def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types
         return _result({"error": f"unknown service {service_id!r}"}, is_error=True)
     except RequestError as exc:
         return _result({"error": str(exc)}, is_error=True)
-    return _result(payment.to_json())
+    offer = None
+    spec = runtime.spec(payment.service_id)
+    if payment.status == "pending" and runtime.x402_offered(spec):
+        from .x402 import mcp_required_text
+
+        offer = mcp_required_text(runtime.x402, spec, None)  # pay it with verify_payment
+    return _result(payment.to_json(), x402_text=offer)
 
 
-def _verify_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
+def _verify_payment(
+    runtime: ServiceRuntime, arguments: dict[str, Any], meta: Any = None
+) -> types.CallToolResult:
+    """The payment's record; with an x402 payment in ``_meta``, a pending one is paid first."""
     payment_id = arguments.get("paymentId")
     payment = runtime.verify_payment(payment_id) if isinstance(payment_id, str) else None
     if payment is None:
         return _result({"error": f"unknown payment {payment_id!r}"}, is_error=True)
+    spec = runtime.spec(payment.service_id)
+    try:
+        signature = _x402_signature(runtime, spec, meta)
+        if signature:
+            paid = runtime.pay_payment(payment.payment_id, signature)
+            assert paid is not None
+            from .x402 import mcp_response_meta
+
+            return _result(paid[0].to_json(), meta=mcp_response_meta(paid[1]))
+    except PaymentNeeded as exc:
+        from .x402 import mcp_required_text
+
+        text = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
+        return _result(exc.answer.to_json(), is_error=True, x402_text=text)
     return _result(payment.to_json())
 
 

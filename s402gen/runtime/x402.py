@@ -242,3 +242,48 @@ def _reason(exc: Exception, fallback: str) -> str:
         if isinstance(value, str) and value:
             return value
     return fallback
+
+
+# ---------------------------------------------------------------------------
+# MCP: x402's MCP transport (x402.mcp: the payment in the request's
+# ``_meta["x402/payment"]``, the settlement in the result's
+# ``_meta["x402/payment-response"]``, the offer as a JSON text with ``accepts``)
+
+MCP_PAYMENT_META_KEY = "x402/payment"
+MCP_PAYMENT_RESPONSE_META_KEY = "x402/payment-response"
+
+
+def mcp_payment_header(meta: Mapping[str, Any] | None) -> str | None:
+    """The ``PAYMENT-SIGNATURE`` value of an MCP call's ``_meta["x402/payment"]``, or ``None``.
+
+    Raises :class:`X402Refused` when it is there but not an x402 payment payload.
+    """
+    data = (meta or {}).get(MCP_PAYMENT_META_KEY)
+    if data is None:
+        return None
+    try:
+        payload = PaymentPayload.model_validate(json.loads(data) if isinstance(data, str) else data)
+    except Exception:
+        raise X402Refused("invalid_payment_payload") from None
+    from x402.http.utils import encode_payment_signature_header
+
+    return encode_payment_signature_header(payload)
+
+
+def mcp_resource_url(tool_name: str) -> str:
+    """The resource URL x402's MCP transport names a tool by: ``mcp://tool/<name>``."""
+    return f"mcp://tool/{tool_name}"
+
+
+def mcp_required_text(gateway: X402Gateway, spec: RouteSpec, error: str | None) -> str:
+    """The x402 ``PaymentRequired`` JSON an x402 MCP client reads from a result's text."""
+    required = gateway.payment_required(spec, mcp_resource_url(spec.tool_name), error)
+    return json.dumps(required.model_dump(by_alias=True, exclude_none=True))
+
+
+def mcp_response_meta(payment_response: str) -> dict[str, Any]:
+    """The result ``_meta`` of a paid MCP call: the settlement under x402's key."""
+    from x402.http.utils import decode_payment_response_header
+
+    settled = decode_payment_response_header(payment_response)
+    return {MCP_PAYMENT_RESPONSE_META_KEY: settled.model_dump(by_alias=True, exclude_none=True)}
