@@ -353,3 +353,17 @@ def test_mcp_create_payment_is_paid_through_verify_payment(
     assert verified.structured_content["status"] == "paid", verified.structured_content
     assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
     assert not used.is_error and used.structured_content["data"]["Action"] == "DetectFace"
+
+
+def test_pay_to_is_checked_and_served_in_checksum_form(chain: Chain) -> None:
+    """x402's facilitator refuses a lowercase EVM address; a bad one is a setup error."""
+    from s402gen.runtime.x402 import X402Error
+
+    seller = Account.create().address
+    offers = load_offers(GENERATED)
+    gateway = X402Gateway(
+        offers, overrides=Overrides(pay_to=seller.lower()), facilitator=facilitator(chain)
+    )
+    assert gateway.pay_to("face-detection") == seller
+    with pytest.raises(X402Error, match="payTo '0x12' is not an EVM address"):
+        X402Gateway(offers, overrides=Overrides(pay_to="0x12"), facilitator=facilitator(chain))

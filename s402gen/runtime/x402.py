@@ -122,10 +122,11 @@ class X402Gateway:
             if not pay_to:
                 hint = f" or set {settings['payToEnv']}" if settings.get("payToEnv") else ""
                 raise X402Error(f"{provider_id}: no payTo address (use --x402-pay-to{hint})")
+            network = overrides.network or settings["network"]
             self.providers[provider_id] = {
-                "network": overrides.network or settings["network"],
-                "asset": overrides.asset or settings["asset"],
-                "payTo": pay_to,
+                "network": network,
+                "asset": _address(network, overrides.asset or settings["asset"], "asset"),
+                "payTo": _address(network, pay_to, "payTo"),
                 "facilitatorUrl": overrides.facilitator_url or settings.get("facilitatorUrl", ""),
             }
         self._offers: dict[str, dict[str, Any]] = {}
@@ -232,6 +233,18 @@ class X402Gateway:
             amount=settled.amount or requirements.amount,
         )
         return Settled(trail, signature_hash(header), encode_payment_response_header(settled))
+
+
+def _address(network: str, address: str, what: str) -> str:
+    """An EVM address in its checksum form (x402's facilitator takes no other);
+    raises :class:`X402Error` when it is not one. Other chains' addresses pass as given."""
+    if not network.startswith("eip155:"):
+        return address
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(address):
+        raise X402Error(f"{what} {address!r} is not an EVM address (0x and 40 hex digits)")
+    return to_checksum_address(address)
 
 
 def _reason(exc: Exception, fallback: str) -> str:
