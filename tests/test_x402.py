@@ -367,3 +367,48 @@ def test_pay_to_is_checked_and_served_in_checksum_form(chain: Chain) -> None:
     assert gateway.pay_to("face-detection") == seller
     with pytest.raises(X402Error, match="payTo '0x12' is not an EVM address"):
         X402Gateway(offers, overrides=Overrides(pay_to="0x12"), facilitator=facilitator(chain))
+
+
+def test_one_signature_sent_many_times_at_once_settles_and_serves_once(
+    http: TestClient, app: Any, chain: Chain, payer: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s402gen.runtime.service import PaymentNeeded
+
+    runtime = app.state.runtime
+    spec = runtime.spec("face-detection")
+    signature = _signature(http, payer)
+    calls = runtime.upstream.calls
+
+    def attempt(_: int) -> str:
+        try:
+            runtime.call_paid(spec, BODY, signature, None)
+            return "paid"
+        except PaymentNeeded as exc:
+            return exc.x402_error
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(attempt, range(6)))
+    assert outcomes == ["paid"] + ["payment signature already used"] * 5
+    assert runtime.upstream.calls == calls + 1
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+
+
+def test_ledger_version_1_is_migrated_keeping_its_payments(tmp_path: Path) -> None:
+    import sqlite3
+
+    from s402gen.runtime import payments
+
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:  # a ledger as s402gen wrote it before the money trail
+        db.executescript(payments._SCHEMA + "PRAGMA user_version = 1;")
+        db.execute(
+            "INSERT INTO payments VALUES ('pay_1', 'face-detection', 'legacy', 'x402-base-usdc', "
+            "'dev', 20, 'USD', 'per_call', 1, 0, 'paid', 'tok', '', 1, 'dev:server402', 0, 9e9, 0)"
+        )
+    ledger = Ledger(path)
+    kept = ledger.get("pay_1")
+    assert kept is not None and kept.status == "paid" and kept.tx_hash is None
+    assert ledger.claim_signature("sig") and not ledger.claim_signature("sig")
+    ledger.close()

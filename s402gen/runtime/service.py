@@ -272,14 +272,19 @@ class ServiceRuntime:
         from .x402 import X402Refused, signature_hash
 
         key = signature_hash(header)
+        lock = f"payment:{payment_id}"  # one settlement at a time per payment
         refused: str | None = None
-        if not self.ledger.claim_signature(key):
+        if not self.ledger.claim_signature(lock):
+            refused = "payment is being settled"
+        elif not self.ledger.claim_signature(key):
+            self.ledger.release_signature(lock)
             refused = "payment signature already used"
         else:
             try:
                 settled = self.x402.verify_and_settle(spec, header)
             except X402Refused as exc:
                 self.ledger.release_signature(key)
+                self.ledger.release_signature(lock)
                 refused = exc.reason
         if refused is not None:
             if discard:  # the record made for this call: no paid (or pending) record stays
@@ -287,7 +292,7 @@ class ServiceRuntime:
             self.stats.record(spec.service_id, "payment_required", self.clock())
             answer = PaymentRequired(error="payment required", payment=payment_required(spec))
             raise PaymentNeeded(answer, refused)
-        self.ledger.settle(payment_id, key, settled.trail)
+        self.ledger.settle(payment_id, key, settled.trail)  # the lock stays: settled once
         return settled.response_header
 
     def create_payment(
