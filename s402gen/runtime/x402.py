@@ -174,7 +174,7 @@ class X402Gateway:
         return self._accepts[service_id]
 
     def payment_required(
-        self, spec: RouteSpec, url: str, error: str | None = None, *, amount_cents: int = 0
+        self, spec: RouteSpec, url: str, error: str | None = None
     ) -> PaymentRequired:
         """The x402 v2 ``PaymentRequired`` of a service's route at ``url``."""
         offer = self._offers[spec.service_id]
