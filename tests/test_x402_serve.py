@@ -4,6 +4,7 @@ own, over HTTP on 127.0.0.1, settling on the local chain of this test process.""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -30,14 +31,17 @@ def test_x402_client_pays_a_served_route(tmp_path: Path) -> None:
     chain = start_chain()
     seller, payer = Account.create().address, Account.create()
     chain.mint(payer.address, 1_000_000)
-    with ServerThread(facilitator_app(chain)) as fac:
+    with ServerThread(facilitator_app(chain, token=SECRET)) as fac:
         port = free_port()
         exe = Path(sys.executable).parent / "s402gen"
-        facilitator = fac.url.replace("http://", f"http://user:{SECRET}@")  # a key in the URL
+        facilitator = fac.url  # the key travels in X402_FACILITATOR_TOKEN
         command = [str(exe), "serve", "--generated", str(GENERATED), "--port", str(port)]
         command += ["--upstream", "emulator", "--ledger", str(tmp_path / "ledger.sqlite3")]
         command += ["--x402-facilitator", facilitator, "--x402-pay-to", seller]
-        process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        env = dict(os.environ, X402_FACILITATOR_TOKEN=SECRET)  # the facilitator requires it
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(300):
@@ -73,7 +77,7 @@ def test_serve_without_pay_to_stops_with_a_finding_not_a_traceback(tmp_path: Pat
     exe = Path(sys.executable).parent / "s402gen"
     command = [str(exe), "serve", "--generated", str(GENERATED), "--upstream", "emulator"]
     command += ["--payments", "x402", "--x402-facilitator", f"http://u:{SECRET}@127.0.0.1:9/x"]
-    env = {k: v for k, v in __import__("os").environ.items() if k != "X402_PAY_TO"}
+    env = {k: v for k, v in os.environ.items() if k != "X402_PAY_TO"}
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert done.returncode == 2
     assert "no payTo address (use --x402-pay-to or set X402_PAY_TO)" in done.stderr
@@ -89,3 +93,16 @@ def test_unreachable_facilitator_is_named_without_its_secret(tmp_path: Path) -> 
     assert done.returncode == 2
     assert "error: x402: the x402 facilitator (http://127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stderr and SECRET not in done.stderr
+
+
+def test_a_refused_facilitator_token_is_an_error_that_does_not_quote_it(tmp_path: Path) -> None:
+    chain = start_chain()
+    with ServerThread(facilitator_app(chain, token="the-right-one")) as fac:
+        exe = Path(sys.executable).parent / "s402gen"
+        command = [str(exe), "serve", "--generated", str(GENERATED), "--upstream", "emulator"]
+        command += ["--x402-facilitator", fac.url, "--x402-pay-to", Account.create().address]
+        env = dict(os.environ, X402_FACILITATOR_TOKEN=SECRET)
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert f"the x402 facilitator ({fac.url}) cannot be used" in done.stderr
+    assert SECRET not in done.stderr + done.stdout and "Traceback" not in done.stderr

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from x402 import x402ResourceServerSync
 from x402.http import FacilitatorConfig, HTTPFacilitatorClientSync
+from x402.http.facilitator_client_base import AuthHeaders
 from x402.http.utils import (
     decode_payment_signature_header,
     encode_payment_required_header,
@@ -37,6 +38,23 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, R
 from . import x402_contract
 from .payments import MoneyTrail
 from .spec import RouteSpec
+
+#: Environment variable holding the facilitator's bearer token (sent, never printed).
+FACILITATOR_TOKEN_ENV = "X402_FACILITATOR_TOKEN"
+
+
+class _BearerAuth:
+    """x402's facilitator ``AuthProvider``: ``Authorization: Bearer <token>`` on every call."""
+
+    def __init__(self, token: str):
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def __repr__(self) -> str:  # never the token, even in a debugger's or a log's repr
+        return "_BearerAuth(***)"
+
+    def get_auth_headers(self) -> AuthHeaders:
+        h = self._headers
+        return AuthHeaders(verify=dict(h), settle=dict(h), supported=dict(h), bazaar=dict(h))
 
 
 class X402Error(Exception):
@@ -101,8 +119,8 @@ class X402Gateway:
 
     ``offers`` is the offers document; ``facilitator`` an x402 facilitator
     client (default: ``HTTPFacilitatorClientSync`` at the provider's or the
-    override's URL). ``environ`` supplies ``payTo`` when the catalog names
-    an environment variable. Raises :class:`X402Error` when a provider has
+    override's URL, with ``$X402_FACILITATOR_TOKEN`` as its bearer token).
+    ``environ`` supplies ``payTo`` when the catalog names an environment variable. Raises :class:`X402Error` when a provider has
     no ``payTo`` or no facilitator, or the facilitator cannot be reached.
     """
 
@@ -143,7 +161,9 @@ class X402Gateway:
                 )
                 for accept in offer["accepts"]
             ]
-        self.server = x402ResourceServerSync(facilitator or self._http_facilitator())
+        self.server = x402ResourceServerSync(
+            facilitator or self._http_facilitator(environ.get(FACILITATOR_TOKEN_ENV))
+        )
         for network in sorted({p["network"] for p in self.providers.values()}):
             self.server.register(network, ExactEvmServerScheme())
         try:
@@ -155,11 +175,12 @@ class X402Gateway:
                 f"{type(exc).__name__}"
             ) from None
 
-    def _http_facilitator(self) -> Any:
+    def _http_facilitator(self, token: str | None) -> Any:
         urls = sorted({p["facilitatorUrl"] for p in self.providers.values()})
         if len(urls) != 1 or not urls[0]:
             raise X402Error("one x402 facilitator URL is needed (use --x402-facilitator)")
-        return HTTPFacilitatorClientSync(FacilitatorConfig(url=urls[0]))
+        auth = _BearerAuth(token) if token else None
+        return HTTPFacilitatorClientSync(FacilitatorConfig(url=urls[0], auth_provider=auth))
 
     def offers(self, service_id: str) -> bool:
         """Whether this service is paid through x402."""

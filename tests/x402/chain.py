@@ -136,13 +136,21 @@ def facilitator(chain: Chain, sync: bool = True) -> Any:
     return made
 
 
-def facilitator_app(chain: Chain) -> Any:
-    """x402's facilitator behind FastAPI: GET /supported, POST /verify and /settle."""
-    from fastapi import Body, FastAPI
+def facilitator_app(chain: Chain, token: str | None = None) -> Any:
+    """x402's facilitator behind FastAPI: GET /supported, POST /verify and /settle;
+    with ``token``, each call needs ``Authorization: Bearer <token>`` (else 401)."""
+    from fastapi import Body, FastAPI, Request
+    from fastapi.responses import JSONResponse
     from x402.schemas.helpers import parse_payment_payload, parse_payment_requirements
 
     fac = facilitator(chain, sync=False)
     app = FastAPI()
+
+    @app.middleware("http")
+    async def bearer(request: Request, call_next: Any) -> Any:
+        if token and request.headers.get("authorization") != f"Bearer {token}":
+            return JSONResponse({"error": "unauthorized"}, 401)
+        return await call_next(request)
 
     def parse(body: dict) -> tuple[Any, Any]:
         payload = parse_payment_payload(body["paymentPayload"])
