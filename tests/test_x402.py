@@ -92,7 +92,7 @@ def test_every_paid_route_answers_an_x402_402_beside_the_marketplace_body(
     http: TestClient, app: Any, seller: str
 ) -> None:
     catalog = {e["id"]: e for e in app.state.generated.catalog.to_json()["services"]}
-    assert len(app.state.runtime.specs) == len(catalog) == 44
+    assert catalog and len(app.state.runtime.specs) == len(catalog)
     for spec in app.state.runtime.specs:
         entry = catalog[spec.service_id]
         answer = http.post(spec.endpoint, json=entry.get("exampleRequest") or {})
