@@ -21,6 +21,7 @@ from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import UpstreamError, UpstreamResult
 from s402gen.runtime.x402 import Overrides, X402Gateway, load_offers
 
+from .conftest import run_cli, write_catalog
 from .x402.chain import NETWORK, USDC, Chain, facilitator, start_chain, x402_client
 
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
@@ -91,11 +92,10 @@ def test_every_paid_route_answers_an_x402_402_beside_the_marketplace_body(
     http: TestClient, app: Any, seller: str
 ) -> None:
     catalog = {e["id"]: e for e in app.state.generated.catalog.to_json()["services"]}
+    assert catalog and len(app.state.runtime.specs) == len(catalog)
     for spec in app.state.runtime.specs:
         entry = catalog[spec.service_id]
         answer = http.post(spec.endpoint, json=entry.get("exampleRequest") or {})
-        if answer.status_code == 400:  # an example the route's own checks refuse
-            continue
         assert answer.status_code == 402, (spec.service_id, answer.text)
         body = answer.json()
         assert body["error"] == "payment required"
@@ -248,3 +248,166 @@ def test_dev_provider_says_so_in_its_402(chain: Chain) -> None:
     answer = dev.post(TOOL, json=BODY)
     assert answer.status_code == 402 and answer.json()["payment"]["provider"] == "dev"
     assert "payment-required" not in answer.headers
+
+
+def test_max_calls_above_one_returns_a_token_for_the_rest(
+    tmp_path: Path, real_catalog_data: dict, chain: Chain, payer: Any
+) -> None:
+    """A catalog whose pricing sells 3 calls a payment, and whose provider names payTo
+    itself: the paid call's answer carries the token that pays for the other two."""
+    seller = Account.create().address
+    real_catalog_data["pricingPolicies"]["aliyun-viapi"].update(maxCalls=3, allowReuse=True)
+    provider = real_catalog_data["paymentProviders"]["x402-base-usdc"]
+    provider["payTo"] = seller
+    out = tmp_path / "generated"
+    catalog = write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    code, _, err = run_cli("build", str(catalog), "--out", str(out))
+    assert code == 0, err
+    gateway = X402Gateway(load_offers(out), facilitator=facilitator(chain), environ={})
+    http = TestClient(create_app(out, upstream=SwitchableUpstream(), x402=gateway))
+    paid = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": _signature(http, payer)})
+    assert paid.status_code == 200, paid.text
+    assert chain.balance(seller) == PRICE_UNITS  # one price buys the three calls
+    token = paid.headers["x-payment-token"]
+    for _ in range(2):
+        assert http.post(TOOL, json=BODY, headers={"X-Payment-Token": token}).status_code == 200
+    spent = http.post(TOOL, json=BODY, headers={"X-Payment-Token": token})
+    assert spent.status_code == 402
+    assert spent.json()["error"] == "payment token has no remaining calls"
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+
+
+def test_x402_payment_travels_inside_an_mcp_call(app: Any, chain: Chain, payer: Any) -> None:
+    """x402's MCP transport: the offer as a result text with `accepts`, the payment in the
+    call's _meta["x402/payment"], the settlement in the result's _meta. x402's own client
+    signs and its MCP helpers attach and read (its session wrapper targets mcp 1.x)."""
+    import json
+
+    import anyio
+    from mcp import Client
+    from x402.mcp import MCP_PAYMENT_META_KEY
+    from x402.mcp.utils import attach_payment_to_meta, extract_payment_response_from_meta
+    from x402.schemas import parse_payment_required
+
+    from s402gen.runtime.mcp_server import build_mcp_server, load_tools
+
+    server = build_mcp_server(load_tools(GENERATED), app.state.runtime)
+
+    async def flow() -> tuple[Any, Any]:
+        async with Client(server) as client:
+            unpaid = await client.call_tool("face_detection", BODY)
+            assert unpaid.is_error and unpaid.structured_content["error"] == "payment required"
+            offer = parse_payment_required(json.loads(unpaid.content[1].text))
+            assert offer.resource.url == "mcp://tool/face_detection"
+            payload = x402_client(payer, sync=True).create_payment_payload(offer)
+            meta = attach_payment_to_meta({}, payload)["_meta"]
+            assert MCP_PAYMENT_META_KEY in meta
+            paid = await client.call_tool("face_detection", BODY, meta=meta)
+            replay = await client.call_tool("face_detection", BODY, meta=meta)
+            return paid, replay
+
+    paid, replay = anyio.run(flow)
+    assert not paid.is_error, paid.structured_content
+    assert paid.structured_content["data"]["Result"] == {"FaceCount": 1}
+    settled = extract_payment_response_from_meta(paid)
+    assert settled is not None and settled.success and settled.payer == payer.address
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    assert replay.is_error
+    assert json.loads(replay.content[1].text)["error"] == "payment signature already used"
+
+
+def test_mcp_create_payment_is_paid_through_verify_payment(
+    app: Any, chain: Chain, payer: Any
+) -> None:
+    """MCP's token flow: create_payment answers pending with payTo and the x402 offer;
+    verify_payment with the x402 payment in _meta settles it; the token then pays."""
+    import json
+
+    import anyio
+    from mcp import Client
+    from x402.mcp.utils import attach_payment_to_meta
+    from x402.schemas import parse_payment_required
+
+    from s402gen.runtime.mcp_server import build_mcp_server, load_tools
+
+    server = build_mcp_server(load_tools(GENERATED), app.state.runtime)
+
+    async def flow() -> tuple[Any, Any, Any]:
+        async with Client(server) as client:
+            created = await client.call_tool("create_payment", {"serviceId": "face-detection"})
+            record = created.structured_content
+            assert record["status"] == "pending" and record["payTo"].startswith("0x")
+            offer = parse_payment_required(json.loads(created.content[1].text))
+            payload = x402_client(payer, sync=True).create_payment_payload(offer)
+            meta = attach_payment_to_meta({}, payload)["_meta"]
+            verified = await client.call_tool(
+                "verify_payment", {"paymentId": record["paymentId"]}, meta=meta
+            )
+            used = await client.call_tool(
+                "face_detection", {**BODY, "paymentToken": record["token"]}
+            )
+            return record, verified, used
+
+    record, verified, used = anyio.run(flow)
+    assert verified.structured_content["status"] == "paid", verified.structured_content
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+    assert not used.is_error and used.structured_content["data"]["Action"] == "DetectFace"
+
+
+def test_pay_to_is_checked_and_served_in_checksum_form(chain: Chain) -> None:
+    """x402's facilitator refuses a lowercase EVM address; a bad one is a setup error."""
+    from s402gen.runtime.x402 import X402Error
+
+    seller = Account.create().address
+    offers = load_offers(GENERATED)
+    gateway = X402Gateway(
+        offers, overrides=Overrides(pay_to=seller.lower()), facilitator=facilitator(chain)
+    )
+    assert gateway.pay_to("face-detection") == seller
+    with pytest.raises(X402Error, match="payTo '0x12' is not an EVM address"):
+        X402Gateway(offers, overrides=Overrides(pay_to="0x12"), facilitator=facilitator(chain))
+
+
+def test_one_signature_sent_many_times_at_once_settles_and_serves_once(
+    http: TestClient, app: Any, chain: Chain, payer: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s402gen.runtime.service import PaymentNeeded
+
+    runtime = app.state.runtime
+    spec = runtime.spec("face-detection")
+    signature = _signature(http, payer)
+    calls = runtime.upstream.calls
+
+    def attempt(_: int) -> str:
+        try:
+            runtime.call_paid(spec, BODY, signature, None)
+            return "paid"
+        except PaymentNeeded as exc:
+            return exc.x402_error
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(attempt, range(6)))
+    assert outcomes == ["paid"] + ["payment signature already used"] * 5
+    assert runtime.upstream.calls == calls + 1
+    assert chain.balance(payer.address) == 1_000_000 - PRICE_UNITS
+
+
+def test_ledger_version_1_is_migrated_keeping_its_payments(tmp_path: Path) -> None:
+    import sqlite3
+
+    from s402gen.runtime import payments
+
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:  # a ledger as s402gen wrote it before the money trail
+        db.executescript(payments._SCHEMA + "PRAGMA user_version = 1;")
+        db.execute(
+            "INSERT INTO payments VALUES ('pay_1', 'face-detection', 'legacy', 'x402-base-usdc', "
+            "'dev', 20, 'USD', 'per_call', 1, 0, 'paid', 'tok', '', 1, 'dev:server402', 0, 9e9, 0)"
+        )
+    ledger = Ledger(path)
+    kept = ledger.get("pay_1")
+    assert kept is not None and kept.status == "paid" and kept.tx_hash is None
+    assert ledger.claim_signature("sig") and not ledger.claim_signature("sig")
+    ledger.close()

@@ -273,7 +273,7 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
         try:
             if not signature:
                 answer = contract.PaymentRequired(
-                    error="payment required", payment=payment.record()
+                    error=protocol.FAILURES[0], payment=payment.record()
                 )
                 raise PaymentNeeded(answer)
             paid = await run_in_threadpool(runtime.pay_payment, paymentId, signature)

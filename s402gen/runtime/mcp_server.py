@@ -29,6 +29,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from . import contract, protocol
+from .payments import payment_required
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
 
@@ -43,13 +44,22 @@ def load_tools(generated_dir: Path) -> list[types.Tool]:
     return [types.Tool.model_validate(tool) for tool in raw]
 
 
-def _result(answer: contract.Contract, is_error: bool = False) -> types.CallToolResult:
+def _result(
+    answer: contract.Contract,
+    is_error: bool = False,
+    *,
+    x402_text: str | None = None,
+    meta: Any = None,
+) -> types.CallToolResult:
+    """A tool result: ``answer`` as structured content and as text; ``x402_text`` (x402's
+    payment offer, for x402's MCP client) as a second text; ``meta`` the result's ``_meta``."""
     data = answer.to_json()
     text = json.dumps(data, ensure_ascii=False)
+    content = [types.TextContent(type="text", text=text)]
+    if x402_text is not None:  # x402's MCP client reads the offer from a text with `accepts`
+        content.append(types.TextContent(type="text", text=x402_text))
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)],
-        structured_content=data,
-        is_error=is_error,
+        content=content, structured_content=data, is_error=is_error, meta=meta
     )
 
 
@@ -94,7 +104,7 @@ def build_mcp_server(
         if params.name == protocol.CREATE_PAYMENT_TOOL:
             return await anyio.to_thread.run_sync(_create_payment, runtime, arguments)
         if params.name == protocol.VERIFY_PAYMENT_TOOL:
-            return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments)
+            return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments, params.meta)
         spec = specs.get(params.name)
         if spec is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
@@ -102,6 +112,12 @@ def build_mcp_server(
         if token is not None and not isinstance(token, str):
             return _error(f"{protocol.MCP_ARGUMENT} must be a string")
         try:
+            signature = _x402_signature(runtime, spec, params.meta) if not token else None
+            if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
+                paid = await anyio.to_thread.run_sync(
+                    runtime.call_paid, spec, arguments, signature, None
+                )
+                return _result(paid.envelope, meta=_x402_meta(paid))
             if token:
                 envelope = await anyio.to_thread.run_sync(
                     runtime.call, spec, arguments, token, None
@@ -111,8 +127,13 @@ def build_mcp_server(
         except RequestError as exc:
             return _error(str(exc))
         except PaymentNeeded as exc:
-            return _result(exc.answer, is_error=True)
-        except UpstreamFailed as exc:
+            offer = None
+            if runtime.x402_offered(spec):
+                from .x402 import mcp_required_text
+
+                offer = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
+            return _result(exc.answer, is_error=True, x402_text=offer)
+        except UpstreamFailed as exc:  # settled through x402: its token retries for free
             return _result(exc.answer(), is_error=True)
         return _result(envelope)
 
@@ -126,6 +147,27 @@ def build_mcp_server(
     )
 
 
+def _x402_signature(runtime: ServiceRuntime, spec: Any, meta: Any) -> str | None:
+    """The x402 payment of a call's ``_meta``, as a PAYMENT-SIGNATURE value (else ``None``)."""
+    if not meta or not runtime.x402_offered(spec):
+        return None
+    from .x402 import X402Refused, mcp_payment_header
+
+    try:
+        return mcp_payment_header(meta)
+    except X402Refused as exc:
+        answer = contract.PaymentRequired(
+            error=protocol.FAILURES[0], payment=payment_required(spec)
+        )
+        raise PaymentNeeded(answer, exc.reason) from None
+
+
+def _x402_meta(paid: Any) -> dict[str, Any]:
+    from .x402 import mcp_response_meta
+
+    return mcp_response_meta(paid.payment_response)
+
+
 def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
     service_id = arguments.get("serviceId")
     if not isinstance(service_id, str):
@@ -136,14 +178,37 @@ def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types
         return _error(f"unknown service {service_id!r}")
     except RequestError as exc:
         return _error(str(exc))
-    return _result(payment)
+    offer = None
+    spec = runtime.spec(payment.service_id)
+    if payment.status == "pending" and runtime.x402_offered(spec):
+        from .x402 import mcp_required_text
+
+        offer = mcp_required_text(runtime.x402, spec, None)  # pay it with verify_payment
+    return _result(payment, x402_text=offer)
 
 
-def _verify_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
+def _verify_payment(
+    runtime: ServiceRuntime, arguments: dict[str, Any], meta: Any = None
+) -> types.CallToolResult:
+    """The payment's record; with an x402 payment in ``_meta``, a pending one is paid first."""
     payment_id = arguments.get("paymentId")
     payment = runtime.verify_payment(payment_id) if isinstance(payment_id, str) else None
     if payment is None:
         return _error(f"unknown payment {payment_id!r}")
+    spec = runtime.spec(payment.service_id)
+    try:
+        signature = _x402_signature(runtime, spec, meta)
+        if signature:
+            paid = runtime.pay_payment(payment.payment_id, signature)
+            assert paid is not None
+            from .x402 import mcp_response_meta
+
+            return _result(paid[0], meta=mcp_response_meta(paid[1]))
+    except PaymentNeeded as exc:
+        from .x402 import mcp_required_text
+
+        text = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
+        return _result(exc.answer, is_error=True, x402_text=text)
     return _result(payment)
 
 

@@ -23,7 +23,7 @@ EMULATOR_CREDENTIALS = Credentials("emulator-access-key", "emulator-secret")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 #: Top-level modules of the ``serve`` extra of pyproject.toml (import names, not distributions).
-SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi")
+SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi", "x402")
 SERVE_INSTALL = "pip install 's402gen[serve]'"
 
 

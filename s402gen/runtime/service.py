@@ -251,7 +251,7 @@ class ServiceRuntime:
         arguments = self.arguments(spec, body)
         if not self.x402_offered(spec):
             raise PaymentNeeded(
-                PaymentRequired(error="payment required", payment=payment_required(spec)),
+                PaymentRequired(error=protocol.FAILURES[0], payment=payment_required(spec)),
                 "x402 payments are not accepted here",
             )
         payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
@@ -280,7 +280,7 @@ class ServiceRuntime:
             return None
         spec = self.spec(payment.service_id)
         if payment.status != "pending" or not self.x402_offered(spec):
-            answer = PaymentRequired(error="payment required", payment=payment.record())
+            answer = PaymentRequired(error=protocol.FAILURES[0], payment=payment.record())
             raise PaymentNeeded(answer, f"payment is {payment.status}, not pending")
         header = self._settle(spec, payment_signature, payment_id, discard=False)
         return self.ledger.get(payment_id), header  # type: ignore[return-value]
@@ -290,22 +290,27 @@ class ServiceRuntime:
         from .x402 import X402Refused, signature_hash
 
         key = signature_hash(header)
+        lock = f"payment:{payment_id}"  # one settlement at a time per payment
         refused: str | None = None
-        if not self.ledger.claim_signature(key):
+        if not self.ledger.claim_signature(lock):
+            refused = "payment is being settled"
+        elif not self.ledger.claim_signature(key):
+            self.ledger.release_signature(lock)
             refused = "payment signature already used"
         else:
             try:
                 settled = self.x402.verify_and_settle(spec, header)
             except X402Refused as exc:
                 self.ledger.release_signature(key)
+                self.ledger.release_signature(lock)
                 refused = exc.reason
         if refused is not None:
             if discard:  # the record made for this call: no paid (or pending) record stays
                 self.ledger.discard(payment_id)
             self.stats.record(spec.service_id, "payment_required", self.clock())
-            answer = PaymentRequired(error="payment required", payment=payment_required(spec))
+            answer = PaymentRequired(error=protocol.FAILURES[0], payment=payment_required(spec))
             raise PaymentNeeded(answer, refused)
-        self.ledger.settle(payment_id, key, settled.trail)
+        self.ledger.settle(payment_id, key, settled.trail)  # the lock stays: settled once
         return settled.response_header
 
     def create_payment(

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from x402 import x402ResourceServerSync
 from x402.http import FacilitatorConfig, HTTPFacilitatorClientSync
+from x402.http.facilitator_client_base import AuthHeaders
 from x402.http.utils import (
     decode_payment_signature_header,
     encode_payment_required_header,
@@ -37,6 +38,23 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, R
 from . import x402_contract
 from .payments import MoneyTrail
 from .spec import RouteSpec
+
+#: Environment variable holding the facilitator's bearer token (sent, never printed).
+FACILITATOR_TOKEN_ENV = "X402_FACILITATOR_TOKEN"
+
+
+class _BearerAuth:
+    """x402's facilitator ``AuthProvider``: ``Authorization: Bearer <token>`` on every call."""
+
+    def __init__(self, token: str):
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def __repr__(self) -> str:  # never the token, even in a debugger's or a log's repr
+        return "_BearerAuth(***)"
+
+    def get_auth_headers(self) -> AuthHeaders:
+        h = self._headers
+        return AuthHeaders(verify=dict(h), settle=dict(h), supported=dict(h), bazaar=dict(h))
 
 
 class X402Error(Exception):
@@ -101,8 +119,8 @@ class X402Gateway:
 
     ``offers`` is the offers document; ``facilitator`` an x402 facilitator
     client (default: ``HTTPFacilitatorClientSync`` at the provider's or the
-    override's URL). ``environ`` supplies ``payTo`` when the catalog names
-    an environment variable. Raises :class:`X402Error` when a provider has
+    override's URL, with ``$X402_FACILITATOR_TOKEN`` as its bearer token).
+    ``environ`` supplies ``payTo`` when the catalog names an environment variable. Raises :class:`X402Error` when a provider has
     no ``payTo`` or no facilitator, or the facilitator cannot be reached.
     """
 
@@ -122,10 +140,11 @@ class X402Gateway:
             if not pay_to:
                 hint = f" or set {settings['payToEnv']}" if settings.get("payToEnv") else ""
                 raise X402Error(f"{provider_id}: no payTo address (use --x402-pay-to{hint})")
+            network = overrides.network or settings["network"]
             self.providers[provider_id] = {
-                "network": overrides.network or settings["network"],
-                "asset": overrides.asset or settings["asset"],
-                "payTo": pay_to,
+                "network": network,
+                "asset": _address(network, overrides.asset or settings["asset"], "asset"),
+                "payTo": _address(network, pay_to, "payTo"),
                 "facilitatorUrl": overrides.facilitator_url or settings.get("facilitatorUrl", ""),
             }
         self._offers: dict[str, dict[str, Any]] = {}
@@ -142,7 +161,9 @@ class X402Gateway:
                 )
                 for accept in offer["accepts"]
             ]
-        self.server = x402ResourceServerSync(facilitator or self._http_facilitator())
+        self.server = x402ResourceServerSync(
+            facilitator or self._http_facilitator(environ.get(FACILITATOR_TOKEN_ENV))
+        )
         for network in sorted({p["network"] for p in self.providers.values()}):
             self.server.register(network, ExactEvmServerScheme())
         try:
@@ -154,11 +175,12 @@ class X402Gateway:
                 f"{type(exc).__name__}"
             ) from None
 
-    def _http_facilitator(self) -> Any:
+    def _http_facilitator(self, token: str | None) -> Any:
         urls = sorted({p["facilitatorUrl"] for p in self.providers.values()})
         if len(urls) != 1 or not urls[0]:
             raise X402Error("one x402 facilitator URL is needed (use --x402-facilitator)")
-        return HTTPFacilitatorClientSync(FacilitatorConfig(url=urls[0]))
+        auth = _BearerAuth(token) if token else None
+        return HTTPFacilitatorClientSync(FacilitatorConfig(url=urls[0], auth_provider=auth))
 
     def offers(self, service_id: str) -> bool:
         """Whether this service is paid through x402."""
@@ -173,7 +195,7 @@ class X402Gateway:
         return self._accepts[service_id]
 
     def payment_required(
-        self, spec: RouteSpec, url: str, error: str | None = None, *, amount_cents: int = 0
+        self, spec: RouteSpec, url: str, error: str | None = None
     ) -> PaymentRequired:
         """The x402 v2 ``PaymentRequired`` of a service's route at ``url``."""
         offer = self._offers[spec.service_id]
@@ -234,6 +256,18 @@ class X402Gateway:
         return Settled(trail, signature_hash(header), encode_payment_response_header(settled))
 
 
+def _address(network: str, address: str, what: str) -> str:
+    """An EVM address in its checksum form (x402's facilitator takes no other);
+    raises :class:`X402Error` when it is not one. Other chains' addresses pass as given."""
+    if not network.startswith("eip155:"):
+        return address
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(address):
+        raise X402Error(f"{what} {address!r} is not an EVM address (0x and 40 hex digits)")
+    return to_checksum_address(address)
+
+
 def _reason(exc: Exception, fallback: str) -> str:
     """x402's reason code of a verify/settle error; never the exception's text (it may
     quote the facilitator's URL)."""
@@ -242,3 +276,48 @@ def _reason(exc: Exception, fallback: str) -> str:
         if isinstance(value, str) and value:
             return value
     return fallback
+
+
+# ---------------------------------------------------------------------------
+# MCP: x402's MCP transport (x402.mcp: the payment in the request's
+# ``_meta["x402/payment"]``, the settlement in the result's
+# ``_meta["x402/payment-response"]``, the offer as a JSON text with ``accepts``)
+
+MCP_PAYMENT_META_KEY = "x402/payment"
+MCP_PAYMENT_RESPONSE_META_KEY = "x402/payment-response"
+
+
+def mcp_payment_header(meta: Mapping[str, Any] | None) -> str | None:
+    """The ``PAYMENT-SIGNATURE`` value of an MCP call's ``_meta["x402/payment"]``, or ``None``.
+
+    Raises :class:`X402Refused` when it is there but not an x402 payment payload.
+    """
+    data = (meta or {}).get(MCP_PAYMENT_META_KEY)
+    if data is None:
+        return None
+    try:
+        payload = PaymentPayload.model_validate(json.loads(data) if isinstance(data, str) else data)
+    except Exception:
+        raise X402Refused("invalid_payment_payload") from None
+    from x402.http.utils import encode_payment_signature_header
+
+    return encode_payment_signature_header(payload)
+
+
+def mcp_resource_url(tool_name: str) -> str:
+    """The resource URL x402's MCP transport names a tool by: ``mcp://tool/<name>``."""
+    return f"mcp://tool/{tool_name}"
+
+
+def mcp_required_text(gateway: X402Gateway, spec: RouteSpec, error: str | None) -> str:
+    """The x402 ``PaymentRequired`` JSON an x402 MCP client reads from a result's text."""
+    required = gateway.payment_required(spec, mcp_resource_url(spec.tool_name), error)
+    return json.dumps(required.model_dump(by_alias=True, exclude_none=True))
+
+
+def mcp_response_meta(payment_response: str) -> dict[str, Any]:
+    """The result ``_meta`` of a paid MCP call: the settlement under x402's key."""
+    from x402.http.utils import decode_payment_response_header
+
+    settled = decode_payment_response_header(payment_response)
+    return {MCP_PAYMENT_RESPONSE_META_KEY: settled.model_dump(by_alias=True, exclude_none=True)}

@@ -4,12 +4,9 @@ The chain is py-evm in process (eth-tester), chain id 84532 (Base Sepolia),
 with TestUSDC's runtime code at Base Sepolia's USDC address, so the
 catalog's `x402-base-usdc` provider (network eip155:84532, that asset, EIP-712
 domain ("USDC", "2")) applies unchanged. TestUSDC.vy is compiled offline into
-TestUSDC.json (committed):
+TestUSDC.json (committed) by ``build_token.py``:
 
-    pip install vyper==0.4.3
-    python -c "import json, vyper; o = vyper.compile_code(open('tests/x402/TestUSDC.vy').read(), \\
-        output_formats=['abi', 'bytecode']); json.dump({'abi': o['abi'], 'bytecode': o['bytecode'], \\
-        'compiler': vyper.__version__}, open('tests/x402/TestUSDC.json', 'w'), indent=1)"
+    pip install vyper==0.4.3 && python tests/x402/build_token.py
 
 The facilitator is x402's ``x402Facilitator``/``x402FacilitatorSync`` with its
 exact-EVM scheme; :func:`facilitator_app` serves it over HTTP with the routes
@@ -136,13 +133,21 @@ def facilitator(chain: Chain, sync: bool = True) -> Any:
     return made
 
 
-def facilitator_app(chain: Chain) -> Any:
-    """x402's facilitator behind FastAPI: GET /supported, POST /verify and /settle."""
-    from fastapi import Body, FastAPI
+def facilitator_app(chain: Chain, token: str | None = None) -> Any:
+    """x402's facilitator behind FastAPI: GET /supported, POST /verify and /settle;
+    with ``token``, each call needs ``Authorization: Bearer <token>`` (else 401)."""
+    from fastapi import Body, FastAPI, Request
+    from fastapi.responses import JSONResponse
     from x402.schemas.helpers import parse_payment_payload, parse_payment_requirements
 
     fac = facilitator(chain, sync=False)
     app = FastAPI()
+
+    @app.middleware("http")
+    async def bearer(request: Request, call_next: Any) -> Any:
+        if token and request.headers.get("authorization") != f"Bearer {token}":
+            return JSONResponse({"error": "unauthorized"}, 401)
+        return await call_next(request)
 
     def parse(body: dict) -> tuple[Any, Any]:
         payload = parse_payment_payload(body["paymentPayload"])
