@@ -411,7 +411,7 @@ def _runtime_options(command):
             default="aliyun",
             show_default=True,
             help="Alibaba Cloud (credentials from ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) "
-            "or a local facebody emulator.",
+            "or the local upstream emulator.",
         ),
         click.option("--upstream-endpoint", help="Upstream host[:port] for every service."),
         click.option(

@@ -1,7 +1,7 @@
 """``s402gen serve`` and ``s402gen mcp``: run the app with uvicorn, or MCP over stdio.
 
 Both take the upstream from the environment's Alibaba Cloud credentials, or
-start the local facebody emulator. Both need the ``serve`` extra
+start the local upstream emulator. Both need the ``serve`` extra
 (``pip install 's402gen[serve]'``); :func:`missing_dependency` says what is missing.
 """
 
@@ -68,15 +68,21 @@ def upstream_for(
         return
     from .emulator import start_emulator
 
-    emulator = start_emulator(specs)
+    emulator = start_emulator(specs, credentials=[EMULATOR_CREDENTIALS])
+    where = emulator.endpoints
+    listening = (
+        f"http://{emulator.endpoint}"
+        if len(where) == 1
+        else ", ".join(f"{product} http://{host}" for product, host in where.items())
+    )
     click.echo(
-        f"upstream: facebody emulator (a fake Alibaba Cloud for local testing, "
-        f"not the API) on http://{emulator.endpoint}",
+        f"upstream: upstream emulator (a local fake of the upstream APIs for testing, "
+        f"not the APIs) on {listening}",
         err=True,
     )
     try:
         yield AlibabaCloudUpstream(
-            EMULATOR_CREDENTIALS, endpoint=endpoint or emulator.endpoint, protocol="http"
+            EMULATOR_CREDENTIALS, endpoint=endpoint or where, protocol="http"
         )
     finally:
         emulator.stop()

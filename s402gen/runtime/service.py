@@ -26,6 +26,7 @@ from .payments import (
 )
 from .spec import RouteSpec
 from .upstream import Upstream, UpstreamError
+from .upstreams import load as load_protocol
 from .validation import RequestError, RequestValidator
 
 
@@ -129,6 +130,10 @@ class ServiceRuntime:
             self._by_id[spec.service_id] = spec
             self._by_id.setdefault(spec.legacy_id, spec)
         self._validators = {spec.service_id: RequestValidator.for_spec(spec) for spec in self.specs}
+        # each service's protocol judges its answers; a missing one fails here, not per call
+        self._protocols = {
+            spec.service_id: load_protocol(spec.upstream.protocol) for spec in self.specs
+        }
 
     def spec(self, service_id: str) -> RouteSpec:
         """The spec of a canonical or legacy service id; raises :class:`UnknownService`."""
@@ -147,7 +152,9 @@ class ServiceRuntime:
         """One paid call; returns the success envelope of the catalog's output schema.
 
         Raises ``RequestError`` (400, nothing charged), :class:`PaymentNeeded`
-        (402) or :class:`UpstreamFailed` (502, the call given back).
+        (402) or :class:`UpstreamFailed` (502, the call given back): no answer,
+        or an answer the service's protocol calls an error, whatever its
+        HTTP status.
         """
         arguments = self.arguments(spec, body)
         now = self.clock()
@@ -159,8 +166,9 @@ class ServiceRuntime:
                 error=str(refused), payment=self._payment_metadata(spec, token)
             )
             raise PaymentNeeded(answer) from None
-        try:
-            result = self.upstream.call(spec, arguments)
+        try:  # an error inside an HTTP 200 is an error too: the protocol says which
+            answer = self.upstream.call(spec, arguments)
+            result = self._protocols[spec.service_id].interpret(answer)
         except UpstreamError as exc:
             self.ledger.refund(payment.payment_id)
             self.stats.record(spec.service_id, "error", now)
