@@ -12,9 +12,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import yaml
 
+from s402gen.load import load_file
 from s402gen.pipeline import compile_catalog
+from s402gen.structure import parse_model
 from s402gen.runtime.spec import RouteSpec
 from s402gen.runtime.upstream import wire_form
 
@@ -25,16 +26,21 @@ IMAGEENHAN = ROOT / "tests" / "data" / "imageenhan" / "catalog.yaml"
 
 
 def _services(catalog: Path) -> list[tuple[str, RouteSpec]]:
-    """``(SDK distribution, route spec)`` of every service of ``catalog``."""
+    """``(SDK distribution, route spec)`` of every service of ``catalog``: the SDK its
+    provider names (``sdk:``)."""
     compiled = compile_catalog(catalog)
     assert compiled.catalog is not None, compiled.diagnostics
-    providers = yaml.safe_load(catalog.read_text(encoding="utf-8"))["providers"]
-    sdks = {p["product"]: p["sdk"] for p in providers.values()}
+    authored, _ = parse_model(load_file(str(catalog), str(catalog)))
+    assert authored is not None
+    sdks = {p.product: p.sdk for p in authored.providers.values()}
     return [(sdks[svc.upstream.product], svc.route) for svc in compiled.catalog.services]
 
 
 REAL = _services(CATALOG)
 SECOND_PRODUCT = _services(IMAGEENHAN)
+#: The multi-product marketplace fixture, once there is one (issue 9 point 8).
+MARKETPLACE = ROOT / "examples" / "marketplace" / "catalog.yaml"
+FIXTURE = _services(MARKETPLACE) if MARKETPLACE.exists() else []
 
 
 def test_every_real_service_is_compared() -> None:
@@ -45,8 +51,11 @@ def test_every_real_service_is_compared() -> None:
     }
 
 
+COMPARED = REAL + SECOND_PRODUCT + FIXTURE
+
+
 @pytest.mark.parametrize(
-    ("sdk", "spec"), REAL + SECOND_PRODUCT, ids=[s.service_id for _, s in REAL + SECOND_PRODUCT]
+    ("sdk", "spec"), COMPARED, ids=[f"{s.upstream.product}-{s.service_id}" for _, s in COMPARED]
 )
 def test_the_request_is_the_one_the_official_sdk_sends(sdk: str, spec: RouteSpec) -> None:
     assert differences(sdk, spec) == {}

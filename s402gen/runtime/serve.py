@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -56,15 +57,19 @@ def upstream_for(
 ) -> Iterator[Upstream]:
     """The upstream client: Alibaba Cloud, or a running emulator (stopped on exit)."""
     if kind != "emulator":
-        try:
-            credentials = Credentials.from_environment()
+        from .upstreams import ProtocolMissing, clients_for
+
+        try:  # each protocol's client, with the credentials its protocol names
+            clients = clients_for(specs, os.environ, endpoint=endpoint)
         except KeyError as missing:
             raise SetupError(f"{missing.args[0]} is not set (or use --upstream emulator)") from None
+        except ProtocolMissing as missing:
+            raise SetupError(str(missing)) from None
         hosts = endpoint or ", ".join(
             sorted({s.upstream.endpoint for s in specs if s.upstream.endpoint})
         )
         click.echo(f"upstream: Alibaba Cloud at {hosts or 'the default endpoint'}", err=True)
-        yield AlibabaCloudUpstream(credentials, endpoint=endpoint)
+        yield clients
         return
     from .emulator import start_emulator
 

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from importlib.metadata import entry_points
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
+from ..spec import RouteSpec
 from ..upstream import Upstream, UpstreamAnswer, UpstreamResult
 
 #: The entry point group a protocol plug-in registers in.
@@ -97,3 +99,36 @@ def load(name: str) -> UpstreamProtocol:
     for part in attribute.split("."):
         protocol = getattr(protocol, part)
     return protocol
+
+
+class ProtocolClients:
+    """An upstream that sends each service through the client of its own protocol."""
+
+    def __init__(self, clients: Mapping[str, Upstream]):
+        self.clients = dict(clients)
+
+    def call(self, spec: RouteSpec, arguments: Mapping[str, Any]) -> UpstreamAnswer:
+        """The answer of ``spec``'s protocol client (see :class:`..upstream.Upstream`)."""
+        return self.clients[spec.upstream.protocol].call(spec, arguments)
+
+
+def clients_for(
+    specs: Iterable[RouteSpec],
+    environ: Mapping[str, str] = os.environ,
+    *,
+    endpoint: Any = None,
+    scheme: str = "https",
+) -> ProtocolClients:
+    """One client per protocol the services use, each with its credentials from ``environ``.
+
+    Raises :class:`ProtocolMissing`, or ``KeyError`` naming the first
+    credential variable (of a protocol's ``credential_variables``) not set.
+    """
+    clients = {}
+    for name in sorted({spec.upstream.protocol for spec in specs}):
+        protocol = load(name)
+        for variable in protocol.credential_variables:
+            if variable not in environ:
+                raise KeyError(variable)
+        clients[name] = protocol.client(environ, endpoint=endpoint, scheme=scheme)
+    return ProtocolClients(clients)
