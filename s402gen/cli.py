@@ -371,7 +371,7 @@ def _first_changed_line(diff: str, path: str) -> int:
 @click.option(
     "--upstream",
     is_flag=True,
-    help="Also compare with the official facebody SDK (pip install 's402gen[upstream]').",
+    help="Also compare each service with its provider's official SDK (`sdk:`).",
 )
 @format_option
 @quiet_option

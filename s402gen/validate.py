@@ -522,7 +522,8 @@ def protocol_not_installed(ctx: Context) -> Iterator[Issue]:
     """A provider whose ``protocol`` no installed plug-in provides."""
     from .runtime import upstreams
 
-    installed = upstreams.available()
+    missing = {p.protocol for p in ctx.authored.providers.values()} - set(upstreams.BUILTIN)
+    installed = upstreams.available() if missing else upstreams.BUILTIN
     for name, provider in ctx.authored.providers.items():
         if provider.protocol not in installed:
             yield Issue(
@@ -542,9 +543,12 @@ def unknown_wire_style(ctx: Context) -> Iterator[Issue]:
     c = ctx.authored
     for index, svc in enumerate(c.services):
         provider = c.providers.get(svc.provider or c.defaults.provider)
-        if provider is None or provider.protocol not in upstreams.available():
-            continue  # reported by unknown-reference or protocol-not-installed
-        styles = upstreams.load(provider.protocol).wire_styles
+        if provider is None:
+            continue  # reported by unknown-reference
+        try:
+            styles = upstreams.load(provider.protocol).wire_styles
+        except upstreams.ProtocolMissing:
+            continue  # reported by protocol-not-installed
         for name, param in svc.params.items():
             if param.wire is not None and param.wire not in styles:
                 yield Issue(

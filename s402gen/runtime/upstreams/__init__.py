@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from importlib.metadata import entry_points
 from typing import Any, Iterable, Mapping, Protocol
 
 from ..spec import RouteSpec
@@ -78,6 +77,8 @@ class UpstreamProtocol(Protocol):
 
 def available() -> dict[str, str]:
     """Every installed protocol: name -> ``module:attribute`` (built-ins, then entry points)."""
+    from importlib.metadata import entry_points  # ~50 ms: only when a plug-in is asked for
+
     found = dict(BUILTIN)
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name, point.value)
@@ -87,7 +88,7 @@ def available() -> dict[str, str]:
 @functools.cache
 def load(name: str) -> UpstreamProtocol:
     """The protocol object named ``name``; raises :class:`ProtocolMissing`."""
-    target = available().get(name)
+    target = BUILTIN.get(name) or available().get(name)
     if target is None:
         raise ProtocolMissing(
             f"upstream protocol '{name}' is not installed (installed: "
