@@ -110,3 +110,19 @@ def test_a_json_string_argument_goes_in_the_parameters_style() -> None:
     )
     _, batch = next(s for s in REAL if s[1].service_id == "face-database-batch-add")
     assert wire_form(batch, {"Faces": text}) == ({"Faces": text}, {})
+
+
+@pytest.mark.parametrize("style", ["json", "repeatList", "simple"])
+def test_shrink_styles_are_those_of_the_sdks_own_util(style: str) -> None:
+    """The util the SDKs' client.py calls (``alibabacloud_openapi_util``) gives the same string,
+    for the styles no action of the real catalog uses too."""
+    from alibabacloud_openapi_util.client import Client as OpenApiUtilClient
+
+    _, spec = next(s for s in REAL if s[1].service_id == "face-database-batch-add")
+    for value in (["a b", "c&d", "é"], [{"ImageURL": "https://e.com/a.jpg?x=1", "N": 2}]):
+        sent, _ = wire_form(_rewired(spec, Faces=style), {"Faces": value})
+        assert sent["Faces"] == OpenApiUtilClient.array_to_string_with_specified_style(
+            value, "Faces", style
+        )
+    query = wire_form(_rewired(spec, Faces="query"), {"Faces": [{"A": 1}, {"B": "é"}]})[1]
+    assert query == OpenApiUtilClient.query({"Faces": [{"A": 1}, {"B": "é"}]})
