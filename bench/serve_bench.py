@@ -9,7 +9,7 @@ loopback port (one uvicorn process), then runs wrk twice against the
 service's endpoint: without a payment token (every answer is the 402), and
 with a fresh single-call token per request (tokens made beforehand through
 ``POST /api/payments``; each paid call goes through the ledger and, signed,
-to the facebody emulator). It prints requests per second and the p50/p99
+to the upstream emulator). It prints requests per second and the p50/p99
 latency of each, and checks the target: the 402 path at 2,000 requests per
 second or more.
 """

@@ -371,7 +371,7 @@ def _first_changed_line(diff: str, path: str) -> int:
 @click.option(
     "--upstream",
     is_flag=True,
-    help="Also compare with the official facebody SDK (pip install 's402gen[upstream]').",
+    help="Also compare each service with its provider's official SDK (`sdk:`).",
 )
 @format_option
 @quiet_option
@@ -413,7 +413,7 @@ def _runtime_options(command):
             default="aliyun",
             show_default=True,
             help="Alibaba Cloud (credentials from ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) "
-            "or a local facebody emulator.",
+            "or the local upstream emulator.",
         ),
         click.option("--upstream-endpoint", help="Upstream host[:port] for every service."),
         click.option(

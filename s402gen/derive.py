@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from . import ir, model, phrasing
 from .runtime import contract, protocol, x402_contract
 from .phrasing import kebab, split_words, unique
+from .runtime.spec import DEFAULT_PROTOCOL
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).
 MUTATING_VERBS = frozenset({"Add", "Authorize", "Batch", "Create", "Delete", "Gen", "Update"})
@@ -261,6 +262,9 @@ def route_spec(
             version=provider.version if provider else "",
             action=svc.action,
             endpoint=provider.endpoint if provider else "",
+            method=svc.upstream_method or (provider.upstream_method if provider else "POST"),
+            protocol=provider.protocol if provider else DEFAULT_PROTOCOL,
+            wire={n: p.wire for n, p in svc.params.items() if p.wire},
         ),
         input_schema=input_schema,
         array_params=tuple(

@@ -116,6 +116,11 @@ class Rules:
     UPSTREAM_UNKNOWN_PARAMETER = Rule("S402-E032", "upstream-unknown-parameter", _E)
     UPSTREAM_REQUIRED = Rule("S402-W031", "upstream-required-mismatch", _W)
     UPSTREAM_TYPE = Rule("S402-W032", "upstream-type-mismatch", _W)
+    UPSTREAM_WIRE = Rule("S402-E033", "upstream-wire-mismatch", _E)
+    UPSTREAM_NOT_COMPARED = Rule("S402-W033", "upstream-not-compared", _W)
+    # upstream protocols (s402gen/runtime/upstreams)
+    PROTOCOL_NOT_INSTALLED = Rule("S402-E060", "protocol-not-installed", _E)
+    UNKNOWN_WIRE_STYLE = Rule("S402-E061", "unknown-wire-style", _E)
     # lint warnings
     REPEATED_DESCRIPTION = Rule("S402-W001", "repeated-parameter-description", _W)
     ARRAY_WITHOUT_ITEMS = Rule("S402-W002", "array-without-items", _W)

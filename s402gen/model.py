@@ -35,6 +35,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from .runtime.protocol import MCP_ARGUMENT
+from .runtime.spec import DEFAULT_PROTOCOL
 
 JsonType = Literal["string", "number", "integer", "boolean", "array", "object"]
 JSON_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array", "object")
@@ -115,6 +116,21 @@ class Provider(_Model):
     )
     legacy_id_prefix: str = key(
         "Legacy service ids are this prefix plus the action in kebab case.", "aliyun-facebody-"
+    )
+    protocol: str = key(
+        "Upstream protocol: a plug-in of the `s402gen.protocols` entry point group "
+        "(`aliyun-rpc` is built in).",
+        "aliyun-rpc",
+        DEFAULT_PROTOCOL,
+    )
+    upstream_method: Literal["POST", "GET"] = key(
+        "HTTP method of the provider's actions, as its official SDK sends them.", "POST", "POST"
+    )
+    sdk: str | None = key(
+        "Distribution name of the product's official SDK, which `s402gen validate --upstream` "
+        "compares each service with.",
+        "alibabacloud-facebody20191230",
+        None,
     )
     defaults: "ProviderDefaults | None" = key(
         "Defaults of this provider's services: they win over the global `defaults` and lose "
@@ -210,6 +226,13 @@ class Parameter(_Model):
     maximum: int | float | None = key("Largest number allowed.", 1, None)
     required_context: str | None = key(
         "What a caller needs to use this parameter.", "public-image-url", None
+    )
+    wire: str | None = key(
+        "How the parameter goes on the wire, as the official SDK sends it; one of the "
+        "provider protocol's styles (`aliyun-rpc`: `flat` (default), `json`, `repeatList`, "
+        "`simple`, `query`).",
+        "json",
+        None,
     )
 
     @classmethod
@@ -533,6 +556,12 @@ class Service(_Model):
     error_examples: list[ErrorExample] | None = key(
         "Error examples, instead of the derived ones.",
         [{"input": {}, "error": "ImageURL is required"}],
+        None,
+    )
+    upstream_method: Literal["POST", "GET"] | None = key(
+        "HTTP method of the upstream action, as its official SDK sends it, instead of the "
+        "provider's `upstreamMethod`.",
+        "GET",
         None,
     )
     upstream_differences: dict[str, str] | None = key(

@@ -559,3 +559,46 @@ def repeated_description(ctx: Context) -> Iterator[Issue]:
                     "describe each one",
                     svc.id,
                 )
+
+
+@rule(Rules.PROTOCOL_NOT_INSTALLED, "model")
+def protocol_not_installed(ctx: Context) -> Iterator[Issue]:
+    """A provider whose ``protocol`` no installed plug-in provides."""
+    from .runtime import upstreams
+
+    missing = {p.protocol for p in ctx.authored.providers.values()} - set(upstreams.BUILTIN)
+    installed = upstreams.available() if missing else upstreams.BUILTIN
+    for name, provider in ctx.authored.providers.items():
+        if provider.protocol not in installed:
+            yield Issue(
+                f"protocol '{provider.protocol}' of provider '{name}' is not installed "
+                f"(installed: {', '.join(installed)}; a plug-in registers in the "
+                f"'{upstreams.ENTRY_POINT_GROUP}' entry point group)",
+                ("providers", name, "protocol"),
+                did_you_mean(provider.protocol, installed),
+            )
+
+
+@rule(Rules.UNKNOWN_WIRE_STYLE, "model")
+def unknown_wire_style(ctx: Context) -> Iterator[Issue]:
+    """A parameter ``wire`` style that its provider's protocol does not have."""
+    from .runtime import upstreams
+
+    c = ctx.authored
+    for index, svc in enumerate(c.services):
+        provider = c.providers.get(svc.provider or c.defaults.provider)
+        if provider is None:
+            continue  # reported by unknown-reference
+        try:
+            styles = upstreams.load(provider.protocol).wire_styles
+        except upstreams.ProtocolMissing:
+            continue  # reported by protocol-not-installed
+        for name, param in svc.params.items():
+            if param.wire is not None and param.wire not in styles:
+                yield Issue(
+                    f"wire style '{param.wire}' of '{name}' is not one of protocol "
+                    f"'{provider.protocol}' ({', '.join(styles)})",
+                    ("services", index, "params", name, "wire"),
+                    did_you_mean(param.wire, styles),
+                    svc.id,
+                )

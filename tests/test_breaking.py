@@ -414,7 +414,8 @@ def test_a_shared_policy_change_is_one_finding_and_breaking_comes_first(tmp_path
         "parameter-removed", "price-raised", "optional-parameter-added", "description-changed"
     ]  # fmt: skip
     price = findings[1]
-    assert len(price["services"]) == 44 and price["line"] == 32  # at the policy
+    policy_line = real.splitlines().index("  aliyun-viapi:") + 1
+    assert len(price["services"]) == 44 and price["line"] == policy_line  # at the policy
     assert price["message"].startswith("price of pricing policy 'aliyun-viapi' (44 services: ")
     assert price["message"].endswith(" and 41 more) raised from USD 0.20 to USD 0.25 per call")
 

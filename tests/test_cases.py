@@ -49,6 +49,12 @@ COVERED_ELSEWHERE = {
         "test_upstream_check.py::test_required_here_but_optional_upstream"
     ],
     "upstream-type-mismatch": ["test_upstream_check.py::test_each_kind_of_difference_is_found"],
+    "upstream-wire-mismatch": [
+        "test_upstream_check.py::test_a_wire_style_or_method_other_than_the_sdks_is_an_error"
+    ],
+    "upstream-not-compared": [
+        "test_upstream_check.py::test_a_service_that_cannot_be_compared_says_why"
+    ],
     "generated-file-changed": ["test_cli.py::test_check_reports_changed_missing_and_orphan_files"],
     "generated-file-missing": ["test_cli.py::test_check_reports_changed_missing_and_orphan_files"],
     "generated-file-orphaned": ["test_cli.py::test_check_reports_changed_missing_and_orphan_files"],

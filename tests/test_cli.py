@@ -464,7 +464,9 @@ def test_serve_says_where_it_and_the_emulator_listen_and_logs_requests(tmp_path:
             server.wait(timeout=30)
     banner = err.read_text().splitlines()
     emulator = [line for line in banner if line.startswith("upstream: ")]
-    assert len(emulator) == 1 and "emulator (a fake Alibaba Cloud for local testing" in emulator[0]
+    assert (
+        len(emulator) == 1 and "upstream emulator (a local fake of the upstream APIs" in emulator[0]
+    )
     emulator_port = int(emulator[0].rsplit(":", 1)[1])
     assert emulator_port != port
     services = len(json.loads((GENERATED / "catalog" / "catalog.json").read_bytes())["services"])

@@ -111,7 +111,7 @@ def client():
     generated = load_generated(GENERATED)
     emulator = start_emulator(generated.specs)
     upstream = AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http"
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
     )
     try:
         with TestClient(create_app(GENERATED, upstream=upstream)) as test_client:

@@ -193,7 +193,7 @@ def test_served_and_paid_end_to_end_over_http_and_mcp(built: Path) -> None:
     entries = _entries(built)
     emulator = start_emulator(load_generated(built).specs)
     upstream = AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http"
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
     )
     try:
         with running_app(create_app(built, ledger=Ledger(), upstream=upstream)) as base:

@@ -38,7 +38,7 @@ def emulator():
 
 def _upstream(emulator) -> AlibabaCloudUpstream:
     return AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http"
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
     )
 
 

@@ -47,7 +47,7 @@ def emulator():
 
 def _upstream(emulator) -> AlibabaCloudUpstream:
     return AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoint, protocol="http"
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
     )
 
 
@@ -224,7 +224,9 @@ def test_array_parameter_accepts_a_json_string(client: TestClient, emulator) -> 
     tasks = '[{"ImageURL": "https://example.com/ir.jpg"}]'
     answer = _call(client, entry, payment["token"], body={"Tasks": tasks})
     assert answer.status_code == 200, answer.text
-    assert emulator.calls[-1].parameters["Tasks"] == tasks
+    # decoded, then sent as the official SDK sends Tasks: flat (Tasks.1.ImageURL=...)
+    assert emulator.calls[-1].parameters == {"Tasks.1.ImageURL": "https://example.com/ir.jpg"}
+    assert emulator.calls[-1].arguments["Tasks"] == json.loads(tasks)
     bad = _call(client, entry, None, body={"Tasks": '[{"ImageURL": "not a url"}]'})
     assert bad.status_code == 400
     assert _call(client, entry, None, body={"Tasks": "[oops"}).json() == {

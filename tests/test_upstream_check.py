@@ -1,13 +1,21 @@
-"""``s402gen validate --upstream``: the catalog against the official facebody SDK."""
+"""``s402gen validate --upstream``: each service against its provider's official SDK."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from s402gen import upstream_check
+import subprocess
+import sys
 
-from .conftest import run_cli, write_catalog
+import yaml
+
+from s402gen.runtime.upstreams import aliyun_sdk
+
+from .conftest import ROOT, run_cli, write_catalog
+
+FACEBODY = "alibabacloud-facebody20191230"
+IMAGEENHAN = ROOT / "tests" / "data" / "imageenhan" / "catalog.yaml"
 
 
 def _findings(tmp_path: Path, data: dict) -> tuple[int, list[dict]]:
@@ -40,13 +48,16 @@ def test_each_kind_of_difference_is_found(real_catalog_data, tmp_path) -> None:
     assert code == 2
     assert (
         "S402-E031",
-        "action 'DetectFaces' of 'face-detection' is not in the official SDK",
+        f"action 'DetectFaces' of 'face-detection' is not in the SDK {FACEBODY}",
     ) in rules
     assert any(r == "S402-E032" and "'Limitt' of 'face-search'" in m for r, m in rules)
-    assert ("S402-W031", "'Limit' of 'face-search' is required upstream but optional here") in rules
+    assert (
+        "S402-W031",
+        f"'Limit' of 'face-search' is required by the SDK {FACEBODY} but optional here",
+    ) in rules
     assert (
         "S402-W032",
-        "'MaxFaceNum' of 'face-search' is number here but integer upstream",
+        f"'MaxFaceNum' of 'face-search' is number here but integer in the SDK {FACEBODY}",
     ) in rules
 
 
@@ -55,37 +66,122 @@ def test_required_here_but_optional_upstream(real_catalog_data, tmp_path) -> Non
     code, found = _findings(tmp_path, real_catalog_data)
     assert code == 0
     assert [d["message"] for d in found if d["rule"] == "S402-W031"] == [
-        "'ImageURL' of 'fingerprint-extraction' is required here but optional upstream"
+        f"'ImageURL' of 'fingerprint-extraction' is required here but optional in the SDK "
+        f"{FACEBODY}"
     ]
 
 
 def test_the_sdk_is_read_once_a_process(monkeypatch, tmp_path, real_catalog_data) -> None:
-    """One read of client.py and models.py for the whole catalog, not one per service."""
-    reads: list[str] = []
-    real = upstream_check._sdk_source
+    """One read of client.py and models.py per SDK for the whole catalog, not one per service."""
+    reads: list[tuple[str, str]] = []
+    real = aliyun_sdk._source
     monkeypatch.setattr(
-        upstream_check, "_sdk_source", lambda module: [reads.append(module), real(module)][1]
+        aliyun_sdk,
+        "_source",
+        lambda package, module, dist: [
+            reads.append((package, module)),
+            real(package, module, dist),
+        ][1],
     )
-    upstream_check.load_sdk.cache_clear()
+    aliyun_sdk.load.cache_clear()
     try:
         for _ in range(2):
             code, found = _findings(tmp_path, real_catalog_data)
             assert code == 0 and found == []
     finally:
-        upstream_check.load_sdk.cache_clear()
-    assert sorted(reads) == ["client", "models"]
+        aliyun_sdk.load.cache_clear()
+    assert sorted(reads) == [
+        ("alibabacloud_facebody20191230", "client"),
+        ("alibabacloud_facebody20191230", "models"),
+        ("alibabacloud_openplatform20191219", "client"),
+        ("alibabacloud_openplatform20191219", "models"),
+    ]
 
 
-def test_a_missing_sdk_is_a_one_line_hint(monkeypatch, tmp_path, real_catalog_data) -> None:
-    monkeypatch.setattr(upstream_check, "SDK_PACKAGE", "alibabacloud_facebody_not_installed")
-    upstream_check.load_sdk.cache_clear()
-    try:
-        write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
-        code, out, err = run_cli("validate", "--upstream", cwd=tmp_path)
-    finally:
-        upstream_check.load_sdk.cache_clear()
+def test_a_missing_sdk_is_a_one_line_hint(tmp_path, real_catalog_data) -> None:
+    real_catalog_data["providers"]["facebody"]["sdk"] = "alibabacloud-facebody-not-installed"
+    write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    code, out, err = run_cli("validate", "--upstream", cwd=tmp_path)
     assert code == 2 and out == ""
     assert err == (
-        "error: the official SDK is not installed: pip install 's402gen[upstream]' "
-        "(alibabacloud_facebody_not_installed)\n"
+        "error: the SDK alibabacloud-facebody-not-installed is not installed: "
+        "pip install alibabacloud-facebody-not-installed "
+        "(the SDKs of the real catalog: pip install 's402gen[upstream]')\n"
     )
+
+
+def test_a_service_that_cannot_be_compared_says_why(tmp_path, real_catalog_data) -> None:
+    del real_catalog_data["providers"]["openplatform"]["sdk"]
+    code, found = _findings(tmp_path, real_catalog_data)
+    assert code == 0
+    assert [(d["rule"], d["message"]) for d in found] == [
+        (
+            "S402-W033",
+            "'file-upload-authorization' was not compared with an SDK: "
+            "provider 'openplatform' names no `sdk`",
+        )
+    ]
+
+
+def test_a_wire_style_or_method_other_than_the_sdks_is_an_error(
+    tmp_path, real_catalog_data
+) -> None:
+    faces = _service(real_catalog_data, "face-database-batch-add")["params"]["Faces"]
+    del faces["wire"]
+    del _service(real_catalog_data, "face-template-list")["upstreamMethod"]
+    anime = _service(real_catalog_data, "human-anime-stylization")["params"]
+    anime["AlgoType"] = {"type": "string", "wire": "json"}
+    code, found = _findings(tmp_path, real_catalog_data)
+    assert code == 2
+    assert sorted(d["message"] for d in found if d["rule"] == "S402-E033") == [
+        f"'AlgoType' of 'human-anime-stylization' is sent json here but query by the SDK "
+        f"{FACEBODY} (declare `wire: query`)",
+        f"'Faces' of 'face-database-batch-add' is sent flat here but json by the SDK "
+        f"{FACEBODY} (declare `wire: json`)",
+        f"'face-template-list' is sent POST here but GET by the SDK {FACEBODY} "
+        "(set `upstreamMethod: GET`)",
+    ]
+
+
+def _imageenhan() -> dict:
+    return yaml.safe_load(IMAGEENHAN.read_text(encoding="utf-8"))
+
+
+def test_a_second_product_is_compared_with_its_own_sdk(tmp_path) -> None:
+    data = _imageenhan()
+    code, found = _findings(tmp_path, data)
+    assert code == 0 and found == []
+    _service(data, "image-resize")["action"] = "ChangeImageSizes"
+    _service(data, "image-recolor")["params"]["ColourCount"] = "integer"
+    _service(data, "image-style-imitation")["params"]["StyleUrl"] = "integer"
+    code, found = _findings(tmp_path, data)
+    sdk = "alibabacloud-imageenhan20190930"
+    assert code == 2
+    assert [(d["rule"], d["message"]) for d in found] == [
+        ("S402-E031", f"action 'ChangeImageSizes' of 'image-resize' is not in the SDK {sdk}"),
+        (
+            "S402-E032",
+            f"parameter 'ColourCount' of 'image-recolor' is not a parameter of RecolorImage in "
+            f"the SDK {sdk} (it has: ColorCount, ColorTemplate, Mode, RefUrl, Url)",
+        ),
+        (
+            "S402-W032",
+            f"'StyleUrl' of 'image-style-imitation' is integer here but string in the SDK {sdk}",
+        ),
+    ]
+
+
+def test_the_check_takes_under_a_second_of_cpu_on_the_real_catalog() -> None:
+    """The whole process (interpreter, compile, both SDKs read), in CPU time: wall time
+    depends on what else the machine runs."""
+    probe = (
+        "import resource, sys; sys.argv = ['s402gen', 'validate', '--upstream', '-q']\n"
+        "from s402gen.cli import main\ntry:\n    main()\n"
+        "except SystemExit as done:\n    assert not done.code, done.code\n"
+        "r = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(r.ru_utime + r.ru_stime)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert float(done.stdout.split()[-1]) < 1.0, done.stdout

@@ -18,7 +18,7 @@ from x402conf import harness
 
 from s402gen.runtime.app import create_app
 from s402gen.runtime.payments import Ledger
-from s402gen.runtime.upstream import UpstreamError, UpstreamResult
+from s402gen.runtime.upstream import UpstreamAnswer
 from s402gen.runtime.x402 import Overrides, X402Gateway, load_offers
 
 from .conftest import run_cli, write_catalog
@@ -37,11 +37,14 @@ class SwitchableUpstream:
         self.fail = False
         self.calls = 0
 
-    def call(self, spec: Any, arguments: Any) -> UpstreamResult:
+    def call(self, spec: Any, arguments: Any) -> UpstreamAnswer:
         self.calls += 1
-        if self.fail:
-            raise UpstreamError("Throttling", "Request was denied due to flow control.", "rq-1")
-        return UpstreamResult(request_id="rq-ok", result={"FaceCount": 1})
+        if self.fail:  # Alibaba Cloud's throttling answer, as its aliyun-rpc protocol reads it
+            message = "Request was denied due to flow control."
+            return UpstreamAnswer(
+                400, {"Code": "Throttling", "Message": message, "RequestId": "rq-1"}
+            )
+        return UpstreamAnswer(200, {"RequestId": "rq-ok", "Data": {"FaceCount": 1}})
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,9 @@ SPEC = RouteSpec(
         endpoint="facebody.cn-shanghai.aliyuncs.com",
         style="RPC",
         method="POST",
+        wire={
+            "Faces": "json",
+        },
     ),
     input_schema={
         "description": "Use Alibaba Cloud RPC parameter names exactly, for example ImageURL, ImageUrl, Url, URL, JobId, or Tasks depending on the service.",

@@ -18,7 +18,7 @@ SPEC = RouteSpec(
         action="QueryFaceImageTemplate",
         endpoint="facebody.cn-shanghai.aliyuncs.com",
         style="RPC",
-        method="POST",
+        method="GET",
     ),
     input_schema={
         "description": "Use Alibaba Cloud RPC parameter names exactly, for example ImageURL, ImageUrl, Url, URL, JobId, or Tasks depending on the service.",

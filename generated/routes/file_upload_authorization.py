@@ -18,7 +18,11 @@ SPEC = RouteSpec(
         action="AuthorizeFileUpload",
         endpoint="openplatform.aliyuncs.com",
         style="RPC",
-        method="POST",
+        method="GET",
+        wire={
+            "Product": "query",
+            "RegionId": "query",
+        },
     ),
     input_schema={
         "description": "Use Alibaba Cloud RPC parameter names exactly, for example ImageURL, ImageUrl, Url, URL, JobId, or Tasks depending on the service.",

@@ -32,7 +32,7 @@ from .payments import Ledger, PaymentProvider
 from .search import DEFAULT_LIMIT, CatalogSearch
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .spec import RouteSpec
-from .upstream import AlibabaCloudUpstream, Credentials, Upstream, UpstreamError, UpstreamResult
+from .upstream import AlibabaCloudUpstream, Credentials, Upstream, UpstreamAnswer, UpstreamError
 from .validation import RequestError, schema_validator
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: image data travels as URLs, not in the body
@@ -75,7 +75,7 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
 class _MissingCredentials:
     """Upstream stand-in when no AccessKey is configured: every call fails clearly."""
 
-    def call(self, spec: RouteSpec, arguments: Any) -> UpstreamResult:
+    def call(self, spec: RouteSpec, arguments: Any) -> UpstreamAnswer:
         raise UpstreamError(
             "MissingCredentials",
             "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",

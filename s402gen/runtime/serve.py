@@ -1,7 +1,7 @@
 """``s402gen serve`` and ``s402gen mcp``: run the app with uvicorn, or MCP over stdio.
 
 Both take the upstream from the environment's Alibaba Cloud credentials, or
-start the local facebody emulator. Both need the ``serve`` extra
+start the local upstream emulator. Both need the ``serve`` extra
 (``pip install 's402gen[serve]'``); :func:`missing_dependency` says what is missing.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -56,27 +57,37 @@ def upstream_for(
 ) -> Iterator[Upstream]:
     """The upstream client: Alibaba Cloud, or a running emulator (stopped on exit)."""
     if kind != "emulator":
-        try:
-            credentials = Credentials.from_environment()
+        from .upstreams import ProtocolMissing, clients_for
+
+        try:  # each protocol's client, with the credentials its protocol names
+            clients = clients_for(specs, os.environ, endpoint=endpoint)
         except KeyError as missing:
             raise SetupError(f"{missing.args[0]} is not set (or use --upstream emulator)") from None
+        except ProtocolMissing as missing:
+            raise SetupError(str(missing)) from None
         hosts = endpoint or ", ".join(
             sorted({s.upstream.endpoint for s in specs if s.upstream.endpoint})
         )
         click.echo(f"upstream: Alibaba Cloud at {hosts or 'the default endpoint'}", err=True)
-        yield AlibabaCloudUpstream(credentials, endpoint=endpoint)
+        yield clients
         return
     from .emulator import start_emulator
 
-    emulator = start_emulator(specs)
+    emulator = start_emulator(specs, credentials=[EMULATOR_CREDENTIALS])
+    where = emulator.endpoints
+    listening = (
+        f"http://{emulator.endpoint}"
+        if len(where) == 1
+        else ", ".join(f"{product} http://{host}" for product, host in where.items())
+    )
     click.echo(
-        f"upstream: facebody emulator (a fake Alibaba Cloud for local testing, "
-        f"not the API) on http://{emulator.endpoint}",
+        f"upstream: upstream emulator (a local fake of the upstream APIs for testing, "
+        f"not the APIs) on {listening}",
         err=True,
     )
     try:
         yield AlibabaCloudUpstream(
-            EMULATOR_CREDENTIALS, endpoint=endpoint or emulator.endpoint, protocol="http"
+            EMULATOR_CREDENTIALS, endpoint=endpoint or where, protocol="http"
         )
     finally:
         emulator.stop()

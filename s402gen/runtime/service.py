@@ -34,7 +34,8 @@ from .payments import (
     payment_required,
 )
 from .spec import RouteSpec
-from .upstream import Upstream, UpstreamError
+from .upstream import Upstream, UpstreamError, UpstreamResult
+from .upstreams import load as load_protocol
 from .validation import RequestError, RequestValidator
 
 
@@ -184,6 +185,10 @@ class ServiceRuntime:
             self._by_id[spec.service_id] = spec
             self._by_id.setdefault(spec.legacy_id, spec)
         self._validators = {spec.service_id: RequestValidator.for_spec(spec) for spec in self.specs}
+        # each service's protocol judges its answers; a missing one fails here, not per call
+        self._protocols = {
+            spec.service_id: load_protocol(spec.upstream.protocol) for spec in self.specs
+        }
 
     def spec(self, service_id: str) -> RouteSpec:
         """The spec of a canonical or legacy service id; raises :class:`UnknownService`."""
@@ -202,7 +207,9 @@ class ServiceRuntime:
         """One paid call; returns the success envelope of the catalog's output schema.
 
         Raises ``RequestError`` (400, nothing charged), :class:`PaymentNeeded`
-        (402) or :class:`UpstreamFailed` (502, the call given back).
+        (402) or :class:`UpstreamFailed` (502, the call given back): no answer,
+        or an answer the service's protocol calls an error, whatever its
+        HTTP status.
         """
         arguments = self.arguments(spec, body)
         now = self.clock()
@@ -215,13 +222,18 @@ class ServiceRuntime:
             )
             raise PaymentNeeded(answer) from None
         try:
-            result = self.upstream.call(spec, arguments)
+            result = self._call_upstream(spec, arguments)
         except UpstreamError as exc:
             self.ledger.refund(payment.payment_id)
             self.stats.record(spec.service_id, "error", now)
             raise UpstreamFailed(exc.code, exc.message, exc.request_id) from None
         self.stats.record(spec.service_id, "success", now)
         return success(spec.upstream.action, result.result, result.request_id)
+
+    def _call_upstream(self, spec: RouteSpec, arguments: dict[str, Any]) -> UpstreamResult:
+        """The upstream's result; raises ``UpstreamError`` for no answer, or for an answer
+        the service's protocol calls an error (an error inside an HTTP 200 is one too)."""
+        return self._protocols[spec.service_id].interpret(self.upstream.call(spec, arguments))
 
     def _payment_metadata(self, spec: RouteSpec, token: str | None) -> PaymentRecord:
         """The token's own record when it is one of this service's, else what to pay."""
@@ -258,7 +270,7 @@ class ServiceRuntime:
         response_header = self._settle(spec, payment_signature, payment.payment_id)
         spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
         try:
-            result = self.upstream.call(spec, arguments)
+            result = self._call_upstream(spec, arguments)
         except UpstreamError as exc:
             self.ledger.refund(spent.payment_id)
             self.stats.record(spec.service_id, "error", self.clock())

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The upstream protocol of a provider that names none (built in, see ``s402gen.runtime.upstreams``).
+DEFAULT_PROTOCOL = "aliyun-rpc"
+
 
 def price_label(amount_cents: int, currency: str) -> str:
     """``USD 0.20`` for 20 cents: exact integer arithmetic, no float rounding."""
@@ -19,11 +22,17 @@ def price_label(amount_cents: int, currency: str) -> str:
 
 @dataclass(frozen=True)
 class Upstream:
-    """The upstream call: Alibaba Cloud OpenAPI ``action`` of ``product`` at ``version``.
+    """The upstream call: ``action`` of ``product`` at ``version``, through ``protocol``.
 
     ``endpoint`` is the default host (tests and deployments may point
     elsewhere); ``style`` and ``method`` are those of Alibaba Cloud's
     generic ``call_api`` (``Params(style="RPC", method="POST")``).
+    ``protocol`` names the upstream protocol plug-in (entry point group
+    ``s402gen.protocols``, see :mod:`s402gen.runtime.upstreams`); ``wire``
+    maps a parameter to the wire style the catalog declares for it (for
+    ``aliyun-rpc``: ``json``, ``flat``, ``repeatList``, ``simple`` or
+    ``query``); a parameter not named there is sent in the protocol's
+    default style.
     """
 
     product: str
@@ -32,6 +41,8 @@ class Upstream:
     endpoint: str
     style: str = "RPC"
     method: str = "POST"
+    protocol: str = DEFAULT_PROTOCOL
+    wire: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

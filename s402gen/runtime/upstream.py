@@ -1,23 +1,36 @@
-"""Upstream calls through Alibaba Cloud's generic OpenAPI client.
+"""Upstream calls: the answer types every protocol shares, and the ``aliyun-rpc`` client.
 
-``alibabacloud-tea-openapi``'s ``Client.call_api`` signs each request
-(ACS3-HMAC-SHA256, its default) and sends it RPC style, as the official
-facebody SDK does (its ``client.py``: ``Params(action, version,
+:class:`AlibabaCloudUpstream` sends through Alibaba Cloud's generic OpenAPI
+client: ``alibabacloud-tea-openapi``'s ``Client.call_api`` signs each
+request (ACS3-HMAC-SHA256, its default) and sends it RPC style, as the
+official SDKs do (their ``client.py``: ``Params(action, version,
 protocol="HTTPS", pathname="/", method="POST", auth_type="AK", style="RPC",
-req_body_type="formData", body_type="json")``, with array parameters turned
-into JSON strings by ``array_to_string_with_specified_style(..., "json")``).
+req_body_type="formData", body_type="json")``). Each parameter goes as the
+SDK sends it for that action, as the route spec's ``upstream.wire`` says:
+``flat`` (the default: ``call_api`` flattens a list into ``Tasks.1.ImageURL``),
+``json``/``repeatList``/``simple`` (the SDK's "shrink" requests:
+``array_to_string_with_specified_style(value, name, style)``), or ``query``
+(in the URL query, flattened by ``OpenApiUtilClient.query``). Whether an
+answer is a success is the protocol's decision
+(:meth:`s402gen.runtime.upstreams.aliyun_rpc.AliyunRpc.interpret`), not
+this client's.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
+
+import orjson
 
 from .spec import RouteSpec
 
 DEFAULT_ENDPOINT = "facebody.cn-shanghai.aliyuncs.com"
+
+#: The environment variables of an Alibaba Cloud AccessKey pair (id, secret).
+ALIBABA_CREDENTIAL_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 
 
 class UpstreamError(Exception):
@@ -38,10 +51,24 @@ class UpstreamResult:
     result: Any
 
 
-class Upstream(Protocol):
-    """Calls one service's upstream action with validated arguments."""
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    """What the upstream answered, undecided: HTTP ``status``, decoded JSON ``body``, headers."""
 
-    def call(self, spec: RouteSpec, arguments: Mapping[str, Any]) -> UpstreamResult: ...
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Upstream(Protocol):
+    """Calls one service's upstream action with validated arguments.
+
+    Returns the answer, success or not; raises :class:`UpstreamError` only
+    when there is no answer (network, timeout). The service's protocol
+    decides what the answer means.
+    """
+
+    def call(self, spec: RouteSpec, arguments: Mapping[str, Any]) -> UpstreamAnswer: ...
 
 
 @dataclass(frozen=True)
@@ -54,23 +81,23 @@ class Credentials:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "Credentials":
         """Read the standard Alibaba Cloud variables; raises ``KeyError`` naming a missing one."""
-        return cls(
-            environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
-        )
+        key_id, secret = ALIBABA_CREDENTIAL_VARIABLES
+        return cls(environ[key_id], environ[secret])
 
 
 class AlibabaCloudUpstream:
     """The real upstream: one signed ``call_api`` per call.
 
-    ``endpoint`` overrides every service's own host (``host[:port]``), and
-    ``protocol`` is ``https`` (default) or ``http`` (a local emulator).
+    ``endpoint`` overrides every service's own host (``host[:port]``), or,
+    as a mapping, the host of each product it names; ``protocol`` is
+    ``https`` (default) or ``http`` (a local emulator).
     """
 
     def __init__(
         self,
         credentials: Credentials,
         *,
-        endpoint: str | None = None,
+        endpoint: str | Mapping[str, str] | None = None,
         protocol: str = "https",
         timeout_ms: int = 10_000,
     ):
@@ -97,19 +124,23 @@ class AlibabaCloudUpstream:
                 )
             return self._clients[host]
 
-    def call(self, spec: RouteSpec, arguments: Mapping[str, Any]) -> UpstreamResult:
-        """Send ``arguments`` to ``spec.upstream.action``; raises :class:`UpstreamError`."""
+    def host(self, spec: RouteSpec) -> str:
+        """The host a service's calls go to: the override, else the spec's own endpoint."""
+        upstream = spec.upstream
+        override = self.endpoint
+        if isinstance(override, Mapping):
+            override = override.get(upstream.product)
+        return override or upstream.endpoint or DEFAULT_ENDPOINT
+
+    def call(self, spec: RouteSpec, arguments: Mapping[str, Any]) -> UpstreamAnswer:
+        """Send ``arguments`` to ``spec.upstream.action``; raises :class:`UpstreamError`
+        only when no answer came (the protocol judges the answer)."""
         from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
-        from alibabacloud_tea_openapi.utils import Utils
         from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
         from darabonba.runtime import RuntimeOptions
 
         upstream = spec.upstream
-        body: dict[str, Any] = {}
-        for name, value in arguments.items():
-            if name in spec.array_params and not isinstance(value, str):
-                value = Utils.array_to_string_with_specified_style(value, name, "json")
-            body[name] = value
+        body, query = wire_form(spec, arguments)
         params = Params(
             action=upstream.action,
             version=upstream.version,
@@ -124,19 +155,51 @@ class AlibabaCloudUpstream:
         runtime = RuntimeOptions(
             read_timeout=self.timeout_ms, connect_timeout=self.timeout_ms, autoretry=False
         )
-        client = self._client(self.endpoint or upstream.endpoint or DEFAULT_ENDPOINT)
+        request = OpenApiRequest(query=query or None, body=None if _no_body(spec) else body)
         try:
-            response = client.call_api(params, OpenApiRequest(body=body), runtime)
+            response = self._client(self.host(spec)).call_api(params, request, runtime)
         except AlibabaCloudException as exc:
+            if not getattr(exc, "status_code", None):
+                raise UpstreamError("UpstreamUnavailable", str(exc)) from None
             data = exc.data if isinstance(exc.data, dict) else {}
-            raise UpstreamError(
-                str(exc.code or data.get("Code") or "UpstreamError"),
-                str(data.get("Message") or exc.message or exc),
-                str(exc.request_id or data.get("RequestId") or ""),
-            ) from None
+            return UpstreamAnswer(int(exc.status_code), data)
         except Exception as exc:  # network errors from the HTTP layer
             raise UpstreamError("UpstreamUnavailable", str(exc)) from None
-        answer = response.get("body") or {}
-        request_id = str(answer.get("RequestId", "")) if isinstance(answer, dict) else ""
-        result = answer.get("Data", answer) if isinstance(answer, dict) else answer
-        return UpstreamResult(request_id, result)
+        return UpstreamAnswer(
+            int(response.get("statusCode") or 200),
+            response.get("body"),
+            dict(response.get("headers") or {}),
+        )
+
+
+def _no_body(spec: RouteSpec) -> bool:
+    """An action the SDK sends without a form body: a GET, or every parameter in the query."""
+    names = spec.input_schema.get("properties", {})
+    in_query = [spec.upstream.wire.get(name) == "query" for name in names]
+    return spec.upstream.method == "GET" or (bool(in_query) and all(in_query))
+
+
+def wire_form(
+    spec: RouteSpec, arguments: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form body and the query of an ``aliyun-rpc`` call, each parameter in its wire style.
+
+    An array parameter given as a JSON string (the catalog accepts one) goes
+    as that string in the ``json`` style, and is decoded first to go out in
+    any other style.
+    """
+    from alibabacloud_tea_openapi.utils import Utils
+
+    body: dict[str, Any] = {}
+    query: dict[str, Any] = {}
+    for name, value in arguments.items():
+        style = spec.upstream.wire.get(name, "flat")
+        if name in spec.array_params and isinstance(value, str) and style != "json":
+            value = orjson.loads(value)
+        if style == "query":
+            query[name] = value
+        elif style != "flat" and isinstance(value, list):
+            body[name] = Utils.array_to_string_with_specified_style(value, name, style)
+        else:
+            body[name] = value
+    return body, (Utils.query(query) if query else {})
