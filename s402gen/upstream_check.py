@@ -105,7 +105,7 @@ def _check_service(
         )
     required_here = set(svc.input_schema["required"])
     for name, prop in svc.input_schema["properties"].items():
-        where = source.value(path + ("params", name))
+        where = source.key(path + ("params", name))
         theirs = upstream.get(name)
         ours = svc.upstream.wire.get(name, protocol.default_wire)
         if theirs is not None and theirs.wire != ours:  # even for a declared difference

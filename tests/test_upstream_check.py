@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from s402gen.runtime.upstreams import aliyun_sdk
@@ -185,3 +187,71 @@ def test_the_check_takes_under_a_second_of_cpu_on_the_real_catalog() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert float(done.stdout.split()[-1]) < 1.0, done.stdout
+
+
+MARKETPLACE = ROOT / "examples" / "marketplace"
+
+# Per provider of the marketplace fixture: its services file, then (service, line as written,
+# line with the mistake) for a wrong action and for a wrong parameter. openplatform has one
+# service, so each mistake is checked in its own copy of the fixture.
+MISTAKES = {
+    "facebody": (
+        "face-body.yaml",
+        ("face-detection", "action: DetectFace", "action: DetectFaces"),
+        ("face-database-list-entities", "EntityIdPrefix: string", "EntityPrefix: string"),
+    ),
+    "openplatform": (
+        "face-body.yaml",
+        ("file-upload-authorization", "action: AuthorizeFileUpload", "action: AuthorizeUpload"),
+        ("file-upload-authorization", "RegionId: {", "Region: {"),
+    ),
+    "imageenhan": (
+        "image-enhancement.yaml",
+        ("image-resize", "action: ChangeImageSize", "action: ChangeImageSizes"),
+        ("image-super-resolution", "UserData: {", "UserDatum: {"),
+    ),
+    "objectdet": (
+        "object-detection.yaml",
+        ("object-detection", "action: DetectObject", "action: DetectObjects"),
+        ("workwear-detection", "Labels:", "Label:"),  # a block value: the key's line is meant
+    ),
+}
+
+
+def _break(path: Path, service_id: str, written: str, mistake: str) -> int:
+    """Replace the line of ``service_id`` in ``path`` that starts with ``written`` (text edit:
+    the file's comments stay); returns its 1-based line number."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index(f"  - id: {service_id}\n")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  - id: ")), None)
+    at = next(
+        i for i in range(start + 1, end or len(lines)) if lines[i].strip().startswith(written)
+    )
+    lines[at] = lines[at].replace(written, mistake, 1)
+    path.write_text("".join(lines), encoding="utf-8")
+    return at + 1
+
+
+@pytest.mark.parametrize("provider", sorted(MISTAKES))
+def test_each_product_of_the_marketplace_fixture_is_checked(tmp_path, provider) -> None:
+    """A wrong action and a wrong parameter in each provider's services are errors located in
+    the included file and line of the mistake, naming that provider's SDK."""
+    sdk = yaml.safe_load((MARKETPLACE / "catalog.yaml").read_text(encoding="utf-8"))["providers"][
+        provider
+    ]["sdk"]
+    services_file, *mistakes = MISTAKES[provider]
+    for rule, (service_id, written, mistake) in zip(("S402-E031", "S402-E032"), mistakes):
+        copy = tmp_path / rule
+        shutil.copytree(MARKETPLACE, copy)
+        line = _break(copy / "services" / services_file, service_id, written, mistake)
+        code, out, _ = run_cli(
+            "validate", "--upstream", "catalog.yaml", "--format", "json", cwd=copy
+        )
+        found = json.loads(out)["findings"]
+        assert code == 2, found
+        assert [(d["rule"], d["file"], d["line"]) for d in found] == [
+            (rule, f"services/{services_file}", line)
+        ]
+        name = mistake.split(":")[0] if rule == "S402-E032" else mistake.split()[-1]
+        assert f"'{name}' of '{service_id}'" in found[0]["message"]
+        assert found[0]["message"].split(" in the SDK ")[1].split()[0] == sdk
