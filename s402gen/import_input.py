@@ -3,7 +3,9 @@
 Every entry is checked against :data:`ENTRY_SCHEMA`: the output contract's
 catalog entry schema, requiring only the fields the import needs and adding
 the authoring model's own constraints, so that a malformed file gets a list
-of clear problems, never a traceback.
+of clear problems, never a traceback. A checked entry is then read as an
+:data:`ImportEntry`: the contract's model of a catalog entry, with the same
+needs.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 import jsonschema
+import pydantic
 
 from . import model
 from .runtime import contract, protocol
@@ -116,6 +119,48 @@ def entry_schema() -> dict[str, Any]:
 
 
 ENTRY_SCHEMA = entry_schema()
+
+
+class _Read(contract.Contract):
+    """Base of the import's models: read by the published (camelCase) names only, unknown keys
+    ignored (the import reports them when it compares the result with its input)."""
+
+    model_config = pydantic.ConfigDict(extra="ignore", validate_by_name=False)
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+def import_model(model: type[contract.Contract], path: str = "") -> type[contract.Contract]:
+    """``model`` as the import reads it at ``path`` (a :data:`NEEDS` path): the same fields and
+    types (strict), its nested models read the same way, but only what :data:`NEEDS` names
+    required (an absent field is ``None``), unknown keys ignored, and no runtime fields.
+    """
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        if not path and alias in contract.RUNTIME_FIELDS:
+            continue
+        where, annotation = f"{path}.{alias}".lstrip("."), field.annotation
+        if get_origin(annotation) in (Union, type(int | None)):  # X | None: X
+            (annotation,) = (arg for arg in get_args(annotation) if arg is not type(None))
+        item = get_args(annotation)[0] if get_origin(annotation) is list else None
+        if isinstance(item, type) and issubclass(item, contract.Contract):
+            annotation = list[import_model(item, f"{where}[]")]  # type: ignore[misc]
+        elif isinstance(annotation, type) and issubclass(annotation, contract.Contract):
+            annotation = import_model(annotation, where)
+        if alias in NEEDS.get(path, "").split():
+            fields[name] = (annotation, pydantic.Field(alias=alias))
+        else:
+            absent = pydantic.Field(None, alias=alias, exclude_if=_absent)
+            fields[name] = (annotation | None, absent)
+    return pydantic.create_model(f"Import{model.__name__}", __base__=_Read, **fields)
+
+
+#: A catalog entry as the import reads it: ``ImportEntry.model_validate(entry)`` of an entry
+#: that :data:`ENTRY_SCHEMA` accepts, attributes as :class:`contract.CatalogEntry`'s.
+ImportEntry = import_model(contract.CatalogEntry)
 _DOCUMENT = jsonschema.Draft202012Validator(
     {
         "type": "object",
@@ -141,8 +186,7 @@ class ImportFailure(Exception):
 def document_problems(document: Any) -> list[str]:
     """Why ``document`` is not a catalog JSON the import can read, one line each; [] if it is."""
     problems = [
-        "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
-        + f": {error.message}"
+        _located(error.path, error.message)
         for error in sorted(_DOCUMENT.iter_errors(document), key=lambda e: list(map(str, e.path)))
     ]
     if not problems:
@@ -150,8 +194,25 @@ def document_problems(document: Any) -> list[str]:
         problems = [
             f"services[{i}].id: {s!r} is repeated" for i, s in enumerate(ids) if s in ids[:i]
         ]
+    for position, entry in enumerate(document["services"] if not problems else []):
+        try:
+            ImportEntry.model_validate(entry)
+        except pydantic.ValidationError as invalid:  # stricter than JSON Schema: 1.0 is no int
+            problems += [
+                _located(
+                    ["services", position, *error["loc"]],
+                    f"{error['msg']} (got {error['input']!r})",
+                )
+                for error in invalid.errors()
+            ]
     more = len(problems) - MAX_PROBLEMS
     return [p.lstrip(": ") for p in problems[:MAX_PROBLEMS]] + [f"... {more} more"] * (more > 0)
+
+
+def _located(path: Any, message: str) -> str:
+    """``message`` after the JSON path of the value (``services[0].pricing.amountCents: ...``)."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return f"{where}: {message}"
 
 
 def read_text(path: str) -> str:

@@ -55,8 +55,8 @@ from .pipeline import compile_text
 from .runtime.validation import RequestError, RequestValidator
 from .import_input import (
     GENERATED_AT_PATTERN,
-    PRICING_KEYS,
     PROVIDER_EXAMPLE,
+    ImportEntry,
     ImportFailure,
     parse_provider,
     read_text,
@@ -71,8 +71,18 @@ _SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
     "pricingPolicy paymentProvider params required requiredContext outputSchema exampleRequest "
     "errorExamples relatedServices"
 ).split()
-_OVERRIDABLE = "category tags limitations complexity typicalResponseTime cacheable idempotent "
-_OVERRIDABLE += "outputFormat sla"
+#: The keys a service overrides where it differs from ``defaults:``, each read off an entry.
+_OVERRIDABLE = {
+    "category": lambda e: e.category,
+    "tags": lambda e: e.tags,
+    "limitations": lambda e: e.limitations,
+    "complexity": lambda e: e.complexity,
+    "typicalResponseTime": lambda e: e.typical_response_time,
+    "cacheable": lambda e: e.cacheable,
+    "idempotent": lambda e: e.idempotent,
+    "outputFormat": lambda e: e.output_format,
+    "sla": lambda e: e.sla.to_json(),
+}
 
 
 class ImportResult(NamedTuple):
@@ -144,12 +154,12 @@ def _readable(schema: Any, types: list[str] | None = None) -> Any:
     return tidy
 
 
-def _output_types(entry: dict) -> list[str]:
-    return entry.get("outputTypes", [])
+def _output_types(entry: Any) -> list[str]:
+    return entry.output_types or []
 
 
-def _schema_description(entry: dict) -> str:
-    return entry["inputSchema"].get("description", "")
+def _schema_description(entry: Any) -> str:
+    return entry.input_schema.get("description", "")
 
 
 def _plain(spec: dict) -> bool:
@@ -157,21 +167,24 @@ def _plain(spec: dict) -> bool:
 
 
 class _Importer:
-    """Builds the catalog.yaml of ``entries``; the first ``imported`` come from FILE."""
+    """Builds the catalog.yaml of ``entries`` (each an :data:`ImportEntry`), ``published``
+    the same entries as given (JSON); the first ``imported`` come from FILE."""
 
     def __init__(
         self,
-        entries: list[dict],
+        entries: list[Any],
+        published: list[dict],
         file: str,
         imported: int,
         source: str | None,
         upstream: dict[str, str],
     ):
-        self.entries, self.file, self.imported, self.source = entries, file, imported, source
+        self.entries, self.published = entries, published  # verify compares the published ones
+        self.file, self.imported, self.source = file, imported, source
         self.upstream = upstream
-        self.ids = [entry["id"] for entry in entries]
+        self.ids = [entry.id for entry in self.entries]
         self.notes: dict[str, list[tuple[str, str]]] = {sid: [] for sid in ["", *self.ids]}
-        self.fields = {e["id"]: {"action": e["exampleResponse"]["data"]["Action"]} for e in entries}
+        self.fields = {e.id: {"action": e.example_response.data.action} for e in self.entries}
         self.defaults: dict[str, Any] = {}
         self.tree: dict[str, Any] = {}
 
@@ -181,7 +194,7 @@ class _Importer:
 
     def values(self, get: Any) -> dict[str, Any]:
         """``{service id: get(entry)}``."""
-        return {entry["id"]: get(entry) for entry in self.entries}
+        return {entry.id: get(entry) for entry in self.entries}
 
     def build(self, generated_at: Any) -> None:
         """Fill :attr:`tree` (all but the services) and :attr:`fields` (each service's keys)."""
@@ -192,14 +205,14 @@ class _Importer:
                 self.note("", "generatedAt", f"{generated_at!r} is not a UTC time; left out")
         providers = self._keywords_and_providers()
         self._texts()
-        for key in _OVERRIDABLE.split():
-            self._factor(key, self.values(lambda e, key=key: e[key]))
-        self._factor("useCases", self.values(lambda e: e["useCases"][1:]), override=False)
-        self._factor("pricingPolicy", self.values(lambda e: e["pricing"]["policyId"]))
-        self._factor("paymentProvider", self.values(lambda e: e["payment"]["providerId"]))
+        for key, get in _OVERRIDABLE.items():
+            self._factor(key, self.values(get))
+        self._factor("useCases", self.values(lambda e: e.use_cases[1:]), override=False)
+        self._factor("pricingPolicy", self.values(lambda e: e.pricing.policy_id))
+        self._factor("paymentProvider", self.values(lambda e: e.payment.provider_id))
         self._related()
         presets = self._params()
-        schemas, types = self.values(lambda e: e["outputSchema"]), self.values(_output_types)
+        schemas, types = self.values(lambda e: e.output_schema), self.values(_output_types)
         self._factor("outputSchema", schemas)
         first = next(sid for sid in self.ids if schemas[sid] == self.defaults["outputSchema"])
         self.defaults["outputSchema"] = _readable(schemas[first], types[first])
@@ -213,13 +226,12 @@ class _Importer:
         self.tree = {
             **({"catalog": catalog} if catalog else {}),
             "providers": providers,
-            "pricingPolicies": {
-                e["pricing"]["policyId"]: {k: e["pricing"][k] for k in PRICING_KEYS.split()}
+            "pricingPolicies": {  # a policy: the pricing without its id
+                e.pricing.policy_id: e.pricing.model_dump(by_alias=True, exclude={"policy_id"})
                 for e in first_wins
             },
             "paymentProviders": {
-                e["payment"]["providerId"]: {"provider": e["payment"]["provider"]}
-                for e in first_wins
+                e.payment.provider_id: {"provider": e.payment.provider} for e in first_wins
             },
             "presets": presets,
             "defaults": defaults,
@@ -233,7 +245,7 @@ class _Importer:
 
     def _keywords_and_providers(self) -> dict[str, Any]:
         """Shared keywords; titleZh, extra keywords, legacyId; one provider per title label."""
-        keywords = self.values(lambda e: e["keywords"])
+        keywords = self.values(lambda e: e.keywords)
         heads = {sid: kw[1] if len(kw) > 1 else "" for sid, kw in keywords.items()}
         main = most_common([h.split(" ", 1)[0] for h in heads.values() if " " in h], "")
         label = {s: main if main and h.startswith(main + " ") else None for s, h in heads.items()}
@@ -270,9 +282,9 @@ class _Importer:
         providers = {}
         for lab, name in names.items():
             legacy = {  # id: (legacy id, action)
-                e["id"]: (e["internalServiceId"], self.fields[e["id"]]["action"])
+                e.id: (e.internal_service_id, self.fields[e.id]["action"])
                 for e in self.entries
-                if self.fields[e["id"]]["provider"] == name
+                if self.fields[e.id]["provider"] == name
             }
             prefixes = [phrasing.legacy_prefix(i, action) for i, action in legacy.values()]
             prefix = most_common([p for p in prefixes if p is not None], "")
@@ -289,18 +301,18 @@ class _Importer:
     def _texts(self) -> None:
         """Name suffix, task and description templates; each summaryZh (or task), name, tool."""
         actions = {sid: self.fields[sid]["action"] for sid in self.ids}
-        names = self.values(lambda e: e["name"])
+        names = self.values(lambda e: e.name)
         suffixes = [phrasing.name_suffix(n, actions[s]) for s, n in names.items()]
         self.defaults["nameSuffix"] = suffix = most_common(
             [s for s in suffixes if s is not None], ""
         )
-        tasks = self.values(lambda e: e["useCases"][0])
+        tasks = self.values(lambda e: e.use_cases[0])
         heads = [m.group(1) for t in tasks.values() if (m := re.match(r"([ -~]*\s)[^ -~]", t))]
         prefix = most_common([h for h in heads if not phrasing.PLACEHOLDER.search(h)])
         template = prefix + "{summary}" if prefix else phrasing.example("task_template")
         self.defaults["taskTemplate"] = template
         for e in self.entries:
-            sid, fields, task = e["id"], self.fields[e["id"]], tasks[e["id"]]
+            sid, fields, task = e.id, self.fields[e.id], tasks[e.id]
             summary = phrasing.task_summary(task, template)
             if summary is not None:
                 fields["summaryZh"] = summary
@@ -309,14 +321,15 @@ class _Importer:
                 self.note(sid, "summaryZh", "not published (own task): the title, review it")
             derived = phrasing.service_name(actions[sid], suffix)
             fields.update({"name": names[sid]} if names[sid] != derived else {})
-            tool = e.get("discovery", {}).get("toolName", phrasing.tool_name(sid))
+            tool = e.discovery.tool_name if e.discovery else None
+            tool = phrasing.tool_name(sid) if tool is None else tool
             fields.update({"toolName": tool} if tool != phrasing.tool_name(sid) else {})
         templates = [
             phrasing.description_template(
-                e["description"],
-                tasks[e["id"]],
-                e["inputSchema"]["properties"],
-                e["inputSchema"].get("required", []),
+                e.description,
+                tasks[e.id],
+                e.input_schema["properties"],
+                e.input_schema.get("required", []),
             )
             for e in self.entries
         ]
@@ -328,7 +341,7 @@ class _Importer:
         """relatedServices: a shared candidate list and limit; explicit lists where needed."""
         wanted = {}
         for e in self.entries:
-            sid, published = e["id"], e["relatedServices"]
+            sid, published = e.id, e.related_services
             wanted[sid] = list(unique(r for r in published if r in self.ids and r != sid))
             if wanted[sid] != published:
                 gone = ", ".join(r for r in unique(published) if r not in wanted[sid])
@@ -351,7 +364,7 @@ class _Importer:
 
     def _params(self) -> dict[str, Any]:
         """Parameters (presets for the repeated ones), required and requiredContext."""
-        props_of = self.values(lambda e: e["inputSchema"]["properties"])
+        props_of = self.values(lambda e: e.input_schema["properties"])
         described = [
             phrasing.parameter_template(text, name)
             for props in props_of.values()
@@ -364,14 +377,14 @@ class _Importer:
         self._factor("inputSchemaDescription", self.values(_schema_description), False)
         self._factor(
             "exampleResult",
-            self.values(lambda e: e["exampleResponse"]["data"].get("Result")),
+            self.values(lambda e: e.example_response.data.result),
             False,
         )
         specs: dict[tuple[str, str], dict] = {}
         known: dict[tuple[str, str], Any] = {}  # the examples exampleRequest shows
         groups: dict[str, list[tuple[str, str]]] = {}
         for e in self.entries:
-            sid, request, schema = e["id"], e.get("exampleRequest"), e["inputSchema"]
+            sid, request, schema = e.id, e.example_request, e.input_schema
             derivable = isinstance(request, dict) and set(request) == set(
                 schema.get("required", [])
             )
@@ -391,8 +404,8 @@ class _Importer:
                     known[(sid, name)] = request[name]
         presets, preset_of = self._presets(groups, specs, known)
         for e in self.entries:
-            sid, fields = e["id"], self.fields[e["id"]]
-            order = order_properties(props_of[sid], e.get("inputTypes", []), "object")
+            sid, fields = e.id, self.fields[e.id]
+            order = order_properties(props_of[sid], e.input_types or [], "object")
             params = {}
             for name in order or sorted(props_of[sid]):
                 spec, example = specs[(sid, name)], known.get((sid, name))
@@ -407,8 +420,8 @@ class _Importer:
                     params[name] = _readable({k: v for k, v in spec.items() if v != _DEFAULT})
                     params[name].update(own)
             fields.update({"params": params} if params else {})
-            if e["inputSchema"].get("required"):
-                fields["required"] = list(e["inputSchema"]["required"])
+            if e.input_schema.get("required"):
+                fields["required"] = list(e.input_schema["required"])
             self._context(e, list(params), preset_of, presets)
         return presets
 
@@ -441,7 +454,7 @@ class _Importer:
                     best, score = candidate, hits
             presets[name].update({"example": best} if best is not None else {})
             preset_of.update((member, name) for member in members)
-        lists = self.values(lambda e: e["requiredContext"])
+        lists = self.values(lambda e: e.required_context)
         base_context = _common_prefix([list(reversed(v)) for v in lists.values()])[::-1]
         self.defaults["requiredContext"] = base_context
         own = {sid: v[: len(v) - len(base_context)] for sid, v in lists.items()}
@@ -452,8 +465,8 @@ class _Importer:
             spec.update({"requiredContext": first[0]} if first else {})
         return presets, preset_of
 
-    def _context(self, entry: dict, order: list[str], preset_of: dict, presets: dict) -> None:
-        sid, wanted, fields = entry["id"], entry["requiredContext"], self.fields[entry["id"]]
+    def _context(self, entry: Any, order: list[str], preset_of: dict, presets: dict) -> None:
+        sid, wanted, fields = entry.id, entry.required_context, self.fields[entry.id]
         contexts = {
             n: presets.get(preset_of.get((sid, n)), {}).get("requiredContext") for n in order
         }
@@ -472,29 +485,32 @@ class _Importer:
     def refine(self, compiled: ir.Catalog) -> None:
         """Write explicit exampleRequest/errorExamples where the derived ones differ."""
         for svc, entry in zip(compiled.services, self.entries):
-            fields, ours = self.fields[svc.id], render.catalog_entry(svc).to_json()
-            if "exampleRequest" in entry and ours.get("exampleRequest") != entry["exampleRequest"]:
-                fields["exampleRequest"] = entry["exampleRequest"]
-            if ours["errorExamples"] == entry["errorExamples"]:
+            fields, ours = self.fields[svc.id], render.catalog_entry(svc)
+            request = entry.example_request
+            if request is not None and ours.example_request != request:
+                fields["exampleRequest"] = request
+            if [e.to_json() for e in ours.error_examples] == [
+                e.to_json() for e in entry.error_examples
+            ]:
                 continue
             route, fields["errorExamples"] = RequestValidator.for_spec(svc.route), []
-            for position, example in enumerate(entry["errorExamples"]):
-                status = example.get("statusCode", 400)
+            for position, example in enumerate(entry.error_examples):
+                status = 400 if example.status_code is None else example.status_code
                 try:
-                    route.arguments(example["input"])
+                    route.arguments(example.input)
                     why = "its input schema accepts it (S402-E025)"
                 except RequestError as refused:
-                    if (str(refused), 400) == (example["error"], status):
-                        kept = {"input": example["input"], "error": example["error"]}
+                    if (str(refused), 400) == (example.error, status):
+                        kept = {"input": example.input, "error": example.error}
                         fields["errorExamples"].append({**kept, "statusCode": status})
                         continue
                     why = f"the route answers 400 {str(refused)!r} (S402-W006)"
-                promise = f"{_short(example['input'])} promises {status} {example['error']!r}"
+                promise = f"{_short(example.input)} promises {status} {example.error!r}"
                 self.note(svc.id, f"errorExamples[{position}]", f"{promise}, but {why}; left out")
 
     def verify(self, compiled: ir.Catalog) -> None:
         """Note every static field the compiled catalog does not reproduce."""
-        for svc, entry in zip(compiled.services, self.entries):
+        for svc, entry in zip(compiled.services, self.published):
             noted = [field for field, _ in self.notes[svc.id]]
             for path, message in _differences(entry, render.catalog_entry(svc).to_json(), ""):
                 if not any(path.startswith(n) or n.startswith(path) for n in noted):
@@ -613,13 +629,18 @@ def import_catalog(
     name are pulled in, transitively. Raises :class:`ImportFailure` when the
     result would not compile.
     """
-    entries, by_id = list(document["services"]), {e["id"]: e for e in related or []}
+    published = list(document["services"])
+    entries = [ImportEntry.model_validate(entry) for entry in published]
+    by_id = {
+        e.id: (e, given) for given in related or [] for e in [ImportEntry.model_validate(given)]
+    }
     for entry in entries:  # grows while it runs: transitive
-        for name in entry["relatedServices"]:
-            if name in by_id and name not in {e["id"] for e in entries}:
-                entries.append(by_id[name])
+        for name in entry.related_services:
+            if name in by_id and name not in {e.id for e in entries}:
+                entries.append(by_id[name][0])
+                published.append(by_id[name][1])
     imported = len(document["services"])
-    importer = _Importer(entries, file, imported, source or None, upstream)
+    importer = _Importer(entries, published, file, imported, source or None, upstream)
     importer.build(document.get("generatedAt"))
     final, problems = _compile(importer.render(), file, check=False)
     if final is not None:

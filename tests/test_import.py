@@ -382,3 +382,61 @@ def test_import_does_not_guess_the_provider(tmp_path: Path) -> None:
     assert data["defaults"]["provider"] == "imageenhan"
     assert data["providers"]["imageenhan"]["version"] == "2019-09-30"
     assert data["providers"]["imageenhan"]["endpoint"] == "imageenhan.cn-shanghai.aliyuncs.com"
+
+
+def _entry_with(path: tuple, value: Any) -> dict:
+    data = copy.deepcopy(SEED_DATA)
+    _set(data["services"][0], path, value)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("pricing", "maxCalls"),
+            "3",
+            "services[0].pricing.maxCalls: '3' is not of type 'integer'",
+        ),
+        (("sla", "uptime"), 99.5, "services[0].sla.uptime: 99.5 is not of type 'string'"),
+        (
+            ("errorExamples", 0, "statusCode"),
+            "400",
+            "services[0].errorExamples[0].statusCode: '400' is not of type 'integer'",
+        ),
+        (("discovery", "aliases"), "x", "services[0].discovery.aliases: 'x' is not of type"),
+        # JSON Schema takes 1.0 for an integer; the contract's models do not
+        (
+            ("pricing", "amountCents"),
+            1.0,
+            "services[0].pricing.amountCents: Input should be a valid integer (got 1.0)",
+        ),
+    ],
+    ids=["max-calls", "uptime", "status-code", "aliases", "float-cents"],
+)
+def test_a_nested_type_error_is_a_located_finding(
+    tmp_path: Path, path: tuple, value: Any, message: str
+) -> None:
+    source = _write(tmp_path / "bad.json", _entry_with(path, value))
+    result = run(source, "-o", tmp_path / "out.yaml")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert f"{source}:1:1: error: {message}" in result.stderr
+    assert "[S402-E050 invalid-import-input]" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "out.yaml").exists()
+
+
+def test_fields_the_import_does_not_need_may_be_missing_or_unknown(tmp_path: Path) -> None:
+    """An entry read through the contract's models still needs only what the import reads."""
+    seed = copy.deepcopy(next(s for s in SEED_DATA["services"] if s["id"] == "face-detection"))
+    for key in ("discovery", "canonicalId", "inputTypes", "outputTypes"):
+        del seed[key]
+    del seed["errorExamples"][0]["statusCode"]
+    seed["vendorNote"] = "kept out of catalog.yaml"
+    source = _write(tmp_path / "partial.json", {**SEED_DATA, "services": [seed]})
+    out = tmp_path / "catalog.yaml"
+    result = run(source, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "service 'face-detection' vendorNote: not expressible in catalog.yaml" in result.stderr
+    ours = compiled(out)["services"][0]
+    assert ours["discovery"]["toolName"] == "face_detection"
+    assert ours["errorExamples"][0]["statusCode"] == 400
