@@ -10,6 +10,8 @@ only runs when a user's template folder overrides the route template.
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import re
 from pathlib import Path
@@ -137,16 +139,7 @@ def catalog_entry(
         output_schema=svc.output_schema,
         example_request=svc.examples.request,
         example_response=svc.examples.response,
-        pricing=contract.Pricing(
-            amount_cents=route.pricing.amount_cents,
-            currency=route.pricing.currency,
-            policy_id=route.pricing.policy_id,
-            settle_mode=route.pricing.settle_mode,
-            billing_mode=route.pricing.billing_mode,
-            max_calls=route.pricing.max_calls,
-            allow_reuse=route.pricing.allow_reuse,
-            bind_client=route.pricing.bind_client,
-        ),
+        pricing=contract.Pricing(**dataclasses.asdict(route.pricing)),  # the same fields
         payment=contract.PaymentProviderRef(
             provider_id=route.payment.provider_id, provider=route.payment.provider
         ),
