@@ -103,6 +103,7 @@ class Rules:
     INVALID_TOOL_NAME = Rule("S402-E015", "invalid-tool-name", _E)
     RESERVED_TOOL_NAME = Rule("S402-E042", "reserved-tool-name", _E)
     PYTHON_KEYWORD_ID = Rule("S402-E044", "python-keyword-id", _E)
+    INVALID_DERIVED_LEGACY_ID = Rule("S402-E080", "invalid-derived-legacy-id", _E)
     UNKNOWN_RELATED_SERVICE = Rule("S402-E017", "unknown-related-service", _E)
     REDUNDANT_RELATED_SERVICE = Rule("S402-E043", "redundant-related-service", _E)
     INVALID_INPUT_SCHEMA = Rule("S402-E021", "invalid-input-schema", _E)

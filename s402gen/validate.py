@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 
 from . import ir, model
 from .diagnostics import Finding, Rule, Rules, did_you_mean
-from .derive import inherited_path
+from .derive import inherited_path, provider_of
 from .load import SourceMap
 from .runtime import protocol
 from .runtime.validation import RequestError, RequestValidator, schema_validator
@@ -303,6 +303,31 @@ def invalid_tool_name(ctx: Context) -> Iterator[Issue]:
                 f"{TOOL_NAME_PATTERN.pattern}"
             )
             yield Issue(message, path + ("toolName",), service=svc.id)
+
+
+@rule(Rules.INVALID_DERIVED_LEGACY_ID)
+def invalid_derived_legacy_id(ctx: Context) -> Iterator[Issue]:
+    """A legacy id made of a provider's ``legacyIdPrefix`` and the action that does not match
+    :data:`model.ID_PATTERN`, the check a written ``legacyId`` gets; its legacy endpoint
+    would not be one literal path (``{p:path}`` would capture other services' requests).
+    Reported once per provider, at its prefix."""
+    assert ctx.catalog is not None
+    bad: dict[str, list[ir.Service]] = {}
+    for svc, authored, _ in ctx.pairs():
+        if authored.legacy_id is None and not re.fullmatch(model.ID_PATTERN, svc.legacy_id):
+            bad.setdefault(provider_of(ctx.authored, authored), []).append(svc)
+    for name, services in bad.items():
+        first, more = services[0], len(services) - 1
+        prefix = ctx.authored.providers[name].legacy_id_prefix
+        others = f" (and {more} more)" if more else ""
+        yield Issue(
+            f"legacyIdPrefix {prefix!r} of provider '{name}' makes legacy id "
+            f"{first.legacy_id!r} of service '{first.id}'{others}, which must match "
+            f"{model.ID_PATTERN}",
+            ("providers", name, "legacyIdPrefix"),
+            "use lowercase letters, digits and single hyphens, ending with '-'",
+            first.id,
+        )
 
 
 @rule(Rules.PYTHON_KEYWORD_ID)
