@@ -85,6 +85,7 @@ class Rules:
     UNKNOWN_KEY = Rule("S402-E005", "unknown-key", _E)
     MISSING_KEY = Rule("S402-E006", "missing-key", _E)
     INVALID_VALUE = Rule("S402-E007", "invalid-value", _E)
+    YAML_11_NUMBER = Rule("S402-E081", "yaml-1.1-number", _E)
     CATALOG_NOT_FOUND = Rule("S402-E040", "catalog-not-found", _E)
     UNREADABLE_CATALOG = Rule("S402-E041", "unreadable-catalog", _E)
     INVALID_CONFIGURATION = Rule("S402-E054", "invalid-configuration", _E)

@@ -5,7 +5,8 @@ the line and column of each node; this module turns the node graph into
 plain ``dict``/``list``/scalar values and records, for every path into the
 tree, where its key and its value stand in the file. YAML problems that the
 usual ``safe_load`` silently accepts are errors here: duplicate keys,
-non-string keys, and aliases that expand past a size limit.
+non-string keys, aliases that expand past a size limit, and numbers YAML 1.1
+reads as other numbers than they look like (``020`` is 16, ``1:20`` is 80).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import gc
 import glob
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,19 @@ MAX_EXPANDED_NODES = 2_000_000
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+#: Plain-scalar spellings that YAML 1.1 (PyYAML's resolver) reads as numbers other than
+#: what they look like, and YAML 1.2 does not: ``020`` is 16, ``0b11`` is 3, ``1:20`` is
+#: 80 (base 60), ``1_000`` is 1000. Source: the YAML 1.1 int and float types,
+#: https://yaml.org/type/int.html and https://yaml.org/type/float.html.
+_YAML_11_NUMBERS = (
+    (re.compile(r"[-+]?0b[01_]+"), "a binary number"),
+    (re.compile(r"[-+]?0[0-9_]+"), "an octal number"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"), "a base-60 number"),
+    (re.compile(r"[-+]?[0-9.][0-9_.]*_[0-9_.]*([eE][-+][0-9]+)?"), "a number with '_' separators"),
+)
 
 
 @dataclass
@@ -332,6 +347,18 @@ def _json_problem(value: Any) -> str | None:
     return f"{type(value).__name__} values are not JSON ({value!r}); quote it if it is text"
 
 
+def _yaml_11_surprise(node: yaml.ScalarNode) -> str | None:
+    """What YAML 1.1 reads the plain number ``node`` as (``"an octal number"`` ...), when its
+    text means another number to a reader or to YAML 1.2; ``None`` for an ordinary one.
+    The node's raw text is the one the composer kept, so nothing is parsed twice."""
+    if node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style:  # "" (libyaml) or None: plain
+        return None
+    for spelling, kind in _YAML_11_NUMBERS:
+        if spelling.fullmatch(node.value):
+            return kind
+    return None
+
+
 class _TreeBuilder:
     """Turns a composed node graph into plain values, recording locations and errors."""
 
@@ -379,6 +406,16 @@ class _TreeBuilder:
         problem = _json_problem(value)
         if problem is not None:
             self.errors.append(Diagnostic(Rules.INVALID_VALUE, problem, _mark(node, self.filename)))
+            return None
+        surprise = _yaml_11_surprise(node)
+        if surprise is not None:
+            message = (
+                f"'{node.value}' is {surprise} in YAML 1.1, read as {value!r}; write the "
+                "number you mean in plain decimal, or quote it if it is text"
+            )
+            self.errors.append(
+                Diagnostic(Rules.YAML_11_NUMBER, message, _mark(node, self.filename))
+            )
             return None
         return value
 

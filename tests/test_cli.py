@@ -249,6 +249,27 @@ def test_yaml_merge_keys_are_expanded() -> None:
     assert doc.data["thing"] == {"a": 1, "b": 3}
 
 
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+def test_yaml_11_numbers_are_located_errors(loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain scalars YAML 1.1 reads as other numbers than they look like are refused at their
+    node (libyaml and pure PyYAML mark plain scalars differently); the rest load as written."""
+    import yaml
+
+    monkeypatch.setattr(load_module, "_Loader", getattr(yaml, loader))
+    surprises = ["020", "-007", "0b11", "1:20", "190:20:30.5", "1_000", "1_000.5"]
+    text = "".join(f"k{i}: {s}\n" for i, s in enumerate(surprises))
+    with pytest.raises(CatalogError) as caught:
+        load_text(text + "ok: [20, 0, 0x1F, -0.5, 1.5e+3, '020', \"1:20\"]\n", "n.yaml")
+    found = caught.value.diagnostics
+    assert [(d.rule, d.location.line, d.location.column) for d in found] == [
+        (Rules.YAML_11_NUMBER, line, 5) for line in range(1, len(surprises) + 1)
+    ]
+    assert "'020' is an octal number in YAML 1.1, read as 16" in found[0].message
+    assert "'1:20' is a base-60 number in YAML 1.1, read as 80" in found[3].message
+    doc = load_text("ok: [20, 0, 0x1F, -0.5, 1.5e+3, '020', \"1:20\"]\n", "n.yaml")
+    assert doc.data == {"ok": [20, 0, 31, -0.5, 1500.0, "020", "1:20"]}
+
+
 def test_cache_skips_compiling_only_while_inputs_and_output_match(
     small_project: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
