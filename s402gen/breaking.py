@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 import click
 
 from . import ir
-from .cli import emit, format_option
+from .cli import CONTEXT_SETTINGS, emit, format_option
 from .config import display_path as _display
 from .diagnostics import CatalogError, Finding, Level, Location, Rule, Rules
 from .diagnostics import all_rules as all_known_rules
@@ -558,7 +558,7 @@ def _fail(error: DiffError, fmt: str, catalog: Path) -> NoReturn:
     sys.exit(Exit.INVALID)
 
 
-@click.command("diff", epilog=epilog("diff"))
+@click.command("diff", epilog=epilog("diff"), context_settings=CONTEXT_SETTINGS)
 @click.argument("catalog", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--against",

@@ -48,7 +48,7 @@ from . import ir, model, phrasing, render
 from .runtime import contract, protocol
 from .derive import example_value
 from .phrasing import kebab, unique
-from .cli import emit, format_option
+from .cli import CONTEXT_SETTINGS, emit, format_option
 from .diagnostics import Diagnostic, Finding, Location, Rule, Rules, has_errors
 from .exits import Exit, epilog
 from .pipeline import compile_text
@@ -669,7 +669,7 @@ def _warning(file: str, service: str, field: str, message: str) -> Finding:
     return Finding(rule, f"{what}: {message}", Location(file, 1, 1), services=services)
 
 
-@click.command("import", epilog=epilog("import"))
+@click.command("import", epilog=epilog("import"), context_settings=CONTEXT_SETTINGS)
 @click.argument("file", metavar="FILE.json")
 @click.option("-o", "--output", metavar="PATH", help="Write catalog.yaml here (default: stdout).")
 @click.option(

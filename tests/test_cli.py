@@ -387,7 +387,8 @@ def test_check_and_validate_speak_github_and_json(small_project: Path) -> None:
 
 
 def test_dash_h_is_help_for_the_group_and_every_command() -> None:
-    for command in ([], ["build"], ["check"], ["validate"], ["serve"], ["mcp"], ["import"]):
+    commands = ([], ["build"], ["check"], ["validate"], ["serve"], ["mcp"], ["import"], ["diff"])
+    for command in commands:  # also after import and diff ran standalone (tests do)
         code, out, _ = run_cli(*command, "-h")
         assert code == 0 and out == run_cli(*command, "--help")[1]
         assert out.startswith(f"Usage: main {' '.join(command)}".rstrip() + " [OPTIONS]")
