@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -299,8 +300,10 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     drifted = set(drift.changed + drift.missing)
     new_texts = {path: "".join(chunks) for path, chunks in files() if path in drifted}
     new_texts[MANIFEST] = manifest
-    pairs = [(p, _read(out / p), new_texts[p]) for p in sorted(drifted)]
-    pairs += [(p, _read(out / p), None) for p in drift.orphans if not p.endswith("/")]
+    pairs = itertools.chain(  # lazy: one file's old text in memory at a time
+        ((p, _read(out / p), new_texts.pop(p)) for p in sorted(drifted)),
+        ((p, _read(out / p), None) for p in drift.orphans if not p.endswith("/")),
+    )
     chunks_out = _bounded_diff(pairs, drift.first_lines)
     drift.diff = "".join(chunks_out)
     return drift
@@ -318,7 +321,7 @@ def matches_manifest(out: Path, manifest: str) -> bool:
 
 
 def _bounded_diff(
-    pairs: list[tuple[str, str | None, str | None]], first_lines: dict[str, int]
+    pairs: Iterable[tuple[str, str | None, str | None]], first_lines: dict[str, int]
 ) -> list[str]:
     """The diff chunks of ``(path, old, new)`` pairs (``None``: absent) within the ``DIFF_*``
     limits; ``first_lines`` receives the first differing line of each changed file that is not
