@@ -342,7 +342,13 @@ def _drift_findings(where: str, drift: write.Drift) -> list[Finding]:
         Finding(rule, f"{where}/{path} {text}", Location(f"{where}/{path}", line, 1), hint)
         for rule, paths, text in kinds
         for path in paths
-        for line in [_first_changed_line(drift.diff, path) if rule is kinds[0][0] else 1]
+        for line in [
+            (
+                (drift.first_lines.get(path) or _first_changed_line(drift.diff, path))
+                if rule is kinds[0][0]
+                else 1
+            )
+        ]
     ]
 
 
