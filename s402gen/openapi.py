@@ -179,7 +179,7 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
                 "description": "Payment required: pay (`POST /api/payments`, or x402) and "
                 "retry. `error` is one of: " + "; ".join(protocol.FAILURES) + ".",
                 "headers": {
-                    "X-Payment-Required": _header("Always `true`.", required=True),
+                    protocol.REQUIRED_HEADER: _header("Always `true`.", required=True),
                     x402_contract.PAYMENT_REQUIRED_HEADER: _header(
                         "The x402 version 2 `PaymentRequired` object, base64-encoded JSON "
                         "(`x402Version`, `resource`, `accepts`, `error`)."

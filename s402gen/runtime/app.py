@@ -206,7 +206,7 @@ def _add_tool_routes(
         )
 
 
-_PAYMENT_HEADERS = {"X-Payment-Required": "true"}
+_PAYMENT_HEADERS = {protocol.REQUIRED_HEADER: "true"}
 
 
 def _resource_url(request: Request) -> str:

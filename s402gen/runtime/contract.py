@@ -543,7 +543,7 @@ def required_response() -> RequiredResponse:
     return RequiredResponse(
         status=402,
         content_type="application/json",
-        headers={"X-Payment-Required": "true", protocol.PAYMENT_HEADER: "payment.token"},
+        headers={protocol.REQUIRED_HEADER: "true", protocol.PAYMENT_HEADER: "payment.token"},
         body_schema=wire_schema(PaymentRequired),
     )
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 SCHEMA_VERSION = "server402.catalog.search.v1"
 PAYMENT_HEADER = "X-Payment-Token"
+#: Set to ``true`` on every 402 answer (``requiredResponse.headers``).
+REQUIRED_HEADER = "X-Payment-Required"
 #: Who pays: a token created with it works only with the same value under ``bindClient``.
 CLIENT_HEADER = "X-Client-Id"
 MCP_ARGUMENT = "paymentToken"
