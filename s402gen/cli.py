@@ -165,6 +165,7 @@ def _progress(files: Iterator[T], quiet: bool) -> contextlib.AbstractContextMana
 LAZY_COMMANDS = {
     "diff": ("s402gen.breaking", "diff_command"),
     "import": ("s402gen.importer", "import_command"),
+    "keys": ("s402gen.keys_cli", "keys_command"),
 }
 
 
@@ -426,7 +427,20 @@ def _runtime_options(command):
             "--ledger",
             default=".s402gen/payments.sqlite3",
             show_default=True,
-            help="SQLite payment ledger (created on first use); ':memory:' keeps nothing.",
+            help="SQLite payment ledger (created on first use; holds the API keys too); "
+            "':memory:' keeps nothing.",
+        ),
+        click.option(
+            "--allow-dev-payments",
+            is_flag=True,
+            help="Serve a real upstream with the dev payment provider (every paid call free).",
+        ),
+        click.option(
+            "--no-api-keys",
+            "anonymous",
+            is_flag=True,
+            help="Let callers without an API key pay even where the pricing binds the client "
+            "(local use; see `s402gen keys`).",
         ),
     ]
     for option in reversed(options):
@@ -465,6 +479,14 @@ def _require_serving(command: str) -> None:
 @click.option("--x402-network", metavar="CAIP2", help="Network paid on, e.g. eip155:84532.")
 @click.option("--x402-asset", metavar="ADDRESS", help="Token paid in, instead of the catalog's.")
 @click.option("--x402-pay-to", metavar="ADDRESS", help="Address paid, instead of the catalog's.")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME[:PORT]",
+    help="A Host the REST API and /mcp answer (repeatable; NAME:* any port; '*' any host). "
+    "Default: 127.0.0.1, localhost and [::1] on --port.",
+)
 def serve(
     host: str,
     port: int,
@@ -472,11 +494,14 @@ def serve(
     upstream: str,
     upstream_endpoint: str | None,
     ledger: str,
+    allow_dev_payments: bool,
+    anonymous: bool,
     payments: str | None,
     x402_facilitator: str | None,
     x402_network: str | None,
     x402_asset: str | None,
     x402_pay_to: str | None,
+    allowed_hosts: tuple[str, ...],
 ) -> None:
     """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments, or
     x402), and the MCP tools over streamable HTTP at /mcp."""
@@ -494,6 +519,9 @@ def serve(
         upstream_endpoint=upstream_endpoint,
         ledger_path=ledger,
         x402=overrides if x402 else None,
+        allow_dev_payments=allow_dev_payments,
+        allowed_hosts=allowed_hosts,
+        anonymous=anonymous,
     )
     sys.exit(code)
 
@@ -501,15 +529,26 @@ def serve(
 @main.command(epilog=epilog("mcp"))
 @_runtime_options
 def mcp(
-    generated_dir: str | None, upstream: str, upstream_endpoint: str | None, ledger: str
+    generated_dir: str | None,
+    upstream: str,
+    upstream_endpoint: str | None,
+    ledger: str,
+    allow_dev_payments: bool,
+    anonymous: bool,
 ) -> None:
-    """Serve the generated MCP tools over stdio (for an MCP client to launch)."""
+    """Serve the generated MCP tools over stdio (for an MCP client to launch); the client's
+    API key comes from S402GEN_API_KEY."""
     _require_serving("mcp")
     from .runtime.serve import serve_mcp_stdio
 
     settings = _settings(None, generated_dir, None)
     sys.exit(
         serve_mcp_stdio(
-            settings.out, upstream=upstream, upstream_endpoint=upstream_endpoint, ledger_path=ledger
+            settings.out,
+            upstream=upstream,
+            upstream_endpoint=upstream_endpoint,
+            ledger_path=ledger,
+            allow_dev_payments=allow_dev_payments,
+            anonymous=anonymous,
         )
     )

@@ -66,11 +66,17 @@ MEANINGS: dict[str, dict[Exit, str]] = {
     },
     "serve": {
         Exit.OK: "stopped",
-        Exit.INVALID: f"serve extra not installed, no generated output, no upstream credentials, or {_USAGE}",
+        Exit.INVALID: "serve extra not installed, no generated output, no upstream credentials, "
+        f"dev payments with a real upstream (--allow-dev-payments), or {_USAGE}",
     },
     "mcp": {
         Exit.OK: "stopped",
-        Exit.INVALID: f"serve extra not installed, no generated output, no upstream credentials, or {_USAGE}",
+        Exit.INVALID: "serve extra not installed, no generated output, no upstream credentials, "
+        f"dev payments with a real upstream (--allow-dev-payments), or {_USAGE}",
+    },
+    "keys": {
+        Exit.OK: "key created, listed or revoked",
+        Exit.INVALID: f"ledger unreadable, unknown key id, or {_USAGE}",
     },
 }
 

@@ -3,7 +3,8 @@
 Every paid route (canonical, and its deprecated legacy alias) with its
 request schema and examples, its 200 schema (the service's ``outputSchema``)
 and the 400/402/413/415/502 bodies; the payment and catalog endpoints; the
-payment token and the x402 payment signature as security schemes; the x402
+payment token, the x402 payment signature and the client API key (``Authorization:
+Bearer``) as security schemes; the x402
 headers; one tag per category. Every body schema is one of the output
 contract's (:mod:`s402gen.runtime.contract`), placed under
 ``components/schemas`` by its model name. ``s402gen serve`` serves the
@@ -30,8 +31,17 @@ SERVERS = (
     {"url": "http://127.0.0.1:8402", "description": "`s402gen serve` on its default port."},
 )
 #: The security requirements of a paid call: a payment token, an x402 payment, or none (the
-#: unpaid call answers 402 with what to pay).
-PAID_CALL_SECURITY = [{"paymentToken": []}, {"x402": []}, {}]
+#: unpaid call answers 402 with what to pay), each with the client's API key or without it
+#: (anonymous: only where the pricing does not bind the client).
+PAID_CALL_SECURITY = [
+    {"paymentToken": [], "apiKey": []},
+    {"paymentToken": []},
+    {"x402": [], "apiKey": []},
+    {"x402": []},
+    {},
+]
+#: The payment endpoints: with the client's API key, or anonymous.
+PAYMENT_SECURITY = [{"apiKey": []}, {}]
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -93,7 +103,7 @@ def _error_response(description: str) -> dict[str, Any]:
 
 
 def shared_components() -> dict[str, Any]:
-    """``components``: schemas, shared responses, the client header, the security schemes."""
+    """``components``: schemas, shared responses, the security schemes."""
     return {
         "schemas": contract_components(),
         "responses": {
@@ -103,18 +113,23 @@ def shared_components() -> dict[str, Any]:
                 "description": "The upstream call failed; the call was given back to the token.",
                 "content": {JSON: {"schema": _ref("schemas", "UpstreamFailure")}},
             },
-        },
-        "parameters": {
-            "ClientId": {
-                "name": protocol.CLIENT_HEADER,
-                "in": "header",
-                "required": False,
-                "description": "Who pays: a token created with it works only with the same "
-                "value when the service's pricing says `bindClient`.",
-                "schema": {"type": "string"},
-            }
+            "Unauthorized": {
+                **_error_response(
+                    f"`{protocol.FAILURES[3]}`: the service's pricing binds the client and no "
+                    f"API key was sent; `{protocol.FAILURES[4]}`: the key is unknown or revoked."
+                ),
+                "headers": {"WWW-Authenticate": _header("`Bearer`.", required=True)},
+            },
         },
         "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The client's API key (`s402gen keys create`), as "
+                "`Authorization: Bearer <key>`: payments it creates are bound to it and show "
+                "their token only to it. Required where the service's pricing binds the "
+                "client (`bindClient`).",
+            },
             "paymentToken": {
                 "type": "apiKey",
                 "in": "header",
@@ -155,7 +170,6 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
         "summary": texts.name + (" (legacy id)" if deprecated else ""),
         "description": texts.description + "\n\n" + svc.discovery.payment_hint,
         "tags": [texts.category],
-        "parameters": [_ref("parameters", "ClientId")],
         "security": PAID_CALL_SECURITY,
         "requestBody": {"required": True, "content": {JSON: request}},
         "responses": {
@@ -175,6 +189,7 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
                 },
             },
             "400": bad,
+            "401": _ref("responses", "Unauthorized"),
             "402": {
                 "description": "Payment required: pay (`POST /api/payments`, or x402) and "
                 "retry. `error` is one of: " + "; ".join(protocol.FAILURES) + ".",
@@ -221,8 +236,7 @@ def _payment_paths() -> dict[str, Any]:
                 "description": "Create a payment for one service (its id, or its legacy id). "
                 + protocol.TOKEN_HTTP_USAGE,
                 "tags": ["payments"],
-                "security": [],
-                "parameters": [_ref("parameters", "ClientId")],
+                "security": PAYMENT_SECURITY,
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": _ref("schemas", "CreatePayment")}},
@@ -230,6 +244,7 @@ def _payment_paths() -> dict[str, Any]:
                 "responses": {
                     "201": {"description": "The payment, with its token.", "content": record},
                     "400": _error_response("Invalid payment request."),
+                    "401": _ref("responses", "Unauthorized"),
                     "404": not_found,
                     "413": _ref("responses", "PayloadTooLarge"),
                     "415": _ref("responses", "UnsupportedMediaType"),
@@ -243,7 +258,7 @@ def _payment_paths() -> dict[str, Any]:
                 "description": "Settle an x402 payment signature for a pending payment (the "
                 "x402 provider): the payment is then paid and its token works.",
                 "tags": ["payments"],
-                "security": [],
+                "security": PAYMENT_SECURITY,
                 "parameters": [
                     _PAYMENT_ID,
                     {
@@ -264,6 +279,7 @@ def _payment_paths() -> dict[str, Any]:
                         },
                         "content": record,
                     },
+                    "401": _ref("responses", "Unauthorized"),
                     "402": {
                         "description": "Not paid: no signature, or the facilitator refused it.",
                         "content": {JSON: {"schema": _ref("schemas", "PaymentRequired")}},
@@ -276,12 +292,15 @@ def _payment_paths() -> dict[str, Any]:
             "get": {
                 "operationId": protocol.VERIFY_PAYMENT_TOOL,
                 "summary": "Verify a payment",
-                "description": "The current state of a payment: status, remaining calls, token.",
+                "description": "The current state of a payment: status, remaining calls, and "
+                "the token, shown only to the API key that created the payment (or to anyone "
+                "for an anonymous payment).",
                 "tags": ["payments"],
-                "security": [],
+                "security": PAYMENT_SECURITY,
                 "parameters": [_PAYMENT_ID],
                 "responses": {
                     "200": {"description": "The payment.", "content": record},
+                    "401": _ref("responses", "Unauthorized"),
                     "404": not_found,
                 },
             }

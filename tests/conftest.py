@@ -23,6 +23,9 @@ from s402gen.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "catalog.yaml"
 GENERATED = ROOT / "generated"
+#: A base URL whose Host the default Host/Origin policy answers (a TestClient's own
+#: ``testserver`` is refused, as any name that is not loopback is).
+LOOPBACK_BASE = "http://127.0.0.1:8402"
 SEEDS = Path(__file__).parent / "seeds"
 SMALL_CATALOG = Path(__file__).parent / "data" / "small_catalog.yaml"
 
@@ -73,6 +76,17 @@ def running_app(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def issued_keys(*names: str):
+    """Client auth requiring an API key where the pricing binds the client, with one key per
+    name: ``(auth, {name: Authorization headers})``."""
+    from s402gen.runtime.auth import ClientAuth
+    from s402gen.runtime.keys import KeyStore
+
+    store = KeyStore()
+    headers = {name: {"Authorization": f"Bearer {store.create(name)[1]}"} for name in names}
+    return ClientAuth(store, anonymous=False), headers
 
 
 def write_catalog(path: Path, data: dict) -> Path:

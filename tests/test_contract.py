@@ -25,7 +25,7 @@ from s402gen.runtime.payments import DevProvider, Ledger, payment_required
 from s402gen.runtime.search import CatalogSearch
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import CATALOG, GENERATED, SEEDS
+from .conftest import CATALOG, GENERATED, LOOPBACK_BASE, SEEDS
 
 SEED = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))
 
@@ -114,7 +114,9 @@ def client():
         Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
     )
     try:
-        with TestClient(create_app(GENERATED, upstream=upstream)) as test_client:
+        with TestClient(
+            create_app(GENERATED, upstream=upstream), base_url=LOOPBACK_BASE
+        ) as test_client:
             yield test_client
     finally:
         emulator.stop()

@@ -16,7 +16,7 @@ from s402gen.runtime.spec import RouteSpec
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials, UpstreamAnswer
 from s402gen.runtime.upstreams.aliyun_rpc import PROTOCOL
 
-from .conftest import GENERATED
+from .conftest import GENERATED, LOOPBACK_BASE
 from .test_wire import REAL, SECOND_PRODUCT
 from .wire_recorder import arguments, recorder
 
@@ -143,7 +143,7 @@ def test_an_error_inside_http_200_is_an_error_and_not_charged(emulator) -> None:
             TEST_CREDENTIALS, endpoint=emulator.endpoints, protocol="http"
         ),
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK_BASE) as client:
         payment = client.post("/api/payments", json={"serviceId": spec.service_id}).json()
         headers = {"X-Payment-Token": payment["token"]}
         body = {"ImageURL": f"https://example.com/{FAIL_IN_200_MARKER}.jpg"}

@@ -202,15 +202,11 @@ def test_served_and_paid_end_to_end_over_http_and_mcp(built: Path) -> None:
                     body = entries[service_id]["exampleRequest"]
                     unpaid = http.post(f"/api/tools/{service_id}", json=body)
                     assert unpaid.status_code == 402, unpaid.text
-                    paid_for = http.post(
-                        "/api/payments",
-                        json={"serviceId": service_id},
-                        headers={"X-Client-Id": "me"},
-                    ).json()
+                    paid_for = http.post("/api/payments", json={"serviceId": service_id}).json()
                     answer = http.post(
                         f"/api/tools/{service_id}",
                         json=body,
-                        headers={"X-Payment-Token": paid_for["token"], "X-Client-Id": "me"},
+                        headers={"X-Payment-Token": paid_for["token"]},
                     )
                     assert answer.status_code == 200, answer.text
                     assert answer.json()["data"]["Action"] == action

@@ -21,7 +21,7 @@ from s402gen.runtime.payments import Ledger
 from s402gen.runtime.service import ServiceRuntime
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED, running_app
+from .conftest import GENERATED, run_cli, running_app
 
 TOOLS_JSON = json.loads((GENERATED / "mcp" / "tools.json").read_text(encoding="utf-8"))
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
@@ -144,18 +144,14 @@ def test_in_memory_paid_flow_for_every_tool(server, tool: str) -> None:
 
 def test_stdio_server_process(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "s402gen"
+    ledger = str(tmp_path / "ledger.sqlite3")
+    code, key, log = run_cli("keys", "create", "--name", "stdio client", "--ledger", ledger)
+    assert code == 0 and key.startswith("s402_"), log
     params = StdioServerParameters(
         command=str(exe) if exe.exists() else "s402gen",
-        args=[
-            "mcp",
-            "--generated",
-            str(GENERATED),
-            "--upstream",
-            "emulator",
-            "--ledger",
-            ":memory:",
-        ],
+        args=["mcp", "--generated", str(GENERATED), "--upstream", "emulator", "--ledger", ledger],
         cwd=str(tmp_path),
+        env={"S402GEN_API_KEY": key.strip()},  # the client's key, over stdio
     )
 
     async def scenario() -> None:

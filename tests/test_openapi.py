@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 from s402gen.runtime.app import create_app
 from s402gen.runtime.payments import Ledger
 
-from .conftest import GENERATED
+from .conftest import GENERATED, LOOPBACK_BASE
 from .node_tools import run_node_tool, running_serve
 
 DOCUMENT_BYTES = (GENERATED / "openapi.json").read_bytes()
@@ -47,7 +47,7 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 
 def test_served_as_openapi_json_with_swagger_ui() -> None:
-    client = TestClient(create_app(GENERATED, ledger=Ledger()))
+    client = TestClient(create_app(GENERATED, ledger=Ledger()), base_url=LOOPBACK_BASE)
     served = client.get("/openapi.json")
     assert served.status_code == 200 and served.content == DOCUMENT_BYTES
     assert served.headers["content-type"] == "application/json"
@@ -70,7 +70,7 @@ def test_every_route_with_its_schemas_tags_and_examples() -> None:
             assert _resolve(body["schema"]) == entry["inputSchema"]
             assert body.get("example") == entry.get("exampleRequest")
             responses = operation["responses"]
-            assert set(responses) == {"200", "400", "402", "413", "415", "502"}
+            assert set(responses) == {"200", "400", "401", "402", "413", "415", "502"}
             ok = responses["200"]["content"]["application/json"]
             assert _resolve(ok["schema"]) == entry["outputSchema"]
             assert ok["example"] == entry["exampleResponse"]
@@ -86,8 +86,10 @@ def test_every_route_with_its_schemas_tags_and_examples() -> None:
             assert example["payment"]["amountCents"] == entry["pricing"]["amountCents"]
             for status in ("413", "415", "502"):
                 assert _resolve(responses[status])["content"]["application/json"]["schema"]
-            schemes = [next(iter(option), None) for option in operation["security"]]
-            assert schemes == ["paymentToken", "x402", None]  # None: unpaid, answered 402
+            schemes = [sorted(option) for option in operation["security"]]
+            assert schemes == [  # []: unpaid, answered 402; each with the API key or without
+                ["apiKey", "paymentToken"], ["paymentToken"], ["apiKey", "x402"], ["x402"], []
+            ]
     assert set(paths) == expected
     assert {tag["name"] for tag in DOCUMENT["tags"]} == {
         *(e["category"] for e in CATALOG["services"]),
@@ -96,6 +98,12 @@ def test_every_route_with_its_schemas_tags_and_examples() -> None:
     }
     token = DOCUMENT["components"]["securitySchemes"]["paymentToken"]
     assert (token["type"], token["in"], token["name"]) == ("apiKey", "header", "X-Payment-Token")
+    key = DOCUMENT["components"]["securitySchemes"]["apiKey"]
+    assert (key["type"], key["scheme"]) == ("http", "bearer")  # Authorization: Bearer <key>
+    for path in ("/api/payments", "/api/payments/{paymentId}"):
+        for operation in paths[path].values():
+            assert operation["security"] == [{"apiKey": []}, {}]
+            assert "401" in operation["responses"]
     assert DOCUMENT["servers"]
 
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from s402gen.runtime.app import create_app
 from s402gen.runtime.payments import DevProvider, Ledger
 
-from .conftest import GENERATED, SEEDS
+from .conftest import GENERATED, LOOPBACK_BASE, SEEDS, issued_keys
 
 SEED = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))
 RECORD_KEYS = set(SEED["payment"]["flow"]["createPayment"]["responseSchema"]["properties"])
@@ -39,11 +39,14 @@ def client(tmp_path, monkeypatch: pytest.MonkeyPatch):
     time.tzset()
     ledger = Ledger(tmp_path / "ledger.sqlite3", clock=lambda: NOW, ttl=TTL)
     provider = DevProvider(clock=lambda: NOW)
-    app = create_app(GENERATED, ledger=ledger, upstream=_NoUpstream(), provider=provider)
-    with TestClient(app) as test_client:
+    app = create_app(GENERATED, ledger=ledger, upstream=_NoUpstream(), provider=provider, auth=AUTH)
+    with TestClient(app, base_url=LOOPBACK_BASE) as test_client:
         yield test_client
     monkeypatch.undo()
     time.tzset()
+
+
+AUTH, KEYS = issued_keys("client-a")
 
 
 def _what_is_paid_for(entry: dict) -> dict:
@@ -73,7 +76,7 @@ def test_payment_required_names_what_to_pay(client: TestClient) -> None:
 
 def test_created_and_verified_records_have_the_published_fields(client: TestClient) -> None:
     created = client.post(
-        "/api/payments", json={"serviceId": ENTRY["id"]}, headers={"X-Client-Id": "client-a"}
+        "/api/payments", json={"serviceId": ENTRY["id"]}, headers=KEYS["client-a"]
     )
     assert created.status_code == 201
     record = created.json()
@@ -81,17 +84,17 @@ def test_created_and_verified_records_have_the_published_fields(client: TestClie
     assert {key: record[key] for key in _what_is_paid_for(ENTRY)} == _what_is_paid_for(ENTRY)
     assert record["status"] == "paid" and record["provider"] == "dev"
     assert record["payTo"] == "dev:server402"
-    assert record["clientId"] == "client-a"
+    assert record["clientId"] == AUTH.keys.list()[0].key_id  # the key's id, never the key
     assert (record["usedCalls"], record["remainingCalls"]) == (0, 1)
     assert record["paidAt"] == "1970-01-02T00:00:00Z"
     assert record["expiresAt"] == "1970-01-02T01:00:00Z"
-    verified = client.get(f"/api/payments/{record['paymentId']}")
+    verified = client.get(f"/api/payments/{record['paymentId']}", headers=KEYS["client-a"])
     assert verified.status_code == 200 and verified.json() == record
 
     spent = client.post(
         ENTRY["endpoint"],
         json={},  # refused as a bad request before the upstream, after nothing is spent
-        headers={"X-Client-Id": "client-a", "X-Payment-Token": record["token"]},
+        headers={**KEYS["client-a"], "X-Payment-Token": record["token"]},
     )
     assert spent.status_code == 400
     assert client.get(f"/api/payments/{record['paymentId']}").json()["usedCalls"] == 0

@@ -20,7 +20,7 @@ from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED, SEEDS, free_port, running_app
+from .conftest import GENERATED, LOOPBACK_BASE, SEEDS, free_port, issued_keys, running_app
 
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
 ENTRIES = CATALOG["services"]
@@ -56,12 +56,19 @@ def clock() -> Clock:
     return Clock()
 
 
+AUTH, KEYS = issued_keys("client-a", "client-b")
+
+
 @pytest.fixture(scope="module")
 def client(emulator, clock) -> TestClient:
     app = create_app(
-        GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator), max_body_bytes=4096
+        GENERATED,
+        ledger=Ledger(clock=clock),
+        upstream=_upstream(emulator),
+        max_body_bytes=4096,
+        auth=AUTH,
     )
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=LOOPBACK_BASE) as test_client:
         yield test_client
 
 
@@ -70,9 +77,7 @@ def _example(entry: dict) -> dict:
 
 
 def _pay(client: TestClient, service_id: str, client_id: str = "client-a") -> dict:
-    answer = client.post(
-        "/api/payments", json={"serviceId": service_id}, headers={"X-Client-Id": client_id}
-    )
+    answer = client.post("/api/payments", json={"serviceId": service_id}, headers=KEYS[client_id])
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -84,7 +89,7 @@ def _call(
     client_id: str = "client-a",
     body=None,
 ):
-    headers = {"X-Client-Id": client_id}
+    headers = dict(KEYS[client_id])
     if token:
         headers["X-Payment-Token"] = token
     return client.post(
@@ -201,7 +206,8 @@ def test_bad_bodies(client: TestClient) -> None:
 def test_payment_requests_are_checked(client: TestClient) -> None:
     assert client.post("/api/payments", json={}).status_code == 400
     assert client.post("/api/payments", json={"serviceId": "nope"}).status_code == 404
-    wrong = client.post("/api/payments", json={"serviceId": ENTRY["id"], "providerId": "paypal"})
+    body = {"serviceId": ENTRY["id"], "providerId": "paypal"}
+    wrong = client.post("/api/payments", json=body, headers=KEYS["client-a"])
     assert wrong.status_code == 400
     assert client.get("/api/payments/pay_missing").status_code == 404
 
@@ -310,6 +316,13 @@ def test_serve_command_over_real_http(tmp_path: Path) -> None:
         "--ledger",
         str(tmp_path / "ledger.sqlite3"),
     ]
+    issued = subprocess.run(
+        [command[0], "keys", "create", "--ledger", str(tmp_path / "ledger.sqlite3")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # the key on stdout, once; the ledger file holds only its digest
+    key = {"Authorization": f"Bearer {issued.stdout.strip()}"}
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -322,9 +335,15 @@ def test_serve_command_over_real_http(tmp_path: Path) -> None:
         with httpx.Client(base_url=base, timeout=10) as http:
             assert http.post(ENTRY["endpoint"], json={}).json() == {"error": "ImageURL is required"}
             assert http.post(ENTRY["endpoint"], json=_example(ENTRY)).status_code == 402
-            payment = http.post("/api/payments", json={"serviceId": ENTRY["id"]}).json()
-            assert http.get(f"/api/payments/{payment['paymentId']}").json()["status"] == "paid"
-            headers = {"X-Payment-Token": payment["token"]}
+            anonymous = http.post("/api/payments", json={"serviceId": ENTRY["id"]})
+            assert (anonymous.status_code, anonymous.json()) == (401, {"error": "api key required"})
+            payment = http.post("/api/payments", json={"serviceId": ENTRY["id"]}, headers=key)
+            assert payment.status_code == 201, payment.text
+            payment = payment.json()
+            seen = http.get(f"/api/payments/{payment['paymentId']}", headers=key).json()
+            assert seen["status"] == "paid" and seen["token"] == payment["token"]
+            assert "token" not in http.get(f"/api/payments/{payment['paymentId']}").json()
+            headers = {"X-Payment-Token": payment["token"], **key}
             paid = http.post(ENTRY["endpoint"], json=_example(ENTRY), headers=headers)
             assert paid.status_code == 200 and paid.json()["data"]["Action"] == "DetectFace"
             assert (
@@ -355,18 +374,18 @@ def test_each_published_payment_failure_is_answered_over_http(emulator) -> None:
     seed = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))
     published = seed["payment"]["retry"]["failures"]
     clock = Clock()
-    app = create_app(GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator))
+    app = create_app(GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator), auth=AUTH)
     with running_app(app) as base, httpx.Client(base_url=base, timeout=10) as http:
 
         def pay(client_id: str) -> str:
             answer = http.post(
-                "/api/payments", json={"serviceId": ENTRY["id"]}, headers={"X-Client-Id": client_id}
+                "/api/payments", json={"serviceId": ENTRY["id"]}, headers=KEYS[client_id]
             )
             return answer.json()["token"]
 
         def call(token: str | None, client_id: str | None = "client-a", entry=ENTRY) -> str:
             headers = {"X-Payment-Token": token} if token else {}
-            headers.update({"X-Client-Id": client_id} if client_id else {})
+            headers.update(KEYS[client_id] if client_id else {})
             answer = http.post(entry["endpoint"], json=_example(entry), headers=headers)
             if answer.status_code == 200:
                 return "paid"

@@ -21,7 +21,7 @@ from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import UpstreamAnswer
 from s402gen.runtime.x402 import Overrides, X402Gateway, load_offers
 
-from .conftest import run_cli, write_catalog
+from .conftest import LOOPBACK_BASE, run_cli, write_catalog
 from .x402.chain import NETWORK, USDC, Chain, facilitator, start_chain, x402_client
 
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
@@ -72,7 +72,7 @@ def app(chain: Chain, seller: str, upstream: SwitchableUpstream) -> Any:
 
 @pytest.fixture
 def http(app: Any) -> TestClient:
-    return TestClient(app)
+    return TestClient(app, base_url=LOOPBACK_BASE)
 
 
 @pytest.fixture
@@ -247,7 +247,7 @@ def test_token_flow_completed_by_an_x402_payment(
 
 
 def test_dev_provider_says_so_in_its_402(chain: Chain) -> None:
-    dev = TestClient(create_app(GENERATED, upstream=SwitchableUpstream()))
+    dev = TestClient(create_app(GENERATED, upstream=SwitchableUpstream()), base_url=LOOPBACK_BASE)
     answer = dev.post(TOOL, json=BODY)
     assert answer.status_code == 402 and answer.json()["payment"]["provider"] == "dev"
     assert "payment-required" not in answer.headers
@@ -267,7 +267,9 @@ def test_max_calls_above_one_returns_a_token_for_the_rest(
     code, _, err = run_cli("build", str(catalog), "--out", str(out))
     assert code == 0, err
     gateway = X402Gateway(load_offers(out), facilitator=facilitator(chain), environ={})
-    http = TestClient(create_app(out, upstream=SwitchableUpstream(), x402=gateway))
+    http = TestClient(
+        create_app(out, upstream=SwitchableUpstream(), x402=gateway), base_url=LOOPBACK_BASE
+    )
     paid = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": _signature(http, payer)})
     assert paid.status_code == 200, paid.text
     assert chain.balance(seller) == PRICE_UNITS  # one price buys the three calls

@@ -21,11 +21,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from . import contract, protocol, x402_contract
+from .auth import AuthRefused, ClientAuth, HostCheckMiddleware, HostPolicy, shown_to
 from .generated import Generated, GeneratedError, load_generated
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
@@ -90,7 +90,14 @@ def default_upstream() -> Upstream:
         return _MissingCredentials()
 
 
-LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+def _unauthorized(exc: AuthRefused) -> Response:
+    """401 with the failure text and the scheme to use (RFC 6750)."""
+    return _json(401, {"error": str(exc)}, {"WWW-Authenticate": "Bearer"})
+
+
+def _client(auth: ClientAuth, request: Request) -> str | None:
+    """The calling API key's id (``None``: anonymous); raises :class:`AuthRefused`."""
+    return auth.client(request.headers.get("authorization"))
 
 
 def create_app(
@@ -100,16 +107,18 @@ def create_app(
     upstream: Upstream | None = None,
     provider: PaymentProvider | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    mcp_allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
+    host_policy: HostPolicy | None = None,
+    auth: ClientAuth | None = None,
     x402: Any = None,
 ) -> FastAPI:
     """A FastAPI app serving ``generated_dir``, with the MCP server at ``/mcp``.
 
     ``ledger`` defaults to an in-memory one, ``upstream`` to Alibaba Cloud
     with credentials from the environment, ``provider`` to the dev
-    provider (payments are paid on creation). ``mcp_allowed_hosts`` are the
-    ``Host`` headers ``/mcp`` accepts (DNS-rebinding protection; ``None``
-    accepts any, for a server behind a proxy). Raises ``GeneratedError``
+    provider (payments are paid on creation). ``host_policy`` is the one
+    DNS-rebinding policy of the REST API and ``/mcp`` (default: loopback names
+    on any port). ``auth`` says who calls (default: no API keys, everyone
+    anonymous; ``s402gen serve`` passes the ledger's key store). Raises ``GeneratedError``
     when the folder is not a complete build. ``x402`` (an
     :class:`~s402gen.runtime.x402.X402Gateway`) turns on x402 payments: the
     402 adds ``PAYMENT-REQUIRED``, tool routes take ``PAYMENT-SIGNATURE``, and
@@ -123,16 +132,11 @@ def create_app(
         provider=provider,
         x402=x402,
     )
-    mcp_server = build_mcp_server(load_tools(generated.root), runtime)
-    security = None
-    if mcp_allowed_hosts is not None:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=list(mcp_allowed_hosts),
-            allowed_origins=[f"http://{host}" for host in mcp_allowed_hosts],
-        )
+    host_policy = host_policy or HostPolicy.loopback()
+    auth = auth or ClientAuth()
+    mcp_server = build_mcp_server(load_tools(generated.root), runtime, auth=auth)
     sessions = StreamableHTTPSessionManager(
-        app=mcp_server, stateless=True, security_settings=security
+        app=mcp_server, stateless=True, security_settings=host_policy.mcp_settings()
     )
 
     @contextlib.asynccontextmanager
@@ -147,12 +151,14 @@ def create_app(
     app = FastAPI(
         title="Server402", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
+    app.add_middleware(HostCheckMiddleware, policy=host_policy)  # REST and /mcp alike
     app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(sessions)))
     app.state.runtime = runtime
+    app.state.auth = auth
     app.state.generated = generated
     for spec in generated.specs:
-        _add_tool_routes(app, runtime, spec, max_body_bytes)
-    _add_payment_routes(app, runtime, max_body_bytes)
+        _add_tool_routes(app, runtime, spec, max_body_bytes, auth)
+    _add_payment_routes(app, runtime, max_body_bytes, auth)
     _add_catalog_routes(app, runtime, generated)
     _add_openapi_routes(app, openapi)
     return app
@@ -170,21 +176,24 @@ def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
 
 
 def _add_tool_routes(
-    app: FastAPI, runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int
+    app: FastAPI, runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int, auth: ClientAuth
 ) -> None:
     async def call_tool(request: Request) -> Response:
         try:
+            client_id = _client(auth, request)
             body = await read_json_object(request, max_bytes)
             token = request.headers.get(protocol.PAYMENT_HEADER.lower())
-            client_id = request.headers.get(protocol.CLIENT_HEADER)
             signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
             if signature and not token:  # verify, settle, call: all blocking
+                auth.check_create(spec, client_id)  # an x402 call creates a payment too
                 paid = await run_in_threadpool(runtime.call_paid, spec, body, signature, client_id)
                 return _json(200, paid.envelope.to_json(), _paid_headers(paid))
             if token:  # the ledger and the upstream block: off the event loop
                 envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
             else:  # the 402 path touches neither, and stays on the loop
                 envelope = runtime.call(spec, body, None, client_id)
+        except AuthRefused as exc:
+            return _unauthorized(exc)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
         except RequestError as exc:
@@ -232,24 +241,28 @@ def _paid_headers(paid: Any) -> dict[str, str]:
     return headers
 
 
-def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -> None:
+def _add_payment_routes(
+    app: FastAPI, runtime: ServiceRuntime, max_bytes: int, auth: ClientAuth
+) -> None:
     body_schema = contract.wire_schema(contract.CreatePayment)
     body_validator = schema_validator(body_schema)
 
     async def create_payment(request: Request) -> Response:
         try:
+            client_id = _client(auth, request)
             body = await read_json_object(request, max_bytes)
+        except AuthRefused as exc:
+            return _unauthorized(exc)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
         error = next(iter(body_validator.iter_errors(body)), None)
         if error is not None:
             return _json(400, {"error": f"invalid payment request: {error.message}"})
         try:
-            payment = runtime.create_payment(
-                body["serviceId"],
-                body.get("providerId"),
-                request.headers.get(protocol.CLIENT_HEADER),
-            )
+            auth.check_create(runtime.spec(body["serviceId"]), client_id)
+            payment = runtime.create_payment(body["serviceId"], body.get("providerId"), client_id)
+        except AuthRefused as exc:
+            return _unauthorized(exc)
         except UnknownService:
             return _json(404, {"error": f"unknown service {body['serviceId']!r}"})
         except RequestError as exc:
@@ -266,6 +279,10 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
     async def pay_payment(paymentId: str, request: Request) -> Response:  # noqa: N803
         """Complete a pending payment with an x402 payment signature (settled at once)."""
         signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
+        try:
+            client_id = _client(auth, request)
+        except AuthRefused as exc:
+            return _unauthorized(exc)
         payment = runtime.ledger.get(paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
@@ -273,7 +290,7 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
         try:
             if not signature:
                 answer = contract.PaymentRequired(
-                    error=protocol.FAILURES[0], payment=payment.record()
+                    error=protocol.FAILURES[0], payment=shown_to(payment, client_id)
                 )
                 raise PaymentNeeded(answer)
             paid = await run_in_threadpool(runtime.pay_payment, paymentId, signature)
@@ -282,13 +299,18 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
             return _json(402, exc.answer.to_json(), headers)
         assert paid is not None
         record, settled = paid
-        return _json(200, record.to_json(), {x402_contract.PAYMENT_RESPONSE_HEADER: settled})
+        shown = shown_to(record, client_id).to_json()
+        return _json(200, shown, {x402_contract.PAYMENT_RESPONSE_HEADER: settled})
 
-    async def verify_payment(paymentId: str) -> Response:  # noqa: N803 - the URL's name
+    async def verify_payment(paymentId: str, request: Request) -> Response:  # noqa: N803
+        try:
+            client_id = _client(auth, request)
+        except AuthRefused as exc:
+            return _unauthorized(exc)
         payment = runtime.verify_payment(paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
-        return _json(200, payment.to_json())
+        return _json(200, shown_to(payment, client_id).to_json())  # a token only to its key
 
     # the routes' OpenAPI description is the compiled generated/openapi.json (s402gen.openapi)
     app.add_api_route(protocol.CREATE_PAYMENT_URL, create_payment, methods=["POST"])

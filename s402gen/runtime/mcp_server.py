@@ -29,6 +29,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from . import contract, protocol
+from .auth import AuthRefused, ClientAuth, shown_to
 from .payments import payment_required
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
@@ -86,11 +87,25 @@ def list_page(tools: list[types.Tool], cursor: str | None, size: int) -> types.L
 
 
 def build_mcp_server(
-    tools: list[types.Tool], runtime: ServiceRuntime, page_size: int = PAGE_SIZE
+    tools: list[types.Tool],
+    runtime: ServiceRuntime,
+    page_size: int = PAGE_SIZE,
+    *,
+    auth: ClientAuth | None = None,
+    stdio_key: str | None = None,
 ) -> Server:
     """A low-level MCP server for ``tools``, calling through ``runtime``; ``page_size``
-    tools a ``tools/list`` page."""
+    tools a ``tools/list`` page. ``auth`` identifies the caller by the API key of the HTTP
+    request's ``Authorization: Bearer`` header, or over stdio by ``stdio_key`` (the
+    ``S402GEN_API_KEY`` the client started the server with); the REST API's rules apply."""
     specs = {spec.tool_name: spec for spec in runtime.specs}
+    auth = auth or ClientAuth()
+
+    def caller(ctx: ServerRequestContext) -> str | None:
+        request = getattr(ctx, "request", None)
+        if request is not None and hasattr(request, "headers"):
+            return auth.client(request.headers.get("authorization"))
+        return auth.client(f"Bearer {stdio_key}" if stdio_key else None)
 
     async def on_list_tools(
         ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
@@ -101,10 +116,16 @@ def build_mcp_server(
         ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         arguments = dict(params.arguments or {})
+        try:
+            client = caller(ctx)
+        except AuthRefused as exc:
+            return _error(str(exc))
         if params.name == protocol.CREATE_PAYMENT_TOOL:
-            return await anyio.to_thread.run_sync(_create_payment, runtime, arguments)
+            return await anyio.to_thread.run_sync(_create_payment, runtime, arguments, auth, client)
         if params.name == protocol.VERIFY_PAYMENT_TOOL:
-            return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments, params.meta)
+            return await anyio.to_thread.run_sync(
+                _verify_payment, runtime, arguments, params.meta, client
+            )
         spec = specs.get(params.name)
         if spec is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
@@ -114,16 +135,19 @@ def build_mcp_server(
         try:
             signature = _x402_signature(runtime, spec, params.meta) if not token else None
             if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
+                auth.check_create(spec, client)
                 paid = await anyio.to_thread.run_sync(
-                    runtime.call_paid, spec, arguments, signature, None
+                    runtime.call_paid, spec, arguments, signature, client
                 )
                 return _result(paid.envelope, meta=_x402_meta(paid))
             if token:
                 envelope = await anyio.to_thread.run_sync(
-                    runtime.call, spec, arguments, token, None
+                    runtime.call, spec, arguments, token, client
                 )
             else:  # the payment-required answer needs neither the ledger nor the upstream
-                envelope = runtime.call(spec, arguments, None, None)
+                envelope = runtime.call(spec, arguments, None, client)
+        except AuthRefused as exc:
+            return _error(str(exc))
         except RequestError as exc:
             return _error(str(exc))
         except PaymentNeeded as exc:
@@ -168,12 +192,17 @@ def _x402_meta(paid: Any) -> dict[str, Any]:
     return mcp_response_meta(paid.payment_response)
 
 
-def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types.CallToolResult:
+def _create_payment(
+    runtime: ServiceRuntime, arguments: dict[str, Any], auth: ClientAuth, client: str | None
+) -> types.CallToolResult:
     service_id = arguments.get("serviceId")
     if not isinstance(service_id, str):
         return _error("serviceId is required")
     try:
-        payment = runtime.create_payment(service_id, arguments.get("providerId"), None)
+        auth.check_create(runtime.spec(service_id), client)
+        payment = runtime.create_payment(service_id, arguments.get("providerId"), client)
+    except AuthRefused as exc:
+        return _error(str(exc))
     except UnknownService:
         return _error(f"unknown service {service_id!r}")
     except RequestError as exc:
@@ -188,9 +217,10 @@ def _create_payment(runtime: ServiceRuntime, arguments: dict[str, Any]) -> types
 
 
 def _verify_payment(
-    runtime: ServiceRuntime, arguments: dict[str, Any], meta: Any = None
+    runtime: ServiceRuntime, arguments: dict[str, Any], meta: Any = None, client: str | None = None
 ) -> types.CallToolResult:
-    """The payment's record; with an x402 payment in ``_meta``, a pending one is paid first."""
+    """The payment's record (its token only for its own key); with an x402 payment in
+    ``_meta``, a pending one is paid first."""
     payment_id = arguments.get("paymentId")
     payment = runtime.verify_payment(payment_id) if isinstance(payment_id, str) else None
     if payment is None:
@@ -203,13 +233,13 @@ def _verify_payment(
             assert paid is not None
             from .x402 import mcp_response_meta
 
-            return _result(paid[0], meta=mcp_response_meta(paid[1]))
+            return _result(shown_to(paid[0], client), meta=mcp_response_meta(paid[1]))
     except PaymentNeeded as exc:
         from .x402 import mcp_required_text
 
         text = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
         return _result(exc.answer, is_error=True, x402_text=text)
-    return _result(payment)
+    return _result(shown_to(payment, client))
 
 
 async def serve_stdio(server: Server) -> None:

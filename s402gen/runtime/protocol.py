@@ -15,8 +15,6 @@ SCHEMA_VERSION = "server402.catalog.search.v1"
 PAYMENT_HEADER = "X-Payment-Token"
 #: Set to ``true`` on every 402 answer (``requiredResponse.headers``).
 REQUIRED_HEADER = "X-Payment-Required"
-#: Who pays: a token created with it works only with the same value under ``bindClient``.
-CLIENT_HEADER = "X-Client-Id"
 MCP_ARGUMENT = "paymentToken"
 CREATE_PAYMENT_URL = "/api/payments"
 VERIFY_PAYMENT_URL = "/api/payments/{paymentId}"

@@ -10,18 +10,21 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 import click
 
+from ..exits import Exit
+from .auth import API_KEY_ENV, ClientAuth, HostPolicy, is_loopback
 from .generated import GeneratedError, load_generated
+from .keys import KeyStore, KeyStoreError
 from .payments import Ledger
 from .spec import RouteSpec
 from .upstream import AlibabaCloudUpstream, Credentials, Upstream
 
 EMULATOR_CREDENTIALS = Credentials("emulator-access-key", "emulator-secret")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 #: Top-level modules of the ``serve`` extra of pyproject.toml (import names, not distributions).
 SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi", "x402")
@@ -44,6 +47,47 @@ def missing_dependency() -> str | None:
         except ImportError as exc:
             return getattr(exc, "name", None) or name
     return None
+
+
+def refuse_dev_payments(upstream: str, allow: bool) -> None:
+    """Raise :class:`SetupError` when the dev provider (every payment paid on creation) would
+    serve a real upstream without ``--allow-dev-payments``: paid calls would be free."""
+    if upstream != "emulator" and not allow:
+        raise SetupError(
+            "the dev payment provider makes every paid call free: refusing to serve the real "
+            f"upstream ({upstream}) with it (use --payments x402, --upstream emulator, "
+            "or --allow-dev-payments)"
+        )
+
+
+def host_policy(host: str, port: int, allowed_hosts: tuple[str, ...]) -> HostPolicy:
+    """The Host/Origin policy of ``serve``: ``--allowed-host`` values, else the loopback
+    names on ``port``; prints a warning when listening beyond loopback."""
+    policy = HostPolicy.for_hosts(allowed_hosts) if allowed_hosts else HostPolicy.loopback(port)
+    if not is_loopback(host) or policy.any_host:
+        answered = "any Host" if policy.any_host else "Host " + ", ".join(policy.allowed_hosts)
+        click.echo(
+            f"warning: listening on {host}, beyond loopback; answering {answered} "
+            "(--allowed-host NAME[:PORT] for the names clients use)",
+            err=True,
+        )
+    return policy
+
+
+def client_auth(ledger_path: str, anonymous: bool) -> ClientAuth:
+    """API keys from the ledger's database (``s402gen keys create``); ``anonymous`` is
+    ``--no-api-keys``. Raises :class:`SetupError` when the key store cannot be opened."""
+    try:
+        keys = KeyStore(ledger_path)
+    except (KeyStoreError, OSError, sqlite3.Error) as exc:
+        raise SetupError(f"API keys in {ledger_path}: {exc}") from None
+    if anonymous:
+        click.echo(
+            "clients: --no-api-keys: callers without an API key may pay for every service "
+            "(tokens bound to no one; for local use)",
+            err=True,
+        )
+    return ClientAuth(keys, anonymous=anonymous)
 
 
 def http_url(host: str, port: int) -> str:
@@ -121,17 +165,25 @@ def serve_generated(
     upstream_endpoint: str | None,
     ledger_path: str,
     x402: tuple[str | None, ...] | None = None,
+    allow_dev_payments: bool = False,
+    allowed_hosts: tuple[str, ...] = (),
+    anonymous: bool = False,
 ) -> int:
     """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error).
 
     ``x402`` is ``(facilitator URL, network, asset, payTo)`` overrides (each may be
-    ``None``) to take x402 payments, or ``None`` for the dev provider.
+    ``None``) to take x402 payments, or ``None`` for the dev provider (refused with a
+    real upstream unless ``allow_dev_payments``). ``allowed_hosts`` are the ``Host``
+    names answered (default: loopback on ``port``); ``anonymous`` is ``--no-api-keys``.
     """
     import uvicorn
 
-    from .app import LOOPBACK_HOSTS, create_app
+    from .app import create_app
 
     try:
+        if x402 is None:
+            refuse_dev_payments(upstream, allow_dev_payments)
+        policy = host_policy(host, port, allowed_hosts)
         specs = load_generated(generated_dir).specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
@@ -147,7 +199,8 @@ def serve_generated(
                     generated_dir,
                     ledger=ledger,
                     upstream=client,
-                    mcp_allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK else None,
+                    host_policy=policy,
+                    auth=client_auth(ledger_path, anonymous),
                     x402=gateway,
                 )
                 url = http_url(host, port)
@@ -162,30 +215,46 @@ def serve_generated(
                 ledger.close()
     except (GeneratedError, SetupError) as exc:
         click.echo(f"error: {exc}", err=True)
-        return 2
-    return 0
+        return Exit.INVALID
+    return Exit.OK
 
 
 def serve_mcp_stdio(
-    generated_dir: Path, *, upstream: str, upstream_endpoint: str | None, ledger_path: str
+    generated_dir: Path,
+    *,
+    upstream: str,
+    upstream_endpoint: str | None,
+    ledger_path: str,
+    allow_dev_payments: bool = False,
+    anonymous: bool = False,
 ) -> int:
-    """Serve the MCP tools over stdio until the client disconnects; the exit code."""
+    """Serve the MCP tools over stdio until the client disconnects; the exit code.
+
+    Payments are the dev provider's, refused with a real upstream unless
+    ``allow_dev_payments``; the caller's API key is ``$S402GEN_API_KEY``.
+    """
     import anyio
 
     from .mcp_server import build_mcp_server, load_tools, serve_stdio
     from .service import ServiceRuntime
 
     try:
+        refuse_dev_payments(upstream, allow_dev_payments)
         specs = load_generated(generated_dir).specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             ledger = Ledger(ledger_path)
             try:
                 runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
-                server = build_mcp_server(load_tools(generated_dir), runtime)
+                server = build_mcp_server(
+                    load_tools(generated_dir),
+                    runtime,
+                    auth=client_auth(ledger_path, anonymous),
+                    stdio_key=os.environ.get(API_KEY_ENV) or None,
+                )
                 anyio.run(serve_stdio, server)
             finally:
                 ledger.close()
     except (GeneratedError, SetupError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
-        return 2
-    return 0
+        return Exit.INVALID
+    return Exit.OK

@@ -218,7 +218,7 @@ class ServiceRuntime:
         except PaymentRefused as refused:
             self.stats.record(spec.service_id, "payment_required", now)
             answer = PaymentRequired(
-                error=str(refused), payment=self._payment_metadata(spec, token)
+                error=str(refused), payment=self._payment_metadata(spec, token, client_id)
             )
             raise PaymentNeeded(answer) from None
         try:
@@ -235,10 +235,17 @@ class ServiceRuntime:
         the service's protocol calls an error (an error inside an HTTP 200 is one too)."""
         return self._protocols[spec.service_id].interpret(self.upstream.call(spec, arguments))
 
-    def _payment_metadata(self, spec: RouteSpec, token: str | None) -> PaymentRecord:
-        """The token's own record when it is one of this service's, else what to pay."""
+    def _payment_metadata(
+        self, spec: RouteSpec, token: str | None, client_id: str | None = None
+    ) -> PaymentRecord:
+        """The token's own record when it is one of this service's and not bound to another
+        client (another key's payment is never shown), else what to pay."""
         payment: Payment | None = self.ledger.find_token(token) if token else None
-        if payment is not None and payment.service_id == spec.service_id:
+        if (
+            payment is not None
+            and payment.service_id == spec.service_id
+            and payment.client_id in ("", client_id)
+        ):
             return payment.record()
         return payment_required(spec, None if self.x402 else self.provider.name)
 

@@ -1,0 +1,88 @@
+"""``s402gen keys create | list | revoke``: the API keys clients send as ``Authorization: Bearer``.
+
+The keys live, hashed, in the payment ledger's SQLite file (``--ledger``, the same
+default as ``serve``), so every replica sharing the ledger accepts them
+(:mod:`s402gen.runtime.keys`). Only the standard library is needed: no serve extra.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+import click
+
+from .exits import Exit, epilog
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+DEFAULT_LEDGER = ".s402gen/payments.sqlite3"
+
+_ledger_option = click.option(
+    "--ledger",
+    default=DEFAULT_LEDGER,
+    show_default=True,
+    help="The ledger file `s402gen serve --ledger` uses (created on first use).",
+)
+
+
+def _store(ledger: str):  # -> KeyStore
+    from .runtime.keys import KeyStore, KeyStoreError
+
+    if ledger == ":memory:":
+        click.echo("error: --ledger :memory: keeps no keys; name the serve ledger file", err=True)
+        sys.exit(Exit.INVALID)
+    try:
+        return KeyStore(ledger)
+    except (KeyStoreError, OSError, sqlite3.Error) as exc:
+        click.echo(f"error: {ledger}: {exc}", err=True)
+        sys.exit(Exit.INVALID)
+
+
+@click.group("keys", epilog=epilog("keys"), context_settings=CONTEXT_SETTINGS)
+def keys_command() -> None:
+    """Issue, list and revoke client API keys (sent as `Authorization: Bearer <key>`)."""
+
+
+@keys_command.command("create", epilog=epilog("keys"))
+@click.option("--name", default="", help="A label for the key (who holds it).")
+@_ledger_option
+def create(name: str, ledger: str) -> None:
+    """Issue a key and print it once on stdout (only its SHA-256 digest is stored)."""
+    store = _store(ledger)
+    try:
+        record, key = store.create(name)
+    finally:
+        store.close()
+    click.echo(f"created {record.key_id}{f' ({name})' if name else ''}; the key is shown once:",
+               err=True)  # fmt: skip
+    click.echo(key)
+
+
+@keys_command.command("list", epilog=epilog("keys"))
+@_ledger_option
+def list_keys(ledger: str) -> None:
+    """List issued keys: id, state, creation time, name (never the keys)."""
+    store = _store(ledger)
+    try:
+        for record in store.list():
+            click.echo(record.describe())
+    finally:
+        store.close()
+
+
+@keys_command.command("revoke", epilog=epilog("keys"))
+@click.argument("key_id")
+@_ledger_option
+def revoke(key_id: str, ledger: str) -> None:
+    """Revoke the key KEY_ID (from `keys list`); calls with it are refused from then on."""
+    from .runtime.keys import KeyStoreError
+
+    store = _store(ledger)
+    try:
+        record = store.revoke(key_id)
+    except KeyStoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(Exit.INVALID)
+    finally:
+        store.close()
+    click.echo(record.describe())

@@ -1,0 +1,163 @@
+"""Client API keys: issued by ``s402gen keys create``, sent as ``Authorization: Bearer <key>``.
+
+A key is 256 bits from :mod:`secrets` (``s402_`` + 43 URL-safe base64 characters); the
+store keeps only its SHA-256 digest, as GitHub and Stripe do for their tokens: a key has
+full entropy, so a fast digest cannot be brute-forced and a stolen database gives no key
+(a slow hash such as scrypt is for low-entropy passwords). A key's public id (``key_...``)
+is what payments record as their ``clientId``.
+
+The keys live in the ledger's SQLite file, in their own table ``api_keys`` (its own
+``CREATE TABLE IF NOT EXISTS`` and version row in ``s402gen_schema``), so replicas sharing
+the ledger share the keys. It is kept apart from the ledger's own migrations
+(:mod:`.payments`) on purpose, to move behind the ledger's backend interface later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+#: The prefix of every key (so a leaked one is recognisable by secret scanners).
+KEY_PREFIX = "s402_"
+#: The prefix of a key's public id.
+ID_PREFIX = "key_"
+KEY_BYTES = 32  # 256 bits
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS s402gen_schema (part TEXT PRIMARY KEY, version INTEGER NOT NULL);
+"""
+
+
+class KeyStoreError(Exception):
+    """The key store cannot be used (a newer schema, an unknown key id); ``str()`` says why."""
+
+
+def key_digest(key: str) -> str:
+    """The stored form of a key: the hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One issued key as stored (never the key itself); times are Unix seconds."""
+
+    key_id: str
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def active(self) -> bool:
+        """Whether the key is still accepted."""
+        return self.revoked_at is None
+
+    def describe(self) -> str:
+        """One line for ``keys list``: id, state, creation time (UTC), name."""
+        state = "active" if self.active else f"revoked {_iso(self.revoked_at)}"
+        return f"{self.key_id}  {state}  created {_iso(self.created_at)}  {self.name}"
+
+
+class KeyStore:
+    """API keys in SQLite (``path``, or ``:memory:``); the table is created on first use.
+
+    Thread-safe (one connection behind a lock). Raises :class:`KeyStoreError` when the
+    file holds a newer key schema than this s402gen knows.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, clock: Callable[[], float] = time.time):
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO s402gen_schema (part, version) VALUES ('api_keys', ?)",
+                (SCHEMA_VERSION,),
+            )
+            (version,) = self._db.execute(
+                "SELECT version FROM s402gen_schema WHERE part = 'api_keys'"
+            ).fetchone()
+        if version > SCHEMA_VERSION:
+            raise KeyStoreError(
+                f"API key schema {version} is newer than this s402gen ({SCHEMA_VERSION})"
+            )
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def create(self, name: str = "") -> tuple[ApiKey, str]:
+        """Issue a key: its stored record and the key itself (shown once, never stored)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
+        record = ApiKey(ID_PREFIX + secrets.token_hex(8), name, self.clock(), None)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO api_keys (key_id, name, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                (record.key_id, name, key_digest(key), record.created_at),
+            )
+        return record, key
+
+    def list(self) -> list[ApiKey]:
+        """Every issued key, oldest first (ties by id)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key_id, name, created_at, revoked_at FROM api_keys "
+                "ORDER BY created_at, key_id"
+            ).fetchall()
+        return [ApiKey(*row) for row in rows]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key by its id (revoking twice keeps the first time); the record.
+
+        Raises :class:`KeyStoreError` for an unknown id.
+        """
+        with self._lock:
+            self._db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (self.clock(), key_id),
+            )
+            row = self._db.execute(
+                "SELECT key_id, name, created_at, revoked_at FROM api_keys WHERE key_id = ?",
+                (key_id,),
+            ).fetchone()
+        if row is None:
+            raise KeyStoreError(f"no API key {key_id!r} (see `s402gen keys list`)")
+        return ApiKey(*row)
+
+    def authenticate(self, key: str) -> ApiKey | None:
+        """The active key record for a presented key, else ``None`` (unknown or revoked)."""
+        digest = key_digest(key)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key_id, name, created_at, revoked_at, key_hash FROM api_keys "
+                "WHERE key_hash = ?",
+                (digest,),
+            ).fetchone()
+        if row is None or not hmac.compare_digest(row[4], digest) or row[3] is not None:
+            return None
+        return ApiKey(*row[:4])
