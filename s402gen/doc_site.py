@@ -17,12 +17,14 @@ import orjson
 
 from . import ir
 from .runtime import protocol
+from .runtime.auth import API_KEY_ENV
 
 #: Where ``s402gen serve`` listens by default; the pages' examples start from it (a page
 #: served by a gateway replaces it with the page's own origin, see ``site.js``).
 DEFAULT_BASE_URL = "http://127.0.0.1:8402"
-#: The ``X-Client-Id`` the examples send (a token binds to it when the pricing says so).
-EXAMPLE_CLIENT = "me"
+#: The examples send the caller's API key (``s402gen keys create``) from this variable, as
+#: ``Authorization: Bearer``; a token binds to the key when the pricing says so.
+EXAMPLE_KEY_ENV = API_KEY_ENV
 #: The doc site's files besides the pages, under ``docs/`` (path, template).
 STYLE = ("assets/style.css", "doc_style.css.jinja")
 SCRIPT = ("assets/site.js", "doc_site.js.jinja")
@@ -111,23 +113,25 @@ def curl_example(svc: ir.Service) -> str:
     return "\n".join(
         (
             f"BASE={DEFAULT_BASE_URL}",
+            f"# your API key (s402gen keys create) is in ${EXAMPLE_KEY_ENV}",
             "# 1. call without a token: HTTP 402 Payment Required, the price in the body",
             f'curl -i -X POST "$BASE{route.endpoint}" \\',
             "  -H 'Content-Type: application/json' \\",
             f"  -d {body}",
             "# 2. create a payment for this service and keep its id and token",
             f'PAYMENT=$(curl -s -X POST "$BASE{protocol.CREATE_PAYMENT_URL}" \\',
-            f"  -H 'X-Client-Id: {EXAMPLE_CLIENT}' -H 'Content-Type: application/json' \\",
+            f"  -H \"Authorization: Bearer ${EXAMPLE_KEY_ENV}\" -H 'Content-Type: application/json' \\",
             f"  -d {payment})",
             "ID=$(printf '%s' \"$PAYMENT\" | python3 -c "
             "'import json,sys; print(json.load(sys.stdin)[\"paymentId\"])')",
             "TOKEN=$(printf '%s' \"$PAYMENT\" | python3 -c "
             "'import json,sys; print(json.load(sys.stdin)[\"token\"])')",
             "# 3. check that it is paid",
-            f'curl -s "$BASE{protocol.VERIFY_PAYMENT_URL.replace("{paymentId}", "$ID")}"',
+            f'curl -s -H "Authorization: Bearer ${EXAMPLE_KEY_ENV}" '
+            f'"$BASE{protocol.VERIFY_PAYMENT_URL.replace("{paymentId}", "$ID")}"',
             "# 4. retry the same request with the token",
             f'curl -s -X POST "$BASE{route.endpoint}" \\',
-            f"  -H \"{header}: $TOKEN\" -H 'X-Client-Id: {EXAMPLE_CLIENT}' \\",
+            f'  -H "{header}: $TOKEN" -H "Authorization: Bearer ${EXAMPLE_KEY_ENV}" \\',
             "  -H 'Content-Type: application/json' \\",
             f"  -d {body}",
         )
@@ -140,11 +144,14 @@ def python_example(svc: ir.Service) -> str:
     verify = protocol.VERIFY_PAYMENT_URL.replace("{paymentId}", "{payment['paymentId']}")
     return "\n".join(
         (
+            "import os",
+            "",
             "import httpx",
             "",
             f'BASE = "{DEFAULT_BASE_URL}"',
+            f'KEY = os.environ["{EXAMPLE_KEY_ENV}"]  # from s402gen keys create',
             f"body = {_request(svc)!r}",
-            f'client = httpx.Client(base_url=BASE, headers={{"X-Client-Id": "{EXAMPLE_CLIENT}"}})',
+            'client = httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {KEY}"})',
             "",
             f'answer = client.post("{route.endpoint}", json=body)',
             "assert answer.status_code == 402, answer.text",

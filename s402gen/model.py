@@ -149,7 +149,7 @@ class PricingPolicy(_Model):
     billing_mode: str = key("What one payment buys.", "per_call")
     max_calls: int = key("Calls one paid token allows (when `allowReuse`).", 1, ge=1)
     allow_reuse: bool = key("A token may pay for up to `maxCalls` calls; else for one.", False)
-    bind_client: bool = key("A token works only for the X-Client-Id that paid.", True)
+    bind_client: bool = key("A token works only for the API key that paid.", True)
 
 
 class PaymentProvider(_Model):

@@ -68,6 +68,7 @@ def running_serve(workdir: Path, generated: Path = GENERATED) -> Iterator[str]:
     port = free_port()
     command = [exe, "serve", "--port", str(port), "--generated", str(generated)]
     command += ["--upstream", "emulator", "--ledger", str(workdir / "ledger.sqlite3")]
+    command += ["--no-api-keys"]  # the node clients pay anonymously (keys: test_gateway_auth)
     log = (workdir / "serve.log").open("wb")
     process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -42,13 +43,13 @@ def node_tool(name: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def serving(generated: Path = GENERATED) -> Iterator[str]:
+def serving(generated: Path = GENERATED, ledger: str = ":memory:") -> Iterator[str]:
     """``s402gen serve --upstream emulator`` on a free loopback port, as a real process;
     yields its base URL and stops it by its pid."""
     port = free_port()
     exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
     command = [exe, "serve", "--generated", str(generated), "--upstream", "emulator"]
-    command += ["--ledger", ":memory:", "--port", str(port)]
+    command += ["--ledger", ledger, "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -200,8 +201,14 @@ def test_every_link_resolves_when_served() -> None:
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[str]:
-    with serving() as base:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A served gateway, and a key of its in ``$S402GEN_API_KEY`` as the examples expect."""
+    ledger = str(tmp_path_factory.mktemp("gateway") / "ledger.sqlite3")
+    exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
+    issued = subprocess.run([exe, "keys", "create", "--ledger", ledger], capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    with pytest.MonkeyPatch.context() as env, serving(ledger=ledger) as base:
+        env.setenv(doc_site.EXAMPLE_KEY_ENV, issued.stdout.strip())
         yield base
 
 
@@ -238,14 +245,20 @@ def test_mcp_example_is_a_call_the_gateway_answers(gateway: str) -> None:
     """The example's tools/call, sent by the official MCP client: without the token it
     gets the price, with a token from ``create_payment`` the paid answer."""
     import anyio
+    import httpx2  # the MCP SDK's HTTP client, sending the caller's API key
     from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
 
     request = json.loads(page_examples(PAGE, gateway)["mcp"])
     assert request["method"] == "tools/call"
     params = request["params"]
+    key = {"Authorization": f"Bearer {os.environ[doc_site.EXAMPLE_KEY_ENV]}"}
 
     async def call() -> tuple[object, object]:
-        async with Client(f"{gateway}/mcp") as client:
+        async with (
+            httpx2.AsyncClient(headers=key) as http,
+            Client(streamable_http_client(f"{gateway}/mcp", http_client=http)) as client,
+        ):
             unpaid = dict(params["arguments"])
             unpaid.pop("paymentToken")
             first = await client.call_tool(params["name"], unpaid)

@@ -39,6 +39,13 @@ def test_x402_client_pays_a_served_route(tmp_path: Path) -> None:
         command += ["--upstream", "emulator", "--ledger", str(tmp_path / "ledger.sqlite3")]
         command += ["--x402-facilitator", facilitator, "--x402-pay-to", seller]
         env = dict(os.environ, X402_FACILITATOR_TOKEN=SECRET)  # the facilitator requires it
+        issued = subprocess.run(
+            [str(exe), "keys", "create", "--ledger", str(tmp_path / "ledger.sqlite3")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = {"Authorization": f"Bearer {issued.stdout.strip()}"}  # the pricing binds clients
         process = subprocess.Popen(
             command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env
         )
@@ -56,7 +63,9 @@ def test_x402_client_pays_a_served_route(tmp_path: Path) -> None:
             assert decode_payment_required_header(offer.headers["payment-required"]).accepts
 
             async def pay() -> httpx.Response:
-                async with x402HttpxClient(x402_client(payer), base_url=base, timeout=60) as c:
+                async with x402HttpxClient(
+                    x402_client(payer), base_url=base, timeout=60, headers=key
+                ) as c:
                     return await c.post(TOOL, json=BODY)
 
             paid = asyncio.run(pay())
