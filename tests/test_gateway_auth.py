@@ -325,3 +325,41 @@ def test_serve_reads_keys_from_its_ledger(started: list[Any], tmp_path: Path) ->
     code, _, err = run_cli(*args)
     assert code == 0, err
     assert statuses == [401, 201]
+
+
+@pytest.mark.parametrize("value", ["http://api.example.com", "api.example.com/x", "a b", ""])
+def test_an_allowed_host_that_is_not_a_host_is_a_clear_error(
+    value: str, started: list[Any]
+) -> None:
+    args = [
+        "serve",
+        "--generated",
+        str(GENERATED),
+        "--upstream",
+        "emulator",
+        "--ledger",
+        ":memory:",
+    ]
+    code, _, err = run_cli(*args, "--allowed-host", value)
+    assert code == 2 and started == [] and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: --allowed-host {value!r} is not NAME[:PORT] (e.g. api.example.com, "
+        "10.0.0.5:8402, [::1]:*)"
+    ]
+
+
+def test_mcp_over_stdio_refuses_a_key_the_ledger_does_not_hold(
+    started: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = str(tmp_path / "ledger.sqlite3")
+    args = ["mcp", "--generated", str(GENERATED), "--upstream", "emulator", "--ledger", ledger]
+    monkeypatch.setenv("S402GEN_API_KEY", "s402_not-issued-here")
+    code, _, err = run_cli(*args)
+    assert code == 2 and started == []
+    assert err.strip().splitlines()[-1] == (
+        f"error: S402GEN_API_KEY is not an active key of {ledger} (s402gen keys list)"
+    )
+    _, key, _ = run_cli("keys", "create", "--ledger", ledger)
+    monkeypatch.setenv("S402GEN_API_KEY", key.strip())
+    code, _, err = run_cli(*args)
+    assert code == 0 and len(started) == 1, err

@@ -14,6 +14,7 @@ allowed to call this service``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -35,6 +36,9 @@ KEY_NOT_ALLOWED = protocol.FAILURES[4]
 #: Names of the loopback interface, as a ``Host`` header carries them.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 LOOPBACK_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+#: An ``--allowed-host`` value: a DNS name, IPv4 address or bracketed IPv6 address, with an
+#: optional port or ``*`` for any port (the ``Host`` header's form, RFC 9110 7.2).
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(:([0-9]{1,5}|\*))?")
 MISDIRECTED = 421  # RFC 9110 15.5.20: the request was sent to a server not meant to answer
 FORBIDDEN = 403
 UNAUTHORIZED = 401
@@ -56,8 +60,17 @@ class HostPolicy:
 
     @classmethod
     def for_hosts(cls, hosts: Iterable[str]) -> HostPolicy:
-        """A policy from ``--allowed-host`` values (``*`` alone accepts any host)."""
-        hosts = tuple(dict.fromkeys(h.strip().lower() for h in hosts if h.strip()))
+        """A policy from ``--allowed-host`` values (``*`` alone accepts any host).
+
+        Raises ``ValueError`` naming a value that is not ``NAME[:PORT]`` (a URL, a path).
+        """
+        hosts = tuple(dict.fromkeys(h.strip().lower() for h in hosts))
+        for host in hosts:
+            if host != "*" and not _HOST.fullmatch(host):
+                raise ValueError(
+                    f"--allowed-host {host!r} is not NAME[:PORT] (e.g. api.example.com, "
+                    "10.0.0.5:8402, [::1]:*)"
+                )
         return cls(tuple(h for h in hosts if h != "*"), any_host="*" in hosts)
 
     @classmethod

@@ -63,7 +63,11 @@ def refuse_dev_payments(upstream: str, allow: bool) -> None:
 def host_policy(host: str, port: int, allowed_hosts: tuple[str, ...]) -> HostPolicy:
     """The Host/Origin policy of ``serve``: ``--allowed-host`` values, else the loopback
     names on ``port``; prints a warning when listening beyond loopback."""
-    policy = HostPolicy.for_hosts(allowed_hosts) if allowed_hosts else HostPolicy.loopback(port)
+    try:
+        policy = HostPolicy.for_hosts(allowed_hosts) if allowed_hosts else None
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    policy = policy or HostPolicy.loopback(port)
     if not is_loopback(host) or policy.any_host:
         answered = "any Host" if policy.any_host else "Host " + ", ".join(policy.allowed_hosts)
         click.echo(
@@ -74,20 +78,31 @@ def host_policy(host: str, port: int, allowed_hosts: tuple[str, ...]) -> HostPol
     return policy
 
 
-def client_auth(ledger_path: str, anonymous: bool) -> ClientAuth:
-    """API keys from the ledger's database (``s402gen keys create``); ``anonymous`` is
-    ``--no-api-keys``. Raises :class:`SetupError` when the key store cannot be opened."""
+@contextlib.contextmanager
+def client_auth(
+    ledger_path: str, anonymous: bool, stdio_key: str | None = None
+) -> Iterator[ClientAuth]:
+    """API keys from the ledger's database (``s402gen keys create``), closed on exit;
+    ``anonymous`` is ``--no-api-keys``. Raises :class:`SetupError` when the key store
+    cannot be opened, or when ``stdio_key`` (``$S402GEN_API_KEY`` of ``s402gen mcp``)
+    is not one of its active keys."""
     try:
         keys = KeyStore(ledger_path)
     except (KeyStoreError, OSError, sqlite3.Error) as exc:
         raise SetupError(f"API keys in {ledger_path}: {exc}") from None
+    if stdio_key is not None and keys.authenticate(stdio_key) is None:
+        keys.close()
+        raise SetupError(f"{API_KEY_ENV} is not an active key of {ledger_path} (s402gen keys list)")
     if anonymous:
         click.echo(
             "clients: --no-api-keys: callers without an API key may pay for every service "
             "(tokens bound to no one; for local use)",
             err=True,
         )
-    return ClientAuth(keys, anonymous=anonymous)
+    try:
+        yield ClientAuth(keys, anonymous=anonymous)
+    finally:
+        keys.close()
 
 
 def http_url(host: str, port: int) -> str:
@@ -195,22 +210,23 @@ def serve_generated(
                 )
             ledger = Ledger(ledger_path)
             try:
-                app = create_app(
-                    generated_dir,
-                    ledger=ledger,
-                    upstream=client,
-                    host_policy=policy,
-                    auth=client_auth(ledger_path, anonymous),
-                    x402=gateway,
-                )
-                url = http_url(host, port)
-                click.echo(
-                    f"server402 API on {url} ({len(specs)} paid services at /api/tools/<id>, "
-                    "docs at /, MCP at /mcp)",
-                    err=True,
-                )
-                # uvicorn's own log: "Uvicorn running on ...", then one access line a request
-                uvicorn.run(app, host=host, port=port, log_level="info")
+                with client_auth(ledger_path, anonymous) as auth:
+                    app = create_app(
+                        generated_dir,
+                        ledger=ledger,
+                        upstream=client,
+                        host_policy=policy,
+                        auth=auth,
+                        x402=gateway,
+                    )
+                    url = http_url(host, port)
+                    click.echo(
+                        f"server402 API on {url} ({len(specs)} paid services at "
+                        "/api/tools/<id>, docs at /, MCP at /mcp)",
+                        err=True,
+                    )
+                    # uvicorn's own log: "Uvicorn running on ...", then one access line a request
+                    uvicorn.run(app, host=host, port=port, log_level="info")
             finally:
                 ledger.close()
     except (GeneratedError, SetupError) as exc:
@@ -243,15 +259,13 @@ def serve_mcp_stdio(
         specs = load_generated(generated_dir).specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             ledger = Ledger(ledger_path)
+            stdio_key = os.environ.get(API_KEY_ENV) or None
             try:
-                runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
-                server = build_mcp_server(
-                    load_tools(generated_dir),
-                    runtime,
-                    auth=client_auth(ledger_path, anonymous),
-                    stdio_key=os.environ.get(API_KEY_ENV) or None,
-                )
-                anyio.run(serve_stdio, server)
+                with client_auth(ledger_path, anonymous, stdio_key) as auth:
+                    runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
+                    tools = load_tools(generated_dir)
+                    server = build_mcp_server(tools, runtime, auth=auth, stdio_key=stdio_key)
+                    anyio.run(serve_stdio, server)
             finally:
                 ledger.close()
     except (GeneratedError, SetupError, OSError) as exc:
