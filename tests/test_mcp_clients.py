@@ -81,6 +81,7 @@ def test_inspector_cli_over_stdio(tmp_path: Path) -> None:
     exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
     ledger = tmp_path / "ledger.sqlite3"  # one ledger for the processes the Inspector starts
     target = [exe, "mcp", "--generated", str(GENERATED), "--upstream", "emulator"]
+    target += ["--no-api-keys"]  # the Inspector pays anonymously (keys: test_gateway_auth)
     _inspector_session([*target, "--ledger", str(ledger)], tmp_path)
 
 
