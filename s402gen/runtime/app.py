@@ -15,7 +15,6 @@ import contextlib
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
@@ -25,7 +24,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from . import contract, protocol, x402_contract
+from . import contract, jsonio, protocol, x402_contract
 from .generated import Generated, GeneratedError, load_generated
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
@@ -47,7 +46,7 @@ class _BodyError(Exception):
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+    return Response(jsonio.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -64,8 +63,8 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         if len(body) > max_bytes:
             raise _BodyError(413, f"request body is larger than {max_bytes} bytes")
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        value = jsonio.loads(body)  # integers exact: orjson reads 2**70 as a float
+    except jsonio.JsonError:
         raise _BodyError(400, "request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise _BodyError(400, "request body must be a JSON object")

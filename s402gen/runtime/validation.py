@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
-import orjson
 
+from . import jsonio
 from .spec import RouteSpec
 
 FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
@@ -76,8 +76,8 @@ class RequestValidator:
         for name in spec.array_params:
             if isinstance(body.get(name), str):
                 try:
-                    checked[name] = orjson.loads(body[name])
-                except orjson.JSONDecodeError:
+                    checked[name] = jsonio.loads(body[name])
+                except jsonio.JsonError:
                     raise RequestError(f"{name} must be a JSON array") from None
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(checked))
         if error is not None:
