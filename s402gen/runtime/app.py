@@ -12,6 +12,8 @@ is :class:`~s402gen.runtime.service.ServiceRuntime`'s.
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -33,6 +35,8 @@ from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFail
 from .spec import RouteSpec
 from .upstream import AlibabaCloudUpstream, Credentials, Upstream, UpstreamAnswer, UpstreamError
 from .validation import RequestError, schema_validator
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: image data travels as URLs, not in the body
 JSON = "application/json"
@@ -154,7 +158,18 @@ def create_app(
     _add_payment_routes(app, runtime, max_body_bytes)
     _add_catalog_routes(app, runtime, generated)
     _add_openapi_routes(app, openapi)
+    app.add_exception_handler(sqlite3.OperationalError, _ledger_busy)
     return app
+
+
+async def _ledger_busy(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` when the ledger stays locked past its busy timeout (another
+    process holds it): the contract's error answer, one log line, no traceback."""
+    logger.warning(
+        "payment ledger unavailable for %s %s: %s", request.method, request.url.path, exc
+    )
+    headers = {"Retry-After": str(protocol.RETRY_AFTER_SECONDS)}
+    return _json(503, contract.ErrorAnswer(error=protocol.LEDGER_BUSY).to_json(), headers)
 
 
 def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
@@ -180,10 +195,9 @@ def _add_tool_routes(
             if signature and not token:  # verify, settle, call: all blocking
                 paid = await run_in_threadpool(runtime.call_paid, spec, body, signature, client_id)
                 return _json(200, paid.envelope.to_json(), _paid_headers(paid))
-            if token:  # the ledger and the upstream block: off the event loop
-                envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
-            else:  # the 402 path touches neither, and stays on the loop
-                envelope = runtime.call(spec, body, None, client_id)
+            # validation (of any caller's body, paid or not), the ledger and the upstream
+            # block: all off the event loop, so no request stalls another
+            envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
         except RequestError as exc:
@@ -240,11 +254,12 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
             body = await read_json_object(request, max_bytes)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
-        error = next(iter(body_validator.iter_errors(body)), None)
+        error = await run_in_threadpool(lambda: next(iter(body_validator.iter_errors(body)), None))
         if error is not None:
             return _json(400, {"error": f"invalid payment request: {error.message}"})
         try:
-            payment = runtime.create_payment(
+            payment = await run_in_threadpool(
+                runtime.create_payment,
                 body["serviceId"],
                 body.get("providerId"),
                 request.headers.get(protocol.CLIENT_HEADER),
@@ -265,7 +280,7 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
     async def pay_payment(paymentId: str, request: Request) -> Response:  # noqa: N803
         """Complete a pending payment with an x402 payment signature (settled at once)."""
         signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
-        payment = runtime.ledger.get(paymentId)
+        payment = await run_in_threadpool(runtime.ledger.get, paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
         spec = runtime.spec(payment.service_id)
@@ -284,7 +299,7 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
         return _json(200, record.to_json(), {x402_contract.PAYMENT_RESPONSE_HEADER: settled})
 
     async def verify_payment(paymentId: str) -> Response:  # noqa: N803 - the URL's name
-        payment = runtime.verify_payment(paymentId)
+        payment = await run_in_threadpool(runtime.verify_payment, paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
         return _json(200, payment.to_json())
