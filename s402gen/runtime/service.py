@@ -238,6 +238,8 @@ class ServiceRuntime:
         """
         arguments = self.arguments(spec, body)
         now = self.clock()
+        if token:  # the resolver is asked for paid calls only, before anything is charged
+            self._validators[spec.service_id].check_hosts(arguments)
         try:
             payment = self.ledger.spend(token, spec.service_id, client_id)
         except PaymentRefused as refused:
@@ -318,6 +320,7 @@ class ServiceRuntime:
                 PaymentRequired(error=protocol.FAILURES[0], payment=payment_required(spec)),
                 "x402 payments are not accepted here",
             )
+        self._validators[spec.service_id].check_hosts(arguments)  # before settling
         payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
         response_header = self._settle(spec, payment_signature, payment.payment_id)
         spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
