@@ -2,7 +2,7 @@
 
 Every paid route (canonical, and its deprecated legacy alias) with its
 request schema and examples, its 200 schema (the service's ``outputSchema``)
-and the 400/402/413/415/502 bodies; the payment and catalog endpoints; the
+and the 400/402/413/415/502/503 bodies; the payment and catalog endpoints; the
 payment token and the x402 payment signature as security schemes; the x402
 headers; one tag per category. Every body schema is one of the output
 contract's (:mod:`s402gen.runtime.contract`), placed under
@@ -100,8 +100,14 @@ def shared_components() -> dict[str, Any]:
             "PayloadTooLarge": _error_response("The request body is larger than 1 MiB."),
             "UnsupportedMediaType": _error_response("The body is not `application/json`."),
             "UpstreamFailure": {
-                "description": "The upstream call failed; the call was given back to the token.",
+                "description": "An upstream fault: the call was given back to the token, "
+                "unless the request went out and no answer came (code `UpstreamNoAnswer`: "
+                "the upstream may still complete it).",
                 "content": {JSON: {"schema": _ref("schemas", "UpstreamFailure")}},
+            },
+            "LedgerBusy": {
+                **_error_response("The payment ledger is busy; nothing was spent: retry later."),
+                "headers": {"Retry-After": _header("Seconds to wait.", required=True)},
             },
         },
         "parameters": {
@@ -195,6 +201,7 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
             "413": _ref("responses", "PayloadTooLarge"),
             "415": _ref("responses", "UnsupportedMediaType"),
             "502": _ref("responses", "UpstreamFailure"),
+            "503": _ref("responses", "LedgerBusy"),
         },
     }
     if deprecated:
@@ -233,6 +240,7 @@ def _payment_paths() -> dict[str, Any]:
                     "404": not_found,
                     "413": _ref("responses", "PayloadTooLarge"),
                     "415": _ref("responses", "UnsupportedMediaType"),
+                    "503": _ref("responses", "LedgerBusy"),
                 },
             }
         },
@@ -269,6 +277,7 @@ def _payment_paths() -> dict[str, Any]:
                         "content": {JSON: {"schema": _ref("schemas", "PaymentRequired")}},
                     },
                     "404": not_found,
+                    "503": _ref("responses", "LedgerBusy"),
                 },
             }
         },
@@ -283,6 +292,7 @@ def _payment_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The payment.", "content": record},
                     "404": not_found,
+                    "503": _ref("responses", "LedgerBusy"),
                 },
             }
         },
