@@ -129,6 +129,7 @@ class Rules:
     NO_GENERATED_AT = Rule("S402-W003", "no-generated-at", _W)
     NO_CHINESE_TITLE = Rule("S402-W004", "no-chinese-title", _W)
     DESCRIPTION_MISSES_REQUIRED = Rule("S402-W005", "description-misses-required-parameter", _W)
+    PRIVATE_HOSTS_WITHOUT_URL = Rule("S402-W120", "private-hosts-without-url", _W)
     # check: the output folder against the catalog
     GENERATED_FILE_CHANGED = Rule("S402-E045", "generated-file-changed", _E)
     GENERATED_FILE_MISSING = Rule("S402-E046", "generated-file-missing", _E)

@@ -567,6 +567,33 @@ def array_without_items(ctx: Context) -> Iterator[Issue]:
                 yield Issue(message, path + ("params", name), service=svc.id)
 
 
+def _has_url(schema: dict[str, Any]) -> bool:
+    """Whether a ``format: uri`` string is anywhere in ``schema`` (items, properties)."""
+    items = schema.get("items")
+    return (
+        schema.get("format") == "uri"
+        or (isinstance(items, dict) and _has_url(items))
+        or any(_has_url(p) for p in (schema.get("properties") or {}).values())
+    )
+
+
+@rule(Rules.PRIVATE_HOSTS_WITHOUT_URL)
+def private_hosts_without_url(ctx: Context) -> Iterator[Issue]:
+    """``allowPrivateHosts`` on a parameter that holds no URL (``format: uri``): it says
+    nothing there, and may have been meant for another parameter."""
+    for svc, _, path in ctx.pairs():
+        properties = svc.input_schema["properties"]
+        for name in svc.route.private_hosts:
+            if not _has_url(properties[name]):
+                yield Issue(
+                    f"parameter '{name}' of service '{svc.id}' allows private hosts but holds "
+                    "no URL (format: uri)",
+                    path + ("params", name),
+                    "remove allowPrivateHosts, or give the parameter format: uri",
+                    svc.id,
+                )
+
+
 @rule(Rules.REPEATED_DESCRIPTION)
 def repeated_description(ctx: Context) -> Iterator[Issue]:
     """Parameters of one service sharing a description (A/B sides of a pair may)."""
