@@ -238,7 +238,8 @@ class ServiceRuntime:
         """
         arguments = self.arguments(spec, body)
         now = self.clock()
-        if token:  # the resolver is asked for paid calls only, before anything is charged
+        if token and self.ledger.find_token(token) is not None:
+            # the resolver is asked for a known token only, before anything is charged
             self._validators[spec.service_id].check_hosts(arguments)
         try:
             payment = self.ledger.spend(token, spec.service_id, client_id)
