@@ -115,8 +115,19 @@ def test_an_integer_beyond_64_bits_goes_upstream_exactly(emulator) -> None:
 def test_exact_json_both_ways() -> None:
     assert jsonio.loads(b'{"n": 1180591620717411303424}') == {"n": 2**70}
     assert jsonio.dumps({"n": 2**70, "x": 0.1}) == b'{"n":1180591620717411303424,"x":0.1}'
-    with pytest.raises(jsonio.JsonError):
-        jsonio.loads(b'{"n": NaN}')
+    for bad in (b'{"n": NaN}', b'{"n": 1e400}', b"[" * 100_000, b"1" * 5000):
+        with pytest.raises(jsonio.JsonError):
+            jsonio.loads(bad)
+
+
+def test_a_number_a_float_cannot_hold_is_refused_not_sent_as_inf(emulator) -> None:
+    with _client(emulator) as client:
+        answer = client.post(
+            SPECS["action-recognition"].endpoint,
+            content=b'{"Type": 1, "VideoUrl": "https://e.com/v.mp4", "x": 1e400}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert (answer.status_code, answer.json()) == (400, {"error": "request body is not valid JSON"})
 
 
 def test_a_502_body_names_no_host_or_port(tmp_path) -> None:
