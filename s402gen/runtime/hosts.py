@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-#: Distinct host names one call may make the gateway resolve.
-MAX_RESOLVED_HOSTS = 32
+#: Distinct host names one call may make the gateway resolve (each lookup may take the
+#: system resolver's full timeout, in a thread-pool thread).
+MAX_RESOLVED_HOSTS = 8
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
