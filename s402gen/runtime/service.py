@@ -231,10 +231,11 @@ class ServiceRuntime:
     ) -> SuccessEnvelope:
         """One paid call; returns the success envelope of the catalog's output schema.
 
-        Raises ``RequestError`` (400, nothing charged), :class:`PaymentNeeded`
-        (402) or :class:`UpstreamFailed` (502, the call given back): no answer,
-        or an answer the service's protocol calls an error, whatever its
-        HTTP status.
+        Raises ``RequestError`` (400, nothing charged; a URL naming an internal
+        host too), :class:`UpstreamRefused` (400, the upstream refused the
+        caller's input: the call counts), :class:`PaymentNeeded` (402) or
+        :class:`UpstreamFailed` (502, an upstream fault: given back unless the
+        request went out and no answer came, see :meth:`_failure`).
         """
         arguments = self.arguments(spec, body)
         now = self.clock()
@@ -312,8 +313,9 @@ class ServiceRuntime:
         (``settle_first``), record the paid payment, spend one call, call the upstream.
 
         Raises ``RequestError`` (nothing charged), :class:`PaymentNeeded` with x402's
-        reason (nothing charged: invalid, replayed, unfunded, failed settlement), or
-        :class:`UpstreamFailed` carrying the paid payment whose token retries free.
+        reason (nothing charged: invalid, replayed, unfunded, failed settlement),
+        :class:`UpstreamRefused` (the call counts), or :class:`UpstreamFailed`
+        carrying the paid payment whose token retries free (when given back).
         """
         arguments = self.arguments(spec, body)
         if not self.x402_offered(spec):
