@@ -28,9 +28,12 @@ SPECS = {spec.service_id: spec for spec in load_generated(GENERATED).specs}
 BIG_BODY = {"Type": 1, "URLList": [{"URL": "https://e.com/a.jpg"}] * 30_000}
 
 
-async def _race(base: str, slow: list[tuple[str, str, dict]], quick: str) -> list[str]:
-    """Send the ``slow`` requests, then (once they are on their way) ``quick``; the order
-    in which they completed, ``quick`` named ``"quick"``, and the slow answers' statuses."""
+async def _race(
+    base: str, slow: list[tuple[str, str, dict]], quick: str, delay: float = 0.5
+) -> list[str]:
+    """Send the ``slow`` requests, then (``delay`` seconds later, once they are on their way)
+    ``quick``; the order in which they completed, ``quick`` named ``"quick"``, and the slow
+    answers' statuses."""
     done: list[str] = []
     statuses: list[int] = []
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
@@ -41,7 +44,7 @@ async def _race(base: str, slow: list[tuple[str, str, dict]], quick: str) -> lis
             done.append("slow")
 
         async def ask() -> None:
-            await anyio.sleep(0.5)  # the slow bodies are uploaded by then
+            await anyio.sleep(delay)
             answer = await client.get(quick)
             assert answer.status_code == 200
             done.append("quick")
@@ -91,7 +94,7 @@ def test_a_ledger_locked_by_another_process_answers_503_and_stalls_nobody(tmp_pa
         app = create_app(GENERATED, ledger=ledger)
         with running_app(app) as base:
             create = ("POST", "/api/payments", {"serviceId": "face-detection"})
-            order = anyio.run(_race, base, [create], "/api/catalog")
+            order = anyio.run(_race, base, [create], "/api/catalog", 0.1)
             with httpx.Client(base_url=base, timeout=60) as client:
                 busy = client.post("/api/payments", json={"serviceId": "face-detection"})
     finally:
