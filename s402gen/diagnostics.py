@@ -110,6 +110,7 @@ class Rules:
     INVALID_INPUT_SCHEMA = Rule("S402-E021", "invalid-input-schema", _E)
     INVALID_OUTPUT_SCHEMA = Rule("S402-E022", "invalid-output-schema", _E)
     INVALID_EXAMPLE_REQUEST = Rule("S402-E023", "invalid-example-request", _E)
+    EXAMPLE_PRIVATE_HOST = Rule("S402-E120", "example-request-private-host", _E)
     INVALID_EXAMPLE_RESPONSE = Rule("S402-E024", "invalid-example-response", _E)
     ERROR_EXAMPLE_ACCEPTED = Rule("S402-E025", "error-example-accepted", _E)
     ERROR_EXAMPLE_MISMATCH = Rule("S402-W006", "error-example-mismatch", _W)

@@ -22,7 +22,7 @@ from . import ir, model
 from .diagnostics import Finding, Rule, Rules, did_you_mean
 from .derive import inherited_path, provider_of
 from .load import SourceMap
-from .runtime import protocol
+from .runtime import hosts, protocol
 from .runtime.validation import RequestError, RequestValidator, schema_validator
 from .schema_check import describe_error, schema_problem
 
@@ -486,6 +486,36 @@ def invalid_example_request(ctx: Context) -> Iterator[Issue]:
                 _enum_hint(error),
                 svc.id,
             )
+
+
+@rule(Rules.EXAMPLE_PRIVATE_HOST)
+def example_private_host(ctx: Context) -> Iterator[Issue]:
+    """An example request whose URL names an internal host (private, loopback, link-local)
+    for a parameter that does not allow one: the gateway would refuse the example."""
+    for svc, authored, path in ctx.pairs():
+        if svc.example_request is None or not _input_ok(svc):
+            continue
+        properties = svc.input_schema["properties"]
+        for name, value in svc.example_request.items():
+            if name not in properties or name in svc.route.private_hosts:
+                continue
+            url = next(
+                (u for u in hosts.urls_in(properties[name], value) if hosts.literal_problem(u)),
+                None,
+            )
+            if url is not None:
+                where = (
+                    path + ("exampleRequest",)
+                    if authored.example_request
+                    else path + ("params", name)
+                )
+                yield Issue(
+                    f"example request of service '{svc.id}': {hosts.refused_message(name)} "
+                    f"({url})",
+                    where,
+                    "use a public URL, or allowPrivateHosts: true on the parameter",
+                    svc.id,
+                )
 
 
 def _error_answers(ctx: Context) -> Iterator[tuple]:
