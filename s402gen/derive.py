@@ -153,6 +153,15 @@ class _Deriver:
         example = merged.get("example", example_value(name, prop))
         return sorted_json(prop), example, merged.get("required_context", "")
 
+    def allows_private_hosts(self, param: model.Parameter) -> bool:
+        """The parameter's ``allowPrivateHosts``, else its preset's, else ``False``."""
+        if param.allow_private_hosts is not None:
+            return param.allow_private_hosts
+        if param.preset is not None:
+            preset = self.catalog.presets.get(param.preset)
+            return bool(preset and preset.allow_private_hosts)
+        return False
+
     def service(self, index: int, svc: model.Service) -> ir.Service:
         d = self.defaults = resolve_defaults(self.catalog, svc)
         path = ("services", index)
@@ -205,7 +214,16 @@ class _Deriver:
         url_params = [n for n in required if props.get(n, {}).get("format") == "uri"]
         paid_through = ir.Payment(payment_id, payment.provider if payment else "")
         route = route_spec(
-            svc, provider, input_schema, pricing(policy_id, policy), paid_through, url_params
+            svc,
+            provider,
+            input_schema,
+            pricing(policy_id, policy),
+            paid_through,
+            url_params,
+            output_schema=output_schema,
+            private_hosts=tuple(
+                n for n in sorted(props) if self.allows_private_hosts(svc.params[n])
+            ),
         )
         examples_ = service_examples(svc, d, route.messages, url_params, required, examples)
         x402 = x402_contract.service_offer(
@@ -244,9 +262,13 @@ def route_spec(
     prices: ir.Pricing,
     paid_through: ir.Payment,
     url_params: list[str],
+    *,
+    output_schema: dict[str, Any] | None = None,
+    private_hosts: tuple[str, ...] = (),
 ) -> ir.RouteSpec:
     """What the route module declares: ids, endpoints, upstream, input schema and its
-    messages, price and payment provider."""
+    messages, output schema, the URL parameters that may name private hosts, price and
+    payment provider."""
     legacy_id = svc.legacy_id or phrasing.legacy_id(
         provider.legacy_id_prefix if provider else "", svc.action
     )
@@ -275,6 +297,8 @@ def route_spec(
         messages=route_messages(url_params),
         pricing=prices,
         payment=paid_through,
+        output_schema=output_schema or {},
+        private_hosts=private_hosts,
     )
 
 

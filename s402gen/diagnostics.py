@@ -110,6 +110,7 @@ class Rules:
     INVALID_INPUT_SCHEMA = Rule("S402-E021", "invalid-input-schema", _E)
     INVALID_OUTPUT_SCHEMA = Rule("S402-E022", "invalid-output-schema", _E)
     INVALID_EXAMPLE_REQUEST = Rule("S402-E023", "invalid-example-request", _E)
+    EXAMPLE_PRIVATE_HOST = Rule("S402-E120", "example-request-private-host", _E)
     INVALID_EXAMPLE_RESPONSE = Rule("S402-E024", "invalid-example-response", _E)
     ERROR_EXAMPLE_ACCEPTED = Rule("S402-E025", "error-example-accepted", _E)
     ERROR_EXAMPLE_MISMATCH = Rule("S402-W006", "error-example-mismatch", _W)
@@ -129,6 +130,7 @@ class Rules:
     NO_GENERATED_AT = Rule("S402-W003", "no-generated-at", _W)
     NO_CHINESE_TITLE = Rule("S402-W004", "no-chinese-title", _W)
     DESCRIPTION_MISSES_REQUIRED = Rule("S402-W005", "description-misses-required-parameter", _W)
+    PRIVATE_HOSTS_WITHOUT_URL = Rule("S402-W120", "private-hosts-without-url", _W)
     # check: the output folder against the catalog
     GENERATED_FILE_CHANGED = Rule("S402-E045", "generated-file-changed", _E)
     GENERATED_FILE_MISSING = Rule("S402-E046", "generated-file-missing", _E)

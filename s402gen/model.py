@@ -227,6 +227,12 @@ class Parameter(_Model):
     required_context: str | None = key(
         "What a caller needs to use this parameter.", "public-image-url", None
     )
+    allow_private_hosts: bool | None = key(
+        "Whether the parameter's URLs may name private, loopback or link-local hosts; "
+        "default: they may not, and the gateway refuses them.",
+        False,
+        None,
+    )
     wire: str | None = key(
         "How the parameter goes on the wire, as the official SDK sends it; one of the "
         "provider protocol's styles (`aliyun-rpc`: `flat` (default), `json`, `repeatList`, "
@@ -277,6 +283,12 @@ class Preset(_Model):
     maximum: int | float | None = key("Largest number allowed.", 1, None)
     required_context: str | None = key(
         "What a caller needs to use such a parameter.", "public-image-url", None
+    )
+    allow_private_hosts: bool | None = key(
+        "Whether such a parameter's URLs may name private, loopback or link-local hosts "
+        "(default: no).",
+        False,
+        None,
     )
 
 

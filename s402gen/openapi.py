@@ -2,9 +2,9 @@
 
 Every paid route (canonical, and its deprecated legacy alias) with its
 request schema and examples, its 200 schema (the service's ``outputSchema``)
-and the 400/402/413/415/502 bodies; the payment and catalog endpoints; the
-payment token, the x402 payment signature and the client API key (``Authorization:
-Bearer``) as security schemes; the x402
+and the 400/401/402/413/415/502/503 bodies; the payment and catalog endpoints;
+the payment token, the x402 payment signature and the client API key
+(``Authorization: Bearer``) as security schemes; the x402
 headers; one tag per category. Every body schema is one of the output
 contract's (:mod:`s402gen.runtime.contract`), placed under
 ``components/schemas`` by its model name. ``s402gen serve`` serves the
@@ -110,7 +110,9 @@ def shared_components() -> dict[str, Any]:
             "PayloadTooLarge": _error_response("The request body is larger than 1 MiB."),
             "UnsupportedMediaType": _error_response("The body is not `application/json`."),
             "UpstreamFailure": {
-                "description": "The upstream call failed; the call was given back to the token.",
+                "description": "An upstream fault: the call was given back to the token, "
+                "unless the request went out and no answer came (code `UpstreamNoAnswer`: "
+                "the upstream may still complete it).",
                 "content": {JSON: {"schema": _ref("schemas", "UpstreamFailure")}},
             },
             "Unauthorized": {
@@ -119,6 +121,10 @@ def shared_components() -> dict[str, Any]:
                     f"API key was sent; `{protocol.FAILURES[4]}`: the key is unknown or revoked."
                 ),
                 "headers": {"WWW-Authenticate": _header("`Bearer`.", required=True)},
+            },
+            "LedgerBusy": {
+                **_error_response("The payment ledger is busy; nothing was spent: retry later."),
+                "headers": {"Retry-After": _header("Seconds to wait.", required=True)},
             },
         },
         "securitySchemes": {
@@ -210,6 +216,7 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
             "413": _ref("responses", "PayloadTooLarge"),
             "415": _ref("responses", "UnsupportedMediaType"),
             "502": _ref("responses", "UpstreamFailure"),
+            "503": _ref("responses", "LedgerBusy"),
         },
     }
     if deprecated:
@@ -248,6 +255,7 @@ def _payment_paths() -> dict[str, Any]:
                     "404": not_found,
                     "413": _ref("responses", "PayloadTooLarge"),
                     "415": _ref("responses", "UnsupportedMediaType"),
+                    "503": _ref("responses", "LedgerBusy"),
                 },
             }
         },
@@ -285,6 +293,7 @@ def _payment_paths() -> dict[str, Any]:
                         "content": {JSON: {"schema": _ref("schemas", "PaymentRequired")}},
                     },
                     "404": not_found,
+                    "503": _ref("responses", "LedgerBusy"),
                 },
             }
         },
@@ -302,6 +311,7 @@ def _payment_paths() -> dict[str, Any]:
                     "200": {"description": "The payment.", "content": record},
                     "401": _ref("responses", "Unauthorized"),
                     "404": not_found,
+                    "503": _ref("responses", "LedgerBusy"),
                 },
             }
         },

@@ -22,7 +22,7 @@ from . import ir, model
 from .diagnostics import Finding, Rule, Rules, did_you_mean
 from .derive import inherited_path, provider_of
 from .load import SourceMap
-from .runtime import protocol
+from .runtime import hosts, protocol
 from .runtime.validation import RequestError, RequestValidator, schema_validator
 from .schema_check import describe_error, schema_problem
 
@@ -488,6 +488,36 @@ def invalid_example_request(ctx: Context) -> Iterator[Issue]:
             )
 
 
+@rule(Rules.EXAMPLE_PRIVATE_HOST)
+def example_private_host(ctx: Context) -> Iterator[Issue]:
+    """An example request whose URL names an internal host (private, loopback, link-local)
+    for a parameter that does not allow one: the gateway would refuse the example."""
+    for svc, authored, path in ctx.pairs():
+        if svc.example_request is None or not _input_ok(svc):
+            continue
+        properties = svc.input_schema["properties"]
+        for name, value in svc.example_request.items():
+            if name not in properties or name in svc.route.private_hosts:
+                continue
+            url = next(
+                (u for u in hosts.urls_in(properties[name], value) if hosts.literal_problem(u)),
+                None,
+            )
+            if url is not None:
+                where = (
+                    path + ("exampleRequest",)
+                    if authored.example_request
+                    else path + ("params", name)
+                )
+                yield Issue(
+                    f"example request of service '{svc.id}': {hosts.refused_message(name)} "
+                    f"({url})",
+                    where,
+                    "use a public URL, or allowPrivateHosts: true on the parameter",
+                    svc.id,
+                )
+
+
 def _error_answers(ctx: Context) -> Iterator[tuple]:
     """``(service, example, path, promise, the route's refusal or None)`` for each error
     example of a service whose input schema is valid."""
@@ -565,6 +595,33 @@ def array_without_items(ctx: Context) -> Iterator[Issue]:
             if prop["type"] == "array" and "items" not in prop:
                 message = f"array parameter '{name}' of service '{svc.id}' has no 'items' schema"
                 yield Issue(message, path + ("params", name), service=svc.id)
+
+
+def _has_url(schema: dict[str, Any]) -> bool:
+    """Whether a ``format: uri`` string is anywhere in ``schema`` (items, properties)."""
+    items = schema.get("items")
+    return (
+        schema.get("format") == "uri"
+        or (isinstance(items, dict) and _has_url(items))
+        or any(_has_url(p) for p in (schema.get("properties") or {}).values())
+    )
+
+
+@rule(Rules.PRIVATE_HOSTS_WITHOUT_URL)
+def private_hosts_without_url(ctx: Context) -> Iterator[Issue]:
+    """``allowPrivateHosts`` on a parameter that holds no URL (``format: uri``): it says
+    nothing there, and may have been meant for another parameter."""
+    for svc, _, path in ctx.pairs():
+        properties = svc.input_schema["properties"]
+        for name in svc.route.private_hosts:
+            if not _has_url(properties[name]):
+                yield Issue(
+                    f"parameter '{name}' of service '{svc.id}' allows private hosts but holds "
+                    "no URL (format: uri)",
+                    path + ("params", name),
+                    "remove allowPrivateHosts, or give the parameter format: uri",
+                    svc.id,
+                )
 
 
 @rule(Rules.REPEATED_DESCRIPTION)

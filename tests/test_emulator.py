@@ -130,7 +130,7 @@ def test_a_wire_format_the_sdk_would_not_send_is_refused(emulator, service, wire
     assert answer.body["Message"].startswith(message)
 
 
-def test_an_error_inside_http_200_is_an_error_and_not_charged(emulator) -> None:
+def test_an_error_inside_http_200_is_an_error_the_caller_caused(emulator) -> None:
     spec = SPECS["face-detection"]
     answer = AlibabaCloudUpstream(
         TEST_CREDENTIALS, endpoint=emulator.endpoints, protocol="http"
@@ -148,10 +148,10 @@ def test_an_error_inside_http_200_is_an_error_and_not_charged(emulator) -> None:
         headers = {"X-Payment-Token": payment["token"]}
         body = {"ImageURL": f"https://example.com/{FAIL_IN_200_MARKER}.jpg"}
         failed = client.post(spec.endpoint, json=body, headers=headers)
-        assert failed.status_code == 502
-        assert failed.json()["code"] == "InvalidImage.Content"
+        assert failed.status_code == 400  # InvalidImage.*: the caller's image, not a fault
+        assert "InvalidImage.Content" in failed.json()["error"]
         record = client.get(f"/api/payments/{payment['paymentId']}").json()
-        assert record["usedCalls"] == 0 and record["remainingCalls"] == 1
+        assert record["usedCalls"] == 1 and record["remainingCalls"] == 0
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ def test_every_route_with_its_schemas_tags_and_examples() -> None:
             assert _resolve(body["schema"]) == entry["inputSchema"]
             assert body.get("example") == entry.get("exampleRequest")
             responses = operation["responses"]
-            assert set(responses) == {"200", "400", "401", "402", "413", "415", "502"}
+            assert set(responses) == {"200", "400", "401", "402", "413", "415", "502", "503"}
             ok = responses["200"]["content"]["application/json"]
             assert _resolve(ok["schema"]) == entry["outputSchema"]
             assert ok["example"] == entry["exampleResponse"]
@@ -84,7 +84,7 @@ def test_every_route_with_its_schemas_tags_and_examples() -> None:
             example = unpaid["content"]["application/json"]["example"]
             jsonschema.validate(example, CATALOG["payment"]["requiredResponse"]["bodySchema"])
             assert example["payment"]["amountCents"] == entry["pricing"]["amountCents"]
-            for status in ("413", "415", "502"):
+            for status in ("413", "415", "502", "503"):
                 assert _resolve(responses[status])["content"]["application/json"]["schema"]
             schemes = [sorted(option) for option in operation["security"]]
             assert schemes == [  # []: unpaid, answered 402; each with the API key or without

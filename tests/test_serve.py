@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from s402gen.runtime.app import create_app
-from s402gen.runtime.emulator import FAIL_MARKER, start_emulator
+from s402gen.runtime.emulator import FAIL_MARKER, FAULT_MARKER, start_emulator
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
@@ -212,16 +212,32 @@ def test_payment_requests_are_checked(client: TestClient) -> None:
     assert client.get("/api/payments/pay_missing").status_code == 404
 
 
-def test_upstream_error_gives_the_call_back(client: TestClient, emulator) -> None:
+def test_upstream_fault_gives_the_call_back(client: TestClient, emulator) -> None:
     payment = _pay(client, ENTRY["id"])
-    failing = {"ImageURL": f"https://example.com/{FAIL_MARKER}.jpg"}
+    failing = {"ImageURL": f"https://example.com/{FAULT_MARKER}.jpg"}
     answer = _call(client, ENTRY, payment["token"], body=failing)
     assert answer.status_code == 502
-    assert answer.json()["code"] == "InvalidImage.Download"
-    assert answer.json()["message"] == "the image cannot be downloaded"
+    assert answer.json()["code"] == "ServiceUnavailable"
+    assert answer.json()["message"] == "upstream unavailable"
     record = client.get(f"/api/payments/{payment['paymentId']}").json()
     assert record["usedCalls"] == 0 and record["remainingCalls"] == 1
     assert _call(client, ENTRY, payment["token"]).status_code == 200
+
+
+def test_an_upstream_refusal_of_the_callers_input_counts(client: TestClient, emulator) -> None:
+    """The upstream's InvalidImage.* (HTTP 400) names the caller's input: our 400, not given
+    back, so one token cannot pay for many failing upstream calls."""
+    payment = _pay(client, ENTRY["id"])
+    failing = {"ImageURL": f"https://example.com/{FAIL_MARKER}.jpg"}
+    answer = _call(client, ENTRY, payment["token"], body=failing)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "upstream refused the request: InvalidImage.Download: "
+        "the image cannot be downloaded"
+    }
+    record = client.get(f"/api/payments/{payment['paymentId']}").json()
+    assert record["usedCalls"] == 1 and record["remainingCalls"] == 0
+    assert _call(client, ENTRY, payment["token"]).status_code == 402
 
 
 def test_array_parameter_accepts_a_json_string(client: TestClient, emulator) -> None:

@@ -58,4 +58,28 @@ SPEC = RouteSpec(
         provider_id="x402-base-usdc",
         provider="x402_facilitator",
     ),
+    output_schema={
+        "properties": {
+            "code": {
+                "type": "string",
+            },
+            "content": {
+                "type": "string",
+            },
+            "data": {
+                "type": "object",
+            },
+            "message": {
+                "type": "string",
+            },
+            "requestId": {
+                "type": "string",
+            },
+        },
+        "required": [
+            "requestId",
+            "data",
+        ],
+        "type": "object",
+    },
 )

@@ -12,10 +12,11 @@ is :class:`~s402gen.runtime.service.ServiceRuntime`'s.
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
@@ -24,7 +25,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from . import contract, protocol, x402_contract
+from . import contract, jsonio, protocol, x402_contract
 from .auth import AuthRefused, ClientAuth, HostCheckMiddleware, HostPolicy, shown_to
 from .generated import Generated, GeneratedError, load_generated
 from .mcp_server import build_mcp_server, load_tools
@@ -35,7 +36,12 @@ from .spec import RouteSpec
 from .upstream import AlibabaCloudUpstream, Credentials, Upstream, UpstreamAnswer, UpstreamError
 from .validation import RequestError, schema_validator
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: image data travels as URLs, not in the body
+#: Bodies up to this size (bytes) are parsed, and unpaid ones validated, on the event loop
+#: (a thread hop costs more than their work); bigger ones go to the thread pool.
+INLINE_BODY_BYTES = 4096
 JSON = "application/json"
 
 
@@ -47,11 +53,15 @@ class _BodyError(Exception):
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+    return Response(jsonio.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
-    """The request body as a JSON object; raises ``_BodyError`` (415, 413 or 400)."""
+    """The request body as a JSON object; raises ``_BodyError`` (415, 413 or 400).
+
+    A body over :data:`INLINE_BODY_BYTES` is parsed in the thread pool, off the
+    event loop; its size in bytes is left in ``request.state.body_bytes``.
+    """
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != JSON and not media_type.endswith("+json"):
         raise _BodyError(415, "Content-Type must be application/json")
@@ -63,9 +73,13 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         body += chunk
         if len(body) > max_bytes:
             raise _BodyError(413, f"request body is larger than {max_bytes} bytes")
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    request.state.body_bytes = len(body)
+    try:  # integers exact: orjson read 2**70 as a float
+        if len(body) <= INLINE_BODY_BYTES:
+            value = jsonio.loads(body)
+        else:
+            value = await run_in_threadpool(jsonio.loads, body)
+    except jsonio.JsonError:
         raise _BodyError(400, "request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise _BodyError(400, "request body must be a JSON object")
@@ -161,7 +175,18 @@ def create_app(
     _add_payment_routes(app, runtime, max_body_bytes, auth)
     _add_catalog_routes(app, runtime, generated)
     _add_openapi_routes(app, openapi)
+    app.add_exception_handler(sqlite3.OperationalError, _ledger_busy)
     return app
+
+
+async def _ledger_busy(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` when the ledger stays locked past its busy timeout (another
+    process holds it): the contract's error answer, one log line, no traceback."""
+    logger.warning(
+        "payment ledger unavailable for %s %s: %s", request.method, request.url.path, exc
+    )
+    headers = {"Retry-After": str(protocol.RETRY_AFTER_SECONDS)}
+    return _json(503, contract.ErrorAnswer(error=protocol.LEDGER_BUSY).to_json(), headers)
 
 
 def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
@@ -188,9 +213,11 @@ def _add_tool_routes(
                 auth.check_create(spec, client_id)  # an x402 call creates a payment too
                 paid = await run_in_threadpool(runtime.call_paid, spec, body, signature, client_id)
                 return _json(200, paid.envelope.to_json(), _paid_headers(paid))
-            if token:  # the ledger and the upstream block: off the event loop
+            if token or request.state.body_bytes > INLINE_BODY_BYTES:
+                # validation of a big body (paid or not), the ledger and the upstream
+                # block: off the event loop, so no request stalls another
                 envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
-            else:  # the 402 path touches neither, and stays on the loop
+            else:  # a small unpaid body: a few ms at most to validate, no ledger, no upstream
                 envelope = runtime.call(spec, body, None, client_id)
         except AuthRefused as exc:
             return _unauthorized(exc)
@@ -255,12 +282,14 @@ def _add_payment_routes(
             return _unauthorized(exc)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
-        error = next(iter(body_validator.iter_errors(body)), None)
+        error = await run_in_threadpool(lambda: next(iter(body_validator.iter_errors(body)), None))
         if error is not None:
             return _json(400, {"error": f"invalid payment request: {error.message}"})
         try:
             auth.check_create(runtime.spec(body["serviceId"]), client_id)
-            payment = runtime.create_payment(body["serviceId"], body.get("providerId"), client_id)
+            payment = await run_in_threadpool(
+                runtime.create_payment, body["serviceId"], body.get("providerId"), client_id
+            )
         except AuthRefused as exc:
             return _unauthorized(exc)
         except UnknownService:
@@ -283,7 +312,7 @@ def _add_payment_routes(
             client_id = _client(auth, request)
         except AuthRefused as exc:
             return _unauthorized(exc)
-        payment = runtime.ledger.get(paymentId)
+        payment = await run_in_threadpool(runtime.ledger.get, paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
         spec = runtime.spec(payment.service_id)
@@ -307,7 +336,7 @@ def _add_payment_routes(
             client_id = _client(auth, request)
         except AuthRefused as exc:
             return _unauthorized(exc)
-        payment = runtime.verify_payment(paymentId)
+        payment = await run_in_threadpool(runtime.verify_payment, paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
         return _json(200, shown_to(payment, client_id).to_json())  # a token only to its key

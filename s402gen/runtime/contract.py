@@ -194,7 +194,10 @@ class ErrorAnswer(Contract):
 class UpstreamFailure(Contract):
     """A failed upstream call (HTTP 502, MCP ``isError``): the upstream's code and message.
 
-    The call was given back to the token; ``requestId`` is the upstream's.
+    The call was given back to the token, unless ``code`` is ``UpstreamNoAnswer``
+    (the request went out, no answer came: the upstream may still run it);
+    ``message`` is ``upstream unavailable`` (details stay in the server's log);
+    ``requestId`` is the upstream's.
     ``payment`` is there when an x402 payment was settled before the upstream
     failed: its token retries the call for free.
     """

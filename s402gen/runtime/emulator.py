@@ -24,7 +24,13 @@ It answers Alibaba-shaped JSON: ``{"RequestId", "Data"}`` on success,
 ``{"RequestId", "Code", "Message"}`` with HTTP 400 or 403 on error. A
 parameter value containing :data:`FAIL_MARKER` makes it answer an upstream
 error (HTTP 400), one containing :data:`FAIL_IN_200_MARKER` an error inside
-an HTTP 200, so tests can exercise both failure paths.
+an HTTP 200, so tests can exercise both failure paths. Those name the
+caller's input (``InvalidImage.*``); :data:`FAULT_MARKER` makes it answer an
+upstream fault (HTTP 503), :data:`LIST_MARKER` a JSON list instead of an
+object, :data:`HUGE_MARKER` a body one byte over the gateway's bound
+(``upstream.MAX_UPSTREAM_BODY_BYTES``), and :data:`SLOW_MARKER` wait
+:data:`SLOW_SECONDS` before it answers (the call is recorded first: it ran).
+It never fetches the URLs it is given.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import hmac
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -41,12 +48,17 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from .spec import RouteSpec
-from .upstream import Credentials
+from .upstream import MAX_UPSTREAM_BODY_BYTES, Credentials
 from .upstreams import load as load_protocol
 from .validation import schema_validator
 
 FAIL_MARKER = "emulator-upstream-error"
 FAIL_IN_200_MARKER = "emulator-error-in-200"
+FAULT_MARKER = "emulator-upstream-fault"
+LIST_MARKER = "emulator-answer-list"
+HUGE_MARKER = "emulator-answer-huge"
+SLOW_MARKER = "emulator-answer-slow"
+SLOW_SECONDS = 2.0
 
 #: The AccessKey pair the emulator accepts unless told otherwise.
 TEST_CREDENTIALS = Credentials("test-key", "test-secret")
@@ -195,8 +207,16 @@ def start_emulator(
             )
         if any(FAIL_IN_200_MARKER in value for value in values):
             return 200, _error("InvalidImage.Content", "no face in the image", request_id)
+        if any(FAULT_MARKER in value for value in values):
+            return 503, _error("ServiceUnavailable", "the service is busy", request_id)
         with lock:
             calls.append(Call(key[2], key[1], form, product, typed))
+        if any(LIST_MARKER in value for value in values):
+            return 200, [{"RequestId": request_id}]
+        if any(HUGE_MARKER in value for value in values):
+            return 200, {"RequestId": request_id, "Data": "x" * MAX_UPSTREAM_BODY_BYTES}
+        if any(SLOW_MARKER in value for value in values):
+            time.sleep(SLOW_SECONDS)
         return 200, {"RequestId": request_id, "Data": {"Action": key[2], "Parameters": form}}
 
     def handler(product: str) -> type[BaseHTTPRequestHandler]:
@@ -210,11 +230,14 @@ def start_emulator(
                     product, self.command, self.path, headers, self.rfile.read(length)
                 )
                 data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("content-type", "application/json;charset=utf-8")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json;charset=utf-8")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+                    self.close_connection = True
 
             do_GET = do_POST  # noqa: N815 - an SDK sends some actions by GET
 

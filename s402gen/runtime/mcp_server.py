@@ -19,14 +19,17 @@ the app (``s402gen serve``).
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp.types as types
+import pydantic
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
 
 from . import contract, protocol
 from .auth import AuthRefused, ClientAuth, shown_to
@@ -115,6 +118,14 @@ def build_mcp_server(
     async def on_call_tool(
         ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
+        try:
+            return await call_tool(ctx, params)
+        except sqlite3.OperationalError:  # the ledger stayed locked past its busy timeout
+            return _error(protocol.LEDGER_BUSY)
+
+    async def call_tool(
+        ctx: ServerRequestContext, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         arguments = dict(params.arguments or {})
         try:
             client = caller(ctx)
@@ -140,12 +151,8 @@ def build_mcp_server(
                     runtime.call_paid, spec, arguments, signature, client
                 )
                 return _result(paid.envelope, meta=_x402_meta(paid))
-            if token:
-                envelope = await anyio.to_thread.run_sync(
-                    runtime.call, spec, arguments, token, client
-                )
-            else:  # the payment-required answer needs neither the ledger nor the upstream
-                envelope = runtime.call(spec, arguments, None, client)
+            # validation, the ledger and the upstream block: off the event loop, paid or not
+            envelope = await anyio.to_thread.run_sync(runtime.call, spec, arguments, token, client)
         except AuthRefused as exc:
             return _error(str(exc))
         except RequestError as exc:
@@ -242,9 +249,66 @@ def _verify_payment(
     return _result(shown_to(payment, client))
 
 
+def malformed_answer(error: Exception) -> types.JSONRPCError:
+    """The JSON-RPC 2.0 error for a line that is no message (spec section 5.1, id ``null``).
+
+    Not JSON at all: ``-32700`` (parse error); JSON but not a JSON-RPC message:
+    ``-32600`` (invalid request).
+    """
+    errors = error.errors() if isinstance(error, pydantic.ValidationError) else []
+    not_json = not errors or errors[0].get("type") == "json_invalid"
+    code, message = (
+        (types.PARSE_ERROR, "Parse error")
+        if not_json
+        else (types.INVALID_REQUEST, "Invalid Request")
+    )
+    return types.JSONRPCError(
+        jsonrpc="2.0", id=None, error=types.ErrorData(code=code, message=message)
+    )
+
+
+class _AnswerMalformed:
+    """The stdio transport's read stream, answering each line it could not read.
+
+    The SDK's stdio reader passes a malformed line on as an exception, which the
+    server drops with a debug log: a client waiting on that request would hang.
+    This wrapper answers it on the write stream (:func:`malformed_answer`) and
+    reads on; everything else is the wrapped stream's.
+    """
+
+    def __init__(self, inner: Any, write_stream: Any):
+        self._inner = inner
+        self._write = write_stream
+
+    def __getattr__(self, name: str) -> Any:  # last_context and the rest: the inner stream's
+        return getattr(self._inner, name)
+
+    def __aiter__(self) -> "_AnswerMalformed":
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            item = await self._inner.__anext__()
+            if not isinstance(item, Exception):
+                return item
+            await self._write.send(SessionMessage(malformed_answer(item)))
+
+    async def __aenter__(self) -> "_AnswerMalformed":
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
+
+
 async def serve_stdio(server: Server) -> None:
-    """Serve ``server`` on this process's stdin and stdout until the client closes them."""
+    """Serve ``server`` on this process's stdin and stdout until the client closes them;
+    a line that is no JSON-RPC message gets a JSON-RPC error with id ``null``."""
     from mcp.server.stdio import stdio_server
 
     async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+        await server.run(
+            _AnswerMalformed(read_stream, write_stream),
+            write_stream,
+            server.create_initialization_options(),
+        )

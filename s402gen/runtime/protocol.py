@@ -28,6 +28,12 @@ RETRY_HINT = (
 MISSING_PARAMETERS = "required parameters are missing"
 #: The ``error`` of a failed upstream call (HTTP 502, MCP ``isError``).
 UPSTREAM_ERROR = "upstream error"
+#: The ``message`` of every upstream fault (HTTP 502): details stay in the server's log.
+UPSTREAM_UNAVAILABLE = "upstream unavailable"
+#: The ``error`` (HTTP 503, with ``Retry-After``) when the payment ledger is held too long.
+LEDGER_BUSY = "payment ledger busy, retry later"
+#: Seconds a 503 answer asks the client to wait (``Retry-After``).
+RETRY_AFTER_SECONDS = 1
 PAYMENT_INTRO = (
     "Call the endpoint without payment to receive HTTP 402 metadata. After payment "
     "is complete, retry with X-Payment-Token, an x402 payment signature, or MCP paymentToken."

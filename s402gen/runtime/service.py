@@ -9,6 +9,7 @@ upstream itself.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,9 +35,27 @@ from .payments import (
     payment_required,
 )
 from .spec import RouteSpec
-from .upstream import Upstream, UpstreamError, UpstreamResult
+from .upstream import Upstream, UpstreamError
 from .upstreams import load as load_protocol
-from .validation import RequestError, RequestValidator
+from .validation import RequestError, RequestValidator, schema_validator
+
+#: The 502 ``code`` of a call that went out and got no answer: not given back (it may run).
+NO_ANSWER = "UpstreamNoAnswer"
+#: The 502 ``code`` of an answer that does not fit the service's output schema.
+ANSWER_INVALID = "UpstreamAnswerInvalid"
+
+
+class UpstreamRefused(RequestError):
+    """The upstream said the caller's input is wrong (HTTP 400): the call counts, nothing
+    is given back; ``str(error)`` names the upstream's code and message."""
+
+    def __init__(self, code: str, message: str, request_id: str = ""):
+        super().__init__(f"upstream refused the request: {code}: {message}")
+        self.code = code
+        self.request_id = request_id
+
+
+logger = logging.getLogger(__name__)
 
 
 class UnknownService(LookupError):
@@ -55,7 +74,10 @@ class PaymentNeeded(Exception):
 
 @dataclass(frozen=True)
 class UpstreamFailed(Exception):
-    """The upstream failed; the call was given back to the token."""
+    """The upstream failed (HTTP 502): no answer, a 5xx, or an answer that is malformed,
+    too large or off the service's output schema. The call was given back to the token,
+    unless the request went out and no answer came (:data:`NO_ANSWER`): the upstream
+    may still run it, and one payment pays for one upstream run."""
 
     code: str
     message: str
@@ -185,6 +207,9 @@ class ServiceRuntime:
             self._by_id[spec.service_id] = spec
             self._by_id.setdefault(spec.legacy_id, spec)
         self._validators = {spec.service_id: RequestValidator.for_spec(spec) for spec in self.specs}
+        self._answers = {
+            spec.service_id: schema_validator(spec.output_schema) for spec in self.specs
+        }
         # each service's protocol judges its answers; a missing one fails here, not per call
         self._protocols = {
             spec.service_id: load_protocol(spec.upstream.protocol) for spec in self.specs
@@ -206,13 +231,17 @@ class ServiceRuntime:
     ) -> SuccessEnvelope:
         """One paid call; returns the success envelope of the catalog's output schema.
 
-        Raises ``RequestError`` (400, nothing charged), :class:`PaymentNeeded`
-        (402) or :class:`UpstreamFailed` (502, the call given back): no answer,
-        or an answer the service's protocol calls an error, whatever its
-        HTTP status.
+        Raises ``RequestError`` (400, nothing charged; a URL naming an internal
+        host too), :class:`UpstreamRefused` (400, the upstream refused the
+        caller's input: the call counts), :class:`PaymentNeeded` (402) or
+        :class:`UpstreamFailed` (502, an upstream fault: given back unless the
+        request went out and no answer came, see :meth:`_failure`).
         """
         arguments = self.arguments(spec, body)
         now = self.clock()
+        if token and self.ledger.find_token(token) is not None:
+            # the resolver is asked for a known token only, before anything is charged
+            self._validators[spec.service_id].check_hosts(arguments)
         try:
             payment = self.ledger.spend(token, spec.service_id, client_id)
         except PaymentRefused as refused:
@@ -222,18 +251,45 @@ class ServiceRuntime:
             )
             raise PaymentNeeded(answer) from None
         try:
-            result = self._call_upstream(spec, arguments)
+            envelope = self._call_upstream(spec, arguments)
         except UpstreamError as exc:
-            self.ledger.refund(payment.payment_id)
             self.stats.record(spec.service_id, "error", now)
-            raise UpstreamFailed(exc.code, exc.message, exc.request_id) from None
+            raise self._failure(spec, payment, exc) from None
         self.stats.record(spec.service_id, "success", now)
-        return success(spec.upstream.action, result.result, result.request_id)
+        return envelope
 
-    def _call_upstream(self, spec: RouteSpec, arguments: dict[str, Any]) -> UpstreamResult:
-        """The upstream's result; raises ``UpstreamError`` for no answer, or for an answer
-        the service's protocol calls an error (an error inside an HTTP 200 is one too)."""
-        return self._protocols[spec.service_id].interpret(self.upstream.call(spec, arguments))
+    def _call_upstream(self, spec: RouteSpec, arguments: dict[str, Any]) -> SuccessEnvelope:
+        """The success envelope of the upstream's answer; raises ``UpstreamError`` for no
+        answer, an answer the service's protocol calls an error (an error inside an HTTP
+        200 is one too), or one that does not fit the service's output schema."""
+        result = self._protocols[spec.service_id].interpret(self.upstream.call(spec, arguments))
+        envelope = success(spec.upstream.action, result.result, result.request_id)
+        if next(self._answers[spec.service_id].iter_errors(envelope.to_json()), None):
+            logger.warning("upstream %s answer does not fit the output schema", spec.service_id)
+            raise UpstreamError(ANSWER_INVALID, protocol.UPSTREAM_UNAVAILABLE, result.request_id)
+        return envelope
+
+    def _failure(
+        self, spec: RouteSpec, payment: Payment, exc: UpstreamError, settled: bool = False
+    ) -> Exception:
+        """What a failed upstream call raises, after giving the call back when that is due.
+
+        The caller's fault (:class:`UpstreamRefused`, 400): the call counts. No
+        answer to a request that went out (``may_have_run``): not given back, since
+        the upstream may still run it (no action here takes an idempotency token).
+        Any other upstream fault: given back (``settled``, an x402 call: the 502 carries
+        the payment, whose token retries free). A 502's message never carries the
+        upstream's internals (:data:`protocol.UPSTREAM_UNAVAILABLE`).
+        """
+        if exc.caller_fault:
+            return UpstreamRefused(exc.code, exc.message, exc.request_id)
+        if exc.may_have_run:
+            return UpstreamFailed(NO_ANSWER, protocol.UPSTREAM_UNAVAILABLE, exc.request_id)
+        self.ledger.refund(payment.payment_id)
+        if exc.message != protocol.UPSTREAM_UNAVAILABLE:
+            logger.warning("upstream %s failed: %s", spec.service_id, exc)
+        refunded = self.ledger.get(payment.payment_id) if settled else None
+        return UpstreamFailed(exc.code, protocol.UPSTREAM_UNAVAILABLE, exc.request_id, refunded)
 
     def _payment_metadata(
         self, spec: RouteSpec, token: str | None, client_id: str | None = None
@@ -264,8 +320,9 @@ class ServiceRuntime:
         (``settle_first``), record the paid payment, spend one call, call the upstream.
 
         Raises ``RequestError`` (nothing charged), :class:`PaymentNeeded` with x402's
-        reason (nothing charged: invalid, replayed, unfunded, failed settlement), or
-        :class:`UpstreamFailed` carrying the paid payment whose token retries free.
+        reason (nothing charged: invalid, replayed, unfunded, failed settlement),
+        :class:`UpstreamRefused` (the call counts), or :class:`UpstreamFailed`
+        carrying the paid payment whose token retries free (when given back).
         """
         arguments = self.arguments(spec, body)
         if not self.x402_offered(spec):
@@ -273,18 +330,16 @@ class ServiceRuntime:
                 PaymentRequired(error=protocol.FAILURES[0], payment=payment_required(spec)),
                 "x402 payments are not accepted here",
             )
+        self._validators[spec.service_id].check_hosts(arguments)  # before settling
         payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
         response_header = self._settle(spec, payment_signature, payment.payment_id)
         spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
         try:
-            result = self._call_upstream(spec, arguments)
+            envelope = self._call_upstream(spec, arguments)
         except UpstreamError as exc:
-            self.ledger.refund(spent.payment_id)
             self.stats.record(spec.service_id, "error", self.clock())
-            refunded = self.ledger.get(spent.payment_id)
-            raise UpstreamFailed(exc.code, exc.message, exc.request_id, refunded) from None
+            raise self._failure(spec, spent, exc, settled=True) from None
         self.stats.record(spec.service_id, "success", self.clock())
-        envelope = success(spec.upstream.action, result.result, result.request_id)
         return PaidCall(envelope, response_header, spent)
 
     def pay_payment(self, payment_id: str, payment_signature: str) -> tuple[Payment, str] | None:

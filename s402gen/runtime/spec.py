@@ -102,7 +102,11 @@ class RouteSpec:
 
     ``input_schema`` is the JSON Schema the catalog publishes (Draft
     2020-12; ``format: uri`` means an http or https URL); ``array_params``
-    name the parameters that also accept a JSON string.
+    name the parameters that also accept a JSON string; ``output_schema``
+    is the service's success envelope schema (an answer that does not fit
+    it is an upstream fault, not charged); ``private_hosts`` name the URL
+    parameters whose URLs may point at private, loopback or link-local
+    hosts (the catalog's ``allowPrivateHosts``; every other URL must not).
     """
 
     service_id: str
@@ -117,7 +121,10 @@ class RouteSpec:
     messages: Messages
     pricing: Pricing
     payment: Payment
+    output_schema: dict[str, Any] = field(default_factory=dict)
+    private_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # generated modules write lists (black-stable at any length); keep the spec immutable
         object.__setattr__(self, "array_params", tuple(self.array_params))
+        object.__setattr__(self, "private_hosts", tuple(self.private_hosts))

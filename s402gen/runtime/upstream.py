@@ -14,33 +14,67 @@ SDK sends it for that action, as the route spec's ``upstream.wire`` says:
 answer is a success is the protocol's decision
 (:meth:`s402gen.runtime.upstreams.aliyun_rpc.AliyunRpc.interpret`), not
 this client's.
+
+What comes back is bounded and read exactly: the body is taken as bytes
+(``body_type="byte"``), refused past :data:`MAX_UPSTREAM_BODY_BYTES`, and
+parsed with :func:`s402gen.runtime.jsonio.loads` (integers of any size stay
+exact). The client never retries: Alibaba Cloud's facebody, imageenhan and
+objectdet actions take no ``ClientToken`` (their SDK request models have
+none), so a second send could run the action twice for one payment; the
+SDK's retry policy is switched off explicitly (``RetryOptions(retryable=False)``).
+A failure to connect means the upstream never saw the call; any other lost
+answer (a read timeout, a dropped connection) means it may still complete it
+(:attr:`UpstreamError.may_have_run`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
-import orjson
-
+from . import jsonio
+from .protocol import UPSTREAM_UNAVAILABLE
 from .spec import RouteSpec
 
 DEFAULT_ENDPOINT = "facebody.cn-shanghai.aliyuncs.com"
+
+#: The largest upstream answer body the gateway accepts (bytes); a larger one is an upstream fault.
+MAX_UPSTREAM_BODY_BYTES = 8 << 20
+
+logger = logging.getLogger(__name__)
 
 #: The environment variables of an Alibaba Cloud AccessKey pair (id, secret).
 ALIBABA_CREDENTIAL_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 
 
 class UpstreamError(Exception):
-    """The upstream refused or failed a call: its error ``code`` and ``message``."""
+    """The upstream refused or failed a call: its error ``code`` and ``message``.
 
-    def __init__(self, code: str, message: str, request_id: str = ""):
+    ``caller_fault`` is true when the upstream said the caller's input is
+    wrong (the call counts, as any answered call does); otherwise the
+    fault is the upstream's (5xx, no answer, a malformed answer).
+    ``may_have_run`` is true when the request went out and no answer came
+    back: the upstream may still complete it.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        request_id: str = "",
+        *,
+        caller_fault: bool = False,
+        may_have_run: bool = False,
+    ):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.caller_fault = caller_fault
+        self.may_have_run = may_have_run
 
 
 @dataclass(frozen=True)
@@ -105,12 +139,14 @@ class AlibabaCloudUpstream:
         self.endpoint = endpoint
         self.protocol = protocol
         self.timeout_ms = timeout_ms
+        self.max_body_bytes = MAX_UPSTREAM_BODY_BYTES
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _client(self, host: str) -> Any:
         from alibabacloud_tea_openapi.client import Client
         from alibabacloud_tea_openapi.utils_models import Config
+        from darabonba.policy.retry import RetryOptions
 
         with self._lock:
             if host not in self._clients:
@@ -120,6 +156,8 @@ class AlibabaCloudUpstream:
                         access_key_secret=self.credentials.access_key_secret,
                         endpoint=host,
                         protocol=self.protocol,
+                        # one send per paid call: no action here takes a ClientToken
+                        retry_options=RetryOptions({"retryable": False}),
                     )
                 )
             return self._clients[host]
@@ -150,7 +188,7 @@ class AlibabaCloudUpstream:
             auth_type="AK",
             style=upstream.style,
             req_body_type="formData",
-            body_type="json",
+            body_type="byte",  # read here: bounded, integers exact
         )
         runtime = RuntimeOptions(
             read_timeout=self.timeout_ms, connect_timeout=self.timeout_ms, autoretry=False
@@ -160,16 +198,42 @@ class AlibabaCloudUpstream:
             response = self._client(self.host(spec)).call_api(params, request, runtime)
         except AlibabaCloudException as exc:
             if not getattr(exc, "status_code", None):
-                raise UpstreamError("UpstreamUnavailable", str(exc)) from None
+                raise _no_answer(exc) from None
             data = exc.data if isinstance(exc.data, dict) else {}
             return UpstreamAnswer(int(exc.status_code), data)
         except Exception as exc:  # network errors from the HTTP layer
-            raise UpstreamError("UpstreamUnavailable", str(exc)) from None
+            raise _no_answer(exc) from None
+        raw = response.get("body") or b""
+        if len(raw) > self.max_body_bytes:
+            logger.warning(
+                "upstream %s answered %d bytes (bound %d)",
+                upstream.action,
+                len(raw),
+                self.max_body_bytes,
+            )
+            raise UpstreamError("UpstreamAnswerTooLarge", UPSTREAM_UNAVAILABLE)
+        try:
+            body = jsonio.loads(raw)
+        except jsonio.JsonError:
+            logger.warning("upstream %s answered a body that is not JSON", upstream.action)
+            raise UpstreamError("UpstreamAnswerInvalid", UPSTREAM_UNAVAILABLE) from None
         return UpstreamAnswer(
-            int(response.get("statusCode") or 200),
-            response.get("body"),
-            dict(response.get("headers") or {}),
+            int(response.get("statusCode") or 200), body, dict(response.get("headers") or {})
         )
+
+
+#: Texts of the HTTP layer's errors that say the request never left (``requests``/``urllib3``).
+_NOT_SENT = ("Failed to establish a new connection", "ConnectTimeout", "connect timeout=")
+
+
+def _no_answer(exc: Exception) -> UpstreamError:
+    """The error of a call that got no answer; details go to the log, not to the caller."""
+    text = str(exc)
+    logger.warning("upstream call got no answer: %s", text)
+    inner = getattr(exc, "inner_exception", exc)  # the SDK wraps the HTTP layer's error
+    lost = type(inner).__name__ == "RetryError" or isinstance(inner, OSError)
+    sent = lost and not any(marker in text for marker in _NOT_SENT)
+    return UpstreamError("UpstreamUnavailable", UPSTREAM_UNAVAILABLE, may_have_run=sent)
 
 
 def _no_body(spec: RouteSpec) -> bool:
@@ -195,7 +259,7 @@ def wire_form(
     for name, value in arguments.items():
         style = spec.upstream.wire.get(name, "flat")
         if name in spec.array_params and isinstance(value, str) and style != "json":
-            value = orjson.loads(value)
+            value = jsonio.loads(value)
         if style == "query":
             query[name] = value
         elif style != "flat" and isinstance(value, list):

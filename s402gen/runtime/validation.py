@@ -8,13 +8,15 @@ or https URL``, ``required parameters are missing``.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
-import orjson
 
+from . import hosts, jsonio
 from .spec import RouteSpec
 
 FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
@@ -22,11 +24,21 @@ FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 
 @FORMAT_CHECKER.checks("uri")
 def is_http_url(value: object) -> bool:
-    """``format: uri`` in this catalog means a public http or https URL with a host."""
+    """``format: uri`` in this catalog means an http or https URL with a host, and no
+    whitespace or control (or other invisible formatting) character anywhere in it.
+
+    Which hosts it may name is :mod:`s402gen.runtime.hosts`'s decision.
+    """
     if not isinstance(value, str):
         return True  # type errors are reported by the "type" keyword
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unclosed IPv6 bracket, a bad port
+        return False
+    return parts.scheme in ("http", "https") and bool(host)
 
 
 def schema_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
@@ -76,13 +88,41 @@ class RequestValidator:
         for name in spec.array_params:
             if isinstance(body.get(name), str):
                 try:
-                    checked[name] = orjson.loads(body[name])
-                except orjson.JSONDecodeError:
+                    checked[name] = jsonio.loads(body[name])
+                except jsonio.JsonError:
                     raise RequestError(f"{name} must be a JSON array") from None
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(checked))
         if error is not None:
             raise RequestError(_message(error))
+        for name, url in self._urls(checked):
+            if hosts.literal_problem(url):
+                raise RequestError(hosts.refused_message(name))
         return arguments
+
+    def _urls(self, checked: dict[str, Any]) -> Iterator[tuple[str, str]]:
+        """``(parameter, url)`` of every URL in the arguments whose parameter may not name
+        a private host (all but the route spec's ``private_hosts``)."""
+        properties = self.spec.input_schema.get("properties", {})
+        for name, value in checked.items():
+            if name not in self.spec.private_hosts:
+                for url in hosts.urls_in(properties[name], value):
+                    yield name, url
+
+    def check_hosts(self, arguments: dict[str, Any]) -> None:
+        """Refuse (``RequestError``) URL arguments whose host names resolve to an internal
+        address: asked before a paid call is charged, after :meth:`arguments`."""
+        checked = dict(arguments)
+        for name in self.spec.array_params:
+            if isinstance(checked.get(name), str):
+                checked[name] = jsonio.loads(checked[name])
+        names: dict[str, str] = {}
+        for name, url in self._urls(checked):
+            host = hosts.host_of(url)
+            if host is not None:
+                names.setdefault(host, name)
+        problem = hosts.resolved_problem(names)
+        if problem is not None:
+            raise RequestError(problem)
 
 
 def _message(error: jsonschema.ValidationError) -> str:

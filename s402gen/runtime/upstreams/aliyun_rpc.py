@@ -5,7 +5,18 @@ them): the request id is the body's ``RequestId``, the result its ``Data``
 (the whole body when there is no ``Data``). An answer is an error when its
 HTTP status is 400 or more, or when, even with HTTP 200, its body carries
 an error ``Code`` (any code but the success ones ``200``, ``OK``,
-``Success``, ``0``) or ``"Success": false``.
+``Success``, ``0``) or ``"Success": false``. An answer whose body is not a
+JSON object is malformed: an RPC answer always is one.
+
+Whose fault an error is (:attr:`UpstreamError.caller_fault`), from Alibaba
+Cloud's error-code convention (its OpenAPI "common error codes": 4xx for a
+request the caller can fix, 5xx for the service; ``InvalidParameter``,
+``MissingParameter``, ``InvalidImage.*``... name the caller's input):
+an error with HTTP 400, 404 or 413, or with a code that starts with one of
+:data:`CALLER_CODE_PREFIXES`, is the caller's, unless its code names the
+gateway's own credentials, signature, permissions or quota
+(:data:`GATEWAY_CODE_PREFIXES`). Everything else (5xx, 403, throttling) is
+the upstream's.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..protocol import UPSTREAM_UNAVAILABLE
 from ..upstream import (
     ALIBABA_CREDENTIAL_VARIABLES,
     AlibabaCloudUpstream,
@@ -24,6 +36,39 @@ from ..upstream import (
 
 #: ``Code`` values that do not mean an error.
 SUCCESS_CODES = frozenset({"200", "OK", "Success", "0"})
+#: HTTP statuses of an error the caller's request caused.
+CALLER_STATUSES = frozenset({400, 404, 413})
+#: Error codes that name the caller's input, whatever the HTTP status.
+CALLER_CODE_PREFIXES = (
+    "InvalidParameter",
+    "MissingParameter",
+    "InvalidImage",
+    "InvalidFile",
+    "InvalidVideo",
+    "InvalidUrl",
+    "InvalidURL",
+    "InvalidInput",
+    "Unsupported",
+)
+#: Error codes that name the gateway's own account, request signing or quota: never the caller's.
+GATEWAY_CODE_PREFIXES = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+    "MissingSecurityToken",
+    "InvalidTimeStamp",
+    "SignatureNonceUsed",
+    "Forbidden",
+    "NoPermission",
+    "InvalidAction",
+    "InvalidVersion",
+    "InvalidApi",
+    "Throttling",
+    "QuotaExceeded",
+    "Unauthorized",
+    "InvalidCredentials",
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +84,9 @@ class AliyunRpc:
 
     def interpret(self, answer: UpstreamAnswer) -> UpstreamResult:
         """The result of a successful answer; raises :class:`UpstreamError` for an error."""
-        body = answer.body if isinstance(answer.body, dict) else {}
+        if not isinstance(answer.body, dict):
+            raise UpstreamError("UpstreamAnswerInvalid", UPSTREAM_UNAVAILABLE)
+        body = answer.body
         request_id = str(body.get("RequestId") or body.get("requestId") or "")
         code = body.get("Code", body.get("code"))
         failed = (
@@ -48,13 +95,13 @@ class AliyunRpc:
             or body.get("Success") is False
         )
         if failed:
+            code_text = str(code or f"HTTP{answer.status}")
             raise UpstreamError(
-                str(code or f"HTTP{answer.status}"),
+                code_text,
                 str(body.get("Message") or body.get("message") or f"HTTP {answer.status}"),
                 request_id,
+                caller_fault=caller_fault(answer.status, code_text),
             )
-        if not isinstance(answer.body, dict):
-            return UpstreamResult(request_id, answer.body)
         return UpstreamResult(request_id, body.get("Data", body))
 
     def client(
@@ -70,6 +117,13 @@ class AliyunRpc:
         from .aliyun_sdk import load
 
         return load(distribution)
+
+
+def caller_fault(status: int, code: str) -> bool:
+    """Whether an error answer (HTTP ``status``, error ``code``) is the caller's fault."""
+    if code.startswith(GATEWAY_CODE_PREFIXES):
+        return False
+    return status in CALLER_STATUSES or code.startswith(CALLER_CODE_PREFIXES)
 
 
 PROTOCOL = AliyunRpc()
