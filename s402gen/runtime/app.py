@@ -1,7 +1,8 @@
 """The FastAPI app that serves a compiled ``generated/`` folder.
 
 Routes: ``POST /api/tools/<id>`` and its legacy alias for every route
-module; ``POST /api/payments`` and ``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
+module (one parameterized route, the service looked up in a dict: thousands of
+services cost no route matching at start or per request); ``POST /api/payments`` and ``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
 ``GET /api/catalog/search``; the doc pages at ``/tools/<id>`` and the index
 at ``/``, with what their relative links reach: ``/assets/*`` (style, script, search
 data) and ``/catalog/*`` (the catalog JSON files, as on disk); ``/openapi.json`` is the
@@ -94,7 +95,7 @@ LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 
 
 def create_app(
-    generated_dir: str | Path = "generated",
+    generated_dir: str | Path | Generated = "generated",
     *,
     ledger: Ledger | None = None,
     upstream: Upstream | None = None,
@@ -103,7 +104,8 @@ def create_app(
     mcp_allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
     x402: Any = None,
 ) -> FastAPI:
-    """A FastAPI app serving ``generated_dir``, with the MCP server at ``/mcp``.
+    """A FastAPI app serving ``generated_dir`` (a folder, or one already loaded with
+    :func:`~s402gen.runtime.generated.load_generated`), with the MCP server at ``/mcp``.
 
     ``ledger`` defaults to an in-memory one, ``upstream`` to Alibaba Cloud
     with credentials from the environment, ``provider`` to the dev
@@ -115,7 +117,9 @@ def create_app(
     402 adds ``PAYMENT-REQUIRED``, tool routes take ``PAYMENT-SIGNATURE``, and
     payments are created pending and paid at ``POST /api/payments/{paymentId}/x402``.
     """
-    generated = load_generated(generated_dir)
+    generated = (
+        generated_dir if isinstance(generated_dir, Generated) else load_generated(generated_dir)
+    )
     runtime = ServiceRuntime(
         generated.specs,
         ledger=ledger or Ledger(),
@@ -140,27 +144,25 @@ def create_app(
         async with sessions.run():  # the MCP session manager needs its task group
             yield
 
-    try:  # the compiled OpenAPI document replaces FastAPI's own
-        openapi = (generated.root / "openapi.json").read_bytes()
-    except OSError as exc:
-        raise GeneratedError(f"{generated.root} is not a complete s402gen output: {exc}") from None
+    openapi = generated.root / "openapi.json"  # the compiled document replaces FastAPI's own
+    if not openapi.is_file():
+        raise GeneratedError(f"{generated.root} is not a complete s402gen output: no {openapi}")
     app = FastAPI(
         title="Server402", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(sessions)))
     app.state.runtime = runtime
     app.state.generated = generated
-    for spec in generated.specs:
-        _add_tool_routes(app, runtime, spec, max_body_bytes)
+    _add_tool_routes(app, runtime, generated.specs, max_body_bytes)
     _add_payment_routes(app, runtime, max_body_bytes)
     _add_catalog_routes(app, runtime, generated)
     _add_openapi_routes(app, openapi)
     return app
 
 
-def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
+def _add_openapi_routes(app: FastAPI, openapi: Path) -> None:
     async def openapi_json() -> Response:
-        return Response(openapi, media_type=JSON)
+        return FileResponse(openapi, media_type=JSON)
 
     async def swagger_ui() -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Server402 API")
@@ -169,9 +171,43 @@ def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
 
 
+#: The path every generated endpoint and legacy endpoint has (``/api/tools/<one segment>``).
+TOOL_ROUTE = "/api/tools/{service_id}"
+_NOT_FOUND = {"detail": "Not Found"}  # Starlette's own 404 body, for an unknown service
+
+
 def _add_tool_routes(
-    app: FastAPI, runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int
+    app: FastAPI, runtime: ServiceRuntime, specs: tuple[RouteSpec, ...], max_bytes: int
 ) -> None:
+    """One ``POST`` route for every service's endpoint and legacy endpoint; a spec whose
+    endpoint does not fit :data:`TOOL_ROUTE` gets a route of its own."""
+    prefix = TOOL_ROUTE.split("{")[0]
+    by_path: dict[str, RouteSpec] = {}
+    for spec in specs:
+        for path in (spec.endpoint, spec.legacy_endpoint):
+            rest = path.removeprefix(prefix)
+            if path.startswith(prefix) and rest and "/" not in rest:
+                by_path.setdefault(path, spec)
+            else:
+                app.add_api_route(path, _tool_endpoint(runtime, spec, max_bytes), methods=["POST"])
+
+    endpoints: dict[str, Any] = {}  # service id -> its call_tool, made on first use
+
+    async def call_any_tool(service_id: str, request: Request) -> Response:
+        spec = by_path.get(prefix + service_id)
+        if spec is None:
+            return _json(404, _NOT_FOUND)
+        call_tool = endpoints.get(spec.service_id)
+        if call_tool is None:
+            call_tool = endpoints[spec.service_id] = _tool_endpoint(runtime, spec, max_bytes)
+        return await call_tool(request)
+
+    app.add_api_route(TOOL_ROUTE, call_any_tool, methods=["POST"], name="call_tool")
+
+
+def _tool_endpoint(runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int) -> Any:
+    """The endpoint of one service's tool calls: 200, 400, 402, 413, 415 or 502."""
+
     async def call_tool(request: Request) -> Response:
         try:
             body = await read_json_object(request, max_bytes)
@@ -197,13 +233,7 @@ def _add_tool_routes(
             return _json(502, exc.answer().to_json(), headers)
         return _json(200, envelope.to_json())
 
-    for path, deprecated in ((spec.endpoint, False), (spec.legacy_endpoint, True)):
-        app.add_api_route(
-            path,
-            call_tool,
-            methods=["POST"],
-            name=f"{spec.tool_name}{'_legacy' if deprecated else ''}",
-        )
+    return call_tool
 
 
 _PAYMENT_HEADERS = {protocol.REQUIRED_HEADER: "true"}
@@ -299,16 +329,24 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
 
 
 def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Generated) -> None:
-    search = CatalogSearch(generated.catalog, generated.categories)
+    search = CatalogSearch.from_rows(
+        generated.document, generated.rows, generated.entry, generated.categories
+    )
+    app.state.search = search
 
     async def catalog() -> Response:
-        return Response(generated.catalog_bytes, media_type=JSON)
+        return FileResponse(generated.catalog_file, media_type=JSON)
+
+    def answer(q: str, limit: int, category: str) -> bytes:
+        found = search.search(q, limit, runtime.stats.quality, category or None)
+        return orjson.dumps(found.to_json())
 
     async def catalog_search(
         q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
     ) -> Response:
-        answer = search.search(q, limit, runtime.stats.quality, category or None)
-        return _json(200, answer.to_json())
+        # SQLite and the answer's serialization run in a worker thread: never on the loop
+        body = await run_in_threadpool(answer, q, limit, category)
+        return Response(body, media_type=JSON)
 
     async def index() -> Response:
         return FileResponse(generated.index_page, media_type="text/html")

@@ -2,18 +2,39 @@
 
 Answers in the ``server402.catalog.search.v1`` format: the query, the terms
 it expanded to, and per service a ``matchScore``, the ``matchTerms`` that
-scored and a ``why`` sentence. Ranking is plain term matching over each
-entry's id, aliases, keywords and searchText; Chinese text is matched as
-substrings, since it has no spaces to split on. Query expansions come from
-the catalog: each category's ``synonyms`` (:class:`Categories`), applied to
-that category's services only; ``category`` filters the answer.
+scored and a ``why`` sentence. Query expansions come from the catalog: each
+category's ``synonyms`` (:class:`Categories`), applied to that category's
+services only; ``category`` filters the answer.
+
+The engine is SQLite FTS5 (Python's own ``sqlite3``), one in-memory database
+built at start from the catalog (:class:`SearchIndex`), with two tables:
+
+- ``words`` (tokenizer ``unicode61``): English and other space-separated
+  words. Columns ``aliases`` (each alias's words: an exact word scores),
+  ``text`` (``searchText``; a query word matches the *start* of a word, so
+  ``detect`` finds ``detection`` but ``pose`` no longer finds ``exposed``)
+  and ``phrase`` (``searchText`` with every run of punctuation kept as a
+  marker token, so a phrase of query words matches only where the text has
+  those words separated by spaces: ``face template`` matches ``face
+  template`` but not ``face-template``).
+- ``cjk`` (tokenizer ``trigram``): the non-ASCII runs of ``searchText``, for
+  Chinese, which has no spaces to split on: a Chinese query word matches as a
+  substring, as before. Words shorter than three characters are matched
+  with ``instr`` over the same column (SQLite 3.40's trigram ``LIKE`` misses
+  short non-ASCII patterns).
+
+Scores (:data:`SCORE_ID` ...) are summed in SQL, so a query costs one SQLite
+statement whatever the catalog's size; only the answered page's entries are
+read (:meth:`CatalogSearch.search`).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -55,6 +76,10 @@ class Categories(BaseModel):
 
 
 _WORD = re.compile(r"[a-z0-9]+|[^\x00-\x7f]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: A run of anything but ASCII letters, digits and spaces: a phrase does not reach across it.
+_BREAK = re.compile(r"[^a-z0-9\s]+")
+_MARKER = " \ue000 "  # a private-use character: a token of its own to unicode61, never a query's
 
 SCORE_ID = 200  # the query is the service id (or its tool name)
 SCORE_PHRASE = 50  # the whole query appears in the name, keywords or searchText
@@ -63,37 +88,172 @@ SCORE_TEXT = 5  # a query word appears in the searchText
 SCORE_EXPANDED = 3  # an expanded term appears in the searchText
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class _Indexed:
-    position: int
-    entry: CatalogEntry
-    ids: frozenset[str]
-    alias_words: frozenset[str]
-    text: str
+_TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+@dataclass(frozen=True)
+class SearchRow:
+    """What the index needs of one catalog entry (``discovery`` fields, lowercase or not)."""
+
+    id: str
+    tool_name: str
+    internal_service_id: str
+    category: str
+    aliases: tuple[str, ...]
+    search_text: str
+
+    @classmethod
+    def of(cls, entry: CatalogEntry) -> "SearchRow":
+        """The row of a catalog entry."""
+        d = entry.discovery
+        return cls(
+            entry.id,
+            d.tool_name,
+            entry.internal_service_id,
+            entry.category,
+            tuple(d.aliases),
+            d.search_text,
+        )
+
+
+def _quote(token: str) -> str:
+    """An FTS5 string: double quotes, inner quotes doubled."""
+    return '"' + token.replace('"', '""') + '"'
+
+
+_SCHEMA = """
+CREATE TABLE services (rowid INTEGER PRIMARY KEY, category TEXT NOT NULL);
+CREATE INDEX services_category ON services (category, rowid);
+CREATE TABLE ids (key TEXT NOT NULL, rowid INTEGER NOT NULL);
+CREATE INDEX ids_key ON ids (key);
+CREATE VIRTUAL TABLE words USING fts5(
+    aliases, text, phrase, content='', detail='full',
+    tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE cjk USING fts5(text, tokenize='trigram');
+"""
+
+
+class SearchIndex:
+    """The FTS5 database of a catalog's rows (rowid = catalog position + 1).
+
+    One connection, used by one thread at a time (a lock): SQLite releases the
+    GIL while it runs, and the app runs queries off the event loop.
+    """
+
+    def __init__(self, rows: Sequence[SearchRow]):
+        self.rows = rows
+        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        db = self._db
+        db.executescript(_SCHEMA)
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO services VALUES (?, ?)",
+            ((n, row.category) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO ids VALUES (?, ?)",
+            (
+                (key, n)
+                for n, row in enumerate(rows, 1)
+                for key in dict.fromkeys((row.id, row.tool_name, row.internal_service_id))
+            ),
+        )
+        db.executemany(
+            "INSERT INTO words (rowid, aliases, text, phrase) VALUES (?, ?, ?, ?)",
+            (
+                (n, "\n".join(row.aliases), text, _BREAK.sub(_MARKER, text))
+                for n, row in enumerate(rows, 1)
+                for text in (row.search_text.lower(),)
+            ),
+        )
+        db.executemany(
+            "INSERT INTO cjk (rowid, text) VALUES (?, ?)",
+            (
+                (n, "\n".join(_NON_ASCII.findall(row.search_text.lower())))
+                for n, row in enumerate(rows, 1)
+            ),
+        )
+        db.execute("COMMIT")
+
+    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple]:
+        """Run one statement; its rows."""
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+
+def _text_match(term: str) -> tuple[str, list[object]] | None:
+    """SQL selecting the rowids whose searchText holds ``term`` (lowercase), with its
+    parameters; ``None`` when ``term`` has no word to look for.
+
+    An ASCII term is a phrase of whole words, the last one a prefix; a term with
+    no ASCII letter or digit is a substring of the text's non-ASCII runs; a term
+    mixing both needs both parts (each matched as above).
+    """
+    ascii_words = re.findall(r"[a-z0-9]+", term)
+    others = _NON_ASCII.findall(term)
+    parts: list[tuple[str, list[object]]] = []
+    if ascii_words:
+        quoted = " + ".join(_quote(w) for w in ascii_words)
+        column = "text" if len(ascii_words) == 1 else "phrase"
+        parts.append(("SELECT rowid FROM words WHERE words MATCH ?", [f"{column} : {quoted} *"]))
+    for other in others:
+        if len(other) >= _TRIGRAM:
+            parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", [_quote(other)]))
+        else:
+            parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", [other]))
+    if not parts:
+        return None
+    sql = " INTERSECT ".join(p[0] for p in parts)
+    return sql, [v for p in parts for v in p[1]]
+
+
 class CatalogSearch:
-    """An index over a compiled catalog document (catalog.json) and its categories."""
+    """Search over a compiled catalog document (catalog.json) and its categories.
+
+    ``CatalogSearch(document, categories)`` indexes ``document.services``. The
+    app uses :meth:`from_rows` instead, with only the indexed fields in memory
+    and ``entry(position)`` reading a whole entry when an answer lists it.
+    """
 
     def __init__(self, catalog: CatalogDocument, categories: Categories | None = None):
-        self.catalog = catalog
+        services = catalog.services
+        self._setup(
+            catalog.model_copy(update={"services": []}),
+            [SearchRow.of(entry) for entry in services],
+            services.__getitem__,
+            categories,
+        )
+
+    @classmethod
+    def from_rows(
+        cls,
+        document: CatalogDocument,
+        rows: Sequence[SearchRow],
+        entry: Callable[[int], CatalogEntry],
+        categories: Categories | None = None,
+    ) -> "CatalogSearch":
+        """A search over ``rows`` (catalog order); ``document`` gives an answer's other
+        fields; ``entry(position)`` is the whole entry at a catalog position."""
+        search = cls.__new__(cls)
+        search._setup(document, rows, entry, categories)
+        return search
+
+    def _setup(
+        self,
+        document: CatalogDocument,
+        rows: Sequence[SearchRow],
+        entry: Callable[[int], CatalogEntry],
+        categories: Categories | None,
+    ) -> None:
+        self.catalog = document
         self.synonyms = {c.id: c.synonyms for c in (categories.categories if categories else [])}
-        self._index = [
-            _Indexed(
-                position,
-                entry,
-                frozenset({entry.id, entry.discovery.tool_name, entry.internal_service_id}),
-                frozenset(w for alias in entry.discovery.aliases for w in _words(alias)),
-                entry.discovery.search_text.lower(),
-            )
-            for position, entry in enumerate(catalog.services)
-        ]
+        self.index = SearchIndex(rows)
+        self._entry = entry
 
     def expand(self, query: str) -> dict[str, list[str]]:
         """Per category, the terms its synonyms add for ``query`` (sorted, as the live
@@ -111,31 +271,72 @@ class CatalogSearch:
                 found[category] = sorted(terms)
         return found
 
-    def _score(
-        self, item: _Indexed, query: str, words: list[str], expanded: list[str]
-    ) -> tuple[int, list[str]]:
-        score = 0
-        terms: list[str] = []
+    def _ranked(
+        self,
+        query: str,
+        expansions: dict[str, list[str]],
+        limit: int,
+        category: str | None,
+    ) -> tuple[int, list[tuple[int, int, list[str]]]]:
+        """The number of matching services and the first ``limit`` of them, best first:
+        ``(position, score, matchTerms)``."""
+        filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"
+        if not query:
+            where, params = (filters, [category]) if category else ("", [])
+            (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
+            found = self.index.query(
+                f"SELECT rowid FROM services{where} ORDER BY rowid LIMIT ?", [*params, limit]
+            )
+            return total, [(rowid - 1, 0, []) for (rowid,) in found]
+        words = _words(query)
         phrase = " ".join(words)
-        if query in item.ids:
-            score += SCORE_ID
-        if phrase and phrase in item.text:
-            score += SCORE_PHRASE
-            terms.append(phrase)
+        labels: list[str | None] = []
+        parts: list[str] = ["SELECT rowid, -1 AS t, ? AS w FROM ids WHERE key = ?"]
+        params: list[object] = [SCORE_ID, query.lower()]
+
+        def add(sql: str | None, values: list[object], weight: int, label: str | None) -> None:
+            if sql is not None:
+                parts.append(f"SELECT rowid, {len(labels)}, {weight} FROM ({sql})")
+                params.extend(values)
+            labels.append(label)
+
+        if phrase:
+            add(*(_text_match(phrase) or (None, [])), SCORE_PHRASE, phrase)
         for word in dict.fromkeys(words):
-            if word in item.alias_words:
-                score += SCORE_ALIAS
-            elif word in item.text:
-                score += SCORE_TEXT
-            else:
-                continue
-            if word != phrase:
-                terms.append(word)
-        for term in expanded:
-            if term.lower() in item.text:
-                score += SCORE_EXPANDED
-                terms.append(term)
-        return score, terms
+            label = word if word != phrase else None
+            parts.append(
+                f"SELECT rowid, {len(labels)}, {SCORE_ALIAS} FROM words WHERE words MATCH ?"
+            )
+            params.append(f"aliases : {_quote(word)}")
+            add(*(_text_match(word) or (None, [])), SCORE_TEXT, label)
+        for category_id, terms in expansions.items():
+            for term in terms:
+                match = _text_match(term.lower())
+                sql = None
+                if match is not None:
+                    sql = f"{match[0]} INTERSECT SELECT rowid FROM services WHERE category = ?"
+                    match[1].append(category_id)
+                add(sql, match[1] if match else [], SCORE_EXPANDED, term)
+        scored = (
+            "SELECT rowid, group_concat(t) AS ts, sum(w) AS score FROM ("
+            "SELECT rowid, t, max(w) AS w FROM (" + " UNION ALL ".join(parts) + ") "
+            "GROUP BY rowid, t) GROUP BY rowid"
+        )
+        if category:
+            scored = f"SELECT * FROM ({scored}){filters}"
+            params.append(category)
+        rows = self.index.query(
+            f"SELECT rowid, score, ts, count(*) OVER () FROM ({scored}) "
+            "ORDER BY score DESC, rowid LIMIT ?",
+            [*params, limit],
+        )
+        total = rows[0][3] if rows else 0
+        ranked = []
+        for rowid, score, ts, _ in rows:
+            indices = sorted(int(t) for t in ts.split(",") if t != "-1")
+            terms = [label for i in indices if (label := labels[i]) is not None]
+            ranked.append((rowid - 1, score, terms))
+        return total, ranked
 
     def search(
         self,
@@ -147,24 +348,16 @@ class CatalogSearch:
         """The search answer for ``query``; ``limit`` is clamped to 1..:data:`MAX_LIMIT`;
         ``category`` (an id) keeps only that category's services (none when unknown).
 
-        ``quality(service_id)`` adds each result's runtime ``quality``.
+        ``quality(service_id)`` adds each result's runtime ``quality``. Blocks
+        while SQLite runs: the app calls it off the event loop.
         """
         limit = max(1, min(limit, MAX_LIMIT))
-        query = query.strip()
-        words = _words(query)
+        query = query.strip().replace("\ue000", "")
         expansions = self.expand(query)
-        scored = []
-        for item in self._index:
-            if category and item.entry.category != category:
-                continue
-            expanded = expansions.get(item.entry.category, [])
-            score, terms = self._score(item, query.lower(), words, expanded)
-            if score > 0 or not query:
-                scored.append((-score, item.position, item, terms, score))
-        scored.sort(key=lambda row: (row[0], row[1]))
+        total, ranked = self._ranked(query, expansions, limit, category)
         services = [
-            self._result(item.entry, score, terms, quality)
-            for _, _, item, terms, score in scored[:limit]
+            self._result(self._entry(position), score, terms, quality)
+            for position, score, terms in ranked
         ]
         filters: dict[str, object] = {"limit": limit}
         if category:
@@ -174,7 +367,7 @@ class CatalogSearch:
                 "query": query,
                 "expanded_terms": sorted({t for terms in expansions.values() for t in terms}),
                 "filters": filters,
-                "total": len(scored),
+                "total": total,
                 "services": services,
             }
         )

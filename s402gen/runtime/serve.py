@@ -132,7 +132,8 @@ def serve_generated(
     from .app import LOOPBACK_HOSTS, create_app
 
     try:
-        specs = load_generated(generated_dir).specs
+        generated = load_generated(generated_dir)  # once: create_app takes it as loaded
+        specs = generated.specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
             if gateway is None:
@@ -144,7 +145,7 @@ def serve_generated(
             ledger = Ledger(ledger_path)
             try:
                 app = create_app(
-                    generated_dir,
+                    generated,
                     ledger=ledger,
                     upstream=client,
                     mcp_allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK else None,
