@@ -19,8 +19,11 @@ the app (``s402gen serve``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+import orjson
 
 import anyio
 import mcp.types as types
@@ -38,10 +41,31 @@ SERVER_NAME = "server402"
 PAGE_SIZE = 100
 
 
-def load_tools(generated_dir: Path) -> list[types.Tool]:
-    """The generated tool definitions, in their file's order."""
-    raw = json.loads((Path(generated_dir) / "mcp" / "tools.json").read_text(encoding="utf-8"))
-    return [types.Tool.model_validate(tool) for tool in raw]
+class ToolList(Sequence[types.Tool]):
+    """Tool definitions kept as their JSON text, each parsed by ``mcp.types.Tool`` when a
+    ``tools/list`` page or a lookup reaches it (thousands of tools stay small in memory)."""
+
+    def __init__(self, raw: list[Any]):
+        self._texts = [orjson.dumps(tool) for tool in raw]
+        self.names = [tool["name"] for tool in raw]
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> types.Tool: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[types.Tool]: ...
+    def __getitem__(self, index: int | slice) -> types.Tool | list[types.Tool]:
+        if isinstance(index, slice):
+            return [types.Tool.model_validate_json(t) for t in self._texts[index]]
+        return types.Tool.model_validate_json(self._texts[index])
+
+
+def load_tools(generated_dir: Path) -> ToolList:
+    """The generated tool definitions, in their file's order (a :class:`ToolList`)."""
+    raw = orjson.loads((Path(generated_dir) / "mcp" / "tools.json").read_bytes())
+    return ToolList(raw)
 
 
 def _result(
@@ -67,7 +91,7 @@ def _error(message: str) -> types.CallToolResult:
     return _result(contract.ErrorAnswer(error=message), is_error=True)
 
 
-def list_page(tools: list[types.Tool], cursor: str | None, size: int) -> types.ListToolsResult:
+def list_page(tools: Sequence[types.Tool], cursor: str | None, size: int) -> types.ListToolsResult:
     """One ``tools/list`` page: ``size`` tools from offset ``cursor`` (``None``: the first).
 
     ``nextCursor`` is the next page's offset, absent on the last page.
@@ -86,7 +110,7 @@ def list_page(tools: list[types.Tool], cursor: str | None, size: int) -> types.L
 
 
 def build_mcp_server(
-    tools: list[types.Tool], runtime: ServiceRuntime, page_size: int = PAGE_SIZE
+    tools: Sequence[types.Tool], runtime: ServiceRuntime, page_size: int = PAGE_SIZE
 ) -> Server:
     """A low-level MCP server for ``tools``, calling through ``runtime``; ``page_size``
     tools a ``tools/list`` page."""

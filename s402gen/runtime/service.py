@@ -9,6 +9,7 @@ upstream itself.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ from .spec import RouteSpec
 from .upstream import Upstream, UpstreamError, UpstreamResult
 from .upstreams import load as load_protocol
 from .validation import RequestError, RequestValidator
+
+
+#: Compiled request validators kept per runtime (a service's is compiled on its first call).
+VALIDATOR_CACHE_SIZE = 512
 
 
 class UnknownService(LookupError):
@@ -184,11 +189,13 @@ class ServiceRuntime:
         for spec in self.specs:
             self._by_id[spec.service_id] = spec
             self._by_id.setdefault(spec.legacy_id, spec)
-        self._validators = {spec.service_id: RequestValidator.for_spec(spec) for spec in self.specs}
+        # a service's validator is compiled on its first call; the recent ones are kept
+        self._validator = functools.lru_cache(maxsize=VALIDATOR_CACHE_SIZE)(
+            lambda service_id: RequestValidator.for_spec(self._by_id[service_id])
+        )
         # each service's protocol judges its answers; a missing one fails here, not per call
-        self._protocols = {
-            spec.service_id: load_protocol(spec.upstream.protocol) for spec in self.specs
-        }
+        loaded = {name: load_protocol(name) for name in {s.upstream.protocol for s in self.specs}}
+        self._protocols = {spec.service_id: loaded[spec.upstream.protocol] for spec in self.specs}
 
     def spec(self, service_id: str) -> RouteSpec:
         """The spec of a canonical or legacy service id; raises :class:`UnknownService`."""
@@ -199,7 +206,7 @@ class ServiceRuntime:
 
     def arguments(self, spec: RouteSpec, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validated upstream arguments; raises ``RequestError`` with the catalog's text."""
-        return self._validators[spec.service_id].arguments(dict(body))
+        return self._validator(spec.service_id).arguments(dict(body))
 
     def call(
         self, spec: RouteSpec, body: Mapping[str, Any], token: str | None, client_id: str | None
