@@ -19,11 +19,11 @@ the app (``s402gen serve``).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, overload
 
-import orjson
 
 import anyio
 import mcp.types as types
@@ -42,15 +42,28 @@ PAGE_SIZE = 100
 
 
 class ToolList(Sequence[types.Tool]):
-    """Tool definitions kept as their JSON text, each parsed by ``mcp.types.Tool`` when a
-    ``tools/list`` page or a lookup reaches it (thousands of tools stay small in memory)."""
+    """The tool definitions of ``generated/mcp/tools.json``, read on first use (not at
+    start) and kept as their JSON text, each parsed by ``mcp.types.Tool`` when a
+    ``tools/list`` page or a lookup reaches it: thousands of tools stay small in memory.
 
-    def __init__(self, raw: list[Any]):
-        self._texts = [orjson.dumps(tool) for tool in raw]
-        self.names = [tool["name"] for tool in raw]
+    Raises ``OSError`` or ``ValueError`` (on first use) when the file is missing or
+    not a JSON array of objects.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._texts: list[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> list[bytes]:
+        with self._lock:
+            if self._texts is None:
+                text = self.path.read_text(encoding="utf-8")
+                self._texts = _array_items(text, self.path)
+            return self._texts
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return len(self._load())
 
     @overload
     def __getitem__(self, index: int) -> types.Tool: ...
@@ -58,14 +71,34 @@ class ToolList(Sequence[types.Tool]):
     def __getitem__(self, index: slice) -> list[types.Tool]: ...
     def __getitem__(self, index: int | slice) -> types.Tool | list[types.Tool]:
         if isinstance(index, slice):
-            return [types.Tool.model_validate_json(t) for t in self._texts[index]]
-        return types.Tool.model_validate_json(self._texts[index])
+            return [types.Tool.model_validate_json(t) for t in self._load()[index]]
+        return types.Tool.model_validate_json(self._load()[index])
+
+
+def _array_items(text: str, where: Path) -> list[bytes]:
+    """The JSON text of each object of the JSON array ``text``, decoded one at a time by
+    the standard library's decoder (``raw_decode``), so no whole-file tree is built."""
+    decoder = json.JSONDecoder()
+    items: list[bytes] = []
+    try:
+        at = text.index("[") + 1
+        while True:
+            while text[at] in " \t\r\n,":
+                at += 1
+            if text[at] == "]":
+                return items
+            item, end = decoder.raw_decode(text, at)
+            if not isinstance(item, dict):
+                raise ValueError("an item is not a JSON object")
+            items.append(text[at:end].encode("utf-8"))
+            at = end
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"{where} is not a JSON array of objects: {exc}") from None
 
 
 def load_tools(generated_dir: Path) -> ToolList:
     """The generated tool definitions, in their file's order (a :class:`ToolList`)."""
-    raw = orjson.loads((Path(generated_dir) / "mcp" / "tools.json").read_bytes())
-    return ToolList(raw)
+    return ToolList(Path(generated_dir) / "mcp" / "tools.json")
 
 
 def _result(
