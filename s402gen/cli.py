@@ -465,6 +465,11 @@ def _require_serving(command: str) -> None:
 @click.option("--x402-network", metavar="CAIP2", help="Network paid on, e.g. eip155:84532.")
 @click.option("--x402-asset", metavar="ADDRESS", help="Token paid in, instead of the catalog's.")
 @click.option("--x402-pay-to", metavar="ADDRESS", help="Address paid, instead of the catalog's.")
+@click.option(
+    "--mcp-discovery",
+    is_flag=True,
+    help="/mcp lists a search tool and a call tool instead of one tool a service.",
+)
 def serve(
     host: str,
     port: int,
@@ -477,6 +482,7 @@ def serve(
     x402_network: str | None,
     x402_asset: str | None,
     x402_pay_to: str | None,
+    mcp_discovery: bool,
 ) -> None:
     """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments, or
     x402), and the MCP tools over streamable HTTP at /mcp."""
@@ -494,14 +500,24 @@ def serve(
         upstream_endpoint=upstream_endpoint,
         ledger_path=ledger,
         x402=overrides if x402 else None,
+        mcp_discovery=mcp_discovery,
     )
     sys.exit(code)
 
 
 @main.command(epilog=epilog("mcp"))
 @_runtime_options
+@click.option(
+    "--discovery",
+    is_flag=True,
+    help="List a search tool and a call tool instead of one tool a service.",
+)
 def mcp(
-    generated_dir: str | None, upstream: str, upstream_endpoint: str | None, ledger: str
+    generated_dir: str | None,
+    upstream: str,
+    upstream_endpoint: str | None,
+    ledger: str,
+    discovery: bool,
 ) -> None:
     """Serve the generated MCP tools over stdio (for an MCP client to launch)."""
     _require_serving("mcp")
@@ -510,6 +526,10 @@ def mcp(
     settings = _settings(None, generated_dir, None)
     sys.exit(
         serve_mcp_stdio(
-            settings.out, upstream=upstream, upstream_endpoint=upstream_endpoint, ledger_path=ledger
+            settings.out,
+            upstream=upstream,
+            upstream_endpoint=upstream_endpoint,
+            ledger_path=ledger,
+            discovery=discovery,
         )
     )

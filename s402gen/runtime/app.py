@@ -103,6 +103,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     mcp_allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
     x402: Any = None,
+    mcp_discovery: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving ``generated_dir`` (a folder, or one already loaded with
     :func:`~s402gen.runtime.generated.load_generated`), with the MCP server at ``/mcp``.
@@ -116,6 +117,8 @@ def create_app(
     :class:`~s402gen.runtime.x402.X402Gateway`) turns on x402 payments: the
     402 adds ``PAYMENT-REQUIRED``, tool routes take ``PAYMENT-SIGNATURE``, and
     payments are created pending and paid at ``POST /api/payments/{paymentId}/x402``.
+    ``mcp_discovery`` serves MCP's discovery mode (a search tool and a call tool,
+    :mod:`~s402gen.runtime.mcp_discovery`) instead of one tool a service.
     """
     generated = (
         generated_dir if isinstance(generated_dir, Generated) else load_generated(generated_dir)
@@ -127,7 +130,10 @@ def create_app(
         provider=provider,
         x402=x402,
     )
-    mcp_server = build_mcp_server(load_tools(generated.root), runtime)
+    search = generated.search()
+    mcp_server = build_mcp_server(
+        load_tools(generated.root), runtime, search=search if mcp_discovery else None
+    )
     security = None
     if mcp_allowed_hosts is not None:
         security = TransportSecuritySettings(
@@ -155,7 +161,7 @@ def create_app(
     app.state.generated = generated
     _add_tool_routes(app, runtime, generated.specs, max_body_bytes)
     _add_payment_routes(app, runtime, max_body_bytes)
-    _add_catalog_routes(app, runtime, generated)
+    _add_catalog_routes(app, runtime, generated, search)
     _add_openapi_routes(app, openapi)
     return app
 
@@ -328,10 +334,9 @@ def _add_payment_routes(app: FastAPI, runtime: ServiceRuntime, max_bytes: int) -
     app.add_api_route(protocol.VERIFY_PAYMENT_URL, verify_payment, methods=["GET"])
 
 
-def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Generated) -> None:
-    search = CatalogSearch.from_rows(
-        generated.document, generated.rows, generated.entry, generated.categories
-    )
+def _add_catalog_routes(
+    app: FastAPI, runtime: ServiceRuntime, generated: Generated, search: CatalogSearch
+) -> None:
     app.state.search = search
 
     async def catalog() -> Response:

@@ -20,7 +20,7 @@ from types import ModuleType
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .contract import CatalogDocument, CatalogEntry
-from .search import CATEGORIES_FILE, Categories, SearchRow
+from .search import CATEGORIES_FILE, Categories, CatalogSearch, SearchRow
 from .spec import RouteSpec
 
 #: Whole catalog entries kept in memory after a search answer listed them.
@@ -85,6 +85,10 @@ class Generated:
         the output contract (the folder changed since the server started).
         """
         return _read_entry(self.root, self.rows[position].id)
+
+    def search(self) -> CatalogSearch:
+        """A search over this catalog (its FTS5 index is built here: ~0.2 s at 2,000)."""
+        return CatalogSearch.from_rows(self.document, self.rows, self.entry, self.categories)
 
     def doc_page(self, service_id: str) -> Path | None:
         """The doc page of a service, or ``None`` for an unknown id."""

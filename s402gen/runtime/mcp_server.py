@@ -143,16 +143,33 @@ def list_page(tools: Sequence[types.Tool], cursor: str | None, size: int) -> typ
 
 
 def build_mcp_server(
-    tools: Sequence[types.Tool], runtime: ServiceRuntime, page_size: int = PAGE_SIZE
+    tools: Sequence[types.Tool],
+    runtime: ServiceRuntime,
+    page_size: int = PAGE_SIZE,
+    *,
+    search: Any = None,
 ) -> Server:
     """A low-level MCP server for ``tools``, calling through ``runtime``; ``page_size``
-    tools a ``tools/list`` page."""
+    tools a ``tools/list`` page.
+
+    With ``search`` (a :class:`~s402gen.runtime.search.CatalogSearch`), the
+    discovery mode: ``tools/list`` answers only the search and call tools of
+    :mod:`s402gen.runtime.mcp_discovery` and the payment tools; every service
+    stays callable through the call tool (and by its own name).
+    """
     specs = {spec.tool_name: spec for spec in runtime.specs}
+    discovery = None
+    listed = tools
+    if search is not None:
+        from .mcp_discovery import Discovery
+
+        discovery = Discovery(runtime, search)
+        listed = discovery.listed(tools)
 
     async def on_list_tools(
         ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return list_page(tools, params.cursor if params else None, page_size)
+        return list_page(listed, params.cursor if params else None, page_size)
 
     async def on_call_tool(
         ctx: ServerRequestContext, params: types.CallToolRequestParams
@@ -162,37 +179,12 @@ def build_mcp_server(
             return await anyio.to_thread.run_sync(_create_payment, runtime, arguments)
         if params.name == protocol.VERIFY_PAYMENT_TOOL:
             return await anyio.to_thread.run_sync(_verify_payment, runtime, arguments, params.meta)
+        if discovery is not None and params.name in discovery.tools:
+            return await discovery.call(params.name, arguments, params.meta)
         spec = specs.get(params.name)
         if spec is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
-        token = arguments.pop(protocol.MCP_ARGUMENT, None)
-        if token is not None and not isinstance(token, str):
-            return _error(f"{protocol.MCP_ARGUMENT} must be a string")
-        try:
-            signature = _x402_signature(runtime, spec, params.meta) if not token else None
-            if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
-                paid = await anyio.to_thread.run_sync(
-                    runtime.call_paid, spec, arguments, signature, None
-                )
-                return _result(paid.envelope, meta=_x402_meta(paid))
-            if token:
-                envelope = await anyio.to_thread.run_sync(
-                    runtime.call, spec, arguments, token, None
-                )
-            else:  # the payment-required answer needs neither the ledger nor the upstream
-                envelope = runtime.call(spec, arguments, None, None)
-        except RequestError as exc:
-            return _error(str(exc))
-        except PaymentNeeded as exc:
-            offer = None
-            if runtime.x402_offered(spec):
-                from .x402 import mcp_required_text
-
-                offer = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
-            return _result(exc.answer, is_error=True, x402_text=offer)
-        except UpstreamFailed as exc:  # settled through x402: its token retries for free
-            return _result(exc.answer(), is_error=True)
-        return _result(envelope)
+        return await call_service(runtime, spec, arguments, params.meta)
 
     return Server(
         SERVER_NAME,
@@ -202,6 +194,39 @@ def build_mcp_server(
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
     )
+
+
+async def call_service(
+    runtime: ServiceRuntime, spec: Any, arguments: dict[str, Any], meta: Any
+) -> types.CallToolResult:
+    """One service's ``tools/call``: ``arguments`` with the optional ``paymentToken``, or an
+    x402 payment in ``meta``; the same validation, ledger and upstream as over HTTP."""
+    token = arguments.pop(protocol.MCP_ARGUMENT, None)
+    if token is not None and not isinstance(token, str):
+        return _error(f"{protocol.MCP_ARGUMENT} must be a string")
+    try:
+        signature = _x402_signature(runtime, spec, meta) if not token else None
+        if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
+            paid = await anyio.to_thread.run_sync(
+                runtime.call_paid, spec, arguments, signature, None
+            )
+            return _result(paid.envelope, meta=_x402_meta(paid))
+        if token:
+            envelope = await anyio.to_thread.run_sync(runtime.call, spec, arguments, token, None)
+        else:  # the payment-required answer needs neither the ledger nor the upstream
+            envelope = runtime.call(spec, arguments, None, None)
+    except RequestError as exc:
+        return _error(str(exc))
+    except PaymentNeeded as exc:
+        offer = None
+        if runtime.x402_offered(spec):
+            from .x402 import mcp_required_text
+
+            offer = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
+        return _result(exc.answer, is_error=True, x402_text=offer)
+    except UpstreamFailed as exc:  # settled through x402: its token retries for free
+        return _result(exc.answer(), is_error=True)
+    return _result(envelope)
 
 
 def _x402_signature(runtime: ServiceRuntime, spec: Any, meta: Any) -> str | None:

@@ -128,8 +128,11 @@ def serve_generated(
     upstream_endpoint: str | None,
     ledger_path: str,
     x402: tuple[str | None, ...] | None = None,
+    mcp_discovery: bool = False,
 ) -> int:
     """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error).
+
+    ``mcp_discovery``: /mcp lists a search tool and a call tool, not one tool a service.
 
     ``x402`` is ``(facilitator URL, network, asset, payTo)`` overrides (each may be
     ``None``) to take x402 payments, or ``None`` for the dev provider.
@@ -157,6 +160,7 @@ def serve_generated(
                     upstream=client,
                     mcp_allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK else None,
                     x402=gateway,
+                    mcp_discovery=mcp_discovery,
                 )
                 url = http_url(host, port)
                 click.echo(
@@ -175,21 +179,31 @@ def serve_generated(
 
 
 def serve_mcp_stdio(
-    generated_dir: Path, *, upstream: str, upstream_endpoint: str | None, ledger_path: str
+    generated_dir: Path,
+    *,
+    upstream: str,
+    upstream_endpoint: str | None,
+    ledger_path: str,
+    discovery: bool = False,
 ) -> int:
-    """Serve the MCP tools over stdio until the client disconnects; the exit code."""
+    """Serve the MCP tools over stdio until the client disconnects; the exit code.
+
+    ``discovery``: list a search tool and a call tool, not one tool a service.
+    """
     import anyio
 
     from .mcp_server import build_mcp_server, load_tools, serve_stdio
     from .service import ServiceRuntime
 
     try:
-        specs = load_generated(generated_dir).specs
+        generated = load_generated(generated_dir)
+        specs = generated.specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             ledger = Ledger(ledger_path)
             try:
                 runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
-                server = build_mcp_server(load_tools(generated_dir), runtime)
+                search = generated.search() if discovery else None
+                server = build_mcp_server(load_tools(generated_dir), runtime, search=search)
                 anyio.run(serve_stdio, server)
             finally:
                 ledger.close()
