@@ -95,6 +95,20 @@ def test_chinese_matches_inside_longer_text_short_and_long() -> None:
     assert search.search("检测服务器").total == 0
 
 
+@pytest.mark.parametrize("category", [None, "face-body", "nope"])
+def test_the_fast_answer_is_the_search_document(category: str | None) -> None:
+    """``answer_json`` (the app's) equals the search document's own JSON, quality included."""
+    generated = load_generated(GENERATED)
+    search = generated.search()
+    quality = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=None).stats.quality
+    for query in ("face", "人脸检测", "delete template", "", "zzz"):
+        for limit in (1, 10, 500):
+            for scores in (quality, None):  # key order too: the answers' bytes are equal
+                expected = search.search(query, limit, scores, category).to_json()
+                answer = search.answer_json(query, limit, scores, category)
+                assert json.dumps(answer) == json.dumps(expected)
+
+
 def test_one_route_serves_every_tool_endpoint_and_legacy_endpoint(emulator) -> None:
     app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
     tool_routes = [r.path for r in app.routes if getattr(r, "path", "").startswith("/api/tools")]

@@ -343,8 +343,7 @@ def _add_catalog_routes(
         return FileResponse(generated.catalog_file, media_type=JSON)
 
     def answer(q: str, limit: int, category: str) -> bytes:
-        found = search.search(q, limit, runtime.stats.quality, category or None)
-        return orjson.dumps(found.to_json())
+        return orjson.dumps(search.answer_json(q, limit, runtime.stats.quality, category or None))
 
     async def catalog_search(
         q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""

@@ -30,11 +30,12 @@ read (:meth:`CatalogSearch.search`).
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -88,6 +89,10 @@ SCORE_TEXT = 5  # a query word appears in the searchText
 SCORE_EXPANDED = 3  # an expanded term appears in the searchText
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
+#: Rankings kept per search (query, limit, category): a repeated query costs no SQL.
+RANK_CACHE_SIZE = 1024
+#: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
+ENTRY_JSON_CACHE_SIZE = 256
 _TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
@@ -130,9 +135,12 @@ CREATE TABLE services (rowid INTEGER PRIMARY KEY, category TEXT NOT NULL);
 CREATE INDEX services_category ON services (category, rowid);
 CREATE TABLE ids (key TEXT NOT NULL, rowid INTEGER NOT NULL);
 CREATE INDEX ids_key ON ids (key);
+CREATE VIRTUAL TABLE aliases USING fts5(
+    alias, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
 CREATE VIRTUAL TABLE words USING fts5(
-    aliases, text, phrase, content='', detail='full',
-    tokenize='unicode61 remove_diacritics 0');
+    text, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE phrases USING fts5(
+    phrase, content='', detail='full', tokenize='unicode61 remove_diacritics 0');
 CREATE VIRTUAL TABLE cjk USING fts5(text, tokenize='trigram');
 """
 
@@ -164,12 +172,16 @@ class SearchIndex:
             ),
         )
         db.executemany(
-            "INSERT INTO words (rowid, aliases, text, phrase) VALUES (?, ?, ?, ?)",
-            (
-                (n, "\n".join(row.aliases), text, _BREAK.sub(_MARKER, text))
-                for n, row in enumerate(rows, 1)
-                for text in (row.search_text.lower(),)
-            ),
+            "INSERT INTO aliases (rowid, alias) VALUES (?, ?)",
+            ((n, "\n".join(row.aliases)) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO words (rowid, text) VALUES (?, ?)",
+            ((n, row.search_text.lower()) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO phrases (rowid, phrase) VALUES (?, ?)",
+            ((n, _BREAK.sub(_MARKER, row.search_text.lower())) for n, row in enumerate(rows, 1)),
         )
         db.executemany(
             "INSERT INTO cjk (rowid, text) VALUES (?, ?)",
@@ -198,9 +210,9 @@ def _text_match(term: str) -> tuple[str, list[object]] | None:
     others = _NON_ASCII.findall(term)
     parts: list[tuple[str, list[object]]] = []
     if ascii_words:
-        quoted = " + ".join(_quote(w) for w in ascii_words)
-        column = "text" if len(ascii_words) == 1 else "phrase"
-        parts.append(("SELECT rowid FROM words WHERE words MATCH ?", [f"{column} : {quoted} *"]))
+        quoted = " + ".join(_quote(w) for w in ascii_words) + " *"
+        table = "words" if len(ascii_words) == 1 else "phrases"
+        parts.append((f"SELECT rowid FROM {table} WHERE {table} MATCH ?", [quoted]))
     for other in others:
         if len(other) >= _TRIGRAM:
             parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", [_quote(other)]))
@@ -254,6 +266,18 @@ class CatalogSearch:
         self.synonyms = {c.id: c.synonyms for c in (categories.categories if categories else [])}
         self.index = SearchIndex(rows)
         self._entry = entry
+        # the catalog does not change while served: a repeated query is not ranked again
+        self._rank = functools.lru_cache(maxsize=RANK_CACHE_SIZE)(self._rank_uncached)
+        self._entry_json = functools.lru_cache(maxsize=ENTRY_JSON_CACHE_SIZE)(
+            lambda position: self._entry(position).to_json()
+        )
+        self._document_json = document.to_json()
+
+    def _rank_uncached(
+        self, query: str, limit: int, category: str | None
+    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
+        expansions = self.expand(query)
+        return expansions, *self._ranked(query, expansions, limit, category)
 
     def expand(self, query: str) -> dict[str, list[str]]:
         """Per category, the terms its synonyms add for ``query`` (sorted, as the live
@@ -304,11 +328,14 @@ class CatalogSearch:
             add(*(_text_match(phrase) or (None, [])), SCORE_PHRASE, phrase)
         for word in dict.fromkeys(words):
             label = word if word != phrase else None
-            parts.append(
-                f"SELECT rowid, {len(labels)}, {SCORE_ALIAS} FROM words WHERE words MATCH ?"
-            )
-            params.append(f"aliases : {_quote(word)}")
-            add(*(_text_match(word) or (None, [])), SCORE_TEXT, label)
+            alias = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
+            parts.append(f"SELECT rowid, {len(labels)}, {SCORE_ALIAS} FROM ({alias})")
+            params.append(_quote(word))
+            text = _text_match(word)  # scores only where the word is not an alias's
+            if text is not None:
+                add(f"{text[0]} EXCEPT {alias}", [*text[1], _quote(word)], SCORE_TEXT, label)
+            else:
+                add(None, [], SCORE_TEXT, label)
         for category_id, terms in expansions.items():
             for term in terms:
                 match = _text_match(term.lower())
@@ -319,8 +346,8 @@ class CatalogSearch:
                 add(sql, match[1] if match else [], SCORE_EXPANDED, term)
         scored = (
             "SELECT rowid, group_concat(t) AS ts, sum(w) AS score FROM ("
-            "SELECT rowid, t, max(w) AS w FROM (" + " UNION ALL ".join(parts) + ") "
-            "GROUP BY rowid, t) GROUP BY rowid"
+            + " UNION ALL ".join(parts)
+            + ") GROUP BY rowid"
         )
         if category:
             scored = f"SELECT * FROM ({scored}){filters}"
@@ -353,8 +380,7 @@ class CatalogSearch:
         """
         limit = max(1, min(limit, MAX_LIMIT))
         query = query.strip().replace("\ue000", "")
-        expansions = self.expand(query)
-        total, ranked = self._ranked(query, expansions, limit, category)
+        expansions, total, ranked = self._rank(query, limit, category or None)
         services = [
             self._result(self._entry(position), score, terms, quality)
             for position, score, terms in ranked
@@ -372,6 +398,46 @@ class CatalogSearch:
             }
         )
 
+    def answer_json(
+        self,
+        query: str,
+        limit: int = DEFAULT_LIMIT,
+        quality: Callable[[str], Quality] | None = None,
+        category: str | None = None,
+    ) -> dict[str, Any]:
+        """``search(...).to_json()``, built from each listed entry's JSON (kept for the
+        recent entries) instead of copying and serializing the entries' models again."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        query = query.strip().replace("\ue000", "")
+        expansions, total, ranked = self._rank(query, limit, category or None)
+        services = []
+        for position, score, terms in ranked:
+            entry = self._entry_json(position)
+            item: dict[str, Any] = {}
+            for key, value in entry.items():
+                item[key] = value
+                if key == "payment" and quality is not None:  # quality's place in the entry
+                    item["quality"] = quality(entry["id"]).to_json()
+            pricing = entry["pricing"]
+            item["matchScore"] = score
+            item["matchTerms"] = list(terms)
+            item["why"] = _why(
+                terms, entry["name"], pricing["amountCents"], pricing["currency"],
+                pricing["policyId"],
+            )  # fmt: skip
+            services.append(item)
+        filters: dict[str, Any] = {"limit": limit}
+        if category:
+            filters["category"] = category
+        return {
+            **self._document_json,
+            "query": query,
+            "expandedTerms": sorted({t for terms in expansions.values() for t in terms}),
+            "filters": filters,
+            "total": total,
+            "services": services,
+        }
+
     @staticmethod
     def _result(
         entry: CatalogEntry,
@@ -380,14 +446,21 @@ class CatalogSearch:
         quality: Callable[[str], Quality] | None,
     ) -> CatalogEntry:
         terms = list(terms)
-        price = price_label(entry.pricing.amount_cents, entry.pricing.currency)
-        matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
+        pricing = entry.pricing
         return entry.model_copy(
             update={
                 "quality": quality(entry.id) if quality is not None else None,
                 "match_score": score,
                 "match_terms": terms,
-                "why": f'{matched} "{entry.name}". Price is {price} per policy '
-                f"{entry.pricing.policy_id}.",
+                "why": _why(
+                    terms, entry.name, pricing.amount_cents, pricing.currency, pricing.policy_id
+                ),
             }
         )
+
+
+def _why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
+    """A result's ``why``: the terms that scored, the service's name and price."""
+    matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
+    price = price_label(amount_cents, currency)
+    return f'{matched} "{name}". Price is {price} per policy {policy}.'
