@@ -91,7 +91,9 @@ class Server:
         command = [_s402gen(), "serve", "--generated", str(generated), "--port", str(self.port)]
         command += ["--upstream", "emulator", "--ledger", ":memory:", *extra]
         self.started = time.monotonic()
-        self.process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def first_200(self, path: str) -> float:
         """Seconds from start until ``path`` answers 200."""
@@ -110,8 +112,14 @@ class Server:
         self.process.wait(timeout=30)
 
 
-async def _load(base: str, seconds: float, connections: int, probe: str) -> dict:
-    """Search from ``connections`` workers for ``seconds``, fetching ``probe`` alongside."""
+async def _load(
+    base: str, seconds: float, connections: int, probe: str, unique: bool = False
+) -> dict:
+    """Search from ``connections`` workers for ``seconds``, fetching ``probe`` alongside.
+
+    The queries cycle through :data:`QUERIES`; ``unique`` makes each one new (a number
+    appended), so no ranking is reused from the search's cache.
+    """
     latencies: list[float] = []
     probes: list[float] = []
     errors = 0
@@ -123,7 +131,7 @@ async def _load(base: str, seconds: float, connections: int, probe: str) -> dict
             nonlocal errors
             n = index
             while time.monotonic() < deadline:
-                q = QUERIES[n % len(QUERIES)]
+                q = QUERIES[n % len(QUERIES)] + (f" {n}" if unique else "")
                 n += connections
                 began = time.perf_counter()
                 answer = await client.get("/api/catalog/search", params={"q": q})
@@ -186,12 +194,14 @@ def scale_main(size: int, seconds: int, connections: int) -> None:
         generated = build(size, Path(tmp))
         first_id = yaml.safe_load((Path(tmp) / "catalog.yaml").read_text())["services"][0]["id"]
         probe = f"/tools/{first_id}"
-        server = Server(generated)
+        server = Server(generated)  # its access log goes to /dev/null
         try:
             start = server.first_200("/api/catalog/search?q=face&limit=1")
             cpu, rss, _ = _proc(server.process.pid)
             load = asyncio.run(_load(server.base, seconds, connections, probe))
-            _, rss_after, peak = _proc(server.process.pid)
+            cpu_after, rss_after, peak = _proc(server.process.pid)
+            cpu_ms = (cpu_after - cpu) * 1000 / max(1, load["requests"])
+            unique = asyncio.run(_load(server.base, seconds, connections, probe, unique=True))
             listed = anyio.run(_tools_list, f"{server.base}/mcp")
         finally:
             server.stop()
@@ -206,11 +216,13 @@ def scale_main(size: int, seconds: int, connections: int) -> None:
     print(f"first 200 after start       {start:6.2f} s   (server CPU by then {cpu:.2f} s)")
     print(f"RSS after start             {rss:6.0f} MiB")
     print(f"RSS after the search load   {rss_after:6.0f} MiB (peak {peak:.0f} MiB)")
-    print(
-        f"search, {connections} connections, {seconds} s: {load['rps']:.0f} req/s, "
-        f"p50 {load['p50']:.1f} ms, p99 {load['p99']:.1f} ms, {load['requests']} requests, "
-        f"{load['errors']} errors; doc page alongside p99 {load['probe_p99']:.1f} ms"
-    )
+    for name, row in (("repeated queries", load), ("every query new", unique)):
+        print(
+            f"search ({name}), {connections} connections, {seconds} s: {row['rps']:.0f} req/s, "
+            f"p50 {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms, {row['requests']} requests, "
+            f"{row['errors']} errors; doc page alongside p99 {row['probe_p99']:.1f} ms"
+        )
+    print(f"server CPU per search (repeated queries): {cpu_ms:.2f} ms")
     print(
         f"MCP tools/list, one tool a service: {listed[0]} tools, {listed[2] / 1e6:.2f} MB "
         f"in {listed[1]:.2f} s (all pages)"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 
 import anyio
@@ -107,6 +109,35 @@ def test_the_fast_answer_is_the_search_document(category: str | None) -> None:
                 expected = search.search(query, limit, scores, category).to_json()
                 answer = search.answer_json(query, limit, scores, category)
                 assert json.dumps(answer) == json.dumps(expected)
+
+
+def test_route_modules_compile_once_into_the_cache_never_into_generated(
+    tmp_path, private_cache
+) -> None:
+    copy = tmp_path / "generated"
+    shutil.copytree(GENERATED, copy)
+    first = load_generated(copy).specs
+    cached = list((private_cache / "bytecode").rglob("face_detection*.pyc"))
+    assert len(cached) == 1 and not list(copy.rglob("__pycache__"))
+    module = copy / "routes" / "face_detection.py"
+    text = module.read_text(encoding="utf-8")
+    stat = module.stat()
+    changed = text.replace('amount_cents=20,', 'amount_cents=21,')
+    assert changed != text and len(changed) == len(text)
+    module.write_text(changed, encoding="utf-8")
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time
+    again = {s.service_id: s for s in load_generated(copy).specs}
+    assert {s.service_id: s for s in first}["face-detection"].pricing.amount_cents == 20
+    assert again["face-detection"].pricing.amount_cents == 21  # the hash caught the edit
+
+
+def test_without_a_cache_nothing_is_written(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("S402GEN_CACHE_DIR", "off")
+    copy = tmp_path / "generated"
+    shutil.copytree(GENERATED, copy)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert len(load_generated(copy).specs) == len(CATALOG["services"])
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_one_route_serves_every_tool_endpoint_and_legacy_endpoint(emulator) -> None:

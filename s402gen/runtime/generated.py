@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import py_compile
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +27,7 @@ from .search import CATEGORIES_FILE, Categories, CatalogSearch, SearchRow
 from .spec import RouteSpec
 
 #: Whole catalog entries kept in memory after a search answer listed them.
-ENTRY_CACHE_SIZE = 256
+ENTRY_CACHE_SIZE = 128
 
 
 class GeneratedError(Exception):
@@ -102,18 +105,48 @@ class Generated:
         return self.root / "docs" / "index.html"
 
 
-def _import(path: Path, name: str) -> ModuleType:
+def bytecode_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Where the route modules' bytecode is cached: ``bytecode/`` of the s402gen cache
+    folder (the rule of ``s402gen.cache.cache_dir``: ``$S402GEN_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/s402gen``, else ``~/.cache/s402gen``); ``None`` when
+    ``S402GEN_CACHE_DIR=off``. Never inside ``generated/``, which holds only built files."""
+    configured = environ.get("S402GEN_CACHE_DIR")
+    if configured is not None:
+        return None if configured in ("", "off") else Path(configured) / "bytecode"
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "s402gen" / "bytecode"
+
+
+def _import(path: Path, name: str, bytecode: Path | None = None) -> ModuleType:
+    """Import ``path`` as module ``name``. With ``bytecode``, Python's own import system
+    reads and writes its compiled form there (``sys.pycache_prefix``), hash-checked
+    against the source (PEP 552), so a rebuilt module is never run stale."""
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
         raise GeneratedError(f"cannot import {path}")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
-    writes_bytecode = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # no __pycache__ inside generated/: it holds only built files
+    writes_bytecode, prefix = sys.dont_write_bytecode, sys.pycache_prefix
+    sys.dont_write_bytecode = bytecode is None  # no __pycache__ inside generated/
     try:
+        if bytecode is not None:
+            sys.pycache_prefix = str(bytecode)
+            compiled = importlib.util.cache_from_source(str(path))
+            if not os.path.exists(compiled):  # written once, hash-based: checked on every load
+                try:
+                    py_compile.compile(
+                        str(path),
+                        compiled,
+                        doraise=True,
+                        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                    )
+                except OSError:
+                    pass  # an unwritable cache: compiled from source, as without one
         module_spec.loader.exec_module(module)
+    except py_compile.PyCompileError as exc:
+        raise SyntaxError(str(exc)) from None
     finally:
-        sys.dont_write_bytecode = writes_bytecode
+        sys.dont_write_bytecode, sys.pycache_prefix = writes_bytecode, prefix
         sys.modules.pop(name, None)
     return module
 
@@ -128,10 +161,11 @@ def load_generated(root: str | Path) -> Generated:
     """
     root = Path(root)
     routes = root / "routes"
+    bytecode = bytecode_dir()
     try:
-        package = _import(routes / "__init__.py", "s402gen_generated_routes")
+        package = _import(routes / "__init__.py", "s402gen_generated_routes", bytecode)
         specs = tuple(
-            _import(routes / f"{name}.py", f"s402gen_generated_routes.{name}").SPEC
+            _import(routes / f"{name}.py", f"s402gen_generated_routes.{name}", bytecode).SPEC
             for name in package.MODULES
         )
         index = _IndexDocument.model_validate_json((root / "catalog" / "catalog.json").read_bytes())

@@ -92,7 +92,7 @@ MAX_LIMIT = 50
 #: Rankings kept per search (query, limit, category): a repeated query costs no SQL.
 RANK_CACHE_SIZE = 1024
 #: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
-ENTRY_JSON_CACHE_SIZE = 256
+ENTRY_JSON_CACHE_SIZE = 128
 _TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
