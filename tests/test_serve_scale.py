@@ -103,12 +103,15 @@ def test_the_fast_answer_is_the_search_document(category: str | None) -> None:
     generated = load_generated(GENERATED)
     search = generated.search()
     quality = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=None).stats.quality
+    assert search.answer_json("face", 10, quality, category, wait=False) is None  # not yet ranked
     for query in ("face", "人脸检测", "delete template", "", "zzz"):
         for limit in (1, 10, 500):
             for scores in (quality, None):  # key order too: the answers' bytes are equal
                 expected = search.search(query, limit, scores, category).to_json()
                 answer = search.answer_json(query, limit, scores, category)
                 assert json.dumps(answer) == json.dumps(expected)
+                remembered = search.answer_json(query, limit, scores, category, wait=False)
+                assert json.dumps(remembered) == json.dumps(expected)
 
 
 def test_route_modules_compile_once_into_the_cache_never_into_generated(

@@ -342,15 +342,15 @@ def _add_catalog_routes(
     async def catalog() -> Response:
         return FileResponse(generated.catalog_file, media_type=JSON)
 
-    def answer(q: str, limit: int, category: str) -> bytes:
-        return orjson.dumps(search.answer_json(q, limit, runtime.stats.quality, category or None))
-
     async def catalog_search(
         q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
     ) -> Response:
-        # SQLite and the answer's serialization run in a worker thread: never on the loop
-        body = await run_in_threadpool(answer, q, limit, category)
-        return Response(body, media_type=JSON)
+        quality = runtime.stats.quality
+        # a repeated query is answered from memory here; SQLite and the disk run in a thread
+        found = search.answer_json(q, limit, quality, category or None, wait=False)
+        if found is None:
+            found = await run_in_threadpool(search.answer_json, q, limit, quality, category or None)
+        return Response(orjson.dumps(found), media_type=JSON)
 
     async def index() -> Response:
         return FileResponse(generated.index_page, media_type="text/html")

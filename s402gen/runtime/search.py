@@ -30,10 +30,10 @@ read (:meth:`CatalogSearch.search`).
 
 from __future__ import annotations
 
-import functools
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -267,11 +267,24 @@ class CatalogSearch:
         self.index = SearchIndex(rows)
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
-        self._rank = functools.lru_cache(maxsize=RANK_CACHE_SIZE)(self._rank_uncached)
-        self._entry_json = functools.lru_cache(maxsize=ENTRY_JSON_CACHE_SIZE)(
-            lambda position: self._entry(position).to_json()
-        )
+        self._ranks = _Recent(RANK_CACHE_SIZE)
+        self._entries = _Recent(ENTRY_JSON_CACHE_SIZE)
         self._document_json = document.to_json()
+
+    def _rank(
+        self, query: str, limit: int, category: str | None
+    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
+        key = (query, limit, category)
+        found = self._ranks.get(key)
+        if found is None:
+            found = self._ranks.put(key, self._rank_uncached(query, limit, category))
+        return found
+
+    def _entry_json(self, position: int) -> dict[str, Any]:
+        found = self._entries.get(position)
+        if found is None:
+            found = self._entries.put(position, self._entry(position).to_json())
+        return found
 
     def _rank_uncached(
         self, query: str, limit: int, category: str | None
@@ -404,12 +417,28 @@ class CatalogSearch:
         limit: int = DEFAULT_LIMIT,
         quality: Callable[[str], Quality] | None = None,
         category: str | None = None,
-    ) -> dict[str, Any]:
+        *,
+        wait: bool = True,
+    ) -> dict[str, Any] | None:
         """``search(...).to_json()``, built from each listed entry's JSON (kept for the
-        recent entries) instead of copying and serializing the entries' models again."""
+        recent entries) instead of copying and serializing the entries' models again.
+
+        With ``wait=False``, ``None`` unless the ranking and every listed entry are
+        among the recent ones: then the answer needs neither SQLite nor the disk, and
+        the app builds it on the event loop (~0.5 ms); else it calls again in a thread.
+        """
         limit = max(1, min(limit, MAX_LIMIT))
         query = query.strip().replace("\ue000", "")
-        expansions, total, ranked = self._rank(query, limit, category or None)
+        key = (query, limit, category or None)
+        if wait:
+            expansions, total, ranked = self._rank(*key)
+        else:
+            found = self._ranks.get(key)
+            if found is None:
+                return None
+            expansions, total, ranked = found
+            if any(self._entries.get(position) is None for position, _, _ in ranked):
+                return None
         services = []
         for position, score, terms in ranked:
             entry = self._entry_json(position)
@@ -457,6 +486,32 @@ class CatalogSearch:
                 ),
             }
         )
+
+
+class _Recent:
+    """The ``size`` most recently used values by key (thread-safe)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        """The value of ``key`` (now the most recent), or ``None``."""
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> Any:
+        """Keep ``value`` for ``key``, dropping the least recent beyond ``size``; ``value``."""
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
 
 
 def _why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
