@@ -7,25 +7,25 @@ category's ``synonyms`` (:class:`Categories`), applied to that category's
 services only; ``category`` filters the answer.
 
 The engine is SQLite FTS5 (Python's own ``sqlite3``), one in-memory database
-built at start from the catalog (:class:`SearchIndex`), with two tables:
+built at start from the catalog (:class:`SearchIndex`). English and other
+space-separated words go through the ``unicode61`` tokenizer:
 
-- ``words`` (tokenizer ``unicode61``): English and other space-separated
-  words. Columns ``aliases`` (each alias's words: an exact word scores),
-  ``text`` (``searchText``; a query word matches the *start* of a word, so
-  ``detect`` finds ``detection`` but ``pose`` no longer finds ``exposed``)
-  and ``phrase`` (``searchText`` with every run of punctuation kept as a
-  marker token, so a phrase of query words matches only where the text has
-  those words separated by spaces: ``face template`` matches ``face
-  template`` but not ``face-template``).
-- ``cjk`` (tokenizer ``trigram``): the non-ASCII runs of ``searchText``, for
-  Chinese, which has no spaces to split on: a Chinese query word matches as a
-  substring, as before. Words shorter than three characters are matched
-  with ``instr`` over the same column (SQLite 3.40's trigram ``LIKE`` misses
-  short non-ASCII patterns).
+- ``aliases``: each alias's words (an exact word scores :data:`SCORE_ALIAS`);
+- ``words``: ``searchText``; a query word matches the *start* of a word, so
+  ``detect`` finds ``detection`` but ``pose`` no longer finds ``exposed``;
+- ``phrases``: ``searchText`` with every run of punctuation kept as a marker
+  token, so a phrase of query words matches only where the text has those
+  words separated by spaces (``face template`` matches ``face template``,
+  not ``face-template``), as the substring scan it replaces did.
 
-Scores (:data:`SCORE_ID` ...) are summed in SQL, so a query costs one SQLite
-statement whatever the catalog's size; only the answered page's entries are
-read (:meth:`CatalogSearch.search`).
+Chinese has no spaces to split on: ``cjk`` (tokenizer ``trigram``) holds the
+non-ASCII runs of ``searchText`` and a Chinese word matches as a substring;
+words shorter than three characters use ``instr`` over the same column
+(SQLite 3.40's trigram ``LIKE`` misses short non-ASCII patterns).
+
+Scores (:data:`SCORE_ID` ...) are summed in one SQL statement whatever the
+catalog's size; the rankings of recent queries are kept, and only the
+answered page's entries are read (:meth:`CatalogSearch.answer_json`).
 """
 
 from __future__ import annotations
