@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from s402gen.runtime import protocol
 from s402gen.runtime.app import TOOL_ROUTE, create_app
@@ -258,3 +260,21 @@ def test_mcp_discovery_mode_over_http(emulator) -> None:
                 await _discovery_flow(client)
 
         anyio.run(scenario)
+
+
+@pytest.mark.slow
+def test_mcp_discovery_mode_over_stdio(tmp_path) -> None:
+    """``s402gen mcp --discovery``, launched by the SDK's stdio client, with the emulator."""
+    exe = Path(sys.executable).parent / "s402gen"
+    params = StdioServerParameters(
+        command=str(exe) if exe.exists() else "s402gen",
+        args=["mcp", "--discovery", "--generated", str(GENERATED), "--upstream", "emulator"]
+        + ["--ledger", ":memory:"],
+        cwd=str(tmp_path),
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            await _discovery_flow(client)
+
+    anyio.run(scenario)
