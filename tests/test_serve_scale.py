@@ -127,7 +127,7 @@ def test_route_modules_compile_once_into_the_cache_never_into_generated(
     module = copy / "routes" / "face_detection.py"
     text = module.read_text(encoding="utf-8")
     stat = module.stat()
-    changed = text.replace('amount_cents=20,', 'amount_cents=21,')
+    changed = text.replace("amount_cents=20,", "amount_cents=21,")
     assert changed != text and len(changed) == len(text)
     module.write_text(changed, encoding="utf-8")
     os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time
@@ -194,7 +194,9 @@ def test_search_runs_off_the_event_loop(emulator) -> None:
     with running_app(app) as base:
         answers: list[httpx.Response] = []
         searching = threading.Thread(
-            target=lambda: answers.append(httpx.get(f"{base}/api/catalog/search?q=face", timeout=60))
+            target=lambda: answers.append(
+                httpx.get(f"{base}/api/catalog/search?q=face", timeout=60)
+            )
         )
         searching.start()
         try:

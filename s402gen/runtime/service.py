@@ -39,7 +39,6 @@ from .upstream import Upstream, UpstreamError, UpstreamResult
 from .upstreams import load as load_protocol
 from .validation import RequestError, RequestValidator
 
-
 #: Compiled request validators kept per runtime (a service's is compiled on its first call).
 VALIDATOR_CACHE_SIZE = 512
 
