@@ -76,6 +76,11 @@ class Generated:
         """catalog.json."""
         return self.root / "catalog" / "catalog.json"
 
+    @property
+    def catalog_bytes(self) -> bytes:
+        """catalog.json's bytes, read from disk (the server sends the file itself)."""
+        return self.catalog_file.read_bytes()
+
     @functools.cached_property
     def catalog(self) -> CatalogDocument:
         """The whole catalog.json, read through the output contract (held once read)."""
