@@ -191,6 +191,38 @@ async def _discovery_search(url: str) -> float:
         return time.perf_counter() - began
 
 
+def in_process(generated: Path, rounds: int = 20) -> tuple[float, float, float]:
+    """CPU ms per request of the app itself, in this process through httpx's ASGI transport
+    (no sockets, no uvicorn; the client's share included): a 404 (the framework's floor),
+    a search with repeated queries, and a search with every query new."""
+    from s402gen.runtime.app import create_app
+    from s402gen.runtime.payments import Ledger
+
+    app = create_app(generated, ledger=Ledger(), upstream=None)
+
+    async def measure() -> tuple[float, float, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            costs = []
+            for label in ("404", "repeated", "new"):
+                if label == "repeated":  # rank every query once first
+                    for q in QUERIES:
+                        await client.get("/api/catalog/search", params={"q": q})
+                began, n = time.process_time(), 0
+                for r in range(rounds):
+                    for q in QUERIES:
+                        if label == "404":
+                            await client.get("/api/payments/none")
+                        else:
+                            query = q if label == "repeated" else f"{q} {r}"
+                            await client.get("/api/catalog/search", params={"q": query})
+                        n += 1
+                costs.append((time.process_time() - began) * 1000 / n)
+            return costs[0], costs[1], costs[2]
+
+    return asyncio.run(measure())
+
+
 def scale_main(size: int, seconds: int, connections: int) -> None:
     """Build N services, start ``serve``, measure, print the report with PASS/FAIL."""
     with tempfile.TemporaryDirectory(prefix="s402gen-serve-scale-") as tmp:
@@ -224,6 +256,8 @@ def scale_main(size: int, seconds: int, connections: int) -> None:
             searched = anyio.run(_discovery_search, f"{server.base}/mcp")
         finally:
             server.stop()
+        os.environ["S402GEN_CACHE_DIR"] = str(cache)  # this process's bytecode cache too
+        floor, repeated, new = in_process(generated)
     print(f"\n{size} services, s402gen serve --upstream emulator, load from this process")
     print(f"first 200 after start       {start:6.2f} s   (server CPU by then {cpu:.2f} s)")
     print(f"  the first start ever      {cold:6.2f} s   (CPU {cold_cpu:.2f} s: bytecode cached)")
@@ -236,6 +270,10 @@ def scale_main(size: int, seconds: int, connections: int) -> None:
             f"{row['errors']} errors; doc page alongside p99 {row['probe_p99']:.1f} ms"
         )
     print(f"server CPU per search (repeated queries): {cpu_ms:.2f} ms")
+    print(
+        f"in process (ASGI, no sockets; client included): a 404 {floor:.2f} ms CPU, "
+        f"a search {repeated:.2f} ms (repeated queries), {new:.2f} ms (every query new)"
+    )
     print(
         f"MCP tools/list, one tool a service: {listed[0]} tools, {listed[2] / 1e6:.2f} MB "
         f"in {listed[1]:.2f} s (all pages)"
