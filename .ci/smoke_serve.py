@@ -43,9 +43,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _request(url: str, body: dict | None = None) -> tuple[int, dict]:
+def _request(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as answer:
         return answer.status, json.load(answer)
 
@@ -62,18 +65,28 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def smoke_serve(exe: str, generated: Path) -> str:
-    """Start ``s402gen serve``, get the catalog and a payment; a one-line summary."""
+    """Issue an API key (``s402gen keys create``), start ``s402gen serve`` on the same
+    ledger, get the catalog and a payment with the key; a one-line summary."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as logs:
         out, err = Path(logs, "stdout"), Path(logs, "stderr")
+        ledger = ["--ledger", str(Path(logs, "ledger.db"))]
+        issued = subprocess.run(
+            [exe, "keys", "create", "--name", "smoke", *ledger],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = issued.stdout.strip().splitlines()[-1]
         with out.open("wb") as stdout, err.open("wb") as stderr:
-            command = [exe, "serve", "--port", str(port), "--generated", str(generated), *RUNTIME]
+            command = [exe, "serve", "--port", str(port), "--generated", str(generated)]
+            command += ["--upstream", "emulator", *ledger]
             process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)
             try:
                 catalog = _wait_for_catalog(process, base, err)
                 service = catalog["services"][0]["id"]
-                status, payment = _request(f"{base}/api/payments", {"serviceId": service})
+                status, payment = _request(f"{base}/api/payments", {"serviceId": service}, key)
                 if payment.get("serviceId") != service or not payment.get("paymentId"):
                     raise SmokeFailure(f"POST /api/payments answered {status} {payment}")
             finally:

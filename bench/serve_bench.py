@@ -1,8 +1,19 @@
-"""Benchmark ``s402gen serve``: the 402 path and paid calls, loaded by wrk from another process.
+"""Benchmark ``s402gen serve``: the 402 path and paid calls (wrk), and the runtime at scale.
 
-Usage (from the repository root; needs ``wrk``, e.g. ``apt-get install wrk``)::
+Usage (from the repository root; the first needs ``wrk``, e.g. ``apt-get install wrk``)::
 
     python bench/serve_bench.py [--seconds 10] [--connections 32] [--service face-detection]
+    python bench/serve_bench.py --scale 2000 [--seconds 10] [--connections 32]
+
+``--scale N`` (no wrk needed) builds bench.py's synthetic catalog of N services
+into a temporary folder and reports, for ``s402gen serve`` on it: the time from
+start to the first 200 (and the server's CPU seconds by then), its RSS after
+start and after the load; catalog search requests per second and p50/p99 under
+``--connections`` connections (an async httpx load from this process, cycling
+English and Chinese queries), with the p99 of a doc page fetched alongside (the
+search must not block other requests); and MCP ``tools/list`` (every page)
+bytes and time in the one-tool-per-service mode and in the discovery mode, with
+the mcp SDK's client. See :func:`scale_main`.
 
 It starts ``s402gen serve --upstream emulator --ledger :memory:`` on a free
 loopback port (one uvicorn process), then runs wrk twice against the
@@ -127,14 +138,20 @@ def make_tokens(base: str, service: str, count: int, path: Path) -> None:
 
 
 def main() -> None:
-    """Start the server, load it twice, print the report."""
+    """Start the server, load it twice, print the report (``--scale``: :func:`scale_main`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--service", default="face-detection")
     parser.add_argument("--tokens", type=int, default=20000, help="paid tokens to prepare")
+    parser.add_argument("--scale", type=int, help="services of a synthetic catalog (no wrk)")
     args = parser.parse_args()
+    if args.scale:
+        from serve_scale import scale_main
+
+        scale_main(args.scale, args.seconds, args.connections)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     catalog = json.loads((REPO / "generated/catalog/services" / f"{args.service}.json").read_text())

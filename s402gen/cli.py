@@ -487,6 +487,11 @@ def _require_serving(command: str) -> None:
     help="A Host the REST API and /mcp answer (repeatable; NAME:* any port; '*' any host). "
     "Default: 127.0.0.1, localhost and [::1] on --port.",
 )
+@click.option(
+    "--mcp-discovery",
+    is_flag=True,
+    help="/mcp lists a search tool and a call tool instead of one tool a service.",
+)
 def serve(
     host: str,
     port: int,
@@ -502,6 +507,7 @@ def serve(
     x402_asset: str | None,
     x402_pay_to: str | None,
     allowed_hosts: tuple[str, ...],
+    mcp_discovery: bool,
 ) -> None:
     """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments, or
     x402), and the MCP tools over streamable HTTP at /mcp."""
@@ -522,12 +528,18 @@ def serve(
         allow_dev_payments=allow_dev_payments,
         allowed_hosts=allowed_hosts,
         anonymous=anonymous,
+        mcp_discovery=mcp_discovery,
     )
     sys.exit(code)
 
 
 @main.command(epilog=epilog("mcp"))
 @_runtime_options
+@click.option(
+    "--discovery",
+    is_flag=True,
+    help="List a search tool and a call tool instead of one tool a service.",
+)
 def mcp(
     generated_dir: str | None,
     upstream: str,
@@ -535,6 +547,7 @@ def mcp(
     ledger: str,
     allow_dev_payments: bool,
     anonymous: bool,
+    discovery: bool,
 ) -> None:
     """Serve the generated MCP tools over stdio (for an MCP client to launch); the client's
     API key comes from S402GEN_API_KEY."""
@@ -550,5 +563,6 @@ def mcp(
             ledger_path=ledger,
             allow_dev_payments=allow_dev_payments,
             anonymous=anonymous,
+            discovery=discovery,
         )
     )

@@ -88,7 +88,11 @@ def test_every_route_with_its_schemas_tags_and_examples() -> None:
                 assert _resolve(responses[status])["content"]["application/json"]["schema"]
             schemes = [sorted(option) for option in operation["security"]]
             assert schemes == [  # []: unpaid, answered 402; each with the API key or without
-                ["apiKey", "paymentToken"], ["paymentToken"], ["apiKey", "x402"], ["x402"], []
+                ["apiKey", "paymentToken"],
+                ["paymentToken"],
+                ["apiKey", "x402"],
+                ["x402"],
+                [],
             ]
     assert set(paths) == expected
     assert {tag["name"] for tag in DOCUMENT["tags"]} == {

@@ -1,7 +1,8 @@
 """The FastAPI app that serves a compiled ``generated/`` folder.
 
 Routes: ``POST /api/tools/<id>`` and its legacy alias for every route
-module; ``POST /api/payments`` and ``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
+module (one parameterized route, the service looked up in a dict: thousands of
+services cost no route matching at start or per request); ``POST /api/payments`` and ``GET /api/payments/{paymentId}``; ``GET /api/catalog`` and
 ``GET /api/catalog/search``; the doc pages at ``/tools/<id>`` and the index
 at ``/``, with what their relative links reach: ``/assets/*`` (style, script, search
 data) and ``/catalog/*`` (the catalog JSON files, as on disk); ``/openapi.json`` is the
@@ -115,7 +116,7 @@ def _client(auth: ClientAuth, request: Request) -> str | None:
 
 
 def create_app(
-    generated_dir: str | Path = "generated",
+    generated_dir: str | Path | Generated = "generated",
     *,
     ledger: Ledger | None = None,
     upstream: Upstream | None = None,
@@ -124,8 +125,10 @@ def create_app(
     host_policy: HostPolicy | None = None,
     auth: ClientAuth | None = None,
     x402: Any = None,
+    mcp_discovery: bool = False,
 ) -> FastAPI:
-    """A FastAPI app serving ``generated_dir``, with the MCP server at ``/mcp``.
+    """A FastAPI app serving ``generated_dir`` (a folder, or one already loaded with
+    :func:`~s402gen.runtime.generated.load_generated`), with the MCP server at ``/mcp``.
 
     ``ledger`` defaults to an in-memory one, ``upstream`` to Alibaba Cloud
     with credentials from the environment, ``provider`` to the dev
@@ -137,8 +140,12 @@ def create_app(
     :class:`~s402gen.runtime.x402.X402Gateway`) turns on x402 payments: the
     402 adds ``PAYMENT-REQUIRED``, tool routes take ``PAYMENT-SIGNATURE``, and
     payments are created pending and paid at ``POST /api/payments/{paymentId}/x402``.
+    ``mcp_discovery`` serves MCP's discovery mode (a search tool and a call tool,
+    :mod:`~s402gen.runtime.mcp_discovery`) instead of one tool a service.
     """
-    generated = load_generated(generated_dir)
+    generated = (
+        generated_dir if isinstance(generated_dir, Generated) else load_generated(generated_dir)
+    )
     runtime = ServiceRuntime(
         generated.specs,
         ledger=ledger or Ledger(),
@@ -148,7 +155,13 @@ def create_app(
     )
     host_policy = host_policy or HostPolicy.loopback()
     auth = auth or ClientAuth()
-    mcp_server = build_mcp_server(load_tools(generated.root), runtime, auth=auth)
+    search = generated.search()
+    mcp_server = build_mcp_server(
+        load_tools(generated.root),
+        runtime,
+        auth=auth,
+        search=search if mcp_discovery else None,
+    )
     sessions = StreamableHTTPSessionManager(
         app=mcp_server, stateless=True, security_settings=host_policy.mcp_settings()
     )
@@ -158,10 +171,9 @@ def create_app(
         async with sessions.run():  # the MCP session manager needs its task group
             yield
 
-    try:  # the compiled OpenAPI document replaces FastAPI's own
-        openapi = (generated.root / "openapi.json").read_bytes()
-    except OSError as exc:
-        raise GeneratedError(f"{generated.root} is not a complete s402gen output: {exc}") from None
+    openapi = generated.root / "openapi.json"  # the compiled document replaces FastAPI's own
+    if not openapi.is_file():
+        raise GeneratedError(f"{generated.root} is not a complete s402gen output: no {openapi}")
     app = FastAPI(
         title="Server402", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
@@ -170,10 +182,9 @@ def create_app(
     app.state.runtime = runtime
     app.state.auth = auth
     app.state.generated = generated
-    for spec in generated.specs:
-        _add_tool_routes(app, runtime, spec, max_body_bytes, auth)
+    _add_tool_routes(app, runtime, generated.specs, max_body_bytes, auth)
     _add_payment_routes(app, runtime, max_body_bytes, auth)
-    _add_catalog_routes(app, runtime, generated)
+    _add_catalog_routes(app, runtime, generated, search)
     _add_openapi_routes(app, openapi)
     app.add_exception_handler(sqlite3.OperationalError, _ledger_busy)
     return app
@@ -189,9 +200,9 @@ async def _ledger_busy(request: Request, exc: Exception) -> Response:
     return _json(503, contract.ErrorAnswer(error=protocol.LEDGER_BUSY).to_json(), headers)
 
 
-def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
+def _add_openapi_routes(app: FastAPI, openapi: Path) -> None:
     async def openapi_json() -> Response:
-        return Response(openapi, media_type=JSON)
+        return FileResponse(openapi, media_type=JSON)
 
     async def swagger_ui() -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Server402 API")
@@ -200,9 +211,51 @@ def _add_openapi_routes(app: FastAPI, openapi: bytes) -> None:
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
 
 
+#: The path every generated endpoint and legacy endpoint has (``/api/tools/<one segment>``).
+TOOL_ROUTE = "/api/tools/{service_id}"
+_NOT_FOUND = {"detail": "Not Found"}  # Starlette's own 404 body, for an unknown service
+
+
 def _add_tool_routes(
-    app: FastAPI, runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int, auth: ClientAuth
+    app: FastAPI,
+    runtime: ServiceRuntime,
+    specs: tuple[RouteSpec, ...],
+    max_bytes: int,
+    auth: ClientAuth,
 ) -> None:
+    """One ``POST`` route for every service's endpoint and legacy endpoint; a spec whose
+    endpoint does not fit :data:`TOOL_ROUTE` gets a route of its own."""
+    prefix = TOOL_ROUTE.split("{")[0]
+    by_path: dict[str, RouteSpec] = {}
+    for spec in specs:
+        for path in (spec.endpoint, spec.legacy_endpoint):
+            rest = path.removeprefix(prefix)
+            if path.startswith(prefix) and rest and "/" not in rest:
+                by_path.setdefault(path, spec)
+            else:
+                app.add_api_route(
+                    path, _tool_endpoint(runtime, spec, max_bytes, auth), methods=["POST"]
+                )
+
+    endpoints: dict[str, Any] = {}  # service id -> its call_tool, made on first use
+
+    async def call_any_tool(service_id: str, request: Request) -> Response:
+        spec = by_path.get(prefix + service_id)
+        if spec is None:
+            return _json(404, _NOT_FOUND)
+        call_tool = endpoints.get(spec.service_id)
+        if call_tool is None:
+            call_tool = endpoints[spec.service_id] = _tool_endpoint(runtime, spec, max_bytes, auth)
+        return await call_tool(request)
+
+    app.add_api_route(TOOL_ROUTE, call_any_tool, methods=["POST"], name="call_tool")
+
+
+def _tool_endpoint(
+    runtime: ServiceRuntime, spec: RouteSpec, max_bytes: int, auth: ClientAuth
+) -> Any:
+    """The endpoint of one service's tool calls: 200, 400, 402, 413, 415 or 502."""
+
     async def call_tool(request: Request) -> Response:
         try:
             client_id = _client(auth, request)
@@ -233,13 +286,7 @@ def _add_tool_routes(
             return _json(502, exc.answer().to_json(), headers)
         return _json(200, envelope.to_json())
 
-    for path, deprecated in ((spec.endpoint, False), (spec.legacy_endpoint, True)):
-        app.add_api_route(
-            path,
-            call_tool,
-            methods=["POST"],
-            name=f"{spec.tool_name}{'_legacy' if deprecated else ''}",
-        )
+    return call_tool
 
 
 _PAYMENT_HEADERS = {protocol.REQUIRED_HEADER: "true"}
@@ -349,17 +396,23 @@ def _add_payment_routes(
     app.add_api_route(protocol.VERIFY_PAYMENT_URL, verify_payment, methods=["GET"])
 
 
-def _add_catalog_routes(app: FastAPI, runtime: ServiceRuntime, generated: Generated) -> None:
-    search = CatalogSearch(generated.catalog, generated.categories)
+def _add_catalog_routes(
+    app: FastAPI, runtime: ServiceRuntime, generated: Generated, search: CatalogSearch
+) -> None:
+    app.state.search = search
 
     async def catalog() -> Response:
-        return Response(generated.catalog_bytes, media_type=JSON)
+        return FileResponse(generated.catalog_file, media_type=JSON)
 
     async def catalog_search(
         q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
     ) -> Response:
-        answer = search.search(q, limit, runtime.stats.quality, category or None)
-        return _json(200, answer.to_json())
+        quality = runtime.stats.quality
+        # a repeated query is answered from memory here; SQLite and the disk run in a thread
+        found = search.answer_json(q, limit, quality, category or None, wait=False)
+        if found is None:
+            found = await run_in_threadpool(search.answer_json, q, limit, quality, category or None)
+        return Response(jsonio.dumps(found), media_type=JSON)
 
     async def index() -> Response:
         return FileResponse(generated.index_page, media_type="text/html")

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
 
 import anyio
 import mcp.types as types
@@ -42,10 +45,64 @@ SERVER_NAME = "server402"
 PAGE_SIZE = 100
 
 
-def load_tools(generated_dir: Path) -> list[types.Tool]:
-    """The generated tool definitions, in their file's order."""
-    raw = json.loads((Path(generated_dir) / "mcp" / "tools.json").read_text(encoding="utf-8"))
-    return [types.Tool.model_validate(tool) for tool in raw]
+class ToolList(Sequence[types.Tool]):
+    """The tool definitions of ``generated/mcp/tools.json``, read on first use (not at
+    start) and kept as their JSON text, each parsed by ``mcp.types.Tool`` when a
+    ``tools/list`` page or a lookup reaches it: thousands of tools stay small in memory.
+
+    Raises ``OSError`` or ``ValueError`` (on first use) when the file is missing or
+    not a JSON array of objects.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._texts: list[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> list[bytes]:
+        with self._lock:
+            if self._texts is None:
+                text = self.path.read_text(encoding="utf-8")
+                self._texts = _array_items(text, self.path)
+            return self._texts
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    @overload
+    def __getitem__(self, index: int) -> types.Tool: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[types.Tool]: ...
+    def __getitem__(self, index: int | slice) -> types.Tool | list[types.Tool]:
+        if isinstance(index, slice):
+            return [types.Tool.model_validate_json(t) for t in self._load()[index]]
+        return types.Tool.model_validate_json(self._load()[index])
+
+
+def _array_items(text: str, where: Path) -> list[bytes]:
+    """The JSON text of each object of the JSON array ``text``, decoded one at a time by
+    the standard library's decoder (``raw_decode``), so no whole-file tree is built."""
+    decoder = json.JSONDecoder()
+    items: list[bytes] = []
+    try:
+        at = text.index("[") + 1
+        while True:
+            while text[at] in " \t\r\n,":
+                at += 1
+            if text[at] == "]":
+                return items
+            item, end = decoder.raw_decode(text, at)
+            if not isinstance(item, dict):
+                raise ValueError("an item is not a JSON object")
+            items.append(text[at:end].encode("utf-8"))
+            at = end
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"{where} is not a JSON array of objects: {exc}") from None
+
+
+def load_tools(generated_dir: Path) -> ToolList:
+    """The generated tool definitions, in their file's order (a :class:`ToolList`)."""
+    return ToolList(Path(generated_dir) / "mcp" / "tools.json")
 
 
 def _result(
@@ -71,7 +128,7 @@ def _error(message: str) -> types.CallToolResult:
     return _result(contract.ErrorAnswer(error=message), is_error=True)
 
 
-def list_page(tools: list[types.Tool], cursor: str | None, size: int) -> types.ListToolsResult:
+def list_page(tools: Sequence[types.Tool], cursor: str | None, size: int) -> types.ListToolsResult:
     """One ``tools/list`` page: ``size`` tools from offset ``cursor`` (``None``: the first).
 
     ``nextCursor`` is the next page's offset, absent on the last page.
@@ -90,19 +147,33 @@ def list_page(tools: list[types.Tool], cursor: str | None, size: int) -> types.L
 
 
 def build_mcp_server(
-    tools: list[types.Tool],
+    tools: Sequence[types.Tool],
     runtime: ServiceRuntime,
     page_size: int = PAGE_SIZE,
     *,
     auth: ClientAuth | None = None,
     stdio_key: str | None = None,
+    search: Any = None,
 ) -> Server:
     """A low-level MCP server for ``tools``, calling through ``runtime``; ``page_size``
     tools a ``tools/list`` page. ``auth`` identifies the caller by the API key of the HTTP
     request's ``Authorization: Bearer`` header, or over stdio by ``stdio_key`` (the
-    ``S402GEN_API_KEY`` the client started the server with); the REST API's rules apply."""
+    ``S402GEN_API_KEY`` the client started the server with); the REST API's rules apply.
+
+    With ``search`` (a :class:`~s402gen.runtime.search.CatalogSearch`), the
+    discovery mode: ``tools/list`` answers only the search and call tools of
+    :mod:`s402gen.runtime.mcp_discovery` and the payment tools; every service
+    stays callable through the call tool (and by its own name).
+    """
     specs = {spec.tool_name: spec for spec in runtime.specs}
     auth = auth or ClientAuth()
+    discovery = None
+    listed = tools
+    if search is not None:
+        from .mcp_discovery import Discovery
+
+        discovery = Discovery(runtime, search)
+        listed = discovery.listed(tools)
 
     def caller(ctx: ServerRequestContext) -> str | None:
         request = getattr(ctx, "request", None)
@@ -113,7 +184,7 @@ def build_mcp_server(
     async def on_list_tools(
         ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return list_page(tools, params.cursor if params else None, page_size)
+        return list_page(listed, params.cursor if params else None, page_size)
 
     async def on_call_tool(
         ctx: ServerRequestContext, params: types.CallToolRequestParams
@@ -137,36 +208,12 @@ def build_mcp_server(
             return await anyio.to_thread.run_sync(
                 _verify_payment, runtime, arguments, params.meta, client
             )
+        if discovery is not None and params.name in discovery.tools:
+            return await discovery.call(params.name, arguments, params.meta, auth, client)
         spec = specs.get(params.name)
         if spec is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
-        token = arguments.pop(protocol.MCP_ARGUMENT, None)
-        if token is not None and not isinstance(token, str):
-            return _error(f"{protocol.MCP_ARGUMENT} must be a string")
-        try:
-            signature = _x402_signature(runtime, spec, params.meta) if not token else None
-            if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
-                auth.check_create(spec, client)
-                paid = await anyio.to_thread.run_sync(
-                    runtime.call_paid, spec, arguments, signature, client
-                )
-                return _result(paid.envelope, meta=_x402_meta(paid))
-            # validation, the ledger and the upstream block: off the event loop, paid or not
-            envelope = await anyio.to_thread.run_sync(runtime.call, spec, arguments, token, client)
-        except AuthRefused as exc:
-            return _error(str(exc))
-        except RequestError as exc:
-            return _error(str(exc))
-        except PaymentNeeded as exc:
-            offer = None
-            if runtime.x402_offered(spec):
-                from .x402 import mcp_required_text
-
-                offer = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
-            return _result(exc.answer, is_error=True, x402_text=offer)
-        except UpstreamFailed as exc:  # settled through x402: its token retries for free
-            return _result(exc.answer(), is_error=True)
-        return _result(envelope)
+        return await call_service(runtime, spec, arguments, params.meta, auth, client)
 
     return Server(
         SERVER_NAME,
@@ -176,6 +223,46 @@ def build_mcp_server(
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
     )
+
+
+async def call_service(
+    runtime: ServiceRuntime,
+    spec: Any,
+    arguments: dict[str, Any],
+    meta: Any,
+    auth: ClientAuth,
+    client: str | None,
+) -> types.CallToolResult:
+    """One service's ``tools/call`` by ``client`` (an API key's id, or ``None``):
+    ``arguments`` with the optional ``paymentToken``, or an x402 payment in ``meta``; the
+    same key rules, validation, ledger and upstream as over HTTP."""
+    token = arguments.pop(protocol.MCP_ARGUMENT, None)
+    if token is not None and not isinstance(token, str):
+        return _error(f"{protocol.MCP_ARGUMENT} must be a string")
+    try:
+        signature = _x402_signature(runtime, spec, meta) if not token else None
+        if signature:  # x402's MCP transport: the payment in _meta["x402/payment"]
+            auth.check_create(spec, client)
+            paid = await anyio.to_thread.run_sync(
+                runtime.call_paid, spec, arguments, signature, client
+            )
+            return _result(paid.envelope, meta=_x402_meta(paid))
+        # validation, the ledger and the upstream block: off the event loop, paid or not
+        envelope = await anyio.to_thread.run_sync(runtime.call, spec, arguments, token, client)
+    except AuthRefused as exc:
+        return _error(str(exc))
+    except RequestError as exc:
+        return _error(str(exc))
+    except PaymentNeeded as exc:
+        offer = None
+        if runtime.x402_offered(spec):
+            from .x402 import mcp_required_text
+
+            offer = mcp_required_text(runtime.x402, spec, exc.x402_error or exc.answer.error)
+        return _result(exc.answer, is_error=True, x402_text=offer)
+    except UpstreamFailed as exc:  # settled through x402: its token retries for free
+        return _result(exc.answer(), is_error=True)
+    return _result(envelope)
 
 
 def _x402_signature(runtime: ServiceRuntime, spec: Any, meta: Any) -> str | None:

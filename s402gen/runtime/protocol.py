@@ -92,5 +92,8 @@ RETRY_MCP = (
 
 CREATE_PAYMENT_TOOL = "create_payment"
 VERIFY_PAYMENT_TOOL = "verify_payment"
-#: Tool names the payment tools take; no service may use them.
-RESERVED_TOOL_NAMES = (CREATE_PAYMENT_TOOL, VERIFY_PAYMENT_TOOL)
+#: The MCP discovery mode's tools (``s402gen mcp --discovery``): search the catalog, call a service.
+SEARCH_TOOL = "search_services"
+CALL_TOOL = "call_service"
+#: Tool names the payment and discovery tools take; no service may use them.
+RESERVED_TOOL_NAMES = (CREATE_PAYMENT_TOOL, VERIFY_PAYMENT_TOOL, SEARCH_TOOL, CALL_TOOL)

@@ -2,18 +2,40 @@
 
 Answers in the ``server402.catalog.search.v1`` format: the query, the terms
 it expanded to, and per service a ``matchScore``, the ``matchTerms`` that
-scored and a ``why`` sentence. Ranking is plain term matching over each
-entry's id, aliases, keywords and searchText; Chinese text is matched as
-substrings, since it has no spaces to split on. Query expansions come from
-the catalog: each category's ``synonyms`` (:class:`Categories`), applied to
-that category's services only; ``category`` filters the answer.
+scored and a ``why`` sentence. Query expansions come from the catalog: each
+category's ``synonyms`` (:class:`Categories`), applied to that category's
+services only; ``category`` filters the answer.
+
+The engine is SQLite FTS5 (Python's own ``sqlite3``), one in-memory database
+built at start from the catalog (:class:`SearchIndex`). English and other
+space-separated words go through the ``unicode61`` tokenizer:
+
+- ``aliases``: each alias's words (an exact word scores :data:`SCORE_ALIAS`);
+- ``words``: ``searchText``; a query word matches the *start* of a word, so
+  ``detect`` finds ``detection`` but ``pose`` no longer finds ``exposed``;
+- ``phrases``: ``searchText`` with every run of punctuation kept as a marker
+  token, so a phrase of query words matches only where the text has those
+  words separated by spaces (``face template`` matches ``face template``,
+  not ``face-template``), as the substring scan it replaces did.
+
+Chinese has no spaces to split on: ``cjk`` (tokenizer ``trigram``) holds the
+non-ASCII runs of ``searchText`` and a Chinese word matches as a substring;
+words shorter than three characters use ``instr`` over the same column
+(SQLite 3.40's trigram ``LIKE`` misses short non-ASCII patterns).
+
+Scores (:data:`SCORE_ID` ...) are summed in one SQL statement whatever the
+catalog's size; the rankings of recent queries are kept, and only the
+answered page's entries are read (:meth:`CatalogSearch.answer_json`).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -55,6 +77,10 @@ class Categories(BaseModel):
 
 
 _WORD = re.compile(r"[a-z0-9]+|[^\x00-\x7f]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: A run of anything but ASCII letters, digits and spaces: a phrase does not reach across it.
+_BREAK = re.compile(r"[^a-z0-9\s]+")
+_MARKER = " \ue000 "  # a private-use character: a token of its own to unicode61, never a query's
 
 SCORE_ID = 200  # the query is the service id (or its tool name)
 SCORE_PHRASE = 50  # the whole query appears in the name, keywords or searchText
@@ -63,37 +89,208 @@ SCORE_TEXT = 5  # a query word appears in the searchText
 SCORE_EXPANDED = 3  # an expanded term appears in the searchText
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class _Indexed:
-    position: int
-    entry: CatalogEntry
-    ids: frozenset[str]
-    alias_words: frozenset[str]
-    text: str
+#: Rankings kept per search (query, limit, category): a repeated query costs no SQL.
+RANK_CACHE_SIZE = 1024
+#: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
+ENTRY_JSON_CACHE_SIZE = 128
+_TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+@dataclass(frozen=True)
+class SearchRow:
+    """What the index needs of one catalog entry (``discovery`` fields, lowercase or not)."""
+
+    id: str
+    tool_name: str
+    internal_service_id: str
+    category: str
+    aliases: tuple[str, ...]
+    search_text: str
+
+    @classmethod
+    def of(cls, entry: CatalogEntry) -> "SearchRow":
+        """The row of a catalog entry."""
+        d = entry.discovery
+        return cls(
+            entry.id,
+            d.tool_name,
+            entry.internal_service_id,
+            entry.category,
+            tuple(d.aliases),
+            d.search_text,
+        )
+
+
+def _quote(token: str) -> str:
+    """An FTS5 string: double quotes, inner quotes doubled."""
+    return '"' + token.replace('"', '""') + '"'
+
+
+_SCHEMA = """
+CREATE TABLE services (rowid INTEGER PRIMARY KEY, category TEXT NOT NULL);
+CREATE INDEX services_category ON services (category, rowid);
+CREATE TABLE ids (key TEXT NOT NULL, rowid INTEGER NOT NULL);
+CREATE INDEX ids_key ON ids (key);
+CREATE VIRTUAL TABLE aliases USING fts5(
+    alias, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE words USING fts5(
+    text, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE phrases USING fts5(
+    phrase, content='', detail='full', tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE cjk USING fts5(text, tokenize='trigram');
+"""
+
+
+class SearchIndex:
+    """The FTS5 database of a catalog's rows (rowid = catalog position + 1).
+
+    One connection, used by one thread at a time (a lock): SQLite releases the
+    GIL while it runs, and the app runs queries off the event loop.
+    """
+
+    def __init__(self, rows: Sequence[SearchRow]):
+        self.rows = rows
+        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        db = self._db
+        db.executescript(_SCHEMA)
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO services VALUES (?, ?)",
+            ((n, row.category) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO ids VALUES (?, ?)",
+            (
+                (key, n)
+                for n, row in enumerate(rows, 1)
+                for key in dict.fromkeys((row.id, row.tool_name, row.internal_service_id))
+            ),
+        )
+        db.executemany(
+            "INSERT INTO aliases (rowid, alias) VALUES (?, ?)",
+            ((n, "\n".join(row.aliases)) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO words (rowid, text) VALUES (?, ?)",
+            ((n, row.search_text.lower()) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO phrases (rowid, phrase) VALUES (?, ?)",
+            ((n, _BREAK.sub(_MARKER, row.search_text.lower())) for n, row in enumerate(rows, 1)),
+        )
+        db.executemany(
+            "INSERT INTO cjk (rowid, text) VALUES (?, ?)",
+            (
+                (n, "\n".join(_NON_ASCII.findall(row.search_text.lower())))
+                for n, row in enumerate(rows, 1)
+            ),
+        )
+        db.execute("COMMIT")
+
+    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple]:
+        """Run one statement; its rows."""
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+
+def _text_match(term: str) -> tuple[str, list[object]] | None:
+    """SQL selecting the rowids whose searchText holds ``term`` (lowercase), with its
+    parameters; ``None`` when ``term`` has no word to look for.
+
+    An ASCII term is a phrase of whole words, the last one a prefix; a term with
+    no ASCII letter or digit is a substring of the text's non-ASCII runs; a term
+    mixing both needs both parts (each matched as above).
+    """
+    ascii_words = re.findall(r"[a-z0-9]+", term)
+    others = _NON_ASCII.findall(term)
+    parts: list[tuple[str, list[object]]] = []
+    if ascii_words:
+        quoted = " + ".join(_quote(w) for w in ascii_words) + " *"
+        table = "words" if len(ascii_words) == 1 else "phrases"
+        parts.append((f"SELECT rowid FROM {table} WHERE {table} MATCH ?", [quoted]))
+    for other in others:
+        if len(other) >= _TRIGRAM:
+            parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", [_quote(other)]))
+        else:
+            parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", [other]))
+    if not parts:
+        return None
+    sql = " INTERSECT ".join(p[0] for p in parts)
+    return sql, [v for p in parts for v in p[1]]
+
+
 class CatalogSearch:
-    """An index over a compiled catalog document (catalog.json) and its categories."""
+    """Search over a compiled catalog document (catalog.json) and its categories.
+
+    ``CatalogSearch(document, categories)`` indexes ``document.services``. The
+    app uses :meth:`from_rows` instead, with only the indexed fields in memory
+    and ``entry(position)`` reading a whole entry when an answer lists it.
+    """
 
     def __init__(self, catalog: CatalogDocument, categories: Categories | None = None):
-        self.catalog = catalog
+        services = catalog.services
+        self._setup(
+            catalog.model_copy(update={"services": []}),
+            [SearchRow.of(entry) for entry in services],
+            services.__getitem__,
+            categories,
+        )
+
+    @classmethod
+    def from_rows(
+        cls,
+        document: CatalogDocument,
+        rows: Sequence[SearchRow],
+        entry: Callable[[int], CatalogEntry],
+        categories: Categories | None = None,
+    ) -> "CatalogSearch":
+        """A search over ``rows`` (catalog order); ``document`` gives an answer's other
+        fields; ``entry(position)`` is the whole entry at a catalog position."""
+        search = cls.__new__(cls)
+        search._setup(document, rows, entry, categories)
+        return search
+
+    def _setup(
+        self,
+        document: CatalogDocument,
+        rows: Sequence[SearchRow],
+        entry: Callable[[int], CatalogEntry],
+        categories: Categories | None,
+    ) -> None:
+        self.catalog = document
         self.synonyms = {c.id: c.synonyms for c in (categories.categories if categories else [])}
-        self._index = [
-            _Indexed(
-                position,
-                entry,
-                frozenset({entry.id, entry.discovery.tool_name, entry.internal_service_id}),
-                frozenset(w for alias in entry.discovery.aliases for w in _words(alias)),
-                entry.discovery.search_text.lower(),
-            )
-            for position, entry in enumerate(catalog.services)
-        ]
+        self.index = SearchIndex(rows)
+        self._entry = entry
+        # the catalog does not change while served: a repeated query is not ranked again
+        self._ranks = _Recent(RANK_CACHE_SIZE)
+        self._entries = _Recent(ENTRY_JSON_CACHE_SIZE)
+        self._document_json = document.to_json()
+
+    def _rank(
+        self, query: str, limit: int, category: str | None
+    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
+        key = (query, limit, category)
+        found = self._ranks.get(key)
+        if found is None:
+            found = self._ranks.put(key, self._rank_uncached(query, limit, category))
+        return found
+
+    def _entry_json(self, position: int) -> dict[str, Any]:
+        found = self._entries.get(position)
+        if found is None:
+            found = self._entries.put(position, self._entry(position).to_json())
+        return found
+
+    def _rank_uncached(
+        self, query: str, limit: int, category: str | None
+    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
+        expansions = self.expand(query)
+        return expansions, *self._ranked(query, expansions, limit, category)
 
     def expand(self, query: str) -> dict[str, list[str]]:
         """Per category, the terms its synonyms add for ``query`` (sorted, as the live
@@ -111,31 +308,75 @@ class CatalogSearch:
                 found[category] = sorted(terms)
         return found
 
-    def _score(
-        self, item: _Indexed, query: str, words: list[str], expanded: list[str]
-    ) -> tuple[int, list[str]]:
-        score = 0
-        terms: list[str] = []
+    def _ranked(
+        self,
+        query: str,
+        expansions: dict[str, list[str]],
+        limit: int,
+        category: str | None,
+    ) -> tuple[int, list[tuple[int, int, list[str]]]]:
+        """The number of matching services and the first ``limit`` of them, best first:
+        ``(position, score, matchTerms)``."""
+        filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"
+        if not query:
+            where, params = (filters, [category]) if category else ("", [])
+            (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
+            found = self.index.query(
+                f"SELECT rowid FROM services{where} ORDER BY rowid LIMIT ?", [*params, limit]
+            )
+            return total, [(rowid - 1, 0, []) for (rowid,) in found]
+        words = _words(query)
         phrase = " ".join(words)
-        if query in item.ids:
-            score += SCORE_ID
-        if phrase and phrase in item.text:
-            score += SCORE_PHRASE
-            terms.append(phrase)
+        labels: list[str | None] = []
+        parts: list[str] = ["SELECT rowid, -1 AS t, ? AS w FROM ids WHERE key = ?"]
+        params: list[object] = [SCORE_ID, query.lower()]
+
+        def add(sql: str | None, values: list[object], weight: int, label: str | None) -> None:
+            if sql is not None:
+                parts.append(f"SELECT rowid, {len(labels)}, {weight} FROM ({sql})")
+                params.extend(values)
+            labels.append(label)
+
+        if phrase:
+            add(*(_text_match(phrase) or (None, [])), SCORE_PHRASE, phrase)
         for word in dict.fromkeys(words):
-            if word in item.alias_words:
-                score += SCORE_ALIAS
-            elif word in item.text:
-                score += SCORE_TEXT
+            label = word if word != phrase else None
+            alias = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
+            parts.append(f"SELECT rowid, {len(labels)}, {SCORE_ALIAS} FROM ({alias})")
+            params.append(_quote(word))
+            text = _text_match(word)  # scores only where the word is not an alias's
+            if text is not None:
+                add(f"{text[0]} EXCEPT {alias}", [*text[1], _quote(word)], SCORE_TEXT, label)
             else:
-                continue
-            if word != phrase:
-                terms.append(word)
-        for term in expanded:
-            if term.lower() in item.text:
-                score += SCORE_EXPANDED
-                terms.append(term)
-        return score, terms
+                add(None, [], SCORE_TEXT, label)
+        for category_id, terms in expansions.items():
+            for term in terms:
+                match = _text_match(term.lower())
+                sql = None
+                if match is not None:
+                    sql = f"{match[0]} INTERSECT SELECT rowid FROM services WHERE category = ?"
+                    match[1].append(category_id)
+                add(sql, match[1] if match else [], SCORE_EXPANDED, term)
+        scored = (
+            "SELECT rowid, group_concat(t) AS ts, sum(w) AS score FROM ("
+            + " UNION ALL ".join(parts)
+            + ") GROUP BY rowid"
+        )
+        if category:
+            scored = f"SELECT * FROM ({scored}){filters}"
+            params.append(category)
+        rows = self.index.query(
+            f"SELECT rowid, score, ts, count(*) OVER () FROM ({scored}) "
+            "ORDER BY score DESC, rowid LIMIT ?",
+            [*params, limit],
+        )
+        total = rows[0][3] if rows else 0
+        ranked = []
+        for rowid, score, ts, _ in rows:
+            indices = sorted(int(t) for t in ts.split(",") if t != "-1")
+            terms = [label for i in indices if (label := labels[i]) is not None]
+            ranked.append((rowid - 1, score, terms))
+        return total, ranked
 
     def search(
         self,
@@ -147,24 +388,15 @@ class CatalogSearch:
         """The search answer for ``query``; ``limit`` is clamped to 1..:data:`MAX_LIMIT`;
         ``category`` (an id) keeps only that category's services (none when unknown).
 
-        ``quality(service_id)`` adds each result's runtime ``quality``.
+        ``quality(service_id)`` adds each result's runtime ``quality``. Blocks
+        while SQLite runs: the app calls it off the event loop.
         """
         limit = max(1, min(limit, MAX_LIMIT))
-        query = query.strip()
-        words = _words(query)
-        expansions = self.expand(query)
-        scored = []
-        for item in self._index:
-            if category and item.entry.category != category:
-                continue
-            expanded = expansions.get(item.entry.category, [])
-            score, terms = self._score(item, query.lower(), words, expanded)
-            if score > 0 or not query:
-                scored.append((-score, item.position, item, terms, score))
-        scored.sort(key=lambda row: (row[0], row[1]))
+        query = query.strip().replace("\ue000", "")
+        expansions, total, ranked = self._rank(query, limit, category or None)
         services = [
-            self._result(item.entry, score, terms, quality)
-            for _, _, item, terms, score in scored[:limit]
+            self._result(self._entry(position), score, terms, quality)
+            for position, score, terms in ranked
         ]
         filters: dict[str, object] = {"limit": limit}
         if category:
@@ -174,10 +406,66 @@ class CatalogSearch:
                 "query": query,
                 "expanded_terms": sorted({t for terms in expansions.values() for t in terms}),
                 "filters": filters,
-                "total": len(scored),
+                "total": total,
                 "services": services,
             }
         )
+
+    def answer_json(
+        self,
+        query: str,
+        limit: int = DEFAULT_LIMIT,
+        quality: Callable[[str], Quality] | None = None,
+        category: str | None = None,
+        *,
+        wait: bool = True,
+    ) -> dict[str, Any] | None:
+        """``search(...).to_json()``, built from each listed entry's JSON (kept for the
+        recent entries) instead of copying and serializing the entries' models again.
+
+        With ``wait=False``, ``None`` unless the ranking and every listed entry are
+        among the recent ones: then the answer needs neither SQLite nor the disk, and
+        the app builds it on the event loop (~0.5 ms); else it calls again in a thread.
+        """
+        limit = max(1, min(limit, MAX_LIMIT))
+        query = query.strip().replace("\ue000", "")
+        key = (query, limit, category or None)
+        if wait:
+            expansions, total, ranked = self._rank(*key)
+        else:
+            found = self._ranks.get(key)
+            if found is None:
+                return None
+            expansions, total, ranked = found
+            if any(self._entries.get(position) is None for position, _, _ in ranked):
+                return None
+        services = []
+        for position, score, terms in ranked:
+            entry = self._entry_json(position)
+            item: dict[str, Any] = {}
+            for key, value in entry.items():
+                item[key] = value
+                if key == "payment" and quality is not None:  # quality's place in the entry
+                    item["quality"] = quality(entry["id"]).to_json()
+            pricing = entry["pricing"]
+            item["matchScore"] = score
+            item["matchTerms"] = list(terms)
+            item["why"] = _why(
+                terms, entry["name"], pricing["amountCents"], pricing["currency"],
+                pricing["policyId"],
+            )  # fmt: skip
+            services.append(item)
+        filters: dict[str, Any] = {"limit": limit}
+        if category:
+            filters["category"] = category
+        return {
+            **self._document_json,
+            "query": query,
+            "expandedTerms": sorted({t for terms in expansions.values() for t in terms}),
+            "filters": filters,
+            "total": total,
+            "services": services,
+        }
 
     @staticmethod
     def _result(
@@ -187,14 +475,47 @@ class CatalogSearch:
         quality: Callable[[str], Quality] | None,
     ) -> CatalogEntry:
         terms = list(terms)
-        price = price_label(entry.pricing.amount_cents, entry.pricing.currency)
-        matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
+        pricing = entry.pricing
         return entry.model_copy(
             update={
                 "quality": quality(entry.id) if quality is not None else None,
                 "match_score": score,
                 "match_terms": terms,
-                "why": f'{matched} "{entry.name}". Price is {price} per policy '
-                f"{entry.pricing.policy_id}.",
+                "why": _why(
+                    terms, entry.name, pricing.amount_cents, pricing.currency, pricing.policy_id
+                ),
             }
         )
+
+
+class _Recent:
+    """The ``size`` most recently used values by key (thread-safe)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        """The value of ``key`` (now the most recent), or ``None``."""
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> Any:
+        """Keep ``value`` for ``key``, dropping the least recent beyond ``size``; ``value``."""
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+
+def _why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
+    """A result's ``why``: the terms that scored, the service's name and price."""
+    matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
+    price = price_label(amount_cents, currency)
+    return f'{matched} "{name}". Price is {price} per policy {policy}.'

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import sqlite3
 from pathlib import Path
@@ -29,6 +30,8 @@ EMULATOR_CREDENTIALS = Credentials("emulator-access-key", "emulator-secret")
 #: Top-level modules of the ``serve`` extra of pyproject.toml (import names, not distributions).
 SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi", "x402")
 SERVE_INSTALL = "pip install 's402gen[serve]'"
+#: Modules of :data:`SERVE_MODULES` only some runs use (x402 payments): looked up, not imported.
+ON_DEMAND_MODULES = ("x402",)
 
 
 class SetupError(Exception):
@@ -39,11 +42,15 @@ def missing_dependency() -> str | None:
     """The first module of :data:`SERVE_MODULES` that cannot be imported, else ``None``.
 
     Imports them (the server needs them next anyway), so that a partial
-    install fails before anything starts, with a hint instead of a traceback.
+    install fails before anything starts, with a hint instead of a traceback;
+    :data:`ON_DEMAND_MODULES` are only found (importing x402 costs ~0.25 s of start).
     """
     for name in SERVE_MODULES:
         try:
-            importlib.import_module(name)
+            if name not in ON_DEMAND_MODULES:
+                importlib.import_module(name)
+            elif importlib.util.find_spec(name) is None:
+                return name
         except ImportError as exc:
             return getattr(exc, "name", None) or name
     return None
@@ -103,6 +110,19 @@ def client_auth(
         yield ClientAuth(keys, anonymous=anonymous)
     finally:
         keys.close()
+
+
+def release_freed_memory() -> None:
+    """Give the C heap's free pages back to the OS (glibc's ``malloc_trim``; elsewhere a
+    no-op). Reading catalog.json at start peaks well above what the server keeps."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def http_url(host: str, port: int) -> str:
@@ -183,8 +203,11 @@ def serve_generated(
     allow_dev_payments: bool = False,
     allowed_hosts: tuple[str, ...] = (),
     anonymous: bool = False,
+    mcp_discovery: bool = False,
 ) -> int:
     """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error).
+
+    ``mcp_discovery``: /mcp lists a search tool and a call tool, not one tool a service.
 
     ``x402`` is ``(facilitator URL, network, asset, payTo)`` overrides (each may be
     ``None``) to take x402 payments, or ``None`` for the dev provider (refused with a
@@ -199,7 +222,8 @@ def serve_generated(
         if x402 is None:
             refuse_dev_payments(upstream, allow_dev_payments)
         policy = host_policy(host, port, allowed_hosts)
-        specs = load_generated(generated_dir).specs
+        generated = load_generated(generated_dir)  # once: create_app takes it as loaded
+        specs = generated.specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
             if gateway is None:
@@ -212,13 +236,15 @@ def serve_generated(
             try:
                 with client_auth(ledger_path, anonymous) as auth:
                     app = create_app(
-                        generated_dir,
+                        generated,
                         ledger=ledger,
                         upstream=client,
                         host_policy=policy,
                         auth=auth,
                         x402=gateway,
+                        mcp_discovery=mcp_discovery,
                     )
+                    release_freed_memory()  # the start-up's parsing peak is over
                     url = http_url(host, port)
                     click.echo(
                         f"server402 API on {url} ({len(specs)} paid services at "
@@ -243,11 +269,13 @@ def serve_mcp_stdio(
     ledger_path: str,
     allow_dev_payments: bool = False,
     anonymous: bool = False,
+    discovery: bool = False,
 ) -> int:
     """Serve the MCP tools over stdio until the client disconnects; the exit code.
 
     Payments are the dev provider's, refused with a real upstream unless
     ``allow_dev_payments``; the caller's API key is ``$S402GEN_API_KEY``.
+    ``discovery``: list a search tool and a call tool, not one tool a service.
     """
     import anyio
 
@@ -256,15 +284,22 @@ def serve_mcp_stdio(
 
     try:
         refuse_dev_payments(upstream, allow_dev_payments)
-        specs = load_generated(generated_dir).specs
+        generated = load_generated(generated_dir)
+        specs = generated.specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
             ledger = Ledger(ledger_path)
             stdio_key = os.environ.get(API_KEY_ENV) or None
             try:
                 with client_auth(ledger_path, anonymous, stdio_key) as auth:
                     runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
-                    tools = load_tools(generated_dir)
-                    server = build_mcp_server(tools, runtime, auth=auth, stdio_key=stdio_key)
+                    search = generated.search() if discovery else None
+                    server = build_mcp_server(
+                        load_tools(generated_dir),
+                        runtime,
+                        auth=auth,
+                        stdio_key=stdio_key,
+                        search=search,
+                    )
                     anyio.run(serve_stdio, server)
             finally:
                 ledger.close()

@@ -9,6 +9,7 @@ upstream itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -56,6 +57,9 @@ class UpstreamRefused(RequestError):
 
 
 logger = logging.getLogger(__name__)
+
+#: Compiled request validators kept per runtime (a service's is compiled on its first call).
+VALIDATOR_CACHE_SIZE = 512
 
 
 class UnknownService(LookupError):
@@ -206,14 +210,16 @@ class ServiceRuntime:
         for spec in self.specs:
             self._by_id[spec.service_id] = spec
             self._by_id.setdefault(spec.legacy_id, spec)
-        self._validators = {spec.service_id: RequestValidator.for_spec(spec) for spec in self.specs}
-        self._answers = {
-            spec.service_id: schema_validator(spec.output_schema) for spec in self.specs
-        }
+        # a service's validators are compiled on its first call; the recent ones are kept
+        self._validator = functools.lru_cache(maxsize=VALIDATOR_CACHE_SIZE)(
+            lambda service_id: RequestValidator.for_spec(self._by_id[service_id])
+        )
+        self._answer_validator = functools.lru_cache(maxsize=VALIDATOR_CACHE_SIZE)(
+            lambda service_id: schema_validator(self._by_id[service_id].output_schema)
+        )
         # each service's protocol judges its answers; a missing one fails here, not per call
-        self._protocols = {
-            spec.service_id: load_protocol(spec.upstream.protocol) for spec in self.specs
-        }
+        loaded = {name: load_protocol(name) for name in {s.upstream.protocol for s in self.specs}}
+        self._protocols = {spec.service_id: loaded[spec.upstream.protocol] for spec in self.specs}
 
     def spec(self, service_id: str) -> RouteSpec:
         """The spec of a canonical or legacy service id; raises :class:`UnknownService`."""
@@ -224,7 +230,7 @@ class ServiceRuntime:
 
     def arguments(self, spec: RouteSpec, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validated upstream arguments; raises ``RequestError`` with the catalog's text."""
-        return self._validators[spec.service_id].arguments(dict(body))
+        return self._validator(spec.service_id).arguments(dict(body))
 
     def call(
         self, spec: RouteSpec, body: Mapping[str, Any], token: str | None, client_id: str | None
@@ -241,7 +247,7 @@ class ServiceRuntime:
         now = self.clock()
         if token and self.ledger.find_token(token) is not None:
             # the resolver is asked for a known token only, before anything is charged
-            self._validators[spec.service_id].check_hosts(arguments)
+            self._validator(spec.service_id).check_hosts(arguments)
         try:
             payment = self.ledger.spend(token, spec.service_id, client_id)
         except PaymentRefused as refused:
@@ -264,7 +270,7 @@ class ServiceRuntime:
         200 is one too), or one that does not fit the service's output schema."""
         result = self._protocols[spec.service_id].interpret(self.upstream.call(spec, arguments))
         envelope = success(spec.upstream.action, result.result, result.request_id)
-        if next(self._answers[spec.service_id].iter_errors(envelope.to_json()), None):
+        if next(self._answer_validator(spec.service_id).iter_errors(envelope.to_json()), None):
             logger.warning("upstream %s answer does not fit the output schema", spec.service_id)
             raise UpstreamError(ANSWER_INVALID, protocol.UPSTREAM_UNAVAILABLE, result.request_id)
         return envelope
@@ -330,7 +336,7 @@ class ServiceRuntime:
                 PaymentRequired(error=protocol.FAILURES[0], payment=payment_required(spec)),
                 "x402 payments are not accepted here",
             )
-        self._validators[spec.service_id].check_hosts(arguments)  # before settling
+        self._validator(spec.service_id).check_hosts(arguments)  # before settling
         payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
         response_header = self._settle(spec, payment_signature, payment.payment_id)
         spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
