@@ -26,6 +26,7 @@ from .config import display_path as _display
 from .diagnostics import FORMATS, CatalogError, Finding, Level, Location, Rules, format_findings
 from .exits import Exit, epilog
 from .outdir import OutputFolder, UnsafePath
+from .refusals import refusals
 
 if TYPE_CHECKING:
     from .pipeline import Compilation
@@ -332,7 +333,7 @@ def _build(
         sys.exit(EXIT_INVALID)
     where = _display(settings.out)
     if report.refused:
-        emit(_refusals(where, report), "text")
+        emit(refusals(where, report), "text")
         click.echo("nothing was written", err=True)
         sys.exit(EXIT_INVALID)
     for path in report.written if verbose and not quiet else ():
@@ -352,52 +353,6 @@ def _build(
         cache.store(folder, key, _entry(report.manifest, result))
     if fail_on_change and (report.written or report.removed):
         sys.exit(EXIT_FINDINGS)
-
-
-def _refusals(where: str, report: write.BuildReport) -> list[Finding]:
-    """Why a build wrote nothing: one finding per file in the way (see BuildReport)."""
-    force = "or pass --force to overwrite it"
-    found = [
-        Finding(
-            Rules.FILE_NOT_WRITTEN_BY_S402GEN,
-            f"{where}/{path} exists and was not written by s402gen",
-            Location(f"{where}/{path}", 1, 1),
-            f"move it away, {force}",
-        )
-        for path in report.conflicts
-    ]
-    found += [
-        Finding(
-            Rules.GENERATED_FILE_EDITED,
-            f"{where}/{path} was edited by hand after s402gen wrote it "
-            "(its sha256 differs from manifest.json's)",
-            Location(f"{where}/{path}", 1, 1),
-            f"make the change in the catalog or the templates, {force}",
-        )
-        for path in report.edited
-    ]
-    found += [
-        Finding(
-            Rules.UNSAFE_OUTPUT_PATH,
-            f"{where}/{text}, where s402gen writes a file; it never writes through one",
-            Location(f"{where}/{text.split(' ')[0]}", 1, 1),
-            "remove it (--force does not override this)",
-        )
-        for text in report.unsafe
-    ]
-    if report.foreign:
-        more = " and more" if len(report.foreign) == write.FOREIGN_LISTED else ""
-        found.append(
-            Finding(
-                Rules.FOREIGN_OUTPUT_FOLDER,
-                f"{where} has no s402gen manifest.json and holds files s402gen does not "
-                f"write: {', '.join(report.foreign)}{more}",
-                Location(f"{where}/{report.foreign[0]}", 1, 1),
-                "build into an empty or new folder, or pass --force to build there "
-                "(those files are kept)",
-            )
-        )
-    return found
 
 
 @main.command(epilog=epilog("check"))

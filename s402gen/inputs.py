@@ -45,12 +45,11 @@ def read_input(path: str | os.PathLike[str], name: str | None = None) -> bytes:
     """
     shown = name or os.fspath(path)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError(Rules.INPUT_NOT_A_FILE, f"{shown} is {_what(mode)}, not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError(
-                Rules.INPUT_NOT_A_FILE, f"{shown} is {_what(mode)}, not a regular file"
-            )
         data = handle.read(MAX_INPUT_BYTES + 1)
     if len(data) > MAX_INPUT_BYTES:
         raise InputError(

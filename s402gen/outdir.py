@@ -194,12 +194,13 @@ class OutputFolder:
                 mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
                 raise UnsafePath(relative, _kind(mode)) from None
             raise
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise UnsafePath(relative, _kind(info.st_mode))
-            if info.st_size > MAX_FILE_BYTES:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            os.close(fd)
+            if stat.S_ISREG(info.st_mode):
                 raise UnsafePath(relative, f"is larger than {MAX_FILE_BYTES} bytes")
+            raise UnsafePath(relative, _kind(info.st_mode))
+        with os.fdopen(fd, "rb") as handle:
             return handle.read(MAX_FILE_BYTES + 1)
 
     def kind(self, relative: str) -> str | None:

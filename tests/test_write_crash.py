@@ -215,8 +215,12 @@ def test_a_second_build_waits_for_the_lock_and_says_so(small_project: Path) -> N
     fcntl.flock(held, fcntl.LOCK_EX)
     env = {**os.environ, "S402GEN_CACHE_DIR": "off"}
     build = subprocess.Popen(
-        [_exe(), "build"], cwd=small_project, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [_exe(), "build"],
+        cwd=small_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = build.stderr.readline()

@@ -215,3 +215,14 @@ def test_a_fifo_where_a_generated_file_goes_hangs_nothing(small_project: Path) -
     assert checked.returncode == 1 and "not compared: openapi.json is a FIFO" in checked.stdout
     built = run_process("build", cwd=small_project, env=env, timeout=60)
     assert built.returncode == 2 and "generated/openapi.json is a FIFO" in built.stderr
+
+
+def test_a_folder_where_a_generated_file_goes_is_a_clean_refusal(small_project: Path) -> None:
+    out = small_project / "generated"
+    assert run_cli("build", cwd=small_project)[0] == 0
+    (out / "openapi.json").unlink()
+    (out / "openapi.json").mkdir()
+    (out / "openapi.json" / "mine.txt").write_text("mine")
+    code, _, err = run_cli("build", "--force", cwd=small_project)
+    assert code == 2 and "generated/openapi.json is a folder" in err and "Traceback" not in err
+    assert (out / "openapi.json" / "mine.txt").read_text() == "mine"
