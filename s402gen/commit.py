@@ -110,7 +110,10 @@ def apply(folder: OutputFolder, plan: Plan) -> Applied:
         if hashlib.sha256(current).hexdigest() != digest:
             applied.kept.append(path)
             continue
-        folder.unlink(path)
+        try:
+            folder.unlink(path)
+        except (FileNotFoundError, UnsafePath):
+            continue
         folder.prune(path)
         applied.removed.append(path)
     if MANIFEST in plan.moves and _move(folder, plan.staging, MANIFEST):
@@ -120,10 +123,13 @@ def apply(folder: OutputFolder, plan: Plan) -> Applied:
 
 
 def _move(folder: OutputFolder, staging: str, path: str) -> bool:
+    """Move one staged file into place; ``False`` when it is no longer staged (moved before
+    the build was cut short) or its place changed since into something unsafe (a link, a
+    folder: it is then left as it is rather than block every later run)."""
     try:
         folder.move(f"{staging}/{path}", path)
-    except FileNotFoundError:
-        return False  # moved before the build was cut short
+    except (FileNotFoundError, UnsafePath, IsADirectoryError, NotADirectoryError):
+        return False
     return True
 
 

@@ -49,6 +49,8 @@ def _kind(mode: int) -> str:
         return "is a folder"
     if stat.S_ISFIFO(mode):
         return "is a FIFO"
+    if stat.S_ISREG(mode):
+        return "is a file"
     return "is not a regular file"
 
 

@@ -338,6 +338,7 @@ def test_foreign_manifest_is_not_trusted(small_project: Path) -> None:
     (out / "manifest.json").write_text(json.dumps({"files": {"app.js": digest}}))
     code, _, err = run_cli("build", cwd=small_project)
     assert code == 2 and "generated/manifest.json exists and was not written by s402gen" in err
+    assert "[S402-E102 file-not-written-by-s402gen]" in err
     assert (out / "app.js").read_text() == "keep"
     assert run_cli("build", "--force", cwd=small_project)[0] == 0
     assert (out / "app.js").read_text() == "keep"  # a foreign manifest never deletes anything

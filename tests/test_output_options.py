@@ -83,7 +83,7 @@ def test_a_catalog_that_is_not_a_small_regular_file_is_refused_fast(
         "fifo": "catalog.yaml is a FIFO, not a regular file [S402-E105",
         "dev-zero": "catalog.yaml is a device, not a regular file [S402-E105",
         "folder": "catalog.yaml is a folder, not a regular file [S402-E105",
-        "huge": "catalog.yaml is larger than 32 MiB",
+        "huge": "catalog.yaml is larger than 32 MiB (s402gen.inputs.MAX_INPUT_BYTES) [S402-E106",
     }[kind]
     for command in ("validate", "build", "check"):
         done = run_process(command, cwd=tmp_path, env={"S402GEN_CACHE_DIR": "off"}, timeout=60)
