@@ -14,7 +14,6 @@ catalog size (see the ``DIFF_*`` limits below). The manifest
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import hashlib
@@ -58,23 +57,17 @@ def manifest_text(digests: dict[str, str]) -> str:
 
 
 def _manifest_bytes(out: Path | OutputFolder | None) -> bytes | None:
-    if out is None:
-        return None
-    if isinstance(out, OutputFolder):
-        try:
-            return out.read(MANIFEST)
-        except UnsafePath:
-            return None
+    """The bytes of ``out``'s manifest (a path is opened without following links)."""
+    if not isinstance(out, Path):
+        return _read_bytes(out, MANIFEST)
     try:
-        with contextlib.closing(OutputFolder.open(out, create=False) or _Absent()) as folder:
-            return _manifest_bytes(folder) if isinstance(folder, OutputFolder) else None
+        folder = OutputFolder.open(out, create=False)
     except (UnsafePath, OSError):
         return None
-
-
-class _Absent:
-    def close(self) -> None:
-        pass
+    if folder is None:
+        return None
+    with folder:
+        return _read_bytes(folder, MANIFEST)
 
 
 def _load_manifest(out: Path | OutputFolder | None) -> dict | None:
