@@ -292,8 +292,8 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
             report.unchanged += 1
         plan.deletions = {p: d for p, d in previous.items() if p not in digests}
         if plan.moves or any(_exists(folder, p) for p in plan.deletions):
+            committed = True  # from here on an interruption is rolled forward, not undone
             applied = commit(folder, plan)
-            committed = True
             report.written = list(plan.moves)
             report.removed, report.kept_modified = applied.removed, applied.kept
     finally:

@@ -106,6 +106,30 @@ def test_a_build_killed_anywhere_leaves_old_or_new(tmp_path: Path, where: str, c
     assert _tree(out) == new and (again.written == []) is rolled
 
 
+def test_an_interruption_during_the_commit_is_rolled_forward_not_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt) after the journal says commit: the build's
+    own clean-up must not remove the staged files that are still to be moved."""
+    new = _cold(tmp_path, "new", NEW)
+    out = tmp_path / "out"
+    write.build(out, _items(OLD))
+    original, calls = OutputFolder.move, [0]
+
+    def interrupted(self: OutputFolder, source: str, target: str) -> None:
+        calls[0] += 1  # 1 and 2 put the journal in place; 3 is the first staged file
+        if calls[0] == 4:
+            raise KeyboardInterrupt
+        original(self, source, target)
+
+    monkeypatch.setattr(OutputFolder, "move", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write.build(out, _items(NEW))
+    monkeypatch.undo()
+    assert write.check(out, lambda: _items(NEW)).clean
+    assert _tree(out) == new
+
+
 def test_recovery_discards_only_what_a_build_left(tmp_path: Path) -> None:
     """A staging folder without a journal is removed only when it holds nothing or nothing
     but s402gen's own pending journal; a forged journal never reaches outside."""
