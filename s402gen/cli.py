@@ -239,7 +239,11 @@ class _Group(click.Group):
         except BrokenPipeError:
             raise  # stdout closed (`| head`): click's main() exits 1 quietly, as click tools do
         except KeyboardInterrupt:
-            click.echo("interrupted; generated files were left as they were", err=True)
+            click.echo(
+                "interrupted; the output folder holds the previous build "
+                "(or the next build or check completes this one)",
+                err=True,
+            )
             sys.exit(Exit.INTERRUPTED)
         except Exception as exc:  # a bug of s402gen, not of the catalog
             if os.environ.get("S402GEN_DEBUG"):

@@ -36,7 +36,8 @@ MEANINGS: dict[str, dict[Exit, str]] = {
         Exit.FINDINGS: "--fail-on-change: files were written or removed",
         Exit.INVALID: f"invalid catalog, bad configuration, refused or unwritable output, "
         f"or {_USAGE}",
-        Exit.INTERRUPTED: f"{_INTERRUPTED}; generated files were left as they were",
+        Exit.INTERRUPTED: f"{_INTERRUPTED}; the output folder holds the previous build, or "
+        "the next build or check completes this one",
     },
     "check": {
         Exit.OK: "the output folder is up to date",
