@@ -368,7 +368,8 @@ def _build(
 def check(
     catalog: str | None, out: str | None, templates: str | None, fmt: str, quiet: bool
 ) -> None:
-    """Compare what CATALOG compiles to with the output folder; write nothing."""
+    """Compare what CATALOG compiles to with the output folder; write nothing (but first
+    finish or discard a build that was killed there)."""
     settings = _settings(catalog, out, templates, fmt, writing=True)
     with _locked(settings, create=False, fmt=fmt) as output:
         _check(settings, output, fmt, quiet)
