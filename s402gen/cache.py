@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .config import packaged_templates
+from .inputs import InputError, read_input
 from .load import included_files
 
 PACKAGE = Path(__file__).parent
@@ -59,14 +60,14 @@ def input_key(catalog: Path, templates: Path | None, environ: Mapping[str, str])
     """The key of a compile of ``catalog``; ``None`` when an input cannot be read."""
     digest = hashlib.sha256(os.path.relpath(catalog).encode() + b"\0")  # names in diagnostics
     try:
-        digest.update(catalog.read_bytes() + b"\0")
+        digest.update(read_input(catalog) + b"\0")
         for part in included_files(str(catalog)):  # a catalog split with include:
-            digest.update(os.path.relpath(part).encode() + b"\0" + Path(part).read_bytes() + b"\0")
+            digest.update(os.path.relpath(part).encode() + b"\0" + read_input(part) + b"\0")
         for folder in (templates, packaged_templates(), PACKAGE):
             if folder is not None:
                 digest.update(str(folder == templates).encode())
                 _hash_folder(digest, folder)
-    except OSError:
+    except (OSError, InputError):
         return None
     versions = []
     for library in _LIBRARIES:

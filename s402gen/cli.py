@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Iterator, NoReturn, TypeVar
 import click
 
 from . import cache, write
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings, output_problem
 from .config import display_path as _display
 from .diagnostics import FORMATS, CatalogError, Finding, Level, Location, Rules, format_findings
 from .exits import Exit, epilog
+from .outdir import OutputFolder, UnsafePath
+from .refusals import refusals
 
 if TYPE_CHECKING:
     from .pipeline import Compilation
@@ -35,8 +37,15 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = Exit.OK, Exit.FINDINGS, Exit.INVALID  # s
 
 
 def _settings(
-    catalog: str | None, out: str | None, templates: str | None, fmt: str = "text"
+    catalog: str | None,
+    out: str | None,
+    templates: str | None,
+    fmt: str = "text",
+    writing: bool = False,
 ) -> Settings:
+    """The settings of a run: options over ``[tool.s402gen]``. With ``writing`` (build,
+    check) an output folder that must not be written into exits 2
+    (:func:`~s402gen.config.output_problem`)."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -50,7 +59,43 @@ def _settings(
     if chosen.out.exists() and not chosen.out.is_dir():
         click.echo(f"error: output folder {_display(chosen.out)} is a file", err=True)
         sys.exit(EXIT_INVALID)
+    problem = output_problem(chosen.out, chosen.catalog, chosen.templates) if writing else None
+    if problem is not None:
+        _refuse_output(chosen.out, problem, fmt)
     return chosen
+
+
+def _refuse_output(out: Path, problem: str, fmt: str = "text") -> NoReturn:
+    where = Location(_display(out), 1, 1)
+    hint = "pass --out with a folder of its own, such as generated/"
+    emit([Finding(Rules.UNSAFE_OUTPUT_FOLDER, problem, where, hint)], fmt)
+    sys.exit(EXIT_INVALID)
+
+
+@contextlib.contextmanager
+def _locked(settings: Settings, create: bool, fmt: str = "text") -> Iterator[OutputFolder | None]:
+    """The output folder, locked for this run (a second run waits, saying so), after
+    finishing or discarding what a killed build left there; ``None`` when it does not
+    exist and ``create`` is false. Released (and removed, if this run made it and left
+    it empty) on exit."""
+    where = _display(settings.out)
+
+    def waiting() -> None:
+        click.echo(f"waiting for another s402gen run to finish with {where}/ ...", err=True)
+
+    try:
+        folder, outcome = write.open_locked(settings.out, create=create, waiting=waiting)
+    except UnsafePath as exc:
+        _refuse_output(settings.out, f"output folder {where} {exc.reason}", fmt)
+    except OSError as exc:
+        click.echo(f"error: cannot open {where}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        if outcome is not None:
+            click.echo(f"note: {where}: a build that was cut short was {outcome}", err=True)
+        yield folder
+    finally:
+        write.release(folder)
 
 
 def emit(findings: list[Finding], fmt: str, **document: object) -> None:
@@ -103,7 +148,9 @@ def _render_failed(exc: CatalogError, fmt: str = "text") -> NoReturn:
     _fail(exc.diagnostics, fmt, valid=False)
 
 
-def _cache_lookup(settings: Settings) -> tuple[Path | None, str | None, cache.Entry | None]:
+def _cache_lookup(
+    settings: Settings, out: OutputFolder | None
+) -> tuple[Path | None, str | None, cache.Entry | None]:
     """The cache folder, the input key, and the entry when the output still matches it.
 
     On a hit the diagnostics of the cached compile are printed again.
@@ -111,7 +158,7 @@ def _cache_lookup(settings: Settings) -> tuple[Path | None, str | None, cache.En
     folder = cache.cache_dir(os.environ)
     key = cache.input_key(settings.catalog, settings.templates, os.environ) if folder else None
     entry = cache.lookup(folder, key)
-    if entry is None or not write.matches_manifest(settings.out, entry.manifest):
+    if entry is None or not write.matches_manifest(out, entry.manifest):
         return folder, key, None
     for _, line in entry.diagnostics:
         click.echo(line, err=True)
@@ -193,7 +240,11 @@ class _Group(click.Group):
         except BrokenPipeError:
             raise  # stdout closed (`| head`): click's main() exits 1 quietly, as click tools do
         except KeyboardInterrupt:
-            click.echo("interrupted; generated files were left as they were", err=True)
+            click.echo(
+                "interrupted; the output folder holds the previous build "
+                "(or the next build or check completes this one)",
+                err=True,
+            )
             sys.exit(Exit.INTERRUPTED)
         except Exception as exc:  # a bug of s402gen, not of the catalog
             if os.environ.get("S402GEN_DEBUG"):
@@ -227,7 +278,12 @@ def main() -> None:
 @catalog_argument
 @out_option
 @templates_option
-@click.option("--force", is_flag=True, help="Overwrite files s402gen did not write.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite files s402gen did not write or that were edited by hand, and build "
+    "into a folder that holds other files.",
+)
 @click.option(
     "--fail-on-change",
     is_flag=True,
@@ -251,8 +307,21 @@ def build(
     Prints one summary line (``N written, M removed, K unchanged``); ``--verbose``
     lists each file written or removed before it.
     """
-    settings = _settings(catalog, out, templates)
-    folder, key, hit = _cache_lookup(settings)
+    settings = _settings(catalog, out, templates, writing=True)
+    with _locked(settings, create=True) as output:
+        _build(settings, output, force, fail_on_change, quiet, verbose)
+
+
+def _build(
+    settings: Settings,
+    output: OutputFolder | None,
+    force: bool,
+    fail_on_change: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    assert output is not None
+    folder, key, hit = _cache_lookup(settings, output)
     if hit is not None:
         if not quiet:
             unchanged = len(json.loads(hit.manifest)["files"]) + 1
@@ -261,17 +330,16 @@ def build(
     result = _compile(settings)
     try:
         with _progress(result.iter_files(), quiet) as files:
-            report = write.build(settings.out, files, force=force)
+            report = write.build(output, files, force=force)
     except CatalogError as exc:
         _render_failed(exc)
-    except OSError as exc:
+    except (OSError, UnsafePath) as exc:
         click.echo(f"error: cannot write {settings.out}: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     where = _display(settings.out)
-    if report.conflicts:
-        for path in report.conflicts:
-            click.echo(f"error: {where}/{path} exists and was not written by s402gen", err=True)
-        click.echo("nothing was written; move those files or pass --force", err=True)
+    if report.refused:
+        emit(refusals(where, report), "text")
+        click.echo("nothing was written", err=True)
         sys.exit(EXIT_INVALID)
     for path in report.written if verbose and not quiet else ():
         click.echo(f"wrote {where}/{path}")
@@ -301,16 +369,22 @@ def build(
 def check(
     catalog: str | None, out: str | None, templates: str | None, fmt: str, quiet: bool
 ) -> None:
-    """Compare what CATALOG compiles to with the output folder; write nothing."""
-    settings = _settings(catalog, out, templates, fmt)
-    folder, key, hit = _cache_lookup(settings) if fmt == "text" else (None, None, None)
+    """Compare what CATALOG compiles to with the output folder; write nothing (but first
+    finish or discard a build that was killed there)."""
+    settings = _settings(catalog, out, templates, fmt, writing=True)
+    with _locked(settings, create=False, fmt=fmt) as output:
+        _check(settings, output, fmt, quiet)
+
+
+def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: bool) -> None:
+    folder, key, hit = _cache_lookup(settings, output) if fmt == "text" else (None, None, None)
     if hit is not None:
         if not quiet:
             click.echo(f"{_display(settings.out)} is up to date")
         return
     result = _compile(settings, fmt)
     try:
-        drift = write.check(settings.out, result.iter_files)
+        drift = write.check(output, result.iter_files)
     except CatalogError as exc:
         _render_failed(exc, fmt)
     where = _display(settings.out)

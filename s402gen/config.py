@@ -4,7 +4,8 @@ Looked up from the current folder upwards (the first pyproject.toml found
 wins, as black and ruff do). Keys: ``catalog`` (default ``catalog.yaml``),
 ``out`` (default ``generated``) and ``templates`` (a folder of templates
 that override the packaged ones). Paths are relative to the pyproject.toml.
-Unknown keys are errors, reported as S402-E054 invalid-configuration findings.
+Unknown keys, non-string values and a ``templates`` folder that does not exist are
+errors, reported as S402-E054 invalid-configuration findings at their line.
 """
 
 from __future__ import annotations
@@ -104,8 +105,44 @@ def load_settings(start: Path | None = None) -> Settings:
             message = f"'{key}' in [tool.s402gen] must be a string path"
             raise _config_error(pyproject, message, _line_of(text, key))
     templates = table.get("templates")
+    if templates and not (base / templates).is_dir():
+        assert pyproject is not None
+        message = f"templates folder '{templates}' in [tool.s402gen] does not exist"
+        if (base / templates).exists():
+            message = f"templates '{templates}' in [tool.s402gen] is not a folder"
+        hint = "the path is relative to the folder of pyproject.toml"
+        raise _config_error(pyproject, message, _line_of(text, "templates"), hint)
     return Settings(
         catalog=base / table.get("catalog", "catalog.yaml"),
         out=base / table.get("out", "generated"),
         templates=base / templates if templates else None,
     )
+
+
+def output_problem(out: Path, catalog: Path, templates: Path | None) -> str | None:
+    """Why ``build`` and ``check`` refuse the output folder ``out``, or ``None``.
+
+    Refused: a symbolic link (its target is not guessed: pass that folder), the
+    file-system root, the home folder, and any folder that holds the catalog or the
+    templates folder (its own folder or an ancestor: a build would take their files
+    for foreign ones or, with ``--force``, overwrite them).
+    """
+    shown = display_path(out)
+    if out.is_symlink():
+        target = os.path.realpath(out)
+        return f"output folder {shown} is a symbolic link (to {target}); pass that folder itself"
+    resolved = out.resolve()
+    if resolved.parent == resolved:
+        return f"output folder {shown} is the root of the file system"
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):
+        home = None
+    if resolved == home:
+        return f"output folder {shown} is the home folder"
+    for what, path in (("catalog", catalog), ("templates folder", templates)):
+        if path is not None:
+            held = path.resolve()
+            if resolved == held or resolved in held.parents:
+                return f"output folder {shown} holds the {what} {display_path(path)}"
+    return None

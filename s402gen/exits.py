@@ -34,13 +34,15 @@ MEANINGS: dict[str, dict[Exit, str]] = {
     "build": {
         Exit.OK: "files written, or already up to date",
         Exit.FINDINGS: "--fail-on-change: files were written or removed",
-        Exit.INVALID: f"invalid catalog, bad configuration, unwritable output or {_USAGE}",
-        Exit.INTERRUPTED: f"{_INTERRUPTED}; generated files were left as they were",
+        Exit.INVALID: f"invalid catalog, bad configuration, refused or unwritable output, "
+        f"or {_USAGE}",
+        Exit.INTERRUPTED: f"{_INTERRUPTED}; the output folder holds the previous build, or "
+        "the next build or check completes this one",
     },
     "check": {
         Exit.OK: "the output folder is up to date",
         Exit.FINDINGS: "generated files changed, are missing or are orphaned",
-        Exit.INVALID: f"invalid catalog, bad configuration or {_USAGE}",
+        Exit.INVALID: f"invalid catalog, bad configuration, refused output folder or {_USAGE}",
         Exit.INTERRUPTED: _INTERRUPTED,
     },
     "validate": {

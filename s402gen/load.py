@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, did_you_mean
+from .inputs import InputError, read_input, read_input_text
 
 try:  # libyaml is 5x faster; PyYAML without it still works
     _Loader: type = yaml.CSafeLoader
@@ -144,8 +145,10 @@ def load_file(path: str, display_name: str | None = None) -> LoadedDocument:
     """
     name = display_name or path
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        text = read_input_text(path, name)
+    except InputError as exc:
+        refused = Diagnostic(exc.rule, str(exc), Location(name, 1, 1))
+        raise CatalogError([refused]) from None
     except FileNotFoundError:
         missing = Diagnostic(
             Rules.CATALOG_NOT_FOUND,
@@ -239,12 +242,11 @@ def included_files(path: str) -> list[str]:
     """The files the catalog at ``path`` includes (for the cache key); empty when it
     includes none or cannot be read or parsed (the compile reports that)."""
     try:
-        with open(path, "rb") as handle:
-            text = handle.read()
+        text = read_input(path)
         if b"include" not in text:
             return []
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-    except (OSError, yaml.YAMLError):
+    except (OSError, InputError, yaml.YAMLError):
         return []
     patterns = data.get("include") if isinstance(data, dict) else None
     if not isinstance(patterns, list):

@@ -1,8 +1,11 @@
 """Write and check stages: the file map against the output folder.
 
-``build`` writes only files whose bytes changed (atomically, one file at a
-time, the manifest last), deletes the files the previous manifest recorded
-that this build no longer produces, and touches nothing else. ``check``
+``build`` writes only files whose bytes changed, deletes the files the
+previous manifest recorded that this build no longer produces, and touches
+nothing else; it applies the whole change or none of it, even when killed
+(:mod:`s402gen.commit`), and never reads, writes or deletes through a
+symbolic link (:mod:`s402gen.outdir`). Both commands hold the output
+folder's lock, so two runs on one folder take turns. ``check``
 compares the same file map with the disk and explains any drift as a
 unified diff, bounded so that ``check`` answers within seconds at any
 catalog size (see the ``DIFF_*`` limits below). The manifest
@@ -12,15 +15,17 @@ catalog size (see the ``DIFF_*`` limits below). The manifest
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import itertools
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
+
+from .commit import JOURNAL, STAGING_PREFIX, abandon, begin, commit, pending, recover
+from .outdir import OutputFolder, UnsafePath
 
 MANIFEST = "manifest.json"
 
@@ -51,53 +56,77 @@ def manifest_text(digests: dict[str, str]) -> str:
     return json.dumps({"generator": "s402gen", "files": listed}, indent=2) + "\n"
 
 
-def _load_manifest(out: Path) -> dict | None:
+def _manifest_bytes(out: Path | OutputFolder | None) -> bytes | None:
+    """The bytes of ``out``'s manifest (a path is opened without following links)."""
+    if not isinstance(out, Path):
+        return _read_bytes(out, MANIFEST)
+    try:
+        folder = OutputFolder.open(out, create=False)
+    except (UnsafePath, OSError):
+        return None
+    if folder is None:
+        return None
+    with folder:
+        return _read_bytes(folder, MANIFEST)
+
+
+def _load_manifest(out: Path | OutputFolder | None) -> dict | None:
     """The manifest's JSON when ``out`` holds an s402gen manifest, else ``None``."""
     try:
-        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(_manifest_bytes(out) or b"")
+    except ValueError:
         return None
     if not isinstance(data, dict) or data.get("generator") != "s402gen":
         return None
     return data if isinstance(data.get("files"), dict) else None
 
 
-def read_manifest(out: Path) -> dict[str, str]:
+def read_manifest(out: Path | OutputFolder | None) -> dict[str, str]:
     """``{path: sha256}`` of the s402gen manifest in ``out``; empty when there is none.
 
     A ``manifest.json`` that s402gen did not write is not trusted: nothing it
-    lists is ever deleted.
+    lists is ever deleted. Neither is an entry that is not a plain relative path.
     """
     data = _load_manifest(out)
     if data is None:
         return {}
-    return {str(k): str(v) for k, v in data["files"].items() if _is_safe(str(k))}
+    return {str(k): str(v) for k, v in data["files"].items() if is_safe(str(k))}
 
 
-def _is_safe(relative: str) -> bool:
-    """Only plain relative paths inside the output folder (a manifest is input too)."""
-    parts = Path(relative).parts
-    return bool(parts) and not Path(relative).is_absolute() and ".." not in parts
+def is_safe(relative: str) -> bool:
+    """Only plain relative paths inside the output folder (a manifest is input too): no
+    empty, ``.`` or ``..`` part, no backslash or NUL."""
+    parts = relative.split("/")
+    return (
+        bool(relative)
+        and all(part not in ("", ".", "..") for part in parts)
+        and "\\" not in relative
+        and "\0" not in relative
+    )
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
+def _read_text(folder: OutputFolder | None, path: str) -> str | None:
+    """The text of ``path`` for a diff (``None``: absent; unreadable bytes are marked)."""
+    data = _read_bytes(folder, path)
+    if data is None:
         return None
-    except (OSError, UnicodeDecodeError):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
         return "\0unreadable"
 
 
 Files = Iterable[tuple[str, Iterable[str]]]
 
 
-def _consume(chunks: Iterable[str], current: bytes | None, staged: Path | None) -> tuple[str, bool]:
+def _consume(
+    chunks: Iterable[str], current: bytes | None, staged: Callable[[], BinaryIO] | None
+) -> tuple[str, bool]:
     """Hash ``chunks`` (UTF-8) and compare them with ``current``, one chunk at a time.
 
     Returns (hex sha256, equal to ``current``). When ``staged`` is given and
-    the text differs, the whole text is written there: the part already
-    compared is copied from ``current``, so unchanged files cost no write.
+    the text differs, the whole text is written to the file it opens: the part
+    already compared is copied from ``current``, so unchanged files cost no write.
     """
     digest = hashlib.sha256()
     same = current is not None
@@ -112,146 +141,184 @@ def _consume(chunks: Iterable[str], current: bytes | None, staged: Path | None) 
                 same = False
             if not same and staged is not None:
                 if sink is None:
-                    staged.parent.mkdir(parents=True, exist_ok=True)
-                    sink = open(staged, "wb")
+                    sink = staged()
                     sink.write(view[:position])
                 sink.write(data)
             position += len(data)
         if same and position != len(view):
             same = False
             if staged is not None:
-                staged.parent.mkdir(parents=True, exist_ok=True)
-                staged.write_bytes(view[:position])
+                with staged() as short:
+                    short.write(view[:position])
     finally:
         if sink is not None:
             sink.close()
     return digest.hexdigest(), same
 
 
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+def _read_bytes(folder: OutputFolder | None, path: str) -> bytes | None:
+    """The bytes of ``path``, ``None`` when absent or not a regular file s402gen could
+    have written (a link, a folder, a FIFO: see :class:`UnsafePath`)."""
+    if folder is None:
         return None
+    try:
+        return folder.read(path)
+    except UnsafePath:
+        return None
+
+
+FOREIGN_LISTED = 20
+"""At most this many foreign files are named when an output folder is refused."""
 
 
 @dataclass
 class BuildReport:
-    """What a build did; paths are relative to the output folder."""
+    """What a build did; paths are relative to the output folder.
+
+    ``conflicts``: files in the way that s402gen did not write; ``edited``: generated
+    files edited by hand since (their sha256 differs from the manifest's); ``unsafe``:
+    ``path reason`` of links, folders or special files where a file goes; ``foreign``:
+    files of an output folder without an s402gen manifest (at most
+    :data:`FOREIGN_LISTED`). Any of them means nothing was written.
+    """
 
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_modified: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
     unchanged: int = 0
     manifest: str = ""
 
+    @property
+    def refused(self) -> bool:
+        """True when the build wrote nothing because of what is in the output folder."""
+        return bool(self.conflicts or self.edited or self.unsafe or self.foreign)
 
-STAGING_PREFIX = ".s402gen-staging-"
+
+def open_locked(out: Path, *, create: bool, waiting: Callable[[], None] | None = None):
+    """Open the output folder, take its lock (``waiting`` is called if another run holds
+    it) and finish or discard what a killed build left there (:func:`commit.recover`).
+
+    Returns ``(folder or None when absent and not create, recovered outcome or None)``.
+    Raises :class:`UnsafePath` when ``out`` is a link or not a folder.
+    """
+    folder = OutputFolder.open(out, create=create)
+    if folder is None:
+        return None, None
+    folder = folder.lock(waiting)
+    return folder, recover(folder)
 
 
-def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
+def release(folder: OutputFolder | None) -> None:
+    """Close ``folder`` (dropping its lock); a folder this run created and left empty is
+    removed, so a failed first build leaves nothing behind."""
+    if folder is None:
+        return
+    try:
+        if folder.created and folder.is_empty():
+            os.rmdir(folder.path)
+    except OSError:
+        pass
+    folder.close()
+
+
+def build(out: Path | OutputFolder, files: Files, *, force: bool = False) -> BuildReport:
     """Bring ``out`` in line with ``files`` (``(relative path, text chunks)``).
 
-    Each file is streamed once: hashed, compared with the disk and, when it
-    differs, written in full to a staging folder inside ``out``. Only when
-    every file has rendered are the changed ones moved into place, orphans
-    removed and the manifest written last: an error while rendering leaves
-    ``out`` untouched. A file that exists, differs, and was not written by
-    s402gen (not in the previous manifest) is a conflict: nothing is written
-    and ``conflicts`` lists them, unless ``force``. A recorded orphan edited
-    since it was generated is kept and listed in ``kept_modified``. Raises
-    ``OSError`` when the disk refuses a write, and whatever ``files`` raises.
+    ``out`` is a path (opened, locked and recovered here) or an :class:`OutputFolder`
+    the caller has locked. Each file is streamed once: hashed, compared with the disk
+    and, when it differs, written in full to the build's staging folder. Only when every
+    file has rendered are the changes committed through the journal
+    (:mod:`s402gen.commit`: old or new, never a mix): changed files moved into place,
+    recorded orphans removed, the manifest last. An error while rendering leaves ``out``
+    as it was. The build is refused, writing nothing, when a file in the way was not
+    written by s402gen, was edited by hand since, or is a link or special file, and when
+    the folder has files but no s402gen manifest (see :class:`BuildReport`); ``force``
+    overrides all of these but links and special files. A recorded orphan edited since
+    it was generated is kept and listed in ``kept_modified``. Raises ``OSError`` when
+    the disk refuses a write, and whatever ``files`` raises.
     """
-    report = BuildReport()
-    previous = read_manifest(out)
-    original_manifest = _read(out / MANIFEST)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in stale_staging(out):  # left by a build that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
-    finished = False
+    if isinstance(out, OutputFolder):
+        return _build(out, files, force)
+    folder, _ = open_locked(out, create=True)
     try:
-        if (out / MANIFEST).exists() and _load_manifest(out) is None and not force:
-            report.conflicts.append(MANIFEST)
+        return _build(folder, files, force)
+    finally:
+        release(folder)
+
+
+def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
+    report = BuildReport()
+    recorded = _load_manifest(folder)
+    previous = read_manifest(folder)
+    if recorded is None and folder.kind(MANIFEST) is not None and not force:
+        report.conflicts.append(MANIFEST)
+    plan = begin(folder)
+    committed = False
+    try:
         digests: dict[str, str] = {}
-        changed: list[str] = []
         for path, chunks in files:
-            current = _read_bytes(out / path)
-            digests[path], same = _consume(chunks, current, staging / path)
-            if same:
+            try:
+                current, unsafe = folder.read(path), None
+            except UnsafePath as exc:
+                current, unsafe = None, f"{exc.path} {exc.reason}"
+            staged = functools.partial(folder.create, f"{plan.staging}/{path}")
+            digests[path], same = _consume(chunks, current, staged)
+            if unsafe is not None:
+                if unsafe not in report.unsafe:
+                    report.unsafe.append(unsafe)
+            elif same:
                 report.unchanged += 1
-            elif current is not None and path not in previous and not force:
+            elif current is None or force:
+                plan.moves.append(path)
+            elif path not in previous:
                 report.conflicts.append(path)
+            elif hashlib.sha256(current).hexdigest() != previous[path]:
+                report.edited.append(path)
             else:
-                changed.append(path)
-        finished = True
-        if report.conflicts:
+                plan.moves.append(path)
+        if recorded is None and not force:
+            report.foreign = _foreign(folder, digests, plan.staging)
+        if report.refused:
             return report
         manifest = report.manifest = manifest_text(digests)
-        if changed:  # first record every file this build may leave, in case it is cut short
-            interim = {**previous, **{path: digests[path] for path in changed}}
-            _write(out / MANIFEST, manifest_text(interim), staging)
-        for path in changed:
-            _move(staging / path, out / path)
-            report.written.append(path)
-        for path in sorted(set(previous) - set(digests)):
-            _remove_orphan(out, path, previous[path], report)
-        if _read(out / MANIFEST) != manifest:
-            _write(out / MANIFEST, manifest, staging)
-        if original_manifest != manifest:
-            report.written.append(MANIFEST)
+        if _read_bytes(folder, MANIFEST) != manifest.encode("utf-8"):
+            folder.write(f"{plan.staging}/{MANIFEST}", manifest.encode("utf-8"))
+            plan.moves.append(MANIFEST)
         else:
             report.unchanged += 1
+        plan.deletions = {p: d for p, d in previous.items() if p not in digests}
+        if plan.moves or any(_exists(folder, p) for p in plan.deletions):
+            committed = True  # from here on an interruption is rolled forward, not undone
+            applied = commit(folder, plan)
+            report.written = list(plan.moves)
+            report.removed, report.kept_modified = applied.removed, applied.kept
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not finished:
-            shutil.rmtree(out, ignore_errors=True)  # it held only the staging folder
+        if not committed:
+            abandon(folder, plan)
     return report
 
 
-def stale_staging(out: Path) -> list[Path]:
-    """Staging folders a killed build left in ``out``."""
+def _exists(folder: OutputFolder, path: str) -> bool:
     try:
-        return sorted(p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir())
-    except OSError:
-        return []
+        return folder.kind(path) is not None
+    except UnsafePath:
+        return False
 
 
-def _write(target: Path, text: str, staging: Path) -> None:
-    staged = staging / target.name
-    staged.write_bytes(text.encode("utf-8"))
-    _move(staged, target)
-
-
-def _move(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-
-
-def _remove_orphan(out: Path, path: str, digest: str, report: BuildReport) -> None:
-    target = out / path
-    current = _read(target)
-    if current is None:
-        return
-    if sha256(current) != digest:
-        report.kept_modified.append(path)
-        return
-    target.unlink()
-    report.removed.append(path)
-    _prune_empty_dirs(target.parent, out)
-
-
-def _prune_empty_dirs(folder: Path, out: Path) -> None:
-    out = out.resolve()
-    folder = folder.resolve()
-    while folder != out and out in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
+def _foreign(folder: OutputFolder, digests: dict[str, str], staging: str) -> list[str]:
+    """Files in ``folder`` that this build does not generate (at most FOREIGN_LISTED)."""
+    ours = (JOURNAL, staging + "/")
+    found = []
+    for path in folder.files(10 * FOREIGN_LISTED):
+        if path not in digests and path != MANIFEST and not path.startswith(ours):
+            found.append(path)
+            if len(found) == FOREIGN_LISTED:
+                break
+    return found
 
 
 @dataclass
@@ -273,48 +340,65 @@ class Drift:
         return not (self.changed or self.missing or self.orphans)
 
 
-def check(out: Path, files: Callable[[], Files]) -> Drift:
+def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
     """Compare the files ``files()`` yields with ``out``, writing nothing.
 
-    A first pass streams every file, holding one chunk at a time; only when
-    something drifted does a second call of ``files()`` render the drifted
-    files in full for the unified diff.
+    ``out`` is a path (opened and locked here; ``check`` then also finishes or discards
+    what a killed build left, see :func:`open_locked`), an :class:`OutputFolder` the
+    caller has locked, or ``None`` for an output folder that does not exist. A first
+    pass streams every file, holding one chunk at a time; only when something drifted
+    does a second call of ``files()`` render the drifted files in full for the unified
+    diff. A link, folder or special file where a file goes is drift, named, not read.
     """
+    if isinstance(out, Path):
+        folder, _ = open_locked(out, create=False)
+        try:
+            return check(folder, files)
+        finally:
+            release(folder)
     drift = Drift()
     digests: dict[str, str] = {}
+    unsafe: dict[str, str] = {}
     for path, chunks in files():
-        current = _read_bytes(out / path)
+        try:
+            current = out.read(path) if out is not None else None
+        except UnsafePath as exc:
+            current, unsafe[path] = None, f"{exc.path} {exc.reason}"
         digests[path], same = _consume(chunks, current, None)
         if not same:
-            (drift.missing if current is None else drift.changed).append(path)
+            (drift.missing if current is None and path not in unsafe else drift.changed).append(
+                path
+            )
     manifest = drift.manifest = manifest_text(digests)
-    current_manifest = _read(out / MANIFEST)
-    if current_manifest != manifest:
+    current_manifest = _read_bytes(out, MANIFEST)
+    if current_manifest != manifest.encode("utf-8"):
         (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
-    drift.orphans = [
-        p for p in sorted(set(read_manifest(out)) - set(digests)) if (out / p).exists()
-    ]
-    drift.orphans += [f"{p.name}/" for p in stale_staging(out)]
+    if out is not None:
+        drift.orphans = [
+            p for p in sorted(set(read_manifest(out)) - set(digests)) if _exists(out, p)
+        ]
     if drift.clean:
         return drift
-    drifted = set(drift.changed + drift.missing)
+    drifted = set(drift.changed + drift.missing) - set(unsafe)
     new_texts = {path: "".join(chunks) for path, chunks in files() if path in drifted}
     new_texts[MANIFEST] = manifest
     pairs = itertools.chain(  # lazy: one file's old text in memory at a time
-        ((p, _read(out / p), new_texts.pop(p)) for p in sorted(drifted)),
-        ((p, _read(out / p), None) for p in drift.orphans if not p.endswith("/")),
+        ((p, _read_text(out, p), new_texts.pop(p)) for p in sorted(drifted)),
+        ((p, _read_text(out, p), None) for p in drift.orphans),
     )
-    chunks_out = _bounded_diff(pairs, drift.first_lines)
+    chunks_out = [f"not compared: {unsafe[p]}\n" for p in sorted(unsafe)]
+    chunks_out += _bounded_diff(pairs, drift.first_lines)
     drift.diff = "".join(chunks_out)
     return drift
 
 
-def matches_manifest(out: Path, manifest: str) -> bool:
-    """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged."""
-    if _read(out / MANIFEST) != manifest or stale_staging(out):
+def matches_manifest(out: OutputFolder | None, manifest: str) -> bool:
+    """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged, and
+    no killed build's journal is pending."""
+    if out is None or _read_bytes(out, MANIFEST) != manifest.encode("utf-8") or pending(out):
         return False
     for path, digest in json.loads(manifest)["files"].items():
-        current = _read_bytes(out / path)
+        current = _read_bytes(out, path)
         if current is None or hashlib.sha256(current).hexdigest() != digest:
             return False
     return True

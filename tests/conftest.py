@@ -44,14 +44,21 @@ def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
 
 
 def run_process(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the installed ``s402gen`` console script as a real process."""
+    """Run the installed ``s402gen`` console script as a real process (killed, raising
+    ``subprocess.TimeoutExpired``, after ``timeout`` seconds when given)."""
     exe = shutil.which("s402gen") or str(Path(sys.executable).parent / "s402gen")
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        [exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, check=False
+        [exe, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
 
 

@@ -64,6 +64,23 @@ COVERED_ELSEWHERE = {
     "import-field-not-reproduced": ["test_import.py::test_import_warnings_are_findings"],
     "unreadable-ref": ["test_breaking.py::test_bad_ref_exits_2"],
     "invalid-configuration": ["test_cli.py::test_pyproject_settings"],
+    "unsafe-output-folder": [
+        "test_output_options.py::test_an_output_folder_that_must_not_be_written_is_refused"
+    ],
+    "unsafe-output-path": ["test_write_safety.py::test_a_symlinked_subfolder_receives_no_writes"],
+    "file-not-written-by-s402gen": ["test_cli.py::test_foreign_manifest_is_not_trusted"],
+    "generated-file-edited": [
+        "test_output_options.py::test_hand_edited_generated_files_are_named_and_kept_without_force"
+    ],
+    "foreign-output-folder": [
+        "test_output_options.py::test_an_output_folder_of_foreign_files_without_a_manifest_is_refused"
+    ],
+    "input-not-a-regular-file": [
+        "test_output_options.py::test_a_catalog_that_is_not_a_small_regular_file_is_refused_fast"
+    ],
+    "input-too-large": [
+        "test_output_options.py::test_a_catalog_that_is_not_a_small_regular_file_is_refused_fast"
+    ],
 }
 
 

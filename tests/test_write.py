@@ -65,7 +65,7 @@ def test_staging_folder_lives_in_the_output_under_its_prefix(tmp_path: Path) -> 
     assert seen and all(
         len(names) == 1 and names[0].startswith(write.STAGING_PREFIX) for names in seen
     )
-    assert write.stale_staging(out) == []
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "docs", write.MANIFEST]
 
 
 def test_shorter_files_in_new_folders_are_written_in_full(tmp_path: Path) -> None:
@@ -124,13 +124,19 @@ def test_check_diff_text(tmp_path: Path) -> None:
     )
 
 
-def test_check_of_a_stale_staging_folder_alone(tmp_path: Path) -> None:
+def test_a_users_folder_named_like_staging_is_neither_reported_nor_removed(
+    tmp_path: Path,
+) -> None:
+    """Only staging folders a build's own journal names are s402gen's."""
     out = tmp_path / "out"
     write.build(out, _items(FILES))
-    (out / f"{write.STAGING_PREFIX}killed" / "docs").mkdir(parents=True)
+    mine = out / f"{write.STAGING_PREFIX}mine"
+    (mine / "docs").mkdir(parents=True)
+    (mine / "docs" / "notes.txt").write_text("keep\n", encoding="utf-8")
     drift = write.check(out, lambda: _items(FILES))
-    assert drift.orphans == [f"{write.STAGING_PREFIX}killed/"] and not drift.clean
-    assert drift.diff == ""
+    assert drift.clean and drift.diff == ""
+    write.build(out, _items({**FILES, "a.txt": "ALPHA\n"}))
+    assert (mine / "docs" / "notes.txt").read_text(encoding="utf-8") == "keep\n"
 
 
 def test_pruning_stops_at_the_output_even_through_a_symlink(tmp_path: Path) -> None:
