@@ -426,7 +426,8 @@ def _runtime_options(command):
             "--ledger",
             default=".s402gen/payments.sqlite3",
             show_default=True,
-            help="SQLite payment ledger (created on first use); ':memory:' keeps nothing.",
+            help="Payment ledger: an SQLite file (created on first use; ':memory:' keeps "
+            "nothing) or a postgresql:// URL shared by several replicas (the postgres extra).",
         ),
     ]
     for option in reversed(options):

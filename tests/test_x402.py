@@ -400,11 +400,11 @@ def test_one_signature_sent_many_times_at_once_settles_and_serves_once(
 def test_ledger_version_1_is_migrated_keeping_its_payments(tmp_path: Path) -> None:
     import sqlite3
 
-    from s402gen.runtime import payments
+    from s402gen.runtime.ledger_schema import MIGRATIONS
 
     path = tmp_path / "ledger.sqlite3"
     with sqlite3.connect(path) as db:  # a ledger as s402gen wrote it before the money trail
-        db.executescript(payments._SCHEMA + "PRAGMA user_version = 1;")
+        db.executescript(MIGRATIONS[0].sql("sqlite")[0] + ";PRAGMA user_version = 1;")
         db.execute(
             "INSERT INTO payments VALUES ('pay_1', 'face-detection', 'legacy', 'x402-base-usdc', "
             "'dev', 20, 'USD', 'per_call', 1, 0, 'paid', 'tok', '', 1, 'dev:server402', 0, 9e9, 0)"

@@ -26,6 +26,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: Top-level modules of the ``serve`` extra of pyproject.toml (import names, not distributions).
 SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi", "x402")
 SERVE_INSTALL = "pip install 's402gen[serve]'"
+POSTGRES_INSTALL = "pip install 's402gen[postgres]'"
 
 
 class SetupError(Exception):
@@ -93,6 +94,29 @@ def upstream_for(
         emulator.stop()
 
 
+def open_ledger(location: str) -> Ledger:
+    """The payment ledger at ``location`` (an SQLite path or a ``postgresql://`` URL),
+    recovered from a crash (it prints what it gave back or charged). Raises
+    :class:`SetupError` when it cannot be opened (never showing the URL's password)."""
+    from .ledger_store import is_postgres
+
+    where = "PostgreSQL" if is_postgres(location) else location
+    try:
+        ledger = Ledger(location)
+    except ImportError:
+        raise SetupError(f"a PostgreSQL ledger needs psycopg: {POSTGRES_INSTALL}") from None
+    except Exception as exc:  # the driver's own errors (sqlite3, psycopg) and a newer schema
+        raise SetupError(f"payment ledger ({where}): {exc}") from None
+    done = ledger.recovered
+    if done.given_back or done.settled:
+        click.echo(
+            f"ledger: after a crash, {done.given_back} unsent calls given back, "
+            f"{done.settled} sent calls charged",
+            err=True,
+        )
+    return ledger
+
+
 def x402_gateway(generated_dir: Path, overrides: tuple[str | None, ...]) -> object:
     """The x402 gateway of a build with ``(facilitator, network, asset, payTo)`` overrides;
     prints where payments go (never the facilitator URL's path, user or query).
@@ -141,7 +165,7 @@ def serve_generated(
                     "--payments x402 takes real x402 payments)",
                     err=True,
                 )
-            ledger = Ledger(ledger_path)
+            ledger = open_ledger(ledger_path)
             try:
                 app = create_app(
                     generated_dir,
@@ -178,7 +202,7 @@ def serve_mcp_stdio(
     try:
         specs = load_generated(generated_dir).specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
-            ledger = Ledger(ledger_path)
+            ledger = open_ledger(ledger_path)
             try:
                 runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
                 server = build_mcp_server(load_tools(generated_dir), runtime)

@@ -55,7 +55,8 @@ class PaymentNeeded(Exception):
 
 @dataclass(frozen=True)
 class UpstreamFailed(Exception):
-    """The upstream failed; the call was given back to the token."""
+    """The upstream failed; the call was given back to the token (charged instead once its
+    payment has had ``payments.MAX_GIVE_BACKS`` give-backs)."""
 
     code: str
     message: str
@@ -214,7 +215,7 @@ class ServiceRuntime:
         arguments = self.arguments(spec, body)
         now = self.clock()
         try:
-            payment = self.ledger.spend(token, spec.service_id, client_id)
+            reserved = self.ledger.reserve(token, spec.service_id, client_id)
         except PaymentRefused as refused:
             self.stats.record(spec.service_id, "payment_required", now)
             answer = PaymentRequired(
@@ -222,13 +223,30 @@ class ServiceRuntime:
             )
             raise PaymentNeeded(answer) from None
         try:
-            result = self._call_upstream(spec, arguments)
+            result = self._call_reserved(spec, arguments, reserved.call_id)
         except UpstreamError as exc:
-            self.ledger.refund(payment.payment_id)
             self.stats.record(spec.service_id, "error", now)
             raise UpstreamFailed(exc.code, exc.message, exc.request_id) from None
         self.stats.record(spec.service_id, "success", now)
         return success(spec.upstream.action, result.result, result.request_id)
+
+    def _call_reserved(
+        self, spec: RouteSpec, arguments: dict[str, Any], call_id: str
+    ) -> UpstreamResult:
+        """Call the upstream for a reserved call, recording it ``sent`` first, then ``done``;
+        on ``UpstreamError`` the call is given back (within ``payments.MAX_GIVE_BACKS``)."""
+        if not self.ledger.mark_sent(call_id):  # a recovery gave it back: never send it
+            raise UpstreamError("CallGivenBack", "the call was given back; retry it", "")
+        try:
+            result = self._call_upstream(spec, arguments)
+        except UpstreamError:
+            self.ledger.give_back(call_id)
+            raise
+        except BaseException:  # the upstream may have run: charged, as after a crash
+            self.ledger.finish(call_id)
+            raise
+        self.ledger.finish(call_id)
+        return result
 
     def _call_upstream(self, spec: RouteSpec, arguments: dict[str, Any]) -> UpstreamResult:
         """The upstream's result; raises ``UpstreamError`` for no answer, or for an answer
@@ -268,11 +286,11 @@ class ServiceRuntime:
             )
         payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
         response_header = self._settle(spec, payment_signature, payment.payment_id)
-        spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
+        reserved = self.ledger.reserve(payment.token, spec.service_id, client_id or None)
+        spent = reserved.payment
         try:
-            result = self._call_upstream(spec, arguments)
+            result = self._call_reserved(spec, arguments, reserved.call_id)
         except UpstreamError as exc:
-            self.ledger.refund(spent.payment_id)
             self.stats.record(spec.service_id, "error", self.clock())
             refunded = self.ledger.get(spent.payment_id)
             raise UpstreamFailed(exc.code, exc.message, exc.request_id, refunded) from None
