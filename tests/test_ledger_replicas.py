@@ -1,0 +1,77 @@
+"""Gateway replicas on one ledger, as real processes: three ``s402gen serve`` on one
+PostgreSQL database (started by the tests with pgserver's bundled binaries), and
+``serve`` replicas SIGKILLed in the middle of paid calls, on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from s402gen.runtime.ledger_schema import MIGRATIONS, SCHEMA_VERSION
+from s402gen.runtime.payments import MAX_GIVE_BACKS, DevProvider, Ledger, PaymentRefused
+
+from .ledger_replicas import crash_mid_calls, postgres_server, postgres_url, race_one_token
+from .test_ledger_calls import SPEC, check_sigkill_recovery
+
+__all__ = ["postgres_server", "postgres_url"]  # the fixtures, used by name
+
+pytestmark = pytest.mark.slow
+
+
+def test_postgres_ledger_spends_gives_back_and_keeps_its_version(postgres_url: str) -> None:
+    import psycopg
+
+    ledger = Ledger(postgres_url)
+    payment = ledger.create(SPEC, DevProvider(), "client-a", SPEC.payment.provider_id)
+    assert ledger.get(payment.payment_id) == payment  # times and flags round-trip exactly
+    for _ in range(MAX_GIVE_BACKS):
+        reserved = ledger.reserve(payment.token, SPEC.service_id, "client-a")
+        assert ledger.mark_sent(reserved.call_id) and ledger.give_back(reserved.call_id)
+    reserved = ledger.reserve(payment.token, SPEC.service_id, "client-a")
+    assert ledger.mark_sent(reserved.call_id) and not ledger.give_back(reserved.call_id)
+    with pytest.raises(PaymentRefused, match="no remaining calls"):
+        ledger.reserve(payment.token, SPEC.service_id, "client-a")
+    assert ledger.claim_signature("sig") and not ledger.claim_signature("sig")
+    ledger.close()
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    Ledger(postgres_url).close()  # opening again migrates nothing
+
+
+def test_postgres_schema_2_is_migrated(postgres_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url) as db:
+        for migration in MIGRATIONS[:2]:
+            for statement in migration.sql("postgres"):
+                db.execute(statement)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (2)")
+        db.execute(
+            "INSERT INTO payments VALUES ('pay_1', 'face-detection', 'legacy', 'x402-base-usdc', "
+            "'dev', 20, 'USD', 'per_call', 1, 0, 'paid', 'tok', '', 0, 'dev:server402', 0, 9e9, "
+            "0, NULL, NULL, NULL, NULL)"
+        )
+    ledger = Ledger(postgres_url)
+    assert ledger.spend("tok", "face-detection", None).give_backs == 0
+    ledger.close()
+
+
+def test_sigkill_recovery_on_postgres(postgres_url: str) -> None:
+    check_sigkill_recovery(postgres_url)
+
+
+def test_three_replicas_on_postgres_spend_a_single_use_token_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    statuses = race_one_token(postgres_url, tmp_path, replicas=3, calls=100)
+    assert statuses == [200] + [402] * 99
+
+
+def test_replica_sigkilled_mid_calls_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    crash_mid_calls(postgres_url, tmp_path, replicas=3)
+
+
+def test_serve_sigkilled_mid_calls_on_sqlite(tmp_path: Path) -> None:
+    crash_mid_calls(str(tmp_path / "ledger.sqlite3"), tmp_path, replicas=2)
