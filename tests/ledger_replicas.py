@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -32,17 +34,25 @@ ENDPOINT = f"/api/tools/{SERVICE}"
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server started for this test session; yields its ``postgresql://`` URL."""
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server started for this test session; yields its ``postgresql://`` URL.
+
+    Its data folder is a private temporary folder (removed at the end) rather than pytest's
+    numbered ones, which a concurrent pytest run may rotate away while the server runs.
+    """
     try:
         import pgserver
     except ImportError:  # pragma: no cover - the test extra installs it
         pytest.skip("pgserver is not installed (pip install -e '.[test]')")
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    data = tempfile.mkdtemp(prefix="s402gen-pg-")
     try:
-        yield server.get_uri()
+        server = pgserver.get_server(data, cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
@@ -140,7 +150,9 @@ def image(index: int) -> dict:
 
 def upstream_runs(emulator: Emulator, index: int) -> int:
     """How many times the upstream ran call ``index``."""
-    return sum(call.parameters.get("ImageURL") == image(index)["ImageURL"] for call in emulator.calls)
+    return sum(
+        call.parameters.get("ImageURL") == image(index)["ImageURL"] for call in emulator.calls
+    )
 
 
 def crash_mid_calls(ledger: str, folder: Path, replicas: int) -> None:
@@ -256,4 +268,3 @@ def race_one_token(ledger: str, folder: Path, replicas: int, calls: int) -> list
         finally:
             for replica in running:
                 replica.stop()
-

@@ -234,6 +234,47 @@ def test_sigkill_leaves_no_call_lost_or_counted_twice(tmp_path: Path) -> None:
     check_sigkill_recovery(str(tmp_path / "ledger.sqlite3"))
 
 
+# Open (create and migrate) the ledger at the start line, then print its schema version.
+OPENING = """
+import sys
+from s402gen.runtime.payments import Ledger
+print("ready", flush=True)
+sys.stdin.readline()
+print(Ledger(sys.argv[1]).get("pay_none") is None, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_replicas_starting_together_migrate_a_new_ledger_once(tmp_path: Path) -> None:
+    """Six processes opening one new ledger file at once: each one migrates it or waits for
+    the one that does (before, two could both run a step: "duplicate column name")."""
+    env = dict(os.environ)
+    package_root = str(Path(s402gen.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    path = tmp_path / "ledger.sqlite3"
+    opening = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENING, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(6)
+    ]
+    for process in opening:  # the start line: every process has imported s402gen
+        assert process.stdout.readline() == "ready\n", process.stderr.read()
+    for process in opening:
+        process.stdin.write("go\n")
+    for process in opening:
+        process.stdin.flush()
+    outcomes = [process.communicate(timeout=120) for process in opening]
+    assert [out for out, _ in outcomes] == ["True\n"] * 6, [err for _, err in outcomes]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_dataclass_fields_match_the_columns() -> None:
     """The record read back is the record created (every column in the Payment)."""
     ledger = Ledger()

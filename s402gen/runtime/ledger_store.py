@@ -178,7 +178,9 @@ class SQLiteStore:
 
 def _advisory_key(owner: str) -> int:
     """A signed 64-bit advisory lock key for an owner name."""
-    return int.from_bytes(hashlib.blake2b(owner.encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(owner.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 class PostgresStore:
@@ -220,7 +222,9 @@ class PostgresStore:
                 for statement in migration.sql(self.dialect):
                     tx.run(statement)
             tx.run("DELETE FROM schema_version")
-            tx.run("INSERT INTO schema_version (version) VALUES (?)", (ledger_schema.SCHEMA_VERSION,))
+            tx.run(
+                "INSERT INTO schema_version (version) VALUES (?)", (ledger_schema.SCHEMA_VERSION,)
+            )
 
     @contextlib.contextmanager
     def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:

@@ -314,7 +314,9 @@ class Ledger:
     def discard(self, payment_id: str) -> None:
         """Delete a payment that is still pending (its x402 settlement failed)."""
         with self._store.transaction(write=True) as tx:
-            tx.run("DELETE FROM payments WHERE payment_id = ? AND status = 'pending'", (payment_id,))
+            tx.run(
+                "DELETE FROM payments WHERE payment_id = ? AND status = 'pending'", (payment_id,)
+            )
 
     def get(self, payment_id: str) -> Payment | None:
         """The payment with this id, or ``None``."""
