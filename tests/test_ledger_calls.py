@@ -28,7 +28,7 @@ from s402gen.runtime.payments import (
 from s402gen.runtime.service import ServiceRuntime, UpstreamFailed
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED
+from .conftest import GENERATED, run_cli
 
 SPECS = load_generated(GENERATED).specs
 SPEC = next(spec for spec in SPECS if spec.service_id == "face-detection")
@@ -282,3 +282,27 @@ def test_dataclass_fields_match_the_columns() -> None:
     assert ledger.get(payment.payment_id) == payment
     names = [f.name for f in dataclasses.fields(payments.Payment)]
     assert names == [c.strip() for c in payments._COLUMNS.split(",")]
+
+
+@pytest.mark.parametrize(
+    ("ledger", "says"),
+    [
+        ("postgresql://s402gen:hunter2@127.0.0.1:1/ledger", "payment ledger (PostgreSQL): "),
+        ("{tmp}/newer.sqlite3", "is newer than this s402gen"),
+    ],
+)
+def test_a_ledger_that_cannot_be_opened_is_a_clean_error(
+    tmp_path: Path, ledger: str, says: str
+) -> None:
+    """``serve`` and ``mcp`` say why in one line and exit 2: no traceback, no password."""
+    newer = tmp_path / "newer.sqlite3"
+    Ledger(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    location = ledger.format(tmp=tmp_path)
+    code, _, err = run_cli("mcp", "--generated", str(GENERATED), "--upstream", "emulator",
+                           "--ledger", location)  # fmt: skip
+    assert code == 2
+    last = err.splitlines()[-1]
+    assert last.startswith("error: ") and says in last, err
+    assert "Traceback" not in err and "hunter2" not in err

@@ -106,7 +106,8 @@ def open_ledger(location: str) -> Ledger:
     except ImportError:
         raise SetupError(f"a PostgreSQL ledger needs psycopg: {POSTGRES_INSTALL}") from None
     except Exception as exc:  # the driver's own errors (sqlite3, psycopg) and a newer schema
-        raise SetupError(f"payment ledger ({where}): {exc}") from None
+        reason = " ".join(str(exc).split())  # one line (psycopg's messages span several)
+        raise SetupError(f"payment ledger ({where}): {reason}") from None
     done = ledger.recovered
     if done.given_back or done.settled:
         click.echo(
