@@ -134,14 +134,19 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
-        """A transaction: ``write`` takes the write lock first (``BEGIN IMMEDIATE``), so
-        that what it reads stays true until it commits; ``durable`` syncs the commit to disk."""
+        """A write transaction: it takes the write locks first (``BEGIN IMMEDIATE``), so
+        that what it reads stays true until it commits; ``durable`` syncs the commit to
+        disk. Without ``write``, each statement reads the latest commits on its own."""
         db = self._connection()
         guard = self._write if (write or self.memory) else contextlib.nullcontext()
+        if not write:
+            with guard:
+                yield Transaction(db.cursor(), postgres=False)
+            return
         with guard, self._across_processes(write):
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(db.cursor(), postgres=False)
                 db.execute("COMMIT")
@@ -248,9 +253,14 @@ class PostgresStore:
 
     @contextlib.contextmanager
     def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
-        """A transaction on a pooled connection (PostgreSQL commits are durable already)."""
-        with self._pool.connection() as db, db.transaction():
-            yield Transaction(db.cursor(), postgres=True)
+        """A transaction on a pooled connection (PostgreSQL commits are durable already);
+        without ``write``, each statement reads the latest commits on its own."""
+        with self._pool.connection() as db:
+            if not write:
+                yield Transaction(db.cursor(), postgres=True)
+                return
+            with db.transaction():
+                yield Transaction(db.cursor(), postgres=True)
 
     @contextlib.contextmanager
     def owner_lock(self, owner: str) -> Iterator[bool]:
