@@ -37,6 +37,10 @@ def test_postgres_ledger_spends_gives_back_and_keeps_its_version(postgres_url: s
     with psycopg.connect(postgres_url) as db:
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     Ledger(postgres_url).close()  # opening again migrates nothing
+    with psycopg.connect(postgres_url) as db:
+        db.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(RuntimeError, match="newer than this s402gen"):
+        Ledger(postgres_url)
 
 
 def test_postgres_schema_2_is_migrated(postgres_url: str) -> None:

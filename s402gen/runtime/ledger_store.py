@@ -107,14 +107,18 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._shared = self._connect() if self.memory else None
         self._lock_file = None if self.memory else open(self.path + ".lock", "ab")
-        if not self.memory:
-            self._connection().execute("PRAGMA journal_mode = WAL")
-        with self.transaction(write=True) as tx:
-            version = tx.one("PRAGMA user_version")[0]
-            for migration in ledger_schema.pending(version):
-                for statement in migration.sql(self.dialect):
-                    tx.run(statement)
-            tx.run(f"PRAGMA user_version = {ledger_schema.SCHEMA_VERSION}")
+        try:
+            if not self.memory:
+                self._connection().execute("PRAGMA journal_mode = WAL")
+            with self.transaction(write=True) as tx:
+                version = tx.one("PRAGMA user_version")[0]
+                for migration in ledger_schema.pending(version):
+                    for statement in migration.sql(self.dialect):
+                        tx.run(statement)
+                tx.run(f"PRAGMA user_version = {ledger_schema.SCHEMA_VERSION}")
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -239,17 +243,22 @@ class PostgresStore:
             open=True,
             name="s402gen-ledger",
         )
-        with self.transaction(write=True) as tx:
-            tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = tx.one("SELECT max(version) FROM schema_version")
-            for migration in ledger_schema.pending((row[0] or 0) if row else 0):
-                for statement in migration.sql(self.dialect):
-                    tx.run(statement)
-            tx.run("DELETE FROM schema_version")
-            tx.run(
-                "INSERT INTO schema_version (version) VALUES (?)", (ledger_schema.SCHEMA_VERSION,)
-            )
+        try:
+            with self.transaction(write=True) as tx:
+                tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = tx.one("SELECT max(version) FROM schema_version")
+                for migration in ledger_schema.pending((row[0] or 0) if row else 0):
+                    for statement in migration.sql(self.dialect):
+                        tx.run(statement)
+                tx.run("DELETE FROM schema_version")
+                tx.run(
+                    "INSERT INTO schema_version (version) VALUES (?)",
+                    (ledger_schema.SCHEMA_VERSION,),
+                )
+        except BaseException:
+            self.close()
+            raise
 
     @contextlib.contextmanager
     def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
