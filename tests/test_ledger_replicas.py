@@ -79,3 +79,30 @@ def test_replica_sigkilled_mid_calls_on_postgres(postgres_url: str, tmp_path: Pa
 
 def test_serve_sigkilled_mid_calls_on_sqlite(tmp_path: Path) -> None:
     crash_mid_calls(str(tmp_path / "ledger.sqlite3"), tmp_path, replicas=2)
+
+
+def test_a_replica_that_lost_its_session_never_sends_a_call_given_back(
+    postgres_url: str,
+) -> None:
+    """Replica A's PostgreSQL session (and so its advisory lock) is gone while a call is
+    reserved: replica B, opening, gives the call back; A then must not send it."""
+    from s402gen.runtime.service import ServiceRuntime
+    from s402gen.runtime.upstream import UpstreamError
+
+    class Unreachable:
+        def call(self, spec, arguments):
+            raise AssertionError("a call given back was sent upstream")
+
+    a = Ledger(postgres_url)
+    payment = a.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+    reserved = a.reserve(payment.token, SPEC.service_id, None)
+    a._store._owner_db.close()  # as when the connection to the database breaks
+    b = Ledger(postgres_url)
+    assert (b.recovered.given_back, b.recovered.settled) == (1, 0)
+    runtime = ServiceRuntime([SPEC], ledger=a, upstream=Unreachable())
+    with pytest.raises(UpstreamError, match="CallGivenBack"):
+        runtime._call_reserved(SPEC, {"ImageURL": "https://example.com/a.jpg"}, reserved.call_id)
+    assert b.call_state(reserved.call_id) == "given_back"
+    assert b.get(payment.payment_id).remaining_calls == 1
+    a.close()
+    b.close()
