@@ -5,10 +5,12 @@ hold its answers, and ``s402gen serve`` replicas sharing one ledger."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -16,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -268,3 +270,89 @@ def race_one_token(ledger: str, folder: Path, replicas: int, calls: int) -> list
         finally:
             for replica in running:
                 replica.stop()
+
+
+@contextlib.contextmanager
+def writes_held(ledger: str) -> Iterator[Callable[[], list[tuple[str, str]]]]:
+    """Hold every replica's ledger writes (SQLite: the writers' ``flock``; PostgreSQL: an
+    EXCLUSIVE lock on ``calls``, which still lets plain reads through); yields a function
+    that reads each call's ``(state, token)``."""
+    query = "SELECT c.state, p.token FROM calls c JOIN payments p ON p.payment_id = c.payment_id"
+    if ledger.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(ledger) as db:
+            db.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
+            try:
+                yield lambda: db.execute(query).fetchall()
+            finally:
+                db.rollback()
+        return
+    with open(ledger + ".lock", "ab") as lock, sqlite3.connect(ledger) as db:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield lambda: db.execute(query).fetchall()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def crash_with_calls_in_every_state(ledger: str, folder: Path, calls: int = 30) -> None:
+    """SIGKILL a serve replica with paid calls ``reserved`` (spent, not yet sent), ``sent``
+    (at the upstream) and ``done``, restart it, and check that every token's ``usedCalls``
+    equals the upstream's runs of its call: reserved calls are given back and pay again.
+
+    The moment is chosen, not hoped for: the test holds the ledger's writes, reads the
+    calls' states, and kills only once a call is reserved and every sent call has
+    reached the upstream (recorded by the emulator); else it lets writes run a little.
+    """
+    with gated_emulator() as (emulator, gate):
+        replica = start_replicas(ledger, emulator, folder, 1)[0]
+        try:
+            with httpx.Client(timeout=60) as http:
+                payments = [
+                    http.post(f"{replica.base}/api/payments", json={"serviceId": SERVICE}).json()
+                    for _ in range(calls)
+                ]
+            index = {payment["token"]: i for i, payment in enumerate(payments)}
+            threads = [
+                threading.Thread(target=_call_quietly, args=(replica.base, payment, i))
+                for i, payment in enumerate(payments)
+            ]
+            for thread in threads:
+                thread.start()
+            seen: list[tuple[str, str]] = []
+            for attempt in range(2000):
+                with writes_held(ledger) as states:
+                    seen = states()
+                    reserved = [token for state, token in seen if state == "reserved"]
+                    sent = [index[token] for state, token in seen if state == "sent"]
+                    if reserved:
+                        deadline = time.monotonic() + 10
+                        while not all(upstream_runs(emulator, i) for i in sent):
+                            assert time.monotonic() < deadline, "a sent call never arrived"
+                            time.sleep(0.01)
+                        replica.kill()
+                        break
+                time.sleep(0.001 * (attempt % 4))
+            else:
+                raise AssertionError(f"no call was ever caught reserved: {seen}")
+            gate.set()
+            for thread in threads:
+                thread.join(timeout=60)
+            replica = start_replicas(ledger, emulator, folder, 1)[0]
+            log = replica.log.read_text()
+            assert f"{len(reserved)} unsent calls given back, {len(sent)} sent" in log, log
+            with httpx.Client(timeout=60) as http:
+                for i, payment in enumerate(payments):
+                    record = http.get(f"{replica.base}/api/payments/{payment['paymentId']}")
+                    assert record.json()["usedCalls"] == upstream_runs(emulator, i), i
+                for token in reserved:  # given back: it pays, once
+                    answer = http.post(
+                        f"{replica.base}{ENDPOINT}",
+                        json=image(index[token]),
+                        headers={"X-Payment-Token": token},
+                    )
+                    assert answer.status_code == 200, answer.text
+                    assert upstream_runs(emulator, index[token]) == 1
+        finally:
+            replica.stop()

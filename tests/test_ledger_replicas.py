@@ -11,7 +11,13 @@ import pytest
 from s402gen.runtime.ledger_schema import MIGRATIONS, SCHEMA_VERSION
 from s402gen.runtime.payments import MAX_GIVE_BACKS, DevProvider, Ledger, PaymentRefused
 
-from .ledger_replicas import crash_mid_calls, postgres_server, postgres_url, race_one_token
+from .ledger_replicas import (
+    crash_mid_calls,
+    crash_with_calls_in_every_state,
+    postgres_server,
+    postgres_url,
+    race_one_token,
+)
 from .test_ledger_calls import SPEC, check_sigkill_recovery
 
 __all__ = ["postgres_server", "postgres_url"]  # the fixtures, used by name
@@ -106,3 +112,13 @@ def test_a_replica_that_lost_its_session_never_sends_a_call_given_back(
     assert b.get(payment.payment_id).remaining_calls == 1
     a.close()
     b.close()
+
+
+def test_serve_sigkilled_with_calls_reserved_and_sent_on_sqlite(tmp_path: Path) -> None:
+    crash_with_calls_in_every_state(str(tmp_path / "ledger.sqlite3"), tmp_path)
+
+
+def test_serve_sigkilled_with_calls_reserved_and_sent_on_postgres(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    crash_with_calls_in_every_state(postgres_url, tmp_path)
