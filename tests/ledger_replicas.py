@@ -301,9 +301,10 @@ def crash_with_calls_in_every_state(ledger: str, folder: Path, calls: int = 30) 
     (at the upstream) and ``done``, restart it, and check that every token's ``usedCalls``
     equals the upstream's runs of its call: reserved calls are given back and pay again.
 
-    The moment is chosen, not hoped for: the test holds the ledger's writes, reads the
-    calls' states, and kills only once a call is reserved and every sent call has
-    reached the upstream (recorded by the emulator); else it lets writes run a little.
+    The moment is chosen, not hoped for: the calls start while the ledger's writes are
+    held, so they queue; then the test lets writes through a few milliseconds at a time,
+    holds them again, reads the calls' states, and kills only once a call is reserved
+    beside one sent, and every sent call has reached the upstream (the emulator's log).
     """
     with gated_emulator() as (emulator, gate):
         replica = start_replicas(ledger, emulator, folder, 1)[0]
@@ -318,24 +319,26 @@ def crash_with_calls_in_every_state(ledger: str, folder: Path, calls: int = 30) 
                 threading.Thread(target=_call_quietly, args=(replica.base, payment, i))
                 for i, payment in enumerate(payments)
             ]
-            for thread in threads:
-                thread.start()
+            with writes_held(ledger):  # every call queues for the ledger first
+                for thread in threads:
+                    thread.start()
+                time.sleep(1)
             seen: list[tuple[str, str]] = []
             for attempt in range(2000):
                 with writes_held(ledger) as states:
                     seen = states()
                     reserved = [token for state, token in seen if state == "reserved"]
                     sent = [index[token] for state, token in seen if state == "sent"]
-                    if reserved:
+                    if reserved and sent:
                         deadline = time.monotonic() + 10
                         while not all(upstream_runs(emulator, i) for i in sent):
                             assert time.monotonic() < deadline, "a sent call never arrived"
                             time.sleep(0.01)
                         replica.kill()
                         break
-                time.sleep(0.001 * (attempt % 4))
+                time.sleep(0.001 * (1 + attempt % 4))  # let a few writes through
             else:
-                raise AssertionError(f"no call was ever caught reserved: {seen}")
+                raise AssertionError(f"never caught calls both reserved and sent: {seen}")
             gate.set()
             for thread in threads:
                 thread.join(timeout=60)
