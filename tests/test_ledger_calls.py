@@ -284,6 +284,7 @@ def test_dataclass_fields_match_the_columns() -> None:
     assert names == [c.strip() for c in payments._COLUMNS.split(",")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("ledger", "says"),
     [
