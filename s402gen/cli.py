@@ -35,6 +35,9 @@ T = TypeVar("T")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = Exit.OK, Exit.FINDINGS, Exit.INVALID  # see exits.py
 
+#: Where ``serve``, ``mcp`` and ``keys`` keep the payment ledger (and the API keys) by default.
+DEFAULT_LEDGER = ".s402gen/payments.sqlite3"
+
 
 def _settings(
     catalog: str | None,
@@ -499,10 +502,11 @@ def _runtime_options(command):
         click.option("--upstream-endpoint", help="Upstream host[:port] for every service."),
         click.option(
             "--ledger",
-            default=".s402gen/payments.sqlite3",
+            default=DEFAULT_LEDGER,
             show_default=True,
-            help="SQLite payment ledger (created on first use; holds the API keys too); "
-            "':memory:' keeps nothing.",
+            help="Payment ledger: an SQLite file (created on first use; ':memory:' keeps "
+            "nothing) or a postgresql:// URL shared by several replicas (the postgres extra); "
+            "it holds the API keys too.",
         ),
         click.option(
             "--allow-dev-payments",

@@ -1,21 +1,18 @@
 """``s402gen keys create | list | revoke``: the API keys clients send as ``Authorization: Bearer``.
 
-The keys live, hashed, in the payment ledger's SQLite file (``--ledger``, the same
+The keys live, hashed, in the payment ledger (SQLite or PostgreSQL) (``--ledger``, the same
 default as ``serve``), so every replica sharing the ledger accepts them
 (:mod:`s402gen.runtime.keys`). Only the standard library is needed: no serve extra.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 
 import click
 
+from .cli import CONTEXT_SETTINGS, DEFAULT_LEDGER
 from .exits import Exit, epilog
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
-DEFAULT_LEDGER = ".s402gen/payments.sqlite3"
 
 _ledger_option = click.option(
     "--ledger",
@@ -26,15 +23,16 @@ _ledger_option = click.option(
 
 
 def _store(ledger: str):  # -> KeyStore
-    from .runtime.keys import KeyStore, KeyStoreError
+    from .runtime.keys import KeyStore
+    from .runtime.serve import ledger_error
 
     if ledger == ":memory:":
         click.echo("error: --ledger :memory: keeps no keys; name the serve ledger file", err=True)
         sys.exit(Exit.INVALID)
     try:
         return KeyStore(ledger)
-    except (KeyStoreError, OSError, sqlite3.Error) as exc:
-        click.echo(f"error: {ledger}: {exc}", err=True)
+    except Exception as exc:  # the ledger's driver errors, a newer schema: one line
+        click.echo(f"error: {ledger_error(ledger, exc)}", err=True)
         sys.exit(Exit.INVALID)
 
 

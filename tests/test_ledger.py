@@ -90,13 +90,14 @@ def test_sql_guard_alone_refuses_a_used_up_token(monkeypatch: pytest.MonkeyPatch
     assert ledger.find_token(payment.token).used_calls == 1
 
 
-def test_refund_gives_one_call_back_and_never_goes_below_zero() -> None:
+def test_give_back_returns_one_call_and_never_goes_below_zero() -> None:
     ledger = Ledger()
     payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
-    ledger.refund(payment.payment_id)
+    reserved = ledger.reserve(payment.token, SPEC.service_id, None)
+    assert ledger.give_back(reserved.call_id) is True
     assert ledger.get(payment.payment_id).used_calls == 0
-    ledger.spend(payment.token, SPEC.service_id, None)
-    ledger.refund(payment.payment_id)
+    assert ledger.give_back(reserved.call_id) is False  # given back once, not twice
+    assert ledger.get(payment.payment_id).used_calls == 0
     assert ledger.spend(payment.token, SPEC.service_id, None).used_calls == 1
 
 

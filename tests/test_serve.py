@@ -378,7 +378,7 @@ def test_ledger_schema_is_versioned(tmp_path: Path) -> None:
     import sqlite3
 
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2  # 2: with the x402 money trail
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4  # 3: call states; 4: API keys
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer"):
         Ledger(path)

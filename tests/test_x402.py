@@ -91,6 +91,12 @@ def _signature(http: TestClient, account: Any, path: str = TOOL, **kwargs: Any) 
     return encode_payment_signature_header(payload)
 
 
+def _rows(app: Any, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of a query on the app's ledger, whatever database it is in."""
+    with app.state.runtime.ledger._store.transaction() as tx:
+        return tx.all(sql, params)
+
+
 def test_every_paid_route_answers_an_x402_402_beside_the_marketplace_body(
     http: TestClient, app: Any, seller: str
 ) -> None:
@@ -153,11 +159,12 @@ def test_x402_client_pays_the_tool_route_on_chain(
     assert chain.balance(seller) == before + PRICE_UNITS
     assert "x-payment-token" not in answer.headers  # maxCalls 1: nothing left to spend
     # the ledger keeps the money trail
-    row = app.state.runtime.ledger._db.execute(
+    row = _rows(
+        app,
         "SELECT status, used_calls, tx_hash, payer, network, settled_amount FROM payments "
         "WHERE tx_hash = ?",
         (settled.transaction,),
-    ).fetchall()
+    )
     assert row == [("paid", 1, settled.transaction, payer.address, NETWORK, str(PRICE_UNITS))]
 
     # the same signature again: refused, never served, never charged twice
@@ -175,12 +182,12 @@ def test_unfunded_payer_is_refused_and_leaves_no_record(
     http: TestClient, app: Any, chain: Chain
 ) -> None:
     broke = Account.create()
-    count = app.state.runtime.ledger._db.execute("SELECT count(*) FROM payments").fetchone()
+    count = _rows(app, "SELECT count(*) FROM payments")[0]
     answer = http.post(TOOL, json=BODY, headers={"PAYMENT-SIGNATURE": _signature(http, broke)})
     assert answer.status_code == 402
     error = decode_payment_required_header(answer.headers["payment-required"]).error
     assert error == "invalid_exact_evm_insufficient_balance"
-    after = app.state.runtime.ledger._db.execute("SELECT count(*) FROM payments").fetchone()
+    after = _rows(app, "SELECT count(*) FROM payments")[0]
     assert after == count
 
 
@@ -402,11 +409,11 @@ def test_one_signature_sent_many_times_at_once_settles_and_serves_once(
 def test_ledger_version_1_is_migrated_keeping_its_payments(tmp_path: Path) -> None:
     import sqlite3
 
-    from s402gen.runtime import payments
+    from s402gen.runtime.ledger_schema import MIGRATIONS
 
     path = tmp_path / "ledger.sqlite3"
     with sqlite3.connect(path) as db:  # a ledger as s402gen wrote it before the money trail
-        db.executescript(payments._SCHEMA + "PRAGMA user_version = 1;")
+        db.executescript(MIGRATIONS[0].sql("sqlite")[0] + ";PRAGMA user_version = 1;")
         db.execute(
             "INSERT INTO payments VALUES ('pay_1', 'face-detection', 'legacy', 'x402-base-usdc', "
             "'dev', 20, 'USD', 'per_call', 1, 0, 'paid', 'tok', '', 1, 'dev:server402', 0, 9e9, 0)"

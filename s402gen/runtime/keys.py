@@ -6,10 +6,9 @@ full entropy, so a fast digest cannot be brute-forced and a stolen database give
 (a slow hash such as scrypt is for low-entropy passwords). A key's public id (``key_...``)
 is what payments record as their ``clientId``.
 
-The keys live in the ledger's SQLite file, in their own table ``api_keys`` (its own
-``CREATE TABLE IF NOT EXISTS`` and version row in ``s402gen_schema``), so replicas sharing
-the ledger share the keys. It is kept apart from the ledger's own migrations
-(:mod:`.payments`) on purpose, to move behind the ledger's backend interface later.
+The keys live in the payment ledger's database (SQLite or PostgreSQL, table
+``api_keys``, created by the ledger's migration 4 in :mod:`.ledger_schema`), so
+replicas sharing the ledger share the keys.
 """
 
 from __future__ import annotations
@@ -17,30 +16,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from .ledger_schema import SchemaTooNew
+from .ledger_store import open_store
+
 #: The prefix of every key (so a leaked one is recognisable by secret scanners).
 KEY_PREFIX = "s402_"
 #: The prefix of a key's public id.
 ID_PREFIX = "key_"
 KEY_BYTES = 32  # 256 bits
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    key_hash TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-CREATE TABLE IF NOT EXISTS s402gen_schema (part TEXT PRIMARY KEY, version INTEGER NOT NULL);
-"""
 
 
 class KeyStoreError(Exception):
@@ -79,44 +68,33 @@ class ApiKey:
 
 
 class KeyStore:
-    """API keys in SQLite (``path``, or ``:memory:``); the table is created on first use.
+    """API keys in the payment ledger at ``location`` (an SQLite path, ``:memory:``, or a
+    ``postgresql://`` URL), migrated on open as the ledger is.
 
-    Thread-safe (one connection behind a lock). Raises :class:`KeyStoreError` when the
-    file holds a newer key schema than this s402gen knows.
+    Thread-safe (the ledger store's transactions). Raises :class:`KeyStoreError` when the
+    ledger holds a newer schema than this s402gen knows, and the driver's errors when it
+    cannot be opened.
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, clock: Callable[[], float] = time.time):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, location: str | Path = ":memory:", *, clock: Callable[[], float] = time.time
+    ):
         self.clock = clock
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        with self._lock:
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO s402gen_schema (part, version) VALUES ('api_keys', ?)",
-                (SCHEMA_VERSION,),
-            )
-            (version,) = self._db.execute(
-                "SELECT version FROM s402gen_schema WHERE part = 'api_keys'"
-            ).fetchone()
-        if version > SCHEMA_VERSION:
-            raise KeyStoreError(
-                f"API key schema {version} is newer than this s402gen ({SCHEMA_VERSION})"
-            )
+        try:
+            self._store = open_store(location)
+        except SchemaTooNew as exc:
+            raise KeyStoreError(str(exc)) from None
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        """Close the database connections."""
+        self._store.close()
 
     def create(self, name: str = "") -> tuple[ApiKey, str]:
         """Issue a key: its stored record and the key itself (shown once, never stored)."""
         key = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
         record = ApiKey(ID_PREFIX + secrets.token_hex(8), name, self.clock(), None)
-        with self._lock:
-            self._db.execute(
+        with self._store.transaction(write=True, durable=True) as tx:
+            tx.run(
                 "INSERT INTO api_keys (key_id, name, key_hash, created_at) VALUES (?, ?, ?, ?)",
                 (record.key_id, name, key_digest(key), record.created_at),
             )
@@ -124,11 +102,11 @@ class KeyStore:
 
     def list(self) -> list[ApiKey]:
         """Every issued key, oldest first (ties by id)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._store.transaction() as tx:
+            rows = tx.all(
                 "SELECT key_id, name, created_at, revoked_at FROM api_keys "
                 "ORDER BY created_at, key_id"
-            ).fetchall()
+            )
         return [ApiKey(*row) for row in rows]
 
     def revoke(self, key_id: str) -> ApiKey:
@@ -136,15 +114,15 @@ class KeyStore:
 
         Raises :class:`KeyStoreError` for an unknown id.
         """
-        with self._lock:
-            self._db.execute(
+        with self._store.transaction(write=True, durable=True) as tx:
+            tx.run(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (self.clock(), key_id),
             )
-            row = self._db.execute(
+            row = tx.one(
                 "SELECT key_id, name, created_at, revoked_at FROM api_keys WHERE key_id = ?",
                 (key_id,),
-            ).fetchone()
+            )
         if row is None:
             raise KeyStoreError(f"no API key {key_id!r} (see `s402gen keys list`)")
         return ApiKey(*row)
@@ -152,12 +130,12 @@ class KeyStore:
     def authenticate(self, key: str) -> ApiKey | None:
         """The active key record for a presented key, else ``None`` (unknown or revoked)."""
         digest = key_digest(key)
-        with self._lock:
-            row = self._db.execute(
+        with self._store.transaction() as tx:
+            row = tx.one(
                 "SELECT key_id, name, created_at, revoked_at, key_hash FROM api_keys "
                 "WHERE key_hash = ?",
                 (digest,),
-            ).fetchone()
+            )
         if row is None or not hmac.compare_digest(row[4], digest) or row[3] is not None:
             return None
         return ApiKey(*row[:4])

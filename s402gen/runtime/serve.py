@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import importlib.util
 import os
-import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -20,7 +19,7 @@ import click
 from ..exits import Exit
 from .auth import API_KEY_ENV, ClientAuth, HostPolicy, is_loopback
 from .generated import GeneratedError, load_generated
-from .keys import KeyStore, KeyStoreError
+from .keys import KeyStore
 from .payments import Ledger
 from .spec import RouteSpec
 from .upstream import AlibabaCloudUpstream, Credentials, Upstream
@@ -32,6 +31,7 @@ SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi", "x402"
 SERVE_INSTALL = "pip install 's402gen[serve]'"
 #: Modules of :data:`SERVE_MODULES` only some runs use (x402 payments): looked up, not imported.
 ON_DEMAND_MODULES = ("x402",)
+POSTGRES_INSTALL = "pip install 's402gen[postgres]'"
 
 
 class SetupError(Exception):
@@ -95,11 +95,13 @@ def client_auth(
     is not one of its active keys."""
     try:
         keys = KeyStore(ledger_path)
-    except (KeyStoreError, OSError, sqlite3.Error) as exc:
-        raise SetupError(f"API keys in {ledger_path}: {exc}") from None
+    except Exception as exc:  # as for the ledger itself: the driver's errors, a newer schema
+        raise ledger_error(ledger_path, exc) from None
     if stdio_key is not None and keys.authenticate(stdio_key) is None:
         keys.close()
-        raise SetupError(f"{API_KEY_ENV} is not an active key of {ledger_path} (s402gen keys list)")
+        raise SetupError(
+            f"{API_KEY_ENV} is not an active key of {ledger_name(ledger_path)} (s402gen keys list)"
+        )
     if anonymous:
         click.echo(
             "clients: --no-api-keys: callers without an API key may pay for every service "
@@ -172,6 +174,42 @@ def upstream_for(
         emulator.stop()
 
 
+def ledger_name(location: str) -> str:
+    """How messages name the ledger at ``location``: its SQLite path, or ``PostgreSQL``
+    (a URL may hold a password)."""
+    from .ledger_store import is_postgres
+
+    return "PostgreSQL" if is_postgres(location) else location
+
+
+def ledger_error(location: str, exc: Exception) -> SetupError:
+    """The one-line :class:`SetupError` for a ledger at ``location`` that could not be
+    opened (``exc``: the driver's error, a newer schema, a missing psycopg), naming a
+    PostgreSQL ledger without its URL, so never its password."""
+    if isinstance(exc, ImportError):
+        return SetupError(f"a PostgreSQL ledger needs psycopg: {POSTGRES_INSTALL}")
+    reason = " ".join(str(exc).split())  # one line (psycopg's messages span several)
+    return SetupError(f"payment ledger ({ledger_name(location)}): {reason}")
+
+
+def open_ledger(location: str) -> Ledger:
+    """The payment ledger at ``location`` (an SQLite path or a ``postgresql://`` URL),
+    recovered from a crash (it prints what it gave back or charged). Raises
+    :class:`SetupError` when it cannot be opened (never showing the URL's password)."""
+    try:
+        ledger = Ledger(location)
+    except Exception as exc:  # the driver's own errors (sqlite3, psycopg) and a newer schema
+        raise ledger_error(location, exc) from None
+    done = ledger.recovered
+    if done.given_back or done.settled:
+        click.echo(
+            f"ledger: after a crash, {done.given_back} unsent calls given back, "
+            f"{done.settled} sent calls charged",
+            err=True,
+        )
+    return ledger
+
+
 def x402_gateway(generated_dir: Path, overrides: tuple[str | None, ...]) -> object:
     """The x402 gateway of a build with ``(facilitator, network, asset, payTo)`` overrides;
     prints where payments go (never the facilitator URL's path, user or query).
@@ -232,7 +270,7 @@ def serve_generated(
                     "--payments x402 takes real x402 payments)",
                     err=True,
                 )
-            ledger = Ledger(ledger_path)
+            ledger = open_ledger(ledger_path)
             try:
                 with client_auth(ledger_path, anonymous) as auth:
                     app = create_app(
@@ -287,7 +325,7 @@ def serve_mcp_stdio(
         generated = load_generated(generated_dir)
         specs = generated.specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
-            ledger = Ledger(ledger_path)
+            ledger = open_ledger(ledger_path)
             stdio_key = os.environ.get(API_KEY_ENV) or None
             try:
                 with client_auth(ledger_path, anonymous, stdio_key) as auth:

@@ -79,7 +79,8 @@ class PaymentNeeded(Exception):
 @dataclass(frozen=True)
 class UpstreamFailed(Exception):
     """The upstream failed (HTTP 502): no answer, a 5xx, or an answer that is malformed,
-    too large or off the service's output schema. The call was given back to the token,
+    too large or off the service's output schema. The call was given back to the token
+    (charged instead once its payment has had ``payments.MAX_GIVE_BACKS`` give-backs),
     unless the request went out and no answer came (:data:`NO_ANSWER`): the upstream
     may still run it, and one payment pays for one upstream run."""
 
@@ -249,7 +250,7 @@ class ServiceRuntime:
             # the resolver is asked for a known token only, before anything is charged
             self._validator(spec.service_id).check_hosts(arguments)
         try:
-            payment = self.ledger.spend(token, spec.service_id, client_id)
+            reserved = self.ledger.reserve(token, spec.service_id, client_id)
         except PaymentRefused as refused:
             self.stats.record(spec.service_id, "payment_required", now)
             answer = PaymentRequired(
@@ -257,11 +258,36 @@ class ServiceRuntime:
             )
             raise PaymentNeeded(answer) from None
         try:
-            envelope = self._call_upstream(spec, arguments)
+            envelope = self._call_reserved(spec, arguments, reserved.call_id)
         except UpstreamError as exc:
             self.stats.record(spec.service_id, "error", now)
-            raise self._failure(spec, payment, exc) from None
+            raise self._failure(spec, reserved.payment, exc) from None
         self.stats.record(spec.service_id, "success", now)
+        return envelope
+
+    def _call_reserved(
+        self, spec: RouteSpec, arguments: dict[str, Any], call_id: str
+    ) -> SuccessEnvelope:
+        """Call the upstream for a reserved call, recording it ``sent`` first, then ``done``.
+
+        On ``UpstreamError`` an upstream fault is given back (within
+        ``payments.MAX_GIVE_BACKS``); the caller's fault (``caller_fault``) and a request
+        that went out with no answer (``may_have_run``) are charged, as is anything else
+        that escapes once the request may have left (as after a crash)."""
+        if not self.ledger.mark_sent(call_id):  # a recovery gave it back: never send it
+            raise UpstreamError("CallGivenBack", "the call was given back; retry it", "")
+        try:
+            envelope = self._call_upstream(spec, arguments)
+        except UpstreamError as exc:
+            if exc.caller_fault or exc.may_have_run:
+                self.ledger.finish(call_id)
+            else:
+                self.ledger.give_back(call_id)
+            raise
+        except BaseException:
+            self.ledger.finish(call_id)
+            raise
+        self.ledger.finish(call_id)
         return envelope
 
     def _call_upstream(self, spec: RouteSpec, arguments: dict[str, Any]) -> SuccessEnvelope:
@@ -278,11 +304,12 @@ class ServiceRuntime:
     def _failure(
         self, spec: RouteSpec, payment: Payment, exc: UpstreamError, settled: bool = False
     ) -> Exception:
-        """What a failed upstream call raises, after giving the call back when that is due.
+        """What a failed upstream call raises (:meth:`_call_reserved` has already given the
+        call back or charged it).
 
         The caller's fault (:class:`UpstreamRefused`, 400): the call counts. No
-        answer to a request that went out (``may_have_run``): not given back, since
-        the upstream may still run it (no action here takes an idempotency token).
+        answer to a request that went out (``may_have_run``): charged, since the
+        upstream may still run it (no action here takes an idempotency token).
         Any other upstream fault: given back (``settled``, an x402 call: the 502 carries
         the payment, whose token retries free). A 502's message never carries the
         upstream's internals (:data:`protocol.UPSTREAM_UNAVAILABLE`).
@@ -291,7 +318,6 @@ class ServiceRuntime:
             return UpstreamRefused(exc.code, exc.message, exc.request_id)
         if exc.may_have_run:
             return UpstreamFailed(NO_ANSWER, protocol.UPSTREAM_UNAVAILABLE, exc.request_id)
-        self.ledger.refund(payment.payment_id)
         if exc.message != protocol.UPSTREAM_UNAVAILABLE:
             logger.warning("upstream %s failed: %s", spec.service_id, exc)
         refunded = self.ledger.get(payment.payment_id) if settled else None
@@ -339,9 +365,10 @@ class ServiceRuntime:
         self._validator(spec.service_id).check_hosts(arguments)  # before settling
         payment = self.ledger.create(spec, self.provider, client_id or "", spec.payment.provider_id)
         response_header = self._settle(spec, payment_signature, payment.payment_id)
-        spent = self.ledger.spend(payment.token, spec.service_id, client_id or None)
+        reserved = self.ledger.reserve(payment.token, spec.service_id, client_id or None)
+        spent = reserved.payment
         try:
-            envelope = self._call_upstream(spec, arguments)
+            envelope = self._call_reserved(spec, arguments, reserved.call_id)
         except UpstreamError as exc:
             self.stats.record(spec.service_id, "error", self.clock())
             raise self._failure(spec, spent, exc, settled=True) from None

@@ -1,0 +1,304 @@
+"""Where the payment ledger lives: an SQLite file (embedded, the default) or PostgreSQL.
+
+A store hands out transactions (:meth:`SQLiteStore.transaction`); the
+ledger (:class:`~.payments.Ledger`) writes its SQL once, with ``?``
+placeholders, and the PostgreSQL store turns them into psycopg's ``%s``.
+Each store also names the ledger instance that owns a paid call
+(:attr:`owner`) and tells whether another owner is still alive, so that a
+restarted gateway settles only the calls of dead ones (``Ledger.recover``).
+
+SQLite durability (WAL with ``synchronous = NORMAL``): every commit is in
+the write-ahead log before the call returns, so a killed process (SIGKILL,
+a crash) loses nothing; only an operating-system crash or power cut can
+lose the last commits, and then the database rolls back to an earlier,
+consistent state: a payment created in that window is gone before its
+client could have been charged for it (the dev provider takes no money; an
+x402 one is created ``pending``), and a call whose ``sent`` or ``done`` is
+lost is given back or charged by :meth:`~.payments.Ledger.recover` as
+before, never charged twice. The one write that records money that moved
+outside the ledger, an x402 settlement, is committed ``durable``
+(``synchronous = FULL`` for that commit, which syncs every commit before it too).
+See https://www.sqlite.org/pragma.html#pragma_synchronous and
+https://www.sqlite.org/wal.html.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from . import ledger_schema
+
+#: How long a write waits for another process's write lock before failing, in milliseconds.
+BUSY_TIMEOUT_MS = 5000
+#: PostgreSQL connections one ledger keeps at most (the pool's ``max_size``).
+POSTGRES_POOL_SIZE = 8
+#: ``pg_advisory_xact_lock`` key serializing migrations across replicas ("s402gen" in ASCII).
+_MIGRATION_LOCK = 0x73343032_67656E
+
+
+def is_postgres(location: str | Path) -> bool:
+    """Whether a ``--ledger`` value names a PostgreSQL database (a ``postgresql://`` URL)."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def new_owner() -> str:
+    """A name for one open ledger: ``host:pid:random`` (the random part tells apart two
+    ledgers of one process, and a process that reuses a dead one's pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Transaction:
+    """Statements of one transaction; SQL with ``?`` placeholders."""
+
+    def __init__(self, cursor: Any, postgres: bool):
+        self._cursor = cursor
+        self._postgres = postgres
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> Any:
+        if self._postgres:
+            sql = sql.replace("?", "%s")
+        return self._cursor.execute(sql, tuple(params))
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        """The first row of a query, or ``None``."""
+        return self._execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Every row of a query."""
+        return list(self._execute(sql, params).fetchall())
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        return self._execute(sql, params).rowcount
+
+
+class SQLiteStore:
+    """An SQLite ledger file (or ``:memory:``), migrated on open.
+
+    A file gets one connection per thread (reads run side by side under
+    WAL); writers queue on a lock of this process, then on an OS file lock
+    (``flock`` of ``<file>.lock``) shared with the other processes on the
+    file, instead of polling in SQLite's busy handler (which sleeps 1, 2, 5,
+    ... ms between tries: two replicas writing at once spent most of their
+    time asleep). Anything else holding the database makes a write wait up to
+    :data:`BUSY_TIMEOUT_MS`. ``:memory:`` is one connection behind the lock.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self.memory = self.path == ":memory:"
+        if not self.memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.owner = new_owner()
+        self._write = threading.Lock()
+        self._registry = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._shared = self._connect() if self.memory else None
+        self._lock_file = None if self.memory else open(self.path + ".lock", "ab")
+        try:
+            if not self.memory:
+                self._connection().execute("PRAGMA journal_mode = WAL")
+            with self.transaction(write=True) as tx:
+                version = tx.one("PRAGMA user_version")[0]
+                for migration in ledger_schema.pending(version):
+                    for statement in migration.sql(self.dialect):
+                        tx.run(statement)
+                tx.run(f"PRAGMA user_version = {ledger_schema.SCHEMA_VERSION}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL: see the module's note on durability
+        with self._registry:
+            self._connections.append(db)
+        return db
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
+        """A write transaction: it takes the write locks first (``BEGIN IMMEDIATE``), so
+        that what it reads stays true until it commits; ``durable`` syncs the commit to
+        disk. Without ``write``, each statement reads the latest commits on its own."""
+        db = self._connection()
+        guard = self._write if (write or self.memory) else contextlib.nullcontext()
+        if not write:
+            with guard:
+                yield Transaction(db.cursor(), postgres=False)
+            return
+        with guard, self._across_processes(write):
+            if durable:
+                db.execute("PRAGMA synchronous = FULL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(db.cursor(), postgres=False)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            finally:
+                if durable:
+                    db.execute("PRAGMA synchronous = NORMAL")
+
+    @contextlib.contextmanager
+    def _across_processes(self, write: bool) -> Iterator[None]:
+        """The writers of other processes on this file queue on an OS lock (``flock`` on
+        ``<file>.lock``), which wakes the next one as soon as it is free, where SQLite's
+        busy handler would sleep 1, 2, 5, ... ms between tries."""
+        if not write or self._lock_file is None:
+            yield
+            return
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def owner_alive(self, owner: str) -> bool:
+        """Whether the ledger ``owner`` may still be running: an SQLite file is used on one
+        machine, so an owner of this host is dead once its process is gone; an owner of
+        another host (a file on a shared disk) is never taken for dead."""
+        host, pid, _ = owner.rsplit(":", 2)
+        if owner == self.owner or host != socket.gethostname():
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError, OverflowError):
+            return True
+        return True
+
+    @contextlib.contextmanager
+    def owner_lock(self, owner: str) -> Iterator[bool]:
+        """Yields whether ``owner`` is dead, so that its calls may be settled."""
+        yield not self.owner_alive(owner)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._write, self._registry:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+            if self._lock_file is not None:
+                self._lock_file.close()
+
+
+def _advisory_key(owner: str) -> int:
+    """A signed 64-bit advisory lock key for an owner name."""
+    return int.from_bytes(
+        hashlib.blake2b(owner.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+class PostgresStore:
+    """A PostgreSQL ledger at a ``postgresql://`` URL (psycopg 3 and its pool), migrated on open.
+
+    Transactions are PostgreSQL's default READ COMMITTED: every write the
+    ledger makes is a guarded ``UPDATE`` (``... WHERE used_calls < max_calls``),
+    which PostgreSQL re-checks on the newest row after waiting for a
+    concurrent writer, so replicas never spend one call twice. Each open
+    ledger holds a session advisory lock named after :attr:`owner` on a
+    connection of its own for as long as it is open; PostgreSQL drops it
+    when that process dies, which is how another replica tells a dead owner.
+    """
+
+    dialect = "postgres"
+
+    def __init__(self, url: str):
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self.owner = new_owner()
+        self._owner_lock = threading.Lock()
+        self._owner_db = psycopg.connect(url, autocommit=True)
+        self._owner_db.execute("SELECT pg_advisory_lock(%s)", (_advisory_key(self.owner),))
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POSTGRES_POOL_SIZE,
+            kwargs={"autocommit": True},
+            open=True,
+            name="s402gen-ledger",
+        )
+        try:
+            with self.transaction(write=True) as tx:
+                tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = tx.one("SELECT max(version) FROM schema_version")
+                for migration in ledger_schema.pending((row[0] or 0) if row else 0):
+                    for statement in migration.sql(self.dialect):
+                        tx.run(statement)
+                tx.run("DELETE FROM schema_version")
+                tx.run(
+                    "INSERT INTO schema_version (version) VALUES (?)",
+                    (ledger_schema.SCHEMA_VERSION,),
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
+        """A transaction on a pooled connection (PostgreSQL commits are durable already);
+        without ``write``, each statement reads the latest commits on its own."""
+        with self._pool.connection() as db:
+            if not write:
+                yield Transaction(db.cursor(), postgres=True)
+                return
+            with db.transaction():
+                yield Transaction(db.cursor(), postgres=True)
+
+    @contextlib.contextmanager
+    def owner_lock(self, owner: str) -> Iterator[bool]:
+        """Yields whether ``owner`` is dead (its advisory lock could be taken); holds that
+        lock meanwhile, so that two replicas never settle one owner's calls at once."""
+        if owner == self.owner:
+            yield False
+            return
+        key = _advisory_key(owner)
+        with self._owner_lock:
+            taken = self._owner_db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+            try:
+                yield bool(taken)
+            finally:
+                if taken:
+                    self._owner_db.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def close(self) -> None:
+        """Close the pool and the owner's connection (which releases its advisory lock)."""
+        self._pool.close()
+        self._owner_db.close()
+
+
+def open_store(location: str | Path) -> SQLiteStore | PostgresStore:
+    """The store of a ``--ledger`` value: a ``postgresql://`` URL or an SQLite path.
+
+    Raises ``RuntimeError`` (:class:`~.ledger_schema.SchemaTooNew`) for a ledger
+    written by a newer s402gen, and the driver's errors when it cannot connect.
+    """
+    if is_postgres(location):
+        return PostgresStore(str(location))
+    return SQLiteStore(location)

@@ -1,0 +1,145 @@
+"""Gateway replicas on one ledger, as real processes: three ``s402gen serve`` on one
+PostgreSQL database (started by the tests with pgserver's bundled binaries), and
+``serve`` replicas SIGKILLed in the middle of paid calls, on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from s402gen.runtime.ledger_schema import MIGRATIONS, SCHEMA_VERSION
+from s402gen.runtime.payments import MAX_GIVE_BACKS, DevProvider, Ledger, PaymentRefused
+
+from .ledger_replicas import (
+    crash_mid_calls,
+    crash_with_calls_in_every_state,
+    postgres_server,
+    postgres_url,
+    race_one_token,
+)
+from .test_ledger_calls import SPEC, check_sigkill_recovery
+
+__all__ = ["postgres_server", "postgres_url"]  # the fixtures, used by name
+
+pytestmark = pytest.mark.slow
+
+
+def test_postgres_ledger_spends_gives_back_and_keeps_its_version(postgres_url: str) -> None:
+    import psycopg
+
+    ledger = Ledger(postgres_url)
+    payment = ledger.create(SPEC, DevProvider(), "client-a", SPEC.payment.provider_id)
+    assert ledger.get(payment.payment_id) == payment  # times and flags round-trip exactly
+    for _ in range(MAX_GIVE_BACKS):
+        reserved = ledger.reserve(payment.token, SPEC.service_id, "client-a")
+        assert ledger.mark_sent(reserved.call_id) and ledger.give_back(reserved.call_id)
+    reserved = ledger.reserve(payment.token, SPEC.service_id, "client-a")
+    assert ledger.mark_sent(reserved.call_id) and not ledger.give_back(reserved.call_id)
+    with pytest.raises(PaymentRefused, match="no remaining calls"):
+        ledger.reserve(payment.token, SPEC.service_id, "client-a")
+    assert ledger.claim_signature("sig") and not ledger.claim_signature("sig")
+    ledger.close()
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    Ledger(postgres_url).close()  # opening again migrates nothing
+    with psycopg.connect(postgres_url) as db:
+        db.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(RuntimeError, match="newer than this s402gen"):
+        Ledger(postgres_url)
+
+
+def test_api_keys_live_in_the_postgres_ledger_shared_by_replicas(postgres_url: str) -> None:
+    """A key issued through one connection is accepted through another (a replica's) and
+    stored only as its digest; revoking it refuses it everywhere."""
+    import psycopg
+
+    from s402gen.runtime.keys import KeyStore, key_digest
+
+    issuer, replica = KeyStore(postgres_url), KeyStore(postgres_url)
+    try:
+        record, key = issuer.create("alice")
+        assert replica.authenticate(key) == record
+        with psycopg.connect(postgres_url) as db:
+            rows = db.execute("SELECT key_hash FROM api_keys WHERE key_id = %s", (record.key_id,))
+            assert rows.fetchall() == [(key_digest(key),)]
+        issuer.revoke(record.key_id)
+        assert replica.authenticate(key) is None
+    finally:
+        issuer.close()
+        replica.close()
+
+
+def test_postgres_schema_2_is_migrated(postgres_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url) as db:
+        for migration in MIGRATIONS[:2]:
+            for statement in migration.sql("postgres"):
+                db.execute(statement)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (2)")
+        db.execute(
+            "INSERT INTO payments VALUES ('pay_1', 'face-detection', 'legacy', 'x402-base-usdc', "
+            "'dev', 20, 'USD', 'per_call', 1, 0, 'paid', 'tok', '', 0, 'dev:server402', 0, 9e9, "
+            "0, NULL, NULL, NULL, NULL)"
+        )
+    ledger = Ledger(postgres_url)
+    assert ledger.spend("tok", "face-detection", None).give_backs == 0
+    ledger.close()
+
+
+def test_sigkill_recovery_on_postgres(postgres_url: str) -> None:
+    check_sigkill_recovery(postgres_url)
+
+
+def test_three_replicas_on_postgres_spend_a_single_use_token_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    statuses = race_one_token(postgres_url, tmp_path, replicas=3, calls=100)
+    assert statuses == [200] + [402] * 99
+
+
+def test_replica_sigkilled_mid_calls_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    crash_mid_calls(postgres_url, tmp_path, replicas=3)
+
+
+def test_serve_sigkilled_mid_calls_on_sqlite(tmp_path: Path) -> None:
+    crash_mid_calls(str(tmp_path / "ledger.sqlite3"), tmp_path, replicas=2)
+
+
+def test_a_replica_that_lost_its_session_never_sends_a_call_given_back(
+    postgres_url: str,
+) -> None:
+    """Replica A's PostgreSQL session (and so its advisory lock) is gone while a call is
+    reserved: replica B, opening, gives the call back; A then must not send it."""
+    from s402gen.runtime.service import ServiceRuntime
+    from s402gen.runtime.upstream import UpstreamError
+
+    class Unreachable:
+        def call(self, spec, arguments):
+            raise AssertionError("a call given back was sent upstream")
+
+    a = Ledger(postgres_url)
+    payment = a.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+    reserved = a.reserve(payment.token, SPEC.service_id, None)
+    a._store._owner_db.close()  # as when the connection to the database breaks
+    b = Ledger(postgres_url)
+    assert (b.recovered.given_back, b.recovered.settled) == (1, 0)
+    runtime = ServiceRuntime([SPEC], ledger=a, upstream=Unreachable())
+    with pytest.raises(UpstreamError, match="CallGivenBack"):
+        runtime._call_reserved(SPEC, {"ImageURL": "https://example.com/a.jpg"}, reserved.call_id)
+    assert b.call_state(reserved.call_id) == "given_back"
+    assert b.get(payment.payment_id).remaining_calls == 1
+    a.close()
+    b.close()
+
+
+def test_serve_sigkilled_with_calls_reserved_and_sent_on_sqlite(tmp_path: Path) -> None:
+    crash_with_calls_in_every_state(str(tmp_path / "ledger.sqlite3"), tmp_path)
+
+
+def test_serve_sigkilled_with_calls_reserved_and_sent_on_postgres(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    crash_with_calls_in_every_state(postgres_url, tmp_path)
