@@ -340,7 +340,9 @@ class _LimitError(yaml.MarkedYAMLError):
     def diagnostic(self, filename: str) -> Diagnostic:
         """The finding, located at the mark in ``filename``."""
         mark = self.problem_mark
-        return Diagnostic(self.rule, self.problem, Location(filename, mark.line + 1, mark.column + 1))
+        return Diagnostic(
+            self.rule, self.problem, Location(filename, mark.line + 1, mark.column + 1)
+        )
 
 
 _BOUNDED: dict[type, type] = {}
