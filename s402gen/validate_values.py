@@ -19,7 +19,7 @@ import re2
 
 from .diagnostics import Rules, did_you_mean
 from .runtime.validation import safe_pattern
-from .schema_check import subschemas
+from .schema_check import schema_problem, subschemas
 from .validate import Context, Issue, rule
 
 #: Longest file name (bytes) of one path component on the file systems s402gen writes to:
@@ -73,7 +73,7 @@ def _unsatisfiable(schema: dict[str, Any]) -> str | None:
     enum = schema.get("enum")
     types = schema.get("type")
     types = [types] if isinstance(types, str) else types if isinstance(types, list) else []
-    known = [_JSON_TYPES[t] for t in types if t in _JSON_TYPES]
+    known = [_JSON_TYPES[t] for t in types if isinstance(t, str) and t in _JSON_TYPES]
     if isinstance(enum, list):
         if not enum:
             return "its enum is empty"
@@ -101,6 +101,8 @@ def unsatisfiable_schema(ctx: Context) -> Iterator[Issue]:
     ``minLength`` above ``maxLength`` and the like."""
     for svc, _, path in ctx.pairs():
         for name, prop in svc.input_schema["properties"].items():
+            if schema_problem(prop) is not None:
+                continue  # reported by invalid-input-schema
             for where, schema in subschemas(prop):
                 problem = _unsatisfiable(schema)
                 if problem is not None:
@@ -143,6 +145,8 @@ def unsafe_pattern(ctx: Context) -> Iterator[Issue]:
         schemas = [(("params", n), p) for n, p in svc.input_schema["properties"].items()]
         schemas.append((("outputSchema",), svc.output_schema))
         for key, top in schemas:
+            if schema_problem(top) is not None:
+                continue  # reported by invalid-input-schema or invalid-output-schema
             for where, schema in subschemas(top):
                 problem = _pattern_problem(schema)
                 if problem is not None:
