@@ -5,8 +5,9 @@ the line and column of each node; this module turns the node graph into
 plain ``dict``/``list``/scalar values and records, for every path into the
 tree, where its key and its value stand in the file. YAML problems that the
 usual ``safe_load`` silently accepts are errors here: duplicate keys,
-non-string keys, aliases that expand past a size limit, and numbers YAML 1.1
-reads as other numbers than they look like (``020`` is 16, ``1:20`` is 80).
+non-string keys, numbers YAML 1.1 reads as other numbers than they look like
+(``020`` is 16, ``1:20`` is 80), and documents past a bound (nesting depth,
+scalar length, size once aliases are copied out), found while composing.
 """
 
 from __future__ import annotations
@@ -117,8 +118,10 @@ def load_text(text: str, filename: str) -> LoadedDocument:
     """Parse one YAML document into a plain tree with locations.
 
     Raises :class:`CatalogError` with every problem found (syntax error,
-    duplicate keys, non-string keys, alias expansion over
-    :data:`MAX_EXPANDED_NODES`). An empty document loads as ``None``.
+    duplicate keys, non-string keys), or with the first bound crossed (nesting past
+    :data:`MAX_DEPTH`, a scalar past :data:`MAX_SCALAR_CHARS`, an expansion past
+    :data:`MAX_EXPANDED_NODES` or :data:`MAX_EXPANDED_CHARS`, an alias inside its own
+    anchor: see :func:`_bounded_loader`). An empty document loads as ``None``.
     """
     loader = _bounded_loader(_Loader)(text)
     builder = _TreeBuilder(loader, filename)
@@ -257,8 +260,12 @@ def included_files(path: str) -> list[str]:
             text = handle.read()
         if b"include" not in text:
             return []
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-    except (OSError, yaml.YAMLError):
+        loader = _bounded_loader(_Loader)(text)  # a safe loader, bounded as load_text's
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (OSError, yaml.YAMLError, RecursionError):
         return []
     patterns = data.get("include") if isinstance(data, dict) else None
     if not isinstance(patterns, list):

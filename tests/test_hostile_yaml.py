@@ -124,9 +124,12 @@ def test_schemas_and_examples_nested_up_to_the_bound_build(kind: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_million_deep_document_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    """As a real process: the old loader died of SIGSEGV (exit -11) in libyaml."""
-    (tmp_path / "catalog.yaml").write_text("a: " + "[" * 1_000_000 + "]" * 1_000_000)
-    result = run_process("validate", "catalog.yaml", cwd=tmp_path)
+@pytest.mark.parametrize("command", ["validate", "build"])
+def test_a_million_deep_document_is_an_error_not_a_crash(command: str, tmp_path: Path) -> None:
+    """As a real process: the old loader died of SIGSEGV (exit -11) in libyaml, in the
+    compile and, for a catalog naming ``include``, in build's cache key (a second loader)."""
+    deep = "[" * 1_000_000 + "]" * 1_000_000
+    (tmp_path / "catalog.yaml").write_text(f"include: []\na: {deep}\n")
+    result = run_process(command, "catalog.yaml", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-500:]
-    assert "catalog.yaml:1:" in result.stderr and "nesting-too-deep" in result.stderr
+    assert "catalog.yaml:2:" in result.stderr and "nesting-too-deep" in result.stderr
