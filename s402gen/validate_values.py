@@ -11,10 +11,13 @@ are in :mod:`s402gen.model`.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import unicodedata
 from typing import Any, Iterator
 
+import orjson
 import re2
 
 from .diagnostics import Rules, did_you_mean
@@ -94,6 +97,21 @@ def _unsatisfiable(schema: dict[str, Any]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _schema_findings(canonical: bytes, check: Any) -> tuple[tuple[str, str], ...]:
+    """``(where, problem)`` of ``check`` over every subschema of a valid schema (given as
+    its canonical JSON: presets make most schemas of a catalog repeat)."""
+    schema = orjson.loads(canonical)
+    if schema_problem(schema) is not None:
+        return ()  # reported by invalid-input-schema or invalid-output-schema
+    found = ((where, check(sub)) for where, sub in subschemas(schema))
+    return tuple((where, problem) for where, problem in found if problem is not None)
+
+
+def _findings(schema: Any, check: Any) -> tuple[tuple[str, str], ...]:
+    return _schema_findings(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS), check)
+
+
 @rule(Rules.UNSATISFIABLE_SCHEMA)
 def unsatisfiable_schema(ctx: Context) -> Iterator[Issue]:
     """A parameter schema (or a schema inside it) no value satisfies: an empty ``enum``, an
@@ -101,18 +119,13 @@ def unsatisfiable_schema(ctx: Context) -> Iterator[Issue]:
     ``minLength`` above ``maxLength`` and the like."""
     for svc, _, path in ctx.pairs():
         for name, prop in svc.input_schema["properties"].items():
-            if schema_problem(prop) is not None:
-                continue  # reported by invalid-input-schema
-            for where, schema in subschemas(prop):
-                problem = _unsatisfiable(schema)
-                if problem is not None:
-                    at = f" at {where}" if where else ""
-                    yield Issue(
-                        f"no value satisfies parameter '{name}' of service '{svc.id}'{at}: "
-                        f"{problem}",
-                        path + ("params", name),
-                        service=svc.id,
-                    )
+            for where, problem in _findings(prop, _unsatisfiable):
+                at = f" at {where}" if where else ""
+                yield Issue(
+                    f"no value satisfies parameter '{name}' of service '{svc.id}'{at}: {problem}",
+                    path + ("params", name),
+                    service=svc.id,
+                )
 
 
 def _pattern_problem(schema: dict[str, Any]) -> str | None:
@@ -145,15 +158,11 @@ def unsafe_pattern(ctx: Context) -> Iterator[Issue]:
         schemas = [(("params", n), p) for n, p in svc.input_schema["properties"].items()]
         schemas.append((("outputSchema",), svc.output_schema))
         for key, top in schemas:
-            if schema_problem(top) is not None:
-                continue  # reported by invalid-input-schema or invalid-output-schema
-            for where, schema in subschemas(top):
-                problem = _pattern_problem(schema)
-                if problem is not None:
-                    at = f" at {where}" if where else ""
-                    yield Issue(
-                        f"schema of service '{svc.id}'{at}: {problem}", path + key, service=svc.id
-                    )
+            for where, problem in _findings(top, _pattern_problem):
+                at = f" at {where}" if where else ""
+                yield Issue(
+                    f"schema of service '{svc.id}'{at}: {problem}", path + key, service=svc.id
+                )
 
 
 @rule(Rules.FILE_NAME_TOO_LONG)
@@ -185,9 +194,14 @@ DATA_KEYS = frozenset({"example", "exampleRequest", "errorExamples", "outputSche
 DATA_KEYS |= {"enum", "upstreamDifferences"}
 
 
+_SPACED = re.compile(r"[\t\n\x20-\x7e]*\Z")
+
+
 def _control(text: str, multiline: bool) -> str | None:
     """The first control or invisible formatting character of ``text`` (``\\t`` and ``\\n``
     allowed when ``multiline``), as ``U+XXXX``, or ``None``."""
+    if text.isascii() and (text.isprintable() or (multiline and _SPACED.match(text))):
+        return None  # the common case, in C
     for char in text:
         if multiline and char in "\t\n":
             continue
