@@ -135,7 +135,8 @@ def mutated_trees(draw: Any, base: Any) -> Any:
             break
         path = draw(st.sampled_from(paths))
         parent, last = _parent(tree, path), path[-1]
-        op = draw(st.sampled_from(["replace", "delete", "rename", "wrap", "nest", "text", "copy"]))
+        ops = ["replace", "delete", "rename", "wrap", "nest", "schema", "text", "copy"]
+        op = draw(st.sampled_from(ops))
         if op == "replace":
             parent[last] = draw(_values)
         elif op == "delete":
@@ -144,10 +145,15 @@ def mutated_trees(draw: Any, base: Any) -> Any:
             parent[draw(st.one_of(st.sampled_from(KEYS), _text))] = parent.pop(last)
         elif op == "wrap":
             parent[last] = draw(st.sampled_from([[parent[last]], {"x": parent[last]}]))
-        elif op == "nest":  # deep nesting, around the loader's bound
+        elif op == "nest":  # deep nesting, around and past the loader's bound
             value = parent[last]
-            for _ in range(draw(st.integers(1, 80))):
+            for _ in range(draw(st.integers(1, 400))):
                 value = [value]
+            parent[last] = value
+        elif op == "schema":  # an array schema nested deep (once a RecursionError)
+            value = {"type": "string"}
+            for _ in range(draw(st.integers(1, 300))):
+                value = {"type": "array", "items": value}
             parent[last] = value
         elif op == "text":
             parent[last] = str(parent[last]) + draw(_text)
