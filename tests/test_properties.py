@@ -159,7 +159,39 @@ def mutated_trees(draw: Any, base: Any) -> Any:
             parent[last] = str(parent[last]) + draw(_text)
         elif op == "copy" and isinstance(parent, list):
             parent.append(json.loads(json.dumps(parent[last])))
+    if draw(st.booleans()):  # and often a hostile parameter of a service
+        services = [s for s in tree.get("services") or [] if isinstance(s, dict)]
+        if isinstance(tree, dict) and services:
+            service = draw(st.sampled_from(services))
+            if isinstance(service.get("params"), dict):
+                service["params"][draw(st.sampled_from(["ImageURL", "P", "Q"]))] = draw(_params)
     return tree
+
+
+def _nested_items(depth: int) -> dict:
+    value: dict = {"type": "string"}
+    for _ in range(depth):
+        value = {"type": "array", "items": value}
+    return value
+
+
+#: Parameter schemas that once broke the compiler or published nonsense.
+_params = st.one_of(
+    st.integers(1, 300).map(_nested_items),
+    st.integers(1, 300).map(lambda n: {"type": "array", "example": json.loads("[" * n + "]" * n)}),
+    st.sampled_from(
+        [
+            {"type": "string", "enum": []},
+            {"type": "integer", "enum": [1, "two"]},
+            {"type": "integer", "minimum": 10, "maximum": 1},
+            {"type": "string", "pattern": "^(a+)+$", "example": "a" * 40 + "!"},
+            {"type": "string", "pattern": "(a)\\1"},
+            {"type": "string", "example": "a\x00b"},
+            {"type": "number", "example": 1e308, "minimum": -(2**63)},
+        ]
+    ),
+    _values,
+)
 
 
 def _dump(tree: Any) -> str:
