@@ -10,11 +10,13 @@ only runs when a user's template folder overrides the route template.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import itertools
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -322,9 +324,33 @@ def _located(exc: Exception, template: jinja2.Template) -> TemplateFailure:
     return TemplateFailure(message, filename or template.filename, lineno)
 
 
+#: Python frames a user's template may stack above its caller: a template that includes
+#: itself stops with a RecursionError well before the C stack overflows (Jinja's nested
+#: generators use C stack too; at the interpreter's own limit the process can segfault).
+USER_TEMPLATE_FRAMES = 400
+
+
+@contextlib.contextmanager
+def _bounded_stack(template: jinja2.Template) -> Iterator[None]:
+    """Lower the recursion limit while a sandboxed (user's) template renders."""
+    if not isinstance(template.environment, _Sandbox):
+        yield
+        return
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(old, depth + USER_TEMPLATE_FRAMES))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def _render(template: jinja2.Template, **context: Any) -> list[str]:
     try:
-        return [template.render(**context)]
+        with _bounded_stack(template):
+            return [template.render(**context)]
     except TemplateFailure:
         raise
     except Exception as exc:  # whatever a template or its filters raise is the template's
@@ -332,12 +358,18 @@ def _render(template: jinja2.Template, **context: Any) -> list[str]:
 
 
 def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
-    try:
-        yield from template.generate(**context)
-    except TemplateFailure:
-        raise
-    except Exception as exc:
-        raise _located(exc, template) from None
+    chunks = template.generate(**context)
+    while True:
+        try:
+            with _bounded_stack(template):
+                chunk = next(chunks, None)
+        except TemplateFailure:
+            raise
+        except Exception as exc:
+            raise _located(exc, template) from None
+        if chunk is None:
+            return
+        yield chunk
 
 
 def iter_files(

@@ -70,3 +70,23 @@ def test_a_sandboxed_template_still_formats_the_data(small_project: Path) -> Non
     assert code == 0, err
     route = (small_project / "generated" / "routes" / "face_detection.py").read_text()
     assert route == '# FACE-DETECTION: 2 parameter(s)\nSERVICE_ID = "face-detection"\n'
+
+
+def test_a_template_including_itself_stops_under_a_high_recursion_limit(
+    small_project: Path,
+) -> None:
+    """With the interpreter's limit raised (as some tools do), the C stack overflowed first:
+    a segmentation fault. A user's template gets its own, lower bound."""
+    import sys
+
+    mine = small_project / "mine"
+    mine.mkdir()
+    (mine / ROUTE).write_text(BROKEN["includes-itself"][0])
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(200_000)
+    try:
+        code, _, err = run_cli("build", "--templates", "mine", cwd=small_project)
+    finally:
+        sys.setrecursionlimit(old)
+    assert code == 2 and "include or call each other without end" in err
+    assert sys.getrecursionlimit() == old
