@@ -73,8 +73,8 @@ class Rules:
     """Every rule s402gen reports, in one place.
 
     Codes are stable: never reuse one, not even a retired one (S402-E010,
-    S402-E018 to E020 and S402-E026 were never or are no longer used); a new
-    rule gets a new code.
+    S402-E018 to E020, S402-E026 and S402-W006, now the error S402-E094, were never
+    or are no longer used); a new rule gets a new code.
     """
 
     # loading and structure (s402gen/load.py, the authoring model)
@@ -86,6 +86,10 @@ class Rules:
     MISSING_KEY = Rule("S402-E006", "missing-key", _E)
     INVALID_VALUE = Rule("S402-E007", "invalid-value", _E)
     YAML_11_NUMBER = Rule("S402-E081", "yaml-1.1-number", _E)
+    NESTING_TOO_DEEP = Rule("S402-E090", "nesting-too-deep", _E)
+    SCALAR_TOO_LONG = Rule("S402-E091", "scalar-too-long", _E)
+    EXPANSION_TOO_LARGE = Rule("S402-E092", "expanded-size-limit", _E)
+    RECURSIVE_ALIAS = Rule("S402-E093", "recursive-alias", _E)
     CATALOG_NOT_FOUND = Rule("S402-E040", "catalog-not-found", _E)
     UNREADABLE_CATALOG = Rule("S402-E041", "unreadable-catalog", _E)
     INVALID_CONFIGURATION = Rule("S402-E054", "invalid-configuration", _E)
@@ -113,7 +117,12 @@ class Rules:
     EXAMPLE_PRIVATE_HOST = Rule("S402-E120", "example-request-private-host", _E)
     INVALID_EXAMPLE_RESPONSE = Rule("S402-E024", "invalid-example-response", _E)
     ERROR_EXAMPLE_ACCEPTED = Rule("S402-E025", "error-example-accepted", _E)
-    ERROR_EXAMPLE_MISMATCH = Rule("S402-W006", "error-example-mismatch", _W)
+    ERROR_EXAMPLE_WRONG_ANSWER = Rule("S402-E094", "error-example-wrong-answer", _E)
+    UNKNOWN_EXAMPLE_PARAMETER = Rule("S402-E095", "unknown-example-parameter", _E)
+    UNSATISFIABLE_SCHEMA = Rule("S402-E096", "unsatisfiable-schema", _E)
+    UNSAFE_PATTERN = Rule("S402-E097", "unsafe-pattern", _E)
+    FILE_NAME_TOO_LONG = Rule("S402-E098", "file-name-too-long", _E)
+    CONTROL_CHARACTER = Rule("S402-E099", "control-character", _E)
     # validate --upstream (s402gen/upstream_check.py)
     UPSTREAM_UNKNOWN_ACTION = Rule("S402-E031", "upstream-unknown-action", _E)
     UPSTREAM_UNKNOWN_PARAMETER = Rule("S402-E032", "upstream-unknown-parameter", _E)

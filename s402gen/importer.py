@@ -27,7 +27,7 @@ Choices:
   and reported, the published list kept in the service's comment, to restore
   once those services exist. Either way the result compiles.
 - An error example the route would not give (face-template-list promises 400
-  for ``{}`` without required parameters: S402-E025; another answer: W006) is
+  for ``{}`` without required parameters: S402-E025; another answer: E094) is
   left out and reported; the service keeps an explicit ``errorExamples``.
 - A service with its own task phrase does not publish its summaryZh: its
   Chinese title stands in, reported for review.
@@ -504,7 +504,7 @@ class _Importer:
                         kept = {"input": example.input, "error": example.error}
                         fields["errorExamples"].append({**kept, "statusCode": status})
                         continue
-                    why = f"the route answers 400 {str(refused)!r} (S402-W006)"
+                    why = f"the route answers 400 {str(refused)!r} (S402-E094)"
                 promise = f"{_short(example.input)} promises {status} {example.error!r}"
                 self.note(svc.id, f"errorExamples[{position}]", f"{promise}, but {why}; left out")
 

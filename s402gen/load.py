@@ -5,8 +5,9 @@ the line and column of each node; this module turns the node graph into
 plain ``dict``/``list``/scalar values and records, for every path into the
 tree, where its key and its value stand in the file. YAML problems that the
 usual ``safe_load`` silently accepts are errors here: duplicate keys,
-non-string keys, aliases that expand past a size limit, and numbers YAML 1.1
-reads as other numbers than they look like (``020`` is 16, ``1:20`` is 80).
+non-string keys, numbers YAML 1.1 reads as other numbers than they look like
+(``020`` is 16, ``1:20`` is 80), and documents past a bound (nesting depth,
+scalar length, size once aliases are copied out), found while composing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, did_you_mean
 from .inputs import InputError, read_input, read_input_text
@@ -33,6 +35,17 @@ Path = tuple[str | int, ...]
 
 #: Most nodes an alias-heavy document may expand to ("billion laughs" guard).
 MAX_EXPANDED_NODES = 2_000_000
+#: Most characters of scalar text a document may expand to, aliases copied out: an alias
+#: bomb under :data:`MAX_EXPANDED_NODES` that repeats long strings stops here. (A real
+#: catalog of 2,000 services expands to about 0.6 million.)
+MAX_EXPANDED_CHARS = 16_000_000
+#: Longest scalar (characters): a catalog's texts are sentences, its examples small; one
+#: scalar is copied into several generated files per service.
+MAX_SCALAR_CHARS = 100_000
+#: Deepest nesting of mappings and lists (the catalog itself is 4 deep, a parameter schema
+#: or example adds its own); deeper documents would exhaust the recursion of every later
+#: stage (JSON Schema validation, rendering), and libyaml's composer crashes at ~100,000.
+MAX_DEPTH = 64
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -106,16 +119,20 @@ def load_text(text: str, filename: str) -> LoadedDocument:
     """Parse one YAML document into a plain tree with locations.
 
     Raises :class:`CatalogError` with every problem found (syntax error,
-    duplicate keys, non-string keys, alias expansion over
-    :data:`MAX_EXPANDED_NODES`). An empty document loads as ``None``.
+    duplicate keys, non-string keys), or with the first bound crossed (nesting past
+    :data:`MAX_DEPTH`, a scalar past :data:`MAX_SCALAR_CHARS`, an expansion past
+    :data:`MAX_EXPANDED_NODES` or :data:`MAX_EXPANDED_CHARS`, an alias inside its own
+    anchor: see :func:`_bounded_loader`). An empty document loads as ``None``.
     """
-    loader = _Loader(text)
+    loader = _bounded_loader(_Loader)(text)
     builder = _TreeBuilder(loader, filename)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the node graph is acyclic garbage-wise; gc pauses dominate on big files
     try:
         try:
             root = loader.get_single_node()
+        except _LimitError as exc:
+            raise CatalogError([exc.diagnostic(filename)]) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             raise CatalogError([_syntax_diagnostic(exc, mark, filename)]) from None
@@ -245,8 +262,12 @@ def included_files(path: str) -> list[str]:
         text = read_input(path)
         if b"include" not in text:
             return []
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-    except (OSError, InputError, yaml.YAMLError):
+        loader = _bounded_loader(_Loader)(text)  # a safe loader, bounded as load_text's
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (OSError, InputError, yaml.YAMLError, RecursionError):
         return []
     patterns = data.get("include") if isinstance(data, dict) else None
     if not isinstance(patterns, list):
@@ -316,6 +337,115 @@ def _adopt(root: SourceMap, part: SourceMap, key: str, moves: dict) -> None:
                 into[(key, moves[path[1]], *path[2:])] = where
     for new in moves.values():
         root.files[(key, new)] = part.file
+
+
+class _LimitError(yaml.MarkedYAMLError):
+    """A bound of :func:`_bounded_loader` crossed: the rule, the message, the mark."""
+
+    def __init__(self, rule: Any, message: str, mark: Any):
+        super().__init__(problem=message, problem_mark=mark)
+        self.rule = rule
+
+    def diagnostic(self, filename: str) -> Diagnostic:
+        """The finding, located at the mark in ``filename``."""
+        mark = self.problem_mark
+        return Diagnostic(
+            self.rule, self.problem, Location(filename, mark.line + 1, mark.column + 1)
+        )
+
+
+_BOUNDED: dict[type, type] = {}
+
+
+def _bounded_loader(base: type) -> type:
+    """``base`` (a PyYAML loader class) composing with PyYAML's own Python ``Composer`` over
+    the parser's events, bounded while it composes: nesting past :data:`MAX_DEPTH`, a
+    scalar longer than :data:`MAX_SCALAR_CHARS`, a node that expands (aliases copied out)
+    past :data:`MAX_EXPANDED_NODES` nodes or :data:`MAX_EXPANDED_CHARS` characters, and an
+    alias inside the node it names raise :class:`_LimitError` at once, at the node's mark.
+
+    The expanded size of each node is kept (by ``id``) as it is composed, so an alias costs
+    one lookup: a billion-laughs document stops at the first anchor over the bound, before
+    anything is copied. (libyaml's C composer has no such hooks and crashes on very deep
+    nesting; its parser still does the scanning.)
+    """
+    if base in _BOUNDED:
+        return _BOUNDED[base]
+
+    bases = (base,) if issubclass(base, Composer) else (Composer, base)
+
+    class Bounded(*bases):  # type: ignore[misc]
+        def __init__(self, text: str):
+            base.__init__(self, text)
+            Composer.__init__(self)
+            self.depth = 0
+            self.open_anchors: list[str | None] = []
+            self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, characters)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                if event.anchor in self.open_anchors:
+                    raise _LimitError(
+                        Rules.RECURSIVE_ALIAS,
+                        f"alias *{event.anchor} is inside the node &{event.anchor} it names",
+                        event.start_mark,
+                    )
+                return super().compose_node(parent, index)
+            if isinstance(event, yaml.ScalarEvent):
+                if len(event.value) > MAX_SCALAR_CHARS:
+                    raise _LimitError(
+                        Rules.SCALAR_TOO_LONG,
+                        f"a scalar of {len(event.value)} characters; at most "
+                        f"{MAX_SCALAR_CHARS} are allowed",
+                        event.start_mark,
+                    )
+                node = super().compose_node(parent, index)
+                self.sizes[id(node)] = (1, len(node.value))
+                return node
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _LimitError(
+                    Rules.NESTING_TOO_DEEP,
+                    f"mappings and lists nest more than {MAX_DEPTH} deep here",
+                    event.start_mark,
+                )
+            self.open_anchors.append(event.anchor)
+            node = super().compose_node(parent, index)
+            self.open_anchors.pop()
+            self.depth -= 1
+            self._measure(node)
+            return node
+
+        def _measure(self, node: yaml.Node) -> None:
+            children = (
+                [part for pair in node.value for part in pair]
+                if isinstance(node, yaml.MappingNode)
+                else node.value
+            )
+            nodes, chars = 1, 0
+            for child in children:
+                child_nodes, child_chars = self.sizes[id(child)]
+                nodes += child_nodes
+                chars += child_chars
+            if nodes > MAX_EXPANDED_NODES:
+                raise _LimitError(
+                    Rules.ALIAS_EXPANSION,
+                    f"aliases expand to more than {MAX_EXPANDED_NODES} nodes",
+                    node.start_mark,
+                )
+            if chars > MAX_EXPANDED_CHARS:
+                raise _LimitError(
+                    Rules.EXPANSION_TOO_LARGE,
+                    f"this value expands (aliases copied out) to {chars} characters of text; "
+                    f"a catalog may expand to at most {MAX_EXPANDED_CHARS}",
+                    node.start_mark,
+                )
+            self.sizes[id(node)] = (nodes, chars)
+
+    Bounded.__name__ = f"Bounded{base.__name__}"
+    _BOUNDED[base] = Bounded
+    return Bounded
 
 
 def _mark(node: yaml.Node, filename: str) -> Location:

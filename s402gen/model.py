@@ -17,8 +17,11 @@ Rules between fields or sections (references, uniqueness) live in
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -34,6 +37,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from .iso4217 import CURRENCY_CODES
 from .runtime.protocol import MCP_ARGUMENT
 from .runtime.spec import DEFAULT_PROTOCOL
 
@@ -104,6 +108,21 @@ class CatalogInfo(_Model):
         examples=["2026-06-03T23:51:26Z"],
     )
 
+    @field_validator("generated_at")
+    @classmethod
+    def _real_date(cls, value: str | None) -> str | None:
+        """The pattern admits 2026-02-31; the calendar does not."""
+        if value is not None:
+            try:
+                datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+            except ValueError as exc:
+                raise PydanticCustomError(
+                    "invalid-value",
+                    "generatedAt {value} is not a real date ({reason})",
+                    {"value": value, "reason": str(exc)},
+                ) from None
+        return value
+
 
 class Provider(_Model):
     """An upstream API product (Alibaba Cloud OpenAPI, RPC style)."""
@@ -123,6 +142,21 @@ class Provider(_Model):
         "aliyun-rpc",
         DEFAULT_PROTOCOL,
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        """A host name or IP address with an optional port: nothing a request line or a URL
+        would read as more (no scheme, credentials, path, query, spaces or CR/LF)."""
+        problem = _endpoint_problem(value)
+        if problem is not None:
+            raise PydanticCustomError(
+                "invalid-value",
+                "endpoint {value} must be a bare host[:port] ({problem})",
+                {"value": repr(value), "problem": problem},
+            )
+        return value
+
     upstream_method: Literal["POST", "GET"] = key(
         "HTTP method of the provider's actions, as its official SDK sends them.", "POST", "POST"
     )
@@ -140,6 +174,36 @@ class Provider(_Model):
     )
 
 
+#: A DNS host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123).
+HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
+
+
+def _endpoint_problem(value: str) -> str | None:
+    """Why ``value`` is not ``host[:port]``, or ``None``."""
+    if not value:
+        return "it is empty"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "it holds spaces or control characters"
+    try:
+        parts = urlsplit("//" + value)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.netloc != value or parts.path or parts.query or parts.fragment:
+        return "it holds a path, a query or a scheme"
+    if parts.username is not None or parts.password is not None:
+        return "it holds credentials"
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not HOST_NAME.match(host):
+            return f"'{host}' is not a host name"
+    return None if port is None or port > 0 else "port 0"
+
+
 class PricingPolicy(_Model):
     """How a service is priced and how its payment token may be spent."""
 
@@ -150,6 +214,25 @@ class PricingPolicy(_Model):
     max_calls: int = key("Calls one paid token allows (when `allowReuse`).", 1, ge=1)
     allow_reuse: bool = key("A token may pay for up to `maxCalls` calls; else for one.", False)
     bind_client: bool = key("A token works only for the API key that paid.", True)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        if value not in CURRENCY_CODES:
+            raise PydanticCustomError(
+                "invalid-value", "currency '{value}' is not an ISO 4217 code", {"value": value}
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _reuse(self) -> "PricingPolicy":
+        if self.max_calls > 1 and not self.allow_reuse:
+            raise PydanticCustomError(
+                "invalid-value",
+                "maxCalls {calls} needs allowReuse: true (without reuse a token pays one call)",
+                {"calls": self.max_calls},
+            )
+        return self
 
 
 class PaymentProvider(_Model):

@@ -10,15 +10,19 @@ only runs when a user's template folder overrides the route template.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import itertools
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import jinja2
 import orjson
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import doc_site, ir, model, openapi
 from .runtime import contract, protocol, search, x402_contract
@@ -83,13 +87,52 @@ def py_literal(value: Any, level: int = 0) -> str:
     raise TypeError(f"no Python literal for {type(value).__name__}")
 
 
+class _Loader(jinja2.FileSystemLoader):
+    """A template folder; a file that is not UTF-8 is a syntax error at the line of its
+    first bad byte (instead of a ``UnicodeDecodeError``)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            found = (os.path.join(folder, template) for folder in self.searchpath)
+            filename = next((f for f in found if os.path.isfile(f)), template)
+            line = exc.object[: exc.start].count(b"\n") + 1
+            message = f"the template is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            raise jinja2.TemplateSyntaxError(message, line, template, filename) from None
+
+
+class _Mapped:
+    """A template that cannot be parsed is a :class:`TemplateFailure` at its file and line."""
+
+    def get_template(self, *args: Any, **kwargs: Any) -> jinja2.Template:
+        try:
+            return super().get_template(*args, **kwargs)  # type: ignore[misc, no-any-return]
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateFailure(exc.message or str(exc), exc.filename, exc.lineno) from None
+
+
+class _Environment(_Mapped, jinja2.Environment):
+    """The packaged templates' environment (they are the package's own code)."""
+
+
+class _Sandbox(_Mapped, ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, for a build with a user's template folder: a template
+    formats the data it is given, but cannot reach Python internals (``__class__``,
+    ``__subclasses__``, ...) nor change the data; what it tries raises ``SecurityError``
+    (a located template error). It costs about a third more render time
+    (``bench/sandbox_bench.py``), so the packaged templates alone render without it."""
+
+
 def make_environment(user_templates: Path | None = None) -> jinja2.Environment:
-    """Jinja environment: the user's template folder first, the packaged one second."""
+    """Jinja environment: the user's template folder first, the packaged one second; with a
+    user's folder, sandboxed (:class:`_Sandbox`)."""
     loaders: list[jinja2.BaseLoader] = []
     if user_templates is not None:
-        loaders.append(jinja2.FileSystemLoader(str(user_templates)))
-    loaders.append(jinja2.FileSystemLoader(str(packaged_templates())))
-    env = jinja2.Environment(
+        loaders.append(_Loader(str(user_templates)))
+    loaders.append(_Loader(str(packaged_templates())))
+    kind = _Environment if user_templates is None else _Sandbox
+    env = kind(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -256,29 +299,77 @@ class TemplateFailure(Exception):
         self.lineno = lineno
 
 
-def _located(exc: jinja2.TemplateError, template: jinja2.Template) -> TemplateFailure:
-    """``exc`` with the template's file and line (Jinja maps its frames back to the source)."""
-    lineno = getattr(exc, "lineno", None)
+def _located(exc: Exception, template: jinja2.Template) -> TemplateFailure:
+    """``exc`` raised while rendering ``template`` (a Jinja error, a filter that raised,
+    templates including each other without end), at the innermost template line in its
+    traceback (Jinja maps its frames back to the source)."""
+    folders = tuple(
+        os.path.join(os.path.abspath(folder), "")
+        for loader in getattr(template.environment.loader, "loaders", ())
+        for folder in getattr(loader, "searchpath", ())
+    )
+    filename, lineno = getattr(exc, "filename", None), getattr(exc, "lineno", None)
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == template.filename:
-            lineno = tb.tb_lineno
+        code_file = tb.tb_frame.f_code.co_filename
+        if code_file == template.filename or os.path.abspath(code_file).startswith(folders):
+            filename, lineno = code_file, tb.tb_lineno
         tb = tb.tb_next
-    return TemplateFailure(str(exc), getattr(exc, "filename", None) or template.filename, lineno)
+    if isinstance(exc, RecursionError):
+        message = "templates include or call each other without end"
+    elif isinstance(exc, jinja2.TemplateError):
+        message = str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return TemplateFailure(message, filename or template.filename, lineno)
+
+
+#: Python frames a user's template may stack above its caller: a template that includes
+#: itself stops with a RecursionError well before the C stack overflows (Jinja's nested
+#: generators use C stack too; at the interpreter's own limit the process can segfault).
+USER_TEMPLATE_FRAMES = 400
+
+
+@contextlib.contextmanager
+def _bounded_stack(template: jinja2.Template) -> Iterator[None]:
+    """Lower the recursion limit while a sandboxed (user's) template renders."""
+    if not isinstance(template.environment, _Sandbox):
+        yield
+        return
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(old, depth + USER_TEMPLATE_FRAMES))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def _render(template: jinja2.Template, **context: Any) -> list[str]:
     try:
-        return [template.render(**context)]
-    except jinja2.TemplateError as exc:
+        with _bounded_stack(template):
+            return [template.render(**context)]
+    except TemplateFailure:
+        raise
+    except Exception as exc:  # whatever a template or its filters raise is the template's
         raise _located(exc, template) from None
 
 
 def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
-    try:
-        yield from template.generate(**context)
-    except jinja2.TemplateError as exc:
-        raise _located(exc, template) from None
+    chunks = template.generate(**context)
+    while True:
+        try:
+            with _bounded_stack(template):
+                chunk = next(chunks, None)
+        except TemplateFailure:
+            raise
+        except Exception as exc:
+            raise _located(exc, template) from None
+        if chunk is None:
+            return
+        yield chunk
 
 
 def iter_files(
@@ -290,7 +381,7 @@ def iter_files(
     with the catalog (catalog.json, mcp/tools.json) come in chunks (Jinja's
     ``generate``), entry by entry, so that a caller hashing, comparing or
     writing never holds a whole one.
-    Raises ``jinja2.TemplateError`` for a broken user template.
+    Raises :class:`TemplateFailure` for a broken user template.
     """
     env = make_environment(user_templates)
     route = env.get_template("route.py.jinja")

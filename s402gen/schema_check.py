@@ -8,7 +8,7 @@ the schema's canonical JSON. :func:`describe_error` words a jsonschema error.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 import jsonschema_specifications
@@ -80,6 +80,26 @@ def _unknown_keywords(schema: Any, where: str) -> list[str]:
     for path, sub in children:
         found += _unknown_keywords(sub, path.lstrip("/"))
     return found
+
+
+def subschemas(schema: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(path like properties/a/items, schema)`` of ``schema`` and every schema inside it
+    (the keywords :func:`_unknown_keywords` descends into), depth first; non-objects skipped.
+    """
+    if not isinstance(schema, dict):
+        return
+    yield where, schema
+    for key in _SCHEMA_MAPS:
+        value = schema.get(key)
+        for name, sub in value.items() if isinstance(value, dict) else ():
+            yield from subschemas(sub, f"{where}/{key}/{name}".lstrip("/"))
+    for key in _SCHEMA_LISTS:
+        value = schema.get(key)
+        for index, sub in enumerate(value) if isinstance(value, list) else ():
+            yield from subschemas(sub, f"{where}/{key}/{index}".lstrip("/"))
+    for key in _SCHEMA_VALUES:
+        if key in schema:
+            yield from subschemas(schema[key], f"{where}/{key}".lstrip("/"))
 
 
 def describe_error(error: jsonschema.ValidationError | jsonschema.SchemaError) -> str:

@@ -550,9 +550,10 @@ def error_example_accepted(ctx: Context) -> Iterator[Issue]:
             yield Issue(f"{promise}, but its input schema accepts it", where, service=svc.id)
 
 
-@rule(Rules.ERROR_EXAMPLE_MISMATCH)
-def error_example_mismatch(ctx: Context) -> Iterator[Issue]:
-    """An error example the route refuses with another status or text."""
+@rule(Rules.ERROR_EXAMPLE_WRONG_ANSWER)
+def error_example_wrong_answer(ctx: Context) -> Iterator[Issue]:
+    """An error example the route refuses with another status or text (an error: the
+    catalog would publish an answer the gateway never gives)."""
     for svc, example, where, promise, refused in _error_answers(ctx):
         if refused is not None and (str(refused), 400) != (example.error, example.status_code):
             yield Issue(f"{promise}, but the route answers 400 '{refused}'", where, service=svc.id)
@@ -684,3 +685,6 @@ def unknown_wire_style(ctx: Context) -> Iterator[Issue]:
                     did_you_mean(param.wire, styles),
                     svc.id,
                 )
+
+
+from . import validate_values  # noqa: E402,F401 - registers the rules on published values
