@@ -15,7 +15,7 @@ import functools
 import itertools
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import jinja2
 import orjson
@@ -23,6 +23,10 @@ import orjson
 from . import aggregates, doc_site, ir, model, openapi
 from .runtime import contract, protocol, search, x402_contract
 from .config import packaged_templates
+from .write import Unchanged
+
+if TYPE_CHECKING:
+    from .incremental import Reuse
 
 INDENT = "    "
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -295,14 +299,16 @@ def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
 
 
 def iter_files(
-    catalog: ir.Catalog, user_templates: Path | None = None
-) -> Iterator[tuple[str, Chunks]]:
+    catalog: ir.Catalog, user_templates: Path | None = None, reuse: Reuse | None = None
+) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """Every generated file but the manifest, as ``(posix relative path, text chunks)``.
 
     Lazy twice over: files come one at a time, and the two files that grow
     with the catalog (catalog.json, mcp/tools.json) come in chunks (Jinja's
     ``generate``), entry by entry, so that a caller hashing, comparing or
     writing never holds a whole one.
+    With ``reuse`` (:mod:`s402gen.incremental`), a service's own file that needs no
+    render comes as :class:`~s402gen.write.Unchanged` instead of its text.
     Raises ``jinja2.TemplateError`` for a broken user template.
     """
     env = make_environment(user_templates)
@@ -318,7 +324,9 @@ def iter_files(
         return [format_python("".join(chunks))]
 
     for svc in services:
-        yield f"routes/{svc.module}.py", python(_render(route, spec=svc.route))
+        path = f"routes/{svc.module}.py"
+        reused = reuse.unchanged(svc, path) if reuse is not None else None
+        yield path, reused or python(_render(route, spec=svc.route))
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
@@ -328,13 +336,18 @@ def iter_files(
         yield "mcp/tools.json", aggregates.tools_json(tools)
     else:
         yield "mcp/tools.json", _stream(tools_template, tools=tools)
-    yield from _catalog_files(env, catalog)
+    yield from _catalog_files(env, catalog, reuse)
 
     page = env.get_template("doc_page.html.jinja")
     categories = {c.id: c for c in catalog.categories}
     by_id = doc_site.services_by_id(catalog)
     for svc in services:
-        yield f"docs/tools/{svc.route.service_id}.html", _render(
+        path = f"docs/tools/{svc.route.service_id}.html"
+        reused = reuse.unchanged(svc, path) if reuse is not None else None
+        if reused is not None:
+            yield path, reused
+            continue
+        yield path, _render(
             page,
             service=svc,
             marketplace=catalog.marketplace,
@@ -394,7 +407,9 @@ def _packaged(template: jinja2.Template) -> bool:
     return Path(template.filename or "").parent.resolve() == packaged_templates().resolve()
 
 
-def _catalog_files(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[str, Chunks]]:
+def _catalog_files(
+    env: jinja2.Environment, catalog: ir.Catalog, reuse: Reuse | None
+) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """``catalog/services/<id>.json`` of every service, then ``catalog/catalog.json``.
 
     Each entry is computed once: with the packaged templates, its indented text is
@@ -408,8 +423,18 @@ def _catalog_files(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tup
     spool = aggregates.Spool() if fast_catalog else None
     try:
         for svc in catalog.services:
-            entry = catalog_entry(svc, flow).to_json()
             path = f"catalog/services/{svc.route.service_id}.json"
+            reused = reuse.unchanged(svc, path) if reuse is not None else None
+            if reused is not None and (spool is None or not fast_entry):
+                yield path, reused  # catalog.json is not made from it
+                continue
+            if reused is not None and reuse is not None:  # its text is the entry's JSON
+                written = reuse.text(path, reused)
+                if written is not None:
+                    spool.write(aggregates.spool_separator(spool) + written[:-1].replace("\n", "\n    "))  # type: ignore[union-attr]
+                    yield path, reused
+                    continue
+            entry = catalog_entry(svc, flow).to_json()
             if fast_entry or spool is not None:
                 text = to_json(entry)
             if spool is not None:

@@ -89,7 +89,16 @@ def _read(path: Path) -> str | None:
         return "\0unreadable"
 
 
-Files = Iterable[tuple[str, Iterable[str]]]
+@dataclass(frozen=True)
+class Unchanged:
+    """In place of a file's text chunks: the caller knows that the file on disk already
+    holds that text, whose sha256 is ``digest`` (see :mod:`s402gen.statcache`), so it is
+    neither rendered nor read."""
+
+    digest: str
+
+
+Files = Iterable[tuple[str, "Iterable[str] | Unchanged"]]
 
 
 def _consume(chunks: Iterable[str], current: bytes | None, staged: Path | None) -> tuple[str, bool]:
@@ -178,6 +187,10 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
         digests: dict[str, str] = {}
         changed: list[str] = []
         for path, chunks in files:
+            if isinstance(chunks, Unchanged):
+                digests[path] = chunks.digest
+                report.unchanged += 1
+                continue
             current = _read_bytes(out / path)
             digests[path], same = _consume(chunks, current, staging / path)
             if same:
@@ -283,6 +296,9 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     drift = Drift()
     digests: dict[str, str] = {}
     for path, chunks in files():
+        if isinstance(chunks, Unchanged):
+            digests[path] = chunks.digest
+            continue
         current = _read_bytes(out / path)
         digests[path], same = _consume(chunks, current, None)
         if not same:
@@ -298,7 +314,11 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     if drift.clean:
         return drift
     drifted = set(drift.changed + drift.missing)
-    new_texts = {path: "".join(chunks) for path, chunks in files() if path in drifted}
+    new_texts = {
+        path: "".join(chunks)  # type: ignore[arg-type]  # a drifted file is never Unchanged
+        for path, chunks in files()
+        if path in drifted
+    }
     new_texts[MANIFEST] = manifest
     pairs = itertools.chain(  # lazy: one file's old text in memory at a time
         ((p, _read(out / p), new_texts.pop(p)) for p in sorted(drifted)),
@@ -309,11 +329,19 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
     return drift
 
 
-def matches_manifest(out: Path, manifest: str) -> bool:
-    """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged."""
+def matches_manifest(
+    out: Path, manifest: str, known: Callable[[str], str | None] | None = None
+) -> bool:
+    """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged.
+
+    ``known(path)`` gives the sha256 of a file when it is known without reading it (its
+    stat is unchanged since it was hashed, see :mod:`s402gen.statcache`), else ``None``.
+    """
     if _read(out / MANIFEST) != manifest or stale_staging(out):
         return False
     for path, digest in json.loads(manifest)["files"].items():
+        if known is not None and known(path) == digest:
+            continue
         current = _read_bytes(out / path)
         if current is None or hashlib.sha256(current).hexdigest() != digest:
             return False
