@@ -112,3 +112,15 @@ def offers_json(offers: dict[str, Any]) -> Iterator[str]:
         for key, value in offers.items()
     )
     yield from json_file(tree)
+
+
+def spliced(frame: str, empty: str, value: Any) -> Iterator[str]:
+    """``frame`` (a template rendered with an empty value) with its one ``empty`` JSON text
+    replaced by ``value`` streamed (:func:`jsonstream.chunks`, at the top level). Raises
+    ``ValueError`` when ``empty`` is not in ``frame`` exactly once."""
+    if frame.count(empty) != 1:
+        raise ValueError(f"expected one {empty!r} in the template's text")
+    before, after = frame.split(empty)
+    yield before
+    yield from jsonstream.chunks(value)
+    yield after

@@ -57,16 +57,26 @@ class Reuse:
         context = (catalog.marketplace, catalog.generated_at, categories)
         self._context = code.encode() + b"\0" + _ir_bytes(context)
         self._by_id = {svc.route.service_id: svc for svc in catalog.services}
+        self._digests: dict[str, bytes] = {}
 
     def key(self, svc: ir.Service) -> str:
         """The render key of ``svc`` (computed once)."""
         found = self.keys.get(svc.route.service_id)
         if found is None:
             digest = hashlib.sha256(self._context)
-            related = [self._by_id[i] for i in svc.texts.related_services if i in self._by_id]
-            for part in (svc, *related):
-                digest.update(b"\0" + _ir_bytes(dataclasses.replace(part, index=0)))
+            digest.update(self._own(svc))
+            for other in svc.texts.related_services:
+                if other in self._by_id:
+                    digest.update(self._own(self._by_id[other]))
             found = self.keys[svc.route.service_id] = digest.hexdigest()
+        return found
+
+    def _own(self, svc: ir.Service) -> bytes:
+        """The sha256 of the IR of ``svc`` alone, position excluded (computed once)."""
+        found = self._digests.get(svc.route.service_id)
+        if found is None:
+            data = _ir_bytes(dataclasses.replace(svc, index=0))
+            found = self._digests[svc.route.service_id] = hashlib.sha256(data).digest()
         return found
 
     def unchanged(self, svc: ir.Service, path: str) -> Unchanged | None:

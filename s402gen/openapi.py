@@ -202,6 +202,16 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
     return operation
 
 
+def _legacy_operation(operation: dict[str, Any]) -> dict[str, Any]:
+    """``_tool_operation(svc, deprecated=True)`` made from ``deprecated=False``'s answer
+    (sharing its members: both are only serialized)."""
+    legacy = dict(operation)
+    legacy["operationId"] += "_legacy"
+    legacy["summary"] += " (legacy id)"
+    legacy["deprecated"] = True
+    return legacy
+
+
 def _compact(value: Any) -> str:
     """``value`` as compact JSON, for an example's one-line summary."""
     return orjson.dumps(value).decode("utf-8")
@@ -361,8 +371,9 @@ def openapi_tree(catalog: ir.Catalog) -> tuple[jsonstream.Items, bool]:
 
     def paths() -> Iterator[tuple[str, Any]]:
         for svc in services:
-            yield svc.route.endpoint, {"post": _tool_operation(svc, deprecated=False)}
-            yield svc.route.legacy_endpoint, {"post": _tool_operation(svc, deprecated=True)}
+            operation = _tool_operation(svc, deprecated=False)
+            yield svc.route.endpoint, {"post": operation}
+            yield svc.route.legacy_endpoint, {"post": _legacy_operation(operation)}
         yield from payment_paths.items()
         yield from catalog_paths.items()
 

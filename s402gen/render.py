@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import jinja2
 import orjson
 
-from . import aggregates, doc_site, ir, model, openapi
+from . import aggregates, doc_site, ir, jsonstream, model, openapi
 from .runtime import contract, protocol, search, x402_contract
 from .config import packaged_templates
 from .write import Unchanged
@@ -468,11 +468,17 @@ def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[
         base_url=doc_site.DEFAULT_BASE_URL,
     )
     path, name = doc_site.SEARCH_DATA
-    yield f"docs/{path}", _render(
-        env.get_template(name),
-        search_data_global=doc_site.SEARCH_GLOBAL,
-        entries=doc_site.search_data(catalog),
-    )
+    template = env.get_template(name)
+    if _packaged(template):  # the one list it holds streamed, entry by entry
+        frame = "".join(_render(template, search_data_global=doc_site.SEARCH_GLOBAL, entries=[]))
+        entries = (doc_site.search_entry(svc) for svc in catalog.services)
+        yield f"docs/{path}", aggregates.spliced(frame, "[]", jsonstream.Elements(entries))
+    else:
+        yield f"docs/{path}", _render(
+            template,
+            search_data_global=doc_site.SEARCH_GLOBAL,
+            entries=doc_site.search_data(catalog),
+        )
 
 
 def categories_json(catalog: ir.Catalog) -> dict[str, Any]:
