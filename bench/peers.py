@@ -21,9 +21,10 @@ and then times, as whole processes, each N in one run:
 The peers are installed by this script into their own virtualenv
 (``--venv``, default ``$XDG_CACHE_HOME/s402gen-bench/peers``), with
 matplotlib for the plot, from PyPI through pip. Every figure is the min,
-median and max wall-clock seconds over ``--runs`` runs, and the peak
-resident memory (``ru_maxrss`` of the child, measured by a wrapper process
-around it) of the slowest run. It prints a table per N, the least-squares
+median and max wall-clock seconds over ``--runs`` runs, the median CPU
+seconds (user + system of the child: what a run costs, however loaded the
+machine is), and the peak resident memory (``ru_maxrss`` of the child,
+measured by a wrapper process around it) over the runs. It prints a table per N, the least-squares
 fit ``a + b*N`` of each command's median, and writes a plot of time against N
 (``--plot``). ``--json`` saves the raw figures.
 """
@@ -47,12 +48,13 @@ PEERS = {  # pinned: the figures in bench/README.md were measured with these
     "opc": "openapi-python-client==0.29.1",
     "plot": "matplotlib==3.11.2",
 }
-WRAPPER = (  # runs a command, prints its wall seconds and peak RSS (KiB) on the last line
+WRAPPER = (  # runs a command; prints its wall seconds, peak RSS (KiB), user+system CPU seconds
     "import resource, subprocess, sys, time\n"
     "start = time.perf_counter()\n"
     "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
     "took = time.perf_counter() - start\n"
-    "print(took, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(took, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
@@ -72,8 +74,9 @@ def peers_venv(folder: Path, opc: bool) -> Path:
     return python
 
 
-def measure(cmd: list[str], env: dict, before=None) -> tuple[float, float]:
-    """One run of ``cmd`` (``before()`` first, untimed): wall seconds and peak MiB."""
+def measure(cmd: list[str], env: dict, before=None) -> tuple[float, float, float]:
+    """One run of ``cmd`` (``before()`` first, untimed): wall seconds, peak MiB, CPU seconds
+    (user + system: what the run cost, whatever else the machine was doing)."""
     if before is not None:
         before()
     proc = subprocess.run(
@@ -81,19 +84,24 @@ def measure(cmd: list[str], env: dict, before=None) -> tuple[float, float]:
     )
     if proc.returncode != 0:
         sys.exit(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
-    took, peak = proc.stderr.strip().splitlines()[-1].split()
-    return float(took), int(peak) / 1024
+    took, peak, cpu = proc.stderr.strip().splitlines()[-1].split()
+    return float(took), int(peak) / 1024, float(cpu)
 
 
 def series(cmd: list[str], env: dict, runs: int, before=None) -> dict:
-    """``runs`` runs of ``cmd``: min, median, max seconds and the peak MiB of them all."""
-    results = [measure(cmd, env, before) for _ in range(runs)]
-    times = [t for t, _ in results]
+    """``runs`` runs of ``cmd``: see :func:`summary`."""
+    return summary([measure(cmd, env, before) for _ in range(runs)])
+
+
+def summary(results: list[tuple[float, float, float]]) -> dict:
+    """Min, median and max wall seconds, median CPU seconds and the peak MiB of all runs."""
+    times = [t for t, _, _ in results]
     return {
         "min": min(times),
         "median": statistics.median(times),
         "max": max(times),
-        "peak": max(p for _, p in results),
+        "cpu": statistics.median(c for _, _, c in results),
+        "peak": max(p for _, p, _ in results),
     }
 
 
@@ -118,13 +126,9 @@ def s402gen_rows(exe: str, catalog: Path, edited: Path, work: Path, runs: int, e
 
     empty()
     subprocess.run([exe, "build", str(catalog), "--out", str(out), "-q"], env=on, check=True)
-    edits = [measure(build_edit(), on) for _ in range(runs)]
-    yield "s402gen build (1 service edited)", {
-        "min": min(t for t, _ in edits),
-        "median": statistics.median(t for t, _ in edits),
-        "max": max(t for t, _ in edits),
-        "peak": max(p for _, p in edits),
-    }
+    yield "s402gen build (1 service edited)", summary(
+        [measure(build_edit(), on) for _ in range(runs)]
+    )
     last = flip[0]
     yield "s402gen check (cached, no-op)", series(
         [exe, "check", str(last), "--out", str(out)], on, runs
@@ -172,22 +176,33 @@ def report(results: dict[int, dict[str, dict]]) -> str:
     lines = []
     for size, rows in results.items():
         lines += [f"### {size:,} services", ""]
-        lines += ["| command | min s | median s | max s | peak MiB |", "|---|---|---|---|---|"]
+        lines += ["| command | min s | median s | max s | CPU s (median) | peak MiB |"]
+        lines += ["|---|---|---|---|---|---|"]
         for name, r in rows.items():
             lines.append(
-                f"| {name} | {r['min']:.2f} | {r['median']:.2f} | {r['max']:.2f} | {r['peak']:.0f} |"
+                f"| {name} | {r['min']:.2f} | {r['median']:.2f} | {r['max']:.2f} "
+                f"| {r['cpu']:.2f} | {r['peak']:.0f} |"
             )
         cold, peer = rows.get("s402gen build (cold)"), rows.get("dmcg --formatters builtin")
         if cold and peer:
-            lines += ["", f"cold build / dmcg builtin: {cold['median'] / peer['median']:.2f}x"]
+            lines += [
+                "",
+                f"cold build / dmcg builtin: {cold['median'] / peer['median']:.2f}x wall "
+                f"(medians), {cold['cpu'] / peer['cpu']:.2f}x CPU",
+            ]
         lines.append("")
-    lines += ["### Linear fits of the medians, seconds = a + b·N", ""]
-    lines += ["| command | a (s) | b (ms per service) |", "|---|---|---|"]
+    lines += ["### Linear fits, seconds = a + b·N (wall medians; CPU medians)", ""]
+    lines += ["| command | a (s) | b (ms/service) | CPU a (s) | CPU b (ms/service) |"]
+    lines += ["|---|---|---|---|---|"]
     names = dict.fromkeys(name for rows in results.values() for name in rows)
     for name in names:
-        found = fit([(n, rows[name]["median"]) for n, rows in results.items() if name in rows])
-        if found is not None:
-            lines.append(f"| {name} | {found[0]:.3f} | {found[1] * 1000:.3f} |")
+        found = [
+            fit([(n, rows[name][what]) for n, rows in results.items() if name in rows])
+            for what in ("median", "cpu")
+        ]
+        if found[0] is not None and found[1] is not None:
+            (a, b), (ca, cb) = found
+            lines.append(f"| {name} | {a:.3f} | {b * 1000:.3f} | {ca:.3f} | {cb * 1000:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -202,9 +217,10 @@ fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
 names = list(dict.fromkeys(k for n in sizes for k in results[str(n)]))
 for name in names:
     xs = [n for n in sizes if name in results[str(n)]]
-    ax.plot(xs, [results[str(n)][name]["median"] for n in xs], marker="o", label=name)
+    line, = ax.plot(xs, [results[str(n)][name]["median"] for n in xs], marker="o", label=name)
+    ax.plot(xs, [results[str(n)][name]["cpu"] for n in xs], linestyle=":", color=line.get_color())
 ax.set_xlabel("services (N)")
-ax.set_ylabel("seconds, median (whole process)")
+ax.set_ylabel("seconds: wall median (solid), CPU (dotted)")
 ax.set_title("s402gen and peers on the same operations")
 ax.grid(True, alpha=0.3)
 ax.legend(fontsize=8)
