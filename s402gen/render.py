@@ -425,22 +425,24 @@ def _catalog_files(
         for svc in catalog.services:
             path = f"catalog/services/{svc.route.service_id}.json"
             reused = reuse.unchanged(svc, path) if reuse is not None else None
-            if reused is not None and (spool is None or not fast_entry):
-                yield path, reused  # catalog.json is not made from it
-                continue
-            if reused is not None and reuse is not None:  # its text is the entry's JSON
+            text = None  # the entry's JSON, when it is needed
+            if reuse is not None and reused is not None and spool is not None and fast_entry:
                 written = reuse.text(path, reused)
-                if written is not None:
-                    spool.write(aggregates.spool_separator(spool) + written[:-1].replace("\n", "\n    "))  # type: ignore[union-attr]
-                    yield path, reused
-                    continue
-            entry = catalog_entry(svc, flow).to_json()
-            if fast_entry or spool is not None:
-                text = to_json(entry)
-            if spool is not None:
+                if written is None:
+                    reused = None  # replaced behind the index's back: render it again
+                else:
+                    text = written[:-1]  # the file is the entry's JSON and a newline
+            entry = None
+            if text is None and (reused is None or spool is not None):
+                entry = catalog_entry(svc, flow).to_json()
+                if fast_entry or spool is not None:
+                    text = to_json(entry)
+            if spool is not None and text is not None:  # text is known when spooling
                 spool.write(aggregates.spool_separator(spool) + text.replace("\n", "\n    "))
-            if fast_entry:
-                yield path, [text + "\n"]
+            if reused is not None:
+                yield path, reused
+            elif fast_entry:
+                yield path, [f"{text}\n"]
             else:
                 yield path, _render(entry_template, entry=entry)
     except BaseException:

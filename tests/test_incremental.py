@@ -154,6 +154,23 @@ def test_a_template_change_rerenders_every_service(built, pages, monkeypatch) ->
     )
 
 
+def test_a_user_entry_template_still_feeds_every_entry_to_catalog_json(built, monkeypatch) -> None:
+    """With only catalog_entry.json.jinja overridden, an unchanged service's entry file is
+    reused while catalog.json (packaged, streamed) still gets every entry."""
+    project, data = built
+    mine = project / "mine"
+    mine.mkdir()
+    entry = render.packaged_templates() / "catalog_entry.json.jinja"
+    (mine / "catalog_entry.json.jinja").write_text(entry.read_text("utf-8"), "utf-8")
+    rebuild(project, data, "--templates", "mine")
+    service(data, EDITED)["summaryZh"] = "改了。"
+    service(data, EDITED)["action"] = "ListFaceDbsV3"
+    rebuild(project, data, "--templates", "mine")
+    assert snapshot(project / "generated") == cold(
+        project, data, monkeypatch, "--templates", "mine"
+    )
+
+
 def test_a_hand_edit_keeping_size_and_mtime_is_still_seen(built) -> None:
     """The stat index compares ctime and inode too: restoring the mtime does not hide an edit."""
     project, _ = built
