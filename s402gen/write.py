@@ -101,8 +101,12 @@ class Unchanged:
 Files = Iterable[tuple[str, "Iterable[str] | Unchanged"]]
 
 
-def _consume(chunks: Iterable[str], current: bytes | None, staged: Path | None) -> tuple[str, bool]:
-    """Hash ``chunks`` (UTF-8) and compare them with ``current``, one chunk at a time.
+def _consume(
+    chunks: Iterable[str], current: BinaryIO | None, staged: Path | None
+) -> tuple[str, bool]:
+    """Hash ``chunks`` (UTF-8) and compare them with the file ``current`` (open for reading
+    at its start; ``None``: absent), one chunk at a time, so that neither text is ever held
+    whole (catalog.json is 161 MiB at 10,000 services).
 
     Returns (hex sha256, equal to ``current``). When ``staged`` is given and
     the text differs, the whole text is written there: the part already
@@ -110,38 +114,59 @@ def _consume(chunks: Iterable[str], current: bytes | None, staged: Path | None) 
     """
     digest = hashlib.sha256()
     same = current is not None
-    view = memoryview(current if current is not None else b"")
     sink: BinaryIO | None = None
     position = 0
     try:
         for chunk in chunks:
             data = chunk.encode("utf-8")
             digest.update(data)
-            if same and not current.startswith(data, position):  # type: ignore[union-attr]
+            if same and current.read(len(data)) != data:  # type: ignore[union-attr]
                 same = False
             if not same and staged is not None:
                 if sink is None:
-                    staged.parent.mkdir(parents=True, exist_ok=True)
-                    sink = open(staged, "wb")
-                    sink.write(view[:position])
+                    sink = _start_staged(staged, current, position)
                 sink.write(data)
             position += len(data)
-        if same and position != len(view):
+        if same and current.read(1):  # type: ignore[union-attr]  # the file is longer
             same = False
             if staged is not None:
-                staged.parent.mkdir(parents=True, exist_ok=True)
-                staged.write_bytes(view[:position])
+                _start_staged(staged, current, position).close()
     finally:
         if sink is not None:
             sink.close()
     return digest.hexdigest(), same
 
 
-def _read_bytes(path: Path) -> bytes | None:
+def _start_staged(staged: Path, current: BinaryIO | None, length: int) -> BinaryIO:
+    """``staged`` open for writing, holding the first ``length`` bytes of ``current``."""
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    sink = open(staged, "wb")
+    if current is not None and length:
+        current.seek(0)
+        while length:
+            block = current.read(min(length, 1 << 20))
+            if not block:
+                break
+            sink.write(block)
+            length -= len(block)
+    return sink
+
+
+def _open(path: Path) -> BinaryIO | None:
+    """``path`` open for reading; ``None`` when it is absent or not a file."""
     try:
-        return path.read_bytes()
+        return open(path, "rb")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
+
+
+def _file_sha256(path: Path) -> str | None:
+    """The sha256 of the file ``path``, read in blocks; ``None`` when it is absent."""
+    current = _open(path)
+    if current is None:
+        return None
+    with current:
+        return hashlib.file_digest(current, "sha256").hexdigest()
 
 
 @dataclass
@@ -191,8 +216,12 @@ def build(out: Path, files: Files, *, force: bool = False) -> BuildReport:
                 digests[path] = chunks.digest
                 report.unchanged += 1
                 continue
-            current = _read_bytes(out / path)
-            digests[path], same = _consume(chunks, current, staging / path)
+            current = _open(out / path)
+            try:
+                digests[path], same = _consume(chunks, current, staging / path)
+            finally:
+                if current is not None:
+                    current.close()
             if same:
                 report.unchanged += 1
             elif current is not None and path not in previous and not force:
@@ -299,8 +328,12 @@ def check(out: Path, files: Callable[[], Files]) -> Drift:
         if isinstance(chunks, Unchanged):
             digests[path] = chunks.digest
             continue
-        current = _read_bytes(out / path)
-        digests[path], same = _consume(chunks, current, None)
+        current = _open(out / path)
+        try:
+            digests[path], same = _consume(chunks, current, None)
+        finally:
+            if current is not None:
+                current.close()
         if not same:
             (drift.missing if current is None else drift.changed).append(path)
     manifest = drift.manifest = manifest_text(digests)
@@ -342,8 +375,7 @@ def matches_manifest(
     for path, digest in json.loads(manifest)["files"].items():
         if known is not None and known(path) == digest:
             continue
-        current = _read_bytes(out / path)
-        if current is None or hashlib.sha256(current).hexdigest() != digest:
+        if _file_sha256(out / path) != digest:
             return False
     return True
 
