@@ -56,13 +56,31 @@ def _hash_folder(digest: "hashlib._Hash", folder: Path) -> None:
         digest.update(file.read_bytes() + b"\0")
 
 
-def input_key(catalog: Path, templates: Path | None, environ: Mapping[str, str]) -> str | None:
-    """The key of a compile of ``catalog``; ``None`` when an input cannot be read."""
+def input_key(
+    catalog: Path, templates: Path | None, environ: Mapping[str, str], code: str | None = None
+) -> str | None:
+    """The key of a compile of ``catalog``; ``None`` when an input cannot be read.
+    ``code`` is :func:`code_key` when the caller has it already."""
     digest = hashlib.sha256(os.path.relpath(catalog).encode() + b"\0")  # names in diagnostics
     try:
         digest.update(read_input(catalog) + b"\0")
         for part in included_files(str(catalog)):  # a catalog split with include:
             digest.update(os.path.relpath(part).encode() + b"\0" + read_input(part) + b"\0")
+    except OSError:
+        return None
+    code = code or code_key(templates, environ)
+    if code is None:
+        return None
+    digest.update(code.encode())
+    return digest.hexdigest()
+
+
+def code_key(templates: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The sha256 of everything but the catalog that shapes the output: the templates (user
+    and packaged), s402gen's source, the versions of the libraries that shape the text,
+    Python's and ``SOURCE_DATE_EPOCH``; ``None`` when a template cannot be read."""
+    digest = hashlib.sha256()
+    try:
         for folder in (templates, packaged_templates(), PACKAGE):
             if folder is not None:
                 digest.update(str(folder == templates).encode())

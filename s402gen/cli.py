@@ -15,12 +15,13 @@ import os
 import re
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, NoReturn, TypeVar
 
 import click
 
-from . import cache, write
+from . import cache, statcache, write
 from .config import ConfigError, Settings, load_settings, output_problem
 from .config import display_path as _display
 from .diagnostics import FORMATS, CatalogError, Finding, Level, Location, Rules, format_findings
@@ -29,6 +30,7 @@ from .outdir import OutputFolder, UnsafePath
 from .refusals import refusals
 
 if TYPE_CHECKING:
+    from .incremental import Reuse
     from .pipeline import Compilation
 
 T = TypeVar("T")
@@ -151,21 +153,54 @@ def _render_failed(exc: CatalogError, fmt: str = "text") -> NoReturn:
     _fail(exc.diagnostics, fmt, valid=False)
 
 
-def _cache_lookup(
-    settings: Settings, out: OutputFolder | None
-) -> tuple[Path | None, str | None, cache.Entry | None]:
-    """The cache folder, the input key, and the entry when the output still matches it.
+@dataclass
+class _Caches:
+    """The input cache's folder, key and hit, and the output folder's stat index."""
 
-    On a hit the diagnostics of the cached compile are printed again.
-    """
+    folder: Path | None = None
+    key: str | None = None
+    hit: cache.Entry | None = None
+    code: str | None = None
+    index: statcache.Index | None = None
+
+
+def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
+    """The caches of a run on the output folder ``out`` (``None``: it does not exist);
+    ``hit`` is set when the output still matches the input cache's entry (its files' stat
+    unchanged or their bytes), and then the diagnostics of the cached compile are printed
+    again."""
     folder = cache.cache_dir(os.environ)
-    key = cache.input_key(settings.catalog, settings.templates, os.environ) if folder else None
+    if folder is None:
+        return _Caches()
+    code = cache.code_key(settings.templates, os.environ)
+    key = cache.input_key(settings.catalog, settings.templates, os.environ, code)
+    found = _Caches(folder, key, None, code, statcache.load(folder, settings.out, code))
     entry = cache.lookup(folder, key)
-    if entry is None or not write.matches_manifest(out, entry.manifest):
-        return folder, key, None
+    known = found.index.known if found.index is not None else None
+    if entry is None or not write.matches_manifest(out, entry.manifest, known):
+        return found
     for _, line in entry.diagnostics:
         click.echo(line, err=True)
-    return folder, key, entry
+    found.hit = entry
+    return found
+
+
+def _reuse(caches: _Caches, result: Compilation) -> Reuse | None:
+    """What the compile may take from the last one (``None`` without a cache)."""
+    if caches.code is None or result.catalog is None:
+        return None
+    from .incremental import Reuse
+
+    return Reuse(caches.code, result.catalog, caches.index, result.templates is not None)
+
+
+def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> None:
+    """Save the stat index of ``out``, which now holds ``manifest``'s files."""
+    if reuse is None:
+        return
+    digests = dict(json.loads(manifest)["files"])
+    digests[write.MANIFEST] = write.sha256(manifest)
+    statcache.record(caches.folder, out, caches.code, digests, reuse.keys)
 
 
 def _entry(manifest: str, result: Compilation) -> cache.Entry:
@@ -324,15 +359,17 @@ def _build(
     verbose: bool,
 ) -> None:
     assert output is not None
-    folder, key, hit = _cache_lookup(settings, output)
-    if hit is not None:
+    caches = _cache_lookup(settings, output)
+    if caches.hit is not None:
         if not quiet:
-            unchanged = len(json.loads(hit.manifest)["files"]) + 1
+            unchanged = len(json.loads(caches.hit.manifest)["files"]) + 1
             click.echo(f"0 written, 0 removed, {unchanged} unchanged")
         return
     result = _compile(settings)
+    reuse = _reuse(caches, result)
+    statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
     try:
-        with _progress(result.iter_files(), quiet) as files:
+        with _progress(result.iter_files(reuse), quiet) as files:
             report = write.build(output, files, force=force)
     except CatalogError as exc:
         _render_failed(exc)
@@ -357,8 +394,9 @@ def _build(
             f"{len(report.written)} written, {len(report.removed)} removed, "
             f"{report.unchanged} unchanged"
         )
+    _record(caches, settings.out, report.manifest, reuse)
     if not report.kept_modified:
-        cache.store(folder, key, _entry(report.manifest, result))
+        cache.store(caches.folder, caches.key, _entry(report.manifest, result))
     if fail_on_change and (report.written or report.removed):
         sys.exit(EXIT_FINDINGS)
 
@@ -380,14 +418,15 @@ def check(
 
 
 def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: bool) -> None:
-    folder, key, hit = _cache_lookup(settings, output) if fmt == "text" else (None, None, None)
-    if hit is not None:
+    caches = _cache_lookup(settings, output) if fmt == "text" else _Caches()
+    if caches.hit is not None:
         if not quiet:
             click.echo(f"{_display(settings.out)} is up to date")
         return
     result = _compile(settings, fmt)
+    reuse = _reuse(caches, result)
     try:
-        drift = write.check(output, result.iter_files)
+        drift = write.check(output, lambda: result.iter_files(reuse))
     except CatalogError as exc:
         _render_failed(exc, fmt)
     where = _display(settings.out)
@@ -396,7 +435,8 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
     if fmt == "json":
         emit(result.diagnostics + drifted, fmt, **document)
     if drift.clean:
-        cache.store(folder, key, _entry(drift.manifest, result))
+        _record(caches, settings.out, drift.manifest, reuse)
+        cache.store(caches.folder, caches.key, _entry(drift.manifest, result))
         if fmt != "json" and not quiet:
             click.echo(f"{where} is up to date")
         return

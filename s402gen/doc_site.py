@@ -93,11 +93,20 @@ def groups(catalog: ir.Catalog) -> tuple[Group, ...]:
     return tuple(Group(category, tuple(services)) for category, services in members.items())
 
 
-def related(svc: ir.Service, catalog: ir.Catalog) -> tuple[ir.Service, ...]:
+def related(
+    svc: ir.Service, catalog: ir.Catalog, by_id: dict[str, ir.Service] | None = None
+) -> tuple[ir.Service, ...]:
     """The services ``related_services`` names, that the catalog has (catalog order kept
-    as listed)."""
-    by_id = {other.route.service_id: other for other in catalog.services}
+    as listed). ``by_id`` is :func:`services_by_id` of ``catalog``, when the caller made it
+    once for every page (else it is made here: linear in the catalog)."""
+    if by_id is None:
+        by_id = services_by_id(catalog)
     return tuple(by_id[i] for i in svc.texts.related_services if i in by_id)
+
+
+def services_by_id(catalog: ir.Catalog) -> dict[str, ir.Service]:
+    """``{service id: service}`` of every service of ``catalog``."""
+    return {other.route.service_id: other for other in catalog.services}
 
 
 def _request(svc: ir.Service) -> dict[str, Any]:

@@ -13,11 +13,11 @@ file as ``/openapi.json``. Pure: no disk, no clock.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
-from . import ir
+from . import ir, jsonstream
 from .runtime import contract, protocol, x402_contract
 from .runtime.payments import payment_required
 from .runtime.search import DEFAULT_LIMIT
@@ -224,6 +224,16 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
     return operation
 
 
+def _legacy_operation(operation: dict[str, Any]) -> dict[str, Any]:
+    """``_tool_operation(svc, deprecated=True)`` made from ``deprecated=False``'s answer
+    (sharing its members: both are only serialized)."""
+    legacy = dict(operation)
+    legacy["operationId"] += "_legacy"
+    legacy["summary"] += " (legacy id)"
+    legacy["deprecated"] = True
+    return legacy
+
+
 def _compact(value: Any) -> str:
     """``value`` as compact JSON, for an example's one-line summary."""
     return orjson.dumps(value).decode("utf-8")
@@ -373,25 +383,48 @@ def openapi_document(catalog: ir.Catalog) -> dict[str, Any]:
     Raises ``ValueError`` if the contract's schemas conflict (see
     :func:`contract_components`).
     """
+    return jsonstream.materialize(openapi_tree(catalog)[0])
+
+
+def openapi_tree(catalog: ir.Catalog) -> tuple[jsonstream.Items, bool]:
+    """:func:`openapi_document` with ``paths`` and ``components/schemas`` lazy (produced one
+    service at a time when serialized, see :mod:`s402gen.jsonstream`), and whether every key
+    of those two objects is unique (when not, materialize it: a later key replaces an
+    earlier one in place). Raises as :func:`openapi_document`.
+    """
     components = shared_components()
-    paths: dict[str, Any] = {}
-    categories: list[str] = []
-    for svc in catalog.services:
-        route = svc.route
-        components["schemas"][f"{route.tool_name}_input"] = route.input_schema
-        components["schemas"][f"{route.tool_name}_output"] = svc.output_schema
-        paths[route.endpoint] = {"post": _tool_operation(svc, deprecated=False)}
-        paths[route.legacy_endpoint] = {"post": _tool_operation(svc, deprecated=True)}
-        if svc.texts.category not in categories:
-            categories.append(svc.texts.category)
-    paths.update(_payment_paths())
-    paths.update(_catalog_paths())
+    schemas = components.pop("schemas")
+    services = catalog.services
+    categories = list(dict.fromkeys(svc.texts.category for svc in services))
+    payment_paths, catalog_paths = _payment_paths(), _catalog_paths()
+
+    def paths() -> Iterator[tuple[str, Any]]:
+        for svc in services:
+            operation = _tool_operation(svc, deprecated=False)
+            yield svc.route.endpoint, {"post": operation}
+            yield svc.route.legacy_endpoint, {"post": _legacy_operation(operation)}
+        yield from payment_paths.items()
+        yield from catalog_paths.items()
+
+    def all_schemas() -> Iterator[tuple[str, Any]]:
+        yield from schemas.items()
+        for svc in services:
+            yield f"{svc.route.tool_name}_input", svc.route.input_schema
+            yield f"{svc.route.tool_name}_output", svc.output_schema
+
+    path_keys = [key for svc in services for key in (svc.route.endpoint, svc.route.legacy_endpoint)]
+    path_keys += [*payment_paths, *catalog_paths]
+    schema_keys = [*schemas]
+    schema_keys += [
+        f"{svc.route.tool_name}_{part}" for svc in services for part in ("input", "output")
+    ]
+    unique = len(set(path_keys)) == len(path_keys) and len(set(schema_keys)) == len(schema_keys)
     tags = [{"name": c, "description": f"Paid services of category `{c}`."} for c in categories]
     tags += [
         {"name": "payments", "description": "Create and verify payments for the paid services."},
         {"name": "catalog", "description": "The compiled catalog and its search."},
     ]
-    return {
+    document = {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": catalog.marketplace,
@@ -401,6 +434,9 @@ def openapi_document(catalog: ir.Catalog) -> dict[str, Any]:
         },
         "servers": list(SERVERS),
         "tags": tags,
-        "paths": paths,
-        "components": components,
+        "paths": jsonstream.Items(paths()),
+        "components": jsonstream.Items(
+            [("schemas", jsonstream.Items(all_schemas())), *components.items()]
+        ),
     }
+    return jsonstream.Items(document.items()), unique

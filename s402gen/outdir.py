@@ -180,10 +180,10 @@ class OutputFolder:
 
     # -- operations ----------------------------------------------------------------------
 
-    def read(self, relative: str) -> bytes | None:
-        """The bytes of regular file ``relative``; ``None`` when it (or a folder on its way)
-        does not exist. Raises :class:`UnsafePath` for a link, folder, FIFO, device, or a
-        file over :data:`MAX_FILE_BYTES`; never blocks on a FIFO."""
+    def open_read(self, relative: str) -> BinaryIO | None:
+        """Regular file ``relative`` open for reading at its start; ``None`` when it (or a
+        folder on its way) does not exist. Raises :class:`UnsafePath` for a link, folder,
+        FIFO, device, or a file over :data:`MAX_FILE_BYTES`; never blocks on a FIFO."""
         parent, name = self._parent(relative)
         if parent is None:
             return None
@@ -202,7 +202,15 @@ class OutputFolder:
             if stat.S_ISREG(info.st_mode):
                 raise UnsafePath(relative, f"is larger than {MAX_FILE_BYTES} bytes")
             raise UnsafePath(relative, _kind(info.st_mode))
-        with os.fdopen(fd, "rb") as handle:
+        return os.fdopen(fd, "rb")
+
+    def read(self, relative: str) -> bytes | None:
+        """The bytes of regular file ``relative`` (see :meth:`open_read`, whose errors it
+        raises); ``None`` when it does not exist."""
+        handle = self.open_read(relative)
+        if handle is None:
+            return None
+        with handle:
             return handle.read(MAX_FILE_BYTES + 1)
 
     def kind(self, relative: str) -> str | None:

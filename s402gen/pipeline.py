@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 
 from . import ir, render, write
@@ -25,6 +25,9 @@ from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, 
 from .load import LoadedDocument, load_catalog, load_text
 from .structure import parse_model
 from .validate import check_catalog, check_model
+
+if TYPE_CHECKING:
+    from .incremental import Reuse
 
 
 @dataclass
@@ -49,18 +52,25 @@ class Compilation:
         """True when there is no error (warnings allowed)."""
         return not has_errors(self.diagnostics)
 
-    def iter_files(self) -> Iterator[tuple[str, render.Chunks]]:
+    def iter_files(
+        self, reuse: Reuse | None = None
+    ) -> Iterator[tuple[str, render.Chunks | write.Unchanged]]:
         """``(relative path, text chunks)`` of every generated file but the manifest.
 
         Lazy (see :func:`render.iter_files`); the consumer makes the manifest
-        (:func:`write.manifest_text`). Raises :class:`CatalogError` when the
-        catalog is invalid, or while iterating when a user template fails.
+        (:func:`write.manifest_text`). With ``reuse``, a file that needs no render
+        comes as :class:`write.Unchanged` (see :mod:`s402gen.incremental`). Raises
+        :class:`CatalogError` when the catalog is invalid, or while iterating when a
+        user template fails.
         """
         if self.catalog is None or not self.ok:
             raise CatalogError(self.diagnostics)
         with self._render_errors():
-            for path, chunks in render.iter_files(self.catalog, self.templates):
-                yield path, self._guarded(chunks)
+            for path, chunks in render.iter_files(self.catalog, self.templates, reuse):
+                if isinstance(chunks, write.Unchanged):
+                    yield path, chunks
+                else:
+                    yield path, self._guarded(chunks)
 
     def _guarded(self, chunks: render.Chunks) -> Iterator[str]:
         with self._render_errors():
@@ -81,7 +91,7 @@ class Compilation:
     @property
     def files(self) -> dict[str, str]:
         """Every generated file with the manifest, ``{relative path: text}``, in memory."""
-        files = {path: "".join(chunks) for path, chunks in self.iter_files()}
+        files = {path: "".join(chunks) for path, chunks in self.iter_files()}  # type: ignore[arg-type]
         files[write.MANIFEST] = write.manifest_text(
             {path: write.sha256(text) for path, text in files.items()}
         )

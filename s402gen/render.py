@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-
+import functools
 import itertools
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import jinja2
 import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import doc_site, ir, model, openapi
+from . import aggregates, doc_site, ir, jsonstream, model, openapi
 from .runtime import contract, protocol, search, x402_contract
 from .config import packaged_templates
+from .write import Unchanged
+
+if TYPE_CHECKING:
+    from .incremental import Reuse
 
 INDENT = "    "
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -262,7 +266,7 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
         "title": svc.texts.name,
         "description": svc.texts.description,
         "inputSchema": input_schema,
-        "outputSchema": contract.tool_output_schema(svc.output_schema, *contract.TOOL_FAILURES),
+        "outputSchema": _tool_output_schema(svc.output_schema),
         "annotations": {
             "readOnlyHint": svc.discovery.annotations.read_only,
             "destructiveHint": svc.discovery.annotations.destructive,
@@ -270,6 +274,19 @@ def mcp_tool(svc: ir.Service) -> dict[str, Any]:
             "openWorldHint": svc.discovery.annotations.open_world,
         },
     }
+
+
+def _tool_output_schema(success: dict[str, Any]) -> dict[str, Any]:
+    """:func:`contract.tool_output_schema` of a service, the failures' schemas shared by every
+    tool (they are only serialized, never changed: copying them per tool cost seconds)."""
+    schema = contract.tool_output_schema(success)
+    schema["anyOf"].extend(_failure_schemas())
+    return schema
+
+
+@functools.cache
+def _failure_schemas() -> tuple[dict[str, Any], ...]:
+    return tuple(contract.wire_schema(model) for model in contract.TOOL_FAILURES)
 
 
 def doc_schema_block(svc: ir.Service) -> str:
@@ -373,14 +390,16 @@ def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
 
 
 def iter_files(
-    catalog: ir.Catalog, user_templates: Path | None = None
-) -> Iterator[tuple[str, Chunks]]:
+    catalog: ir.Catalog, user_templates: Path | None = None, reuse: Reuse | None = None
+) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """Every generated file but the manifest, as ``(posix relative path, text chunks)``.
 
     Lazy twice over: files come one at a time, and the two files that grow
     with the catalog (catalog.json, mcp/tools.json) come in chunks (Jinja's
     ``generate``), entry by entry, so that a caller hashing, comparing or
     writing never holds a whole one.
+    With ``reuse`` (:mod:`s402gen.incremental`), a service's own file that needs no
+    render comes as :class:`~s402gen.write.Unchanged` instead of its text.
     Raises :class:`TemplateFailure` for a broken user template.
     """
     env = make_environment(user_templates)
@@ -396,37 +415,30 @@ def iter_files(
         return [format_python("".join(chunks))]
 
     for svc in services:
-        yield f"routes/{svc.module}.py", python(_render(route, spec=svc.route))
+        path = f"routes/{svc.module}.py"
+        reused = reuse.unchanged(svc, path) if reuse is not None else None
+        yield path, reused or python(_render(route, spec=svc.route))
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
     tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
-    yield "mcp/tools.json", _stream(env.get_template("mcp_tools.json.jinja"), tools=tools)
-    entries: list[dict[str, Any]] = []  # kept for the per-service files (they share values)
-
-    def catalog_json_entries() -> Iterator[dict[str, Any]]:
-        for entry in catalog_entries(catalog):
-            entries.append(entry.to_json())
-            yield entries[-1]
-
-    yield "catalog/catalog.json", _stream(
-        env.get_template("catalog.json.jinja"),
-        head=catalog_head(catalog),
-        entries=catalog_json_entries(),
-        payment=contract.payment_block().to_json(),
-    )
-    entry_template = env.get_template("catalog_entry.json.jinja")
-    flow = contract.payment_flow()
-    for position, svc in enumerate(services):
-        # the entry catalog.json streamed, unless its consumer skipped it
-        entry = entries[position] if position < len(entries) else catalog_entry(svc, flow).to_json()
-        yield f"catalog/services/{svc.route.service_id}.json", _render(entry_template, entry=entry)
-    entries.clear()
+    tools_template = env.get_template("mcp_tools.json.jinja")
+    if _packaged(tools_template):
+        yield "mcp/tools.json", aggregates.tools_json(tools)
+    else:
+        yield "mcp/tools.json", _stream(tools_template, tools=tools)
+    yield from _catalog_files(env, catalog, reuse)
 
     page = env.get_template("doc_page.html.jinja")
     categories = {c.id: c for c in catalog.categories}
+    by_id = doc_site.services_by_id(catalog)
     for svc in services:
-        yield f"docs/tools/{svc.route.service_id}.html", _render(
+        path = f"docs/tools/{svc.route.service_id}.html"
+        reused = reuse.unchanged(svc, path) if reuse is not None else None
+        if reused is not None:
+            yield path, reused
+            continue
+        yield path, _render(
             page,
             service=svc,
             marketplace=catalog.marketplace,
@@ -438,7 +450,7 @@ def iter_files(
             curl_example=doc_site.curl_example(svc),
             python_example=doc_site.python_example(svc),
             mcp_example=doc_site.mcp_example(svc),
-            related=doc_site.related(svc, catalog),
+            related=doc_site.related(svc, catalog, by_id),
             categories=categories,
         )
     yield from _doc_assets(env, catalog)
@@ -455,9 +467,11 @@ def iter_files(
             env.get_template("catalog_schema.json.jinja"), schema=model.part_json_schema()
         )
     # x402: each service's payment requirements and Bazaar extension, for the gateway's 402
-    yield x402_contract.OFFERS_FILE, _render(
-        env.get_template("x402_offers.json.jinja"), offers=catalog.x402 or {}
-    )
+    offers_template = env.get_template("x402_offers.json.jinja")
+    if _packaged(offers_template):
+        yield x402_contract.OFFERS_FILE, aggregates.offers_json(catalog.x402 or {})
+    else:
+        yield x402_contract.OFFERS_FILE, _render(offers_template, offers=catalog.x402 or {})
     # the output contract: the JSON Schema of each document the catalog and the gateway publish
     contract_template = env.get_template("contract_schema.json.jinja")
     for name, schema in contract.published_schemas().items():
@@ -471,9 +485,69 @@ def iter_files(
         search_data=doc_site.SEARCH_DATA[0],
     )
     # the gateway's OpenAPI 3.1 document (served as /openapi.json)
-    yield "openapi.json", _render(
-        env.get_template("openapi.json.jinja"), document=openapi.openapi_document(catalog)
-    )
+    openapi_template = env.get_template("openapi.json.jinja")
+    if _packaged(openapi_template):
+        yield "openapi.json", aggregates.openapi_json(catalog)
+    else:
+        yield "openapi.json", _render(openapi_template, document=openapi.openapi_document(catalog))
+
+
+def _packaged(template: jinja2.Template) -> bool:
+    """True when ``template`` is the packaged one (no user template overrides it): then the
+    files :mod:`s402gen.aggregates` writes itself, as that template would, skip Jinja."""
+    return Path(template.filename or "").parent.resolve() == packaged_templates().resolve()
+
+
+def _catalog_files(
+    env: jinja2.Environment, catalog: ir.Catalog, reuse: Reuse | None
+) -> Iterator[tuple[str, Chunks | Unchanged]]:
+    """``catalog/services/<id>.json`` of every service, then ``catalog/catalog.json``.
+
+    Each entry is computed once: with the packaged templates, its indented text is
+    spooled (:class:`aggregates.Spool`) for catalog.json; with a user's catalog.json
+    template, catalog.json computes the entries again.
+    """
+    entry_template = env.get_template("catalog_entry.json.jinja")
+    catalog_template = env.get_template("catalog.json.jinja")
+    fast_entry, fast_catalog = _packaged(entry_template), _packaged(catalog_template)
+    flow = contract.payment_flow()
+    spool = aggregates.Spool() if fast_catalog else None
+    try:
+        for svc in catalog.services:
+            path = f"catalog/services/{svc.route.service_id}.json"
+            reused = reuse.unchanged(svc, path) if reuse is not None else None
+            text = None  # the entry's JSON, when it is needed
+            if reuse is not None and reused is not None and spool is not None and fast_entry:
+                written = reuse.text(path, reused)
+                if written is None:
+                    reused = None  # replaced behind the index's back: render it again
+                else:
+                    text = written[:-1]  # the file is the entry's JSON and a newline
+            entry = None
+            if text is None and (reused is None or spool is not None):
+                entry = catalog_entry(svc, flow).to_json()
+                if fast_entry or spool is not None:
+                    text = to_json(entry)
+            if spool is not None and text is not None:  # text is known when spooling
+                spool.write(aggregates.spool_separator(spool) + text.replace("\n", "\n    "))
+            if reused is not None:
+                yield path, reused
+            elif fast_entry:
+                yield path, [f"{text}\n"]
+            else:
+                yield path, _render(entry_template, entry=entry)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+    head, payment = catalog_head(catalog), contract.payment_block().to_json()
+    if spool is not None:
+        yield "catalog/catalog.json", aggregates.catalog_json(head, spool, payment)
+    else:
+        entries = (entry.to_json() for entry in catalog_entries(catalog))
+        yield "catalog/catalog.json", _stream(
+            catalog_template, head=head, entries=entries, payment=payment
+        )
 
 
 def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[str, Chunks]]:
@@ -487,11 +561,17 @@ def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[
         base_url=doc_site.DEFAULT_BASE_URL,
     )
     path, name = doc_site.SEARCH_DATA
-    yield f"docs/{path}", _render(
-        env.get_template(name),
-        search_data_global=doc_site.SEARCH_GLOBAL,
-        entries=doc_site.search_data(catalog),
-    )
+    template = env.get_template(name)
+    if _packaged(template):  # the one list it holds streamed, entry by entry
+        frame = "".join(_render(template, search_data_global=doc_site.SEARCH_GLOBAL, entries=[]))
+        entries = (doc_site.search_entry(svc) for svc in catalog.services)
+        yield f"docs/{path}", aggregates.spliced(frame, "[]", jsonstream.Elements(entries))
+    else:
+        yield f"docs/{path}", _render(
+            template,
+            search_data_global=doc_site.SEARCH_GLOBAL,
+            entries=doc_site.search_data(catalog),
+        )
 
 
 def categories_json(catalog: ir.Catalog) -> dict[str, Any]:

@@ -14,6 +14,7 @@ catalog size (see the ``DIFF_*`` limits below). The manifest
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
-from .commit import JOURNAL, STAGING_PREFIX, abandon, begin, commit, pending, recover
+from .commit import STAGING_PREFIX  # noqa: F401 - re-exported: where a build stages
+from .commit import JOURNAL, abandon, begin, commit, pending, recover
 from .outdir import OutputFolder, UnsafePath
 
 MANIFEST = "manifest.json"
@@ -116,13 +118,24 @@ def _read_text(folder: OutputFolder | None, path: str) -> str | None:
         return "\0unreadable"
 
 
-Files = Iterable[tuple[str, Iterable[str]]]
+@dataclass(frozen=True)
+class Unchanged:
+    """In place of a file's text chunks: the caller knows that the file on disk already
+    holds that text, whose sha256 is ``digest`` (see :mod:`s402gen.statcache`), so it is
+    neither rendered nor read."""
+
+    digest: str
+
+
+Files = Iterable[tuple[str, "Iterable[str] | Unchanged"]]
 
 
 def _consume(
-    chunks: Iterable[str], current: bytes | None, staged: Callable[[], BinaryIO] | None
+    chunks: Iterable[str], current: BinaryIO | None, staged: Callable[[], BinaryIO] | None
 ) -> tuple[str, bool]:
-    """Hash ``chunks`` (UTF-8) and compare them with ``current``, one chunk at a time.
+    """Hash ``chunks`` (UTF-8) and compare them with the file ``current`` (open for reading
+    at its start; ``None``: absent), one chunk at a time, so that neither text is ever held
+    whole (catalog.json is 161 MiB at 10,000 services).
 
     Returns (hex sha256, equal to ``current``). When ``staged`` is given and
     the text differs, the whole text is written to the file it opens: the part
@@ -130,30 +143,49 @@ def _consume(
     """
     digest = hashlib.sha256()
     same = current is not None
-    view = memoryview(current if current is not None else b"")
     sink: BinaryIO | None = None
     position = 0
     try:
         for chunk in chunks:
             data = chunk.encode("utf-8")
             digest.update(data)
-            if same and not current.startswith(data, position):  # type: ignore[union-attr]
+            if same and current.read(len(data)) != data:  # type: ignore[union-attr]
                 same = False
             if not same and staged is not None:
                 if sink is None:
-                    sink = staged()
-                    sink.write(view[:position])
+                    sink = _start_staged(staged, current, position)
                 sink.write(data)
             position += len(data)
-        if same and position != len(view):
+        if same and current.read(1):  # type: ignore[union-attr]  # the file is longer
             same = False
             if staged is not None:
-                with staged() as short:
-                    short.write(view[:position])
+                _start_staged(staged, current, position).close()
     finally:
         if sink is not None:
             sink.close()
     return digest.hexdigest(), same
+
+
+def _start_staged(
+    staged: Callable[[], BinaryIO], current: BinaryIO | None, length: int
+) -> BinaryIO:
+    """The staged file ``staged`` opens, holding the first ``length`` bytes of ``current``."""
+    sink = staged()
+    if current is not None and length:
+        current.seek(0)
+        while length:
+            block = current.read(min(length, 1 << 20))
+            if not block:
+                break
+            sink.write(block)
+            length -= len(block)
+    return sink
+
+
+def _sha256(handle: BinaryIO) -> str:
+    """The sha256 of the whole file ``handle``, read in blocks from its start."""
+    handle.seek(0)
+    return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _read_bytes(folder: OutputFolder | None, path: str) -> bytes | None:
@@ -261,12 +293,23 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
     try:
         digests: dict[str, str] = {}
         for path, chunks in files:
+            if isinstance(chunks, Unchanged):  # reused: its bytes are known to be in place
+                digests[path] = chunks.digest
+                report.unchanged += 1
+                continue
             try:
-                current, unsafe = folder.read(path), None
+                current, unsafe = folder.open_read(path), None
             except UnsafePath as exc:
                 current, unsafe = None, f"{exc.path} {exc.reason}"
             staged = functools.partial(folder.create, f"{plan.staging}/{path}")
-            digests[path], same = _consume(chunks, current, staged)
+            with current if current is not None else contextlib.nullcontext():
+                digests[path], same = _consume(chunks, current, staged)
+                edited = (
+                    current is not None
+                    and not same
+                    and path in previous
+                    and _sha256(current) != previous[path]
+                )
             if unsafe is not None:
                 if unsafe not in report.unsafe:
                     report.unsafe.append(unsafe)
@@ -276,7 +319,7 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
                 plan.moves.append(path)
             elif path not in previous:
                 report.conflicts.append(path)
-            elif hashlib.sha256(current).hexdigest() != previous[path]:
+            elif edited:
                 report.edited.append(path)
             else:
                 plan.moves.append(path)
@@ -360,11 +403,15 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
     digests: dict[str, str] = {}
     unsafe: dict[str, str] = {}
     for path, chunks in files():
+        if isinstance(chunks, Unchanged):
+            digests[path] = chunks.digest
+            continue
         try:
-            current = out.read(path) if out is not None else None
+            current = out.open_read(path) if out is not None else None
         except UnsafePath as exc:
             current, unsafe[path] = None, f"{exc.path} {exc.reason}"
-        digests[path], same = _consume(chunks, current, None)
+        with current if current is not None else contextlib.nullcontext():
+            digests[path], same = _consume(chunks, current, None)
         if not same:
             (drift.missing if current is None and path not in unsafe else drift.changed).append(
                 path
@@ -380,7 +427,11 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
     if drift.clean:
         return drift
     drifted = set(drift.changed + drift.missing) - set(unsafe)
-    new_texts = {path: "".join(chunks) for path, chunks in files() if path in drifted}
+    new_texts = {
+        path: "".join(chunks)  # type: ignore[arg-type]  # a drifted file is never Unchanged
+        for path, chunks in files()
+        if path in drifted
+    }
     new_texts[MANIFEST] = manifest
     pairs = itertools.chain(  # lazy: one file's old text in memory at a time
         ((p, _read_text(out, p), new_texts.pop(p)) for p in sorted(drifted)),
@@ -392,15 +443,29 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
     return drift
 
 
-def matches_manifest(out: OutputFolder | None, manifest: str) -> bool:
+def matches_manifest(
+    out: OutputFolder | None, manifest: str, known: Callable[[str], str | None] | None = None
+) -> bool:
     """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged, and
-    no killed build's journal is pending."""
+    no killed build's journal is pending.
+
+    ``known(path)`` gives the sha256 of a file when it is known without reading it (its
+    stat is unchanged since it was hashed, see :mod:`s402gen.statcache`), else ``None``.
+    """
     if out is None or _read_bytes(out, MANIFEST) != manifest.encode("utf-8") or pending(out):
         return False
     for path, digest in json.loads(manifest)["files"].items():
-        current = _read_bytes(out, path)
-        if current is None or hashlib.sha256(current).hexdigest() != digest:
+        if known is not None and known(path) == digest:
+            continue
+        try:
+            current = out.open_read(path)
+        except UnsafePath:
             return False
+        if current is None:
+            return False
+        with current:
+            if _sha256(current) != digest:
+                return False
     return True
 
 

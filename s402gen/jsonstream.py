@@ -1,0 +1,91 @@
+"""Large JSON documents written piece by piece, in exactly the text of :func:`render.to_json`.
+
+A catalog of 10,000 services makes an ``openapi.json`` of over 100 MiB: built
+as one dict and serialized at once, it held several copies of itself in
+memory (the dict, orjson's bytes, the decoded text, its UTF-8 encoding). Here
+a document is a tree whose big objects are :class:`Items` (a lazy iterable
+of ``(key, value)`` pairs) and whose big arrays are :class:`Elements`; :func:`chunks`
+serializes it one member at a time, each member with orjson, so that at most
+one member is held as text. The text is the one ``orjson.dumps(value,
+option=OPT_INDENT_2)`` gives for the materialized value (a test holds it to
+that): two-space indent, ``": "`` after keys, ``"{}"``/``"[]"`` when empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import orjson
+
+_OPTION = orjson.OPT_INDENT_2
+
+
+class Items:
+    """A JSON object given as ``(key, value)`` pairs, produced only when serialized.
+
+    Keys must be unique (the caller checks: a dict would keep the last value
+    at the first key's place). A value may itself be lazy.
+    """
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: Iterable[tuple[str, Any]]):
+        self.pairs = pairs
+
+
+class Elements:
+    """A JSON array given as an iterable of values, produced only when serialized."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Iterable[Any]):
+        self.values = values
+
+
+def dumps(value: Any, level: int = 0) -> str:
+    """``value`` (no lazy part) as indented JSON, nested ``level`` deep (2 spaces a level)."""
+    text = orjson.dumps(value, option=_OPTION).decode("utf-8")
+    return text.replace("\n", "\n" + "  " * level) if level else text
+
+
+def chunks(value: Any, level: int = 0) -> Iterator[str]:
+    """The JSON text of ``value`` in pieces; ``dict`` and ``list`` values holding an
+    :class:`Items` or :class:`Elements` anywhere must themselves be :class:`Items` or
+    :class:`Elements` (plain containers are serialized whole)."""
+    if isinstance(value, Items):
+        yield from _container("{", "}", ((k, v) for k, v in value.pairs), level)
+    elif isinstance(value, Elements):
+        yield from _container("[", "]", ((None, v) for v in value.values), level)
+    else:
+        yield dumps(value, level)
+
+
+def _container(
+    opening: str, closing: str, members: Iterator[tuple[str | None, Any]], level: int
+) -> Iterator[str]:
+    inner = "  " * (level + 1)
+    first = True
+    for key, member in members:
+        head = "\n" + inner if first else ",\n" + inner
+        if first:
+            head = opening + head
+            first = False
+        if key is not None:
+            head += orjson.dumps(key).decode("utf-8") + ": "
+        yield head
+        yield from chunks(member, level + 1)
+    yield opening + closing if first else "\n" + "  " * level + closing
+
+
+def materialize(value: Any) -> Any:
+    """``value`` with every :class:`Items` made a ``dict`` (a repeated key keeps its first
+    place and its last value, as assigning into a dict does) and every :class:`Elements` a
+    ``list``."""
+    if isinstance(value, Items):
+        made: dict[str, Any] = {}
+        for key, member in value.pairs:
+            made[key] = materialize(member)
+        return made
+    if isinstance(value, Elements):
+        return [materialize(member) for member in value.values]
+    return value

@@ -1,0 +1,118 @@
+"""Stat index of an output folder, like git's index: what each generated file looked like
+on disk when s402gen last wrote or checked it, and what each service rendered from.
+
+For every file of the manifest it records the file's stat signature (size,
+``st_mtime_ns``, ``st_ctime_ns``, inode) and its sha256. A file whose stat
+has not changed since is taken to hold those bytes without reading it: a
+cached no-op ``check`` at 10,000 services stats 30,000 files instead of
+hashing 600 MiB. Editing a file changes its mtime and ctime (and replacing
+it, its inode), so an edited file is always read again; like git, the one
+blind spot is a same-size rewrite within the file system's timestamp
+granularity of the recording, which no editor does.
+
+It also records the render key of every service (:mod:`s402gen.incremental`):
+a service whose key is unchanged, and whose files' stat is unchanged, is not
+rendered again. The index lives in the cache folder (:mod:`s402gen.cache`),
+one file per output folder, and is only ever a shortcut: when it is missing,
+unreadable, or written for other code (``code`` key), everything is hashed
+and rendered as without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+FOLDER = "outputs"  # under the cache folder
+
+
+def signature(path: str) -> Signature | None:
+    """The stat signature of the regular file ``path``; ``None`` when it is not one."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if (st.st_mode & 0o170000) != 0o100000:  # a symlink, folder or device: never trusted
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+@dataclass
+class Index:
+    """``files``: ``{relative path: (signature, sha256)}``; ``services``: ``{service id:
+    render key}``; ``code``: the :func:`s402gen.cache.code_key` they were made with."""
+
+    out: Path
+    code: str
+    files: dict[str, tuple[Signature, str]] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
+
+    def known(self, relative: str) -> str | None:
+        """The sha256 of ``relative`` when its stat is the recorded one, else ``None``."""
+        recorded = self.files.get(relative)
+        if recorded is None:
+            return None
+        return recorded[1] if signature(os.path.join(self.out, relative)) == recorded[0] else None
+
+
+def index_file(folder: Path, out: Path) -> Path:
+    """Where the index of the output folder ``out`` is kept under the cache ``folder``."""
+    name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:32]
+    return folder / FOLDER / f"{name}.json"
+
+
+def load(folder: Path | None, out: Path, code: str | None) -> Index | None:
+    """The index of ``out`` made with ``code``; ``None`` when absent, unreadable or stale."""
+    if folder is None or code is None:
+        return None
+    try:
+        data = json.loads(index_file(folder, out).read_text(encoding="utf-8"))
+        if data.get("code") != code:
+            return None
+        files = {str(k): (tuple(v[0]), str(v[1])) for k, v in data["files"].items()}
+        return Index(out, code, files, {str(k): str(v) for k, v in data["services"].items()})
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+
+
+def record(
+    folder: Path | None,
+    out: Path,
+    code: str | None,
+    digests: dict[str, str],
+    services: dict[str, str],
+) -> None:
+    """Save the index of ``out``: ``digests`` (``{path: sha256}``, the manifest included) as
+    they are on disk now, and the services' render keys. Never raises (a cache that cannot
+    be written only costs time)."""
+    if folder is None or code is None:
+        return
+    files = {}
+    for relative, digest in digests.items():
+        sig = signature(os.path.join(out, relative))
+        if sig is not None:
+            files[relative] = [list(sig), digest]
+    target = index_file(folder, out)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        payload = {"code": code, "files": files, "services": services}
+        temp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+        os.replace(temp, target)
+    except OSError:
+        pass
+
+
+def forget(folder: Path | None, out: Path) -> None:
+    """Drop the index of ``out`` (before a build changes it: a build cut short must not
+    leave an index that vouches for files it replaced). Never raises."""
+    if folder is None:
+        return
+    try:
+        index_file(folder, out).unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -1,0 +1,231 @@
+"""Per-service reuse and the stat index: an incremental build equals a cold one, byte for byte.
+
+Each test builds the real catalog with the cache on, edits the catalog (one
+service, a service others link to, a deletion, a rename, a user template),
+builds again, and compares the output folder with a cold build of the edited
+catalog (``S402GEN_CACHE_DIR=off``). A render key that missed an input the
+files show, or a stat index that vouched for a file it should not, leaves a
+stale file there and fails the comparison. Counting the doc pages rendered
+shows that the reuse is real: only the edited service's page is rendered.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from s402gen import render, statcache
+
+from .conftest import CATALOG, run_cli, write_catalog
+
+EDITED = "face-database-list"
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    """Every file under ``out``, ``{relative posix path: bytes}``."""
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+    }
+
+
+def cold(project: Path, data: dict, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict:
+    """The files a cold build of ``data`` writes (no cache at all), in ``project/cold``."""
+    write_catalog(project / "cold.yaml", data)
+    with monkeypatch.context() as scoped:
+        scoped.setenv("S402GEN_CACHE_DIR", "off")
+        code, _, err = run_cli("build", "cold.yaml", "--out", "cold", *extra, cwd=project)
+    assert code == 0, err
+    return snapshot(project / "cold")
+
+
+@pytest.fixture
+def built(tmp_path: Path, real_catalog_data: dict) -> tuple[Path, dict]:
+    """The real catalog built once into ``generated/`` with the cache on."""
+    write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    code, _, err = run_cli("build", cwd=tmp_path)
+    assert code == 0, err
+    return tmp_path, real_catalog_data
+
+
+@pytest.fixture
+def pages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The service ids whose doc page is rendered (Jinja called) from now on."""
+    rendered: list[str] = []
+    original = render._render
+
+    def counting(template, **context):
+        if template.name == "doc_page.html.jinja":
+            rendered.append(context["service"].route.service_id)
+        return original(template, **context)
+
+    monkeypatch.setattr(render, "_render", counting)
+    return rendered
+
+
+def service(data: dict, service_id: str) -> dict:
+    return next(s for s in data["services"] if s["id"] == service_id)
+
+
+def rebuild(project: Path, data: dict, *extra: str) -> tuple[set[str], set[str]]:
+    """Build the edited catalog in place; the files it wrote and removed."""
+    write_catalog(project / "catalog.yaml", data)
+    code, out, err = run_cli("build", "-v", *extra, cwd=project)
+    assert code == 0, err
+    written = {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("wrote ")}
+    removed = {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("removed ")}
+    return written, removed
+
+
+def test_editing_one_service_renders_and_writes_only_what_it_feeds(
+    built, pages, monkeypatch
+) -> None:
+    project, data = built
+    before = snapshot(project / "generated")
+    service(data, EDITED)["summaryZh"] = "列出账号下全部的人脸数据库。"
+    service(data, EDITED)["action"] = "ListFaceDbsV2"
+    written, removed = rebuild(project, data)
+    assert pages == [EDITED]  # no other page was rendered
+    after = snapshot(project / "generated")
+    assert after == cold(project, data, monkeypatch)
+    changed = {f"generated/{p}" for p in after if before.get(p) != after[p]}
+    assert written == changed and not removed
+    assert {
+        f"generated/docs/tools/{EDITED}.html",
+        f"generated/catalog/services/{EDITED}.json",
+        "generated/catalog/catalog.json",
+        "generated/mcp/tools.json",
+        "generated/openapi.json",
+        "generated/manifest.json",
+    } <= written
+    assert not any(EDITED not in p for p in written if "/tools/" in p or "/services/" in p)
+
+
+def test_a_service_others_link_to_rerenders_their_pages(built, pages, monkeypatch) -> None:
+    """Its name shows on the pages listing it as related: their keys cover it."""
+    project, data = built
+    linked = data["defaults"]["relatedServices"][0]
+    service(data, linked)["name"] = "Add One Face To A Database"
+    rebuild(project, data)
+    assert len(pages) > 1 and linked in pages
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_deleting_a_service_removes_its_files(built, monkeypatch) -> None:
+    project, data = built
+    data["services"] = [s for s in data["services"] if s["id"] != EDITED]
+    written, removed = rebuild(project, data)
+    assert f"generated/docs/tools/{EDITED}.html" in removed
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_renaming_a_service(built, pages, monkeypatch) -> None:
+    project, data = built
+    service(data, EDITED)["id"] = "face-database-list-all"
+    written, removed = rebuild(project, data)
+    assert "face-database-list-all" in pages
+    assert f"generated/catalog/services/{EDITED}.json" in removed
+    assert "generated/catalog/services/face-database-list-all.json" in written
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_moving_a_service_renders_nothing_again(built, pages, monkeypatch) -> None:
+    """A service's position is not in its key: moving it re-assembles the shared files only."""
+    project, data = built
+    data["services"].append(data["services"].pop(0))
+    rebuild(project, data)
+    assert pages == []
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_a_template_change_rerenders_every_service(built, pages, monkeypatch) -> None:
+    project, data = built
+    mine = project / "mine"
+    mine.mkdir()
+    page = Path(render.packaged_templates() / "doc_page.html.jinja").read_text(encoding="utf-8")
+    (mine / "doc_page.html.jinja").write_text(page.replace("<h1>", "<h1 class=x>"), "utf-8")
+    written, _ = rebuild(project, data, "--templates", "mine")
+    assert len(pages) == len(data["services"])
+    assert sum("/docs/tools/" in p for p in written) == len(data["services"])
+    assert snapshot(project / "generated") == cold(
+        project, data, monkeypatch, "--templates", "mine"
+    )
+
+
+def test_a_user_entry_template_still_feeds_every_entry_to_catalog_json(built, monkeypatch) -> None:
+    """With only catalog_entry.json.jinja overridden, an unchanged service's entry file is
+    reused while catalog.json (packaged, streamed) still gets every entry."""
+    project, data = built
+    mine = project / "mine"
+    mine.mkdir()
+    entry = render.packaged_templates() / "catalog_entry.json.jinja"
+    (mine / "catalog_entry.json.jinja").write_text(entry.read_text("utf-8"), "utf-8")
+    rebuild(project, data, "--templates", "mine")
+    service(data, EDITED)["summaryZh"] = "改了。"
+    service(data, EDITED)["action"] = "ListFaceDbsV3"
+    rebuild(project, data, "--templates", "mine")
+    assert snapshot(project / "generated") == cold(
+        project, data, monkeypatch, "--templates", "mine"
+    )
+
+
+def test_a_hand_edit_keeping_size_and_mtime_is_still_seen(built) -> None:
+    """The stat index compares ctime and inode too: restoring the mtime does not hide an edit."""
+    project, _ = built
+    assert run_cli("check", cwd=project)[0] == 0  # answered from the caches
+    target = project / "generated" / "docs" / "tools" / f"{EDITED}.html"
+    stat = target.stat()
+    text = target.read_bytes()
+    target.write_bytes(text.replace(b"<h1>", b"<h2>", 1))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert target.stat().st_size == stat.st_size
+    code, _, err = run_cli("check", cwd=project)
+    assert code == 1 and f"docs/tools/{EDITED}.html" in err
+    code, _, err = run_cli("build", cwd=project)  # a hand edit is refused (S402-E103)...
+    assert code == 2 and f"docs/tools/{EDITED}.html" in err
+    code, _, err = run_cli("build", "--force", cwd=project)  # ...and put back when forced
+    assert code == 0 and target.read_bytes() == text
+
+
+def test_the_index_is_ignored_when_written_for_other_code(built, private_cache) -> None:
+    project, _ = built
+    out = project / "generated"
+    (index_file,) = (private_cache / statcache.FOLDER).glob("*.json")
+    assert statcache.load(private_cache, out, "another code key") is None
+    index_file.write_text("{not json", encoding="utf-8")
+    assert statcache.load(private_cache, out, "any") is None
+    assert run_cli("check", cwd=project)[0] == 0  # hashes every file instead
+
+
+def test_every_file_is_known_right_after_a_build(built, private_cache) -> None:
+    project, data = built
+    out = project / "generated"
+    (index_file,) = (private_cache / statcache.FOLDER).glob("*.json")
+    code = yaml.safe_load(index_file.read_text(encoding="utf-8"))["code"]
+    index = statcache.load(private_cache, out, code)
+    assert index is not None and len(index.services) == len(data["services"])
+    on_disk = snapshot(out)
+    assert set(index.files) == set(on_disk)
+    assert all(index.known(path) for path in on_disk)
+    (out / "openapi.json").write_bytes(on_disk["openapi.json"])  # rewritten: a new mtime
+    assert index.known("openapi.json") is None
+
+
+def test_an_unchanged_file_is_never_read_back_wrong(built, pages, monkeypatch) -> None:
+    """catalog.json takes unchanged entries from their files only when their sha256 still
+    matches: a file replaced behind the index's back is computed again."""
+    project, data = built
+    entry = project / "generated" / "catalog" / "services" / "face-search.json"
+    original = entry.read_bytes()
+    entry.write_bytes(original.replace(b'"face-search"', b'"face-searcx"', 1))
+    service(data, EDITED)["summaryZh"] = "改了。"
+    rebuild(project, data, "--force")  # the hand edit is refused without it (S402-E103)
+    assert entry.read_bytes() == original
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_catalog_text_relative_to(tmp_path: Path) -> None:
+    """The fixture's catalog is the real one (the tests above edit a copy)."""
+    assert yaml.safe_load(CATALOG.read_text(encoding="utf-8"))["services"]
