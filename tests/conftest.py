@@ -102,6 +102,45 @@ def write_catalog(path: Path, data: dict) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def emulator():
+    """The upstream emulator of the repository's generated/ services, one per test module
+    (stopped by the fixture)."""
+    from s402gen.runtime.emulator import start_emulator
+    from s402gen.runtime.generated import load_generated
+
+    running = start_emulator(load_generated(GENERATED).specs)
+    yield running
+    running.stop()
+
+
+def emulator_upstream(emulator):
+    """Alibaba Cloud's own SDK client, with the test credentials, pointed at ``emulator``."""
+    from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
+
+    return AlibabaCloudUpstream(
+        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
+    )
+
+
+def wait_until_serving(
+    process: subprocess.Popen, base: str, log: Path, seconds: float = 60
+) -> None:
+    """Wait until the ``s402gen serve`` ``process`` answers ``GET {base}/api/catalog``;
+    fails the test with its ``log`` when it exits first or does not answer in ``seconds``."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            httpx.get(f"{base}/api/catalog", timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "s402gen serve did not start"
+            time.sleep(0.1)
+
+
 @pytest.fixture(autouse=True)
 def private_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

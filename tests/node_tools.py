@@ -13,13 +13,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
-
-from .conftest import GENERATED, free_port
+from .conftest import GENERATED, free_port, wait_until_serving
 
 NODE_DIR = Path(__file__).parent / "node"
 BIN = NODE_DIR / "node_modules" / ".bin"
@@ -73,15 +70,7 @@ def running_serve(workdir: Path, generated: Path = GENERATED) -> Iterator[str]:
     process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (workdir / "serve.log").read_text()
-            try:
-                httpx.get(f"{base}/api/catalog", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "s402gen serve did not start"
-                time.sleep(0.1)
+        wait_until_serving(process, base, workdir / "serve.log")
         yield base
     finally:
         process.terminate()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +18,14 @@ from s402gen.runtime.auth import ClientAuth, HostPolicy
 from s402gen.runtime.keys import KeyStore, key_digest
 from s402gen.runtime.payments import Ledger
 
-from .conftest import GENERATED, LOOPBACK_BASE, issued_keys, run_cli, running_app, write_catalog
+from .conftest import (
+    GENERATED,
+    LOOPBACK_BASE,
+    issued_keys,
+    run_cli,
+    running_app,
+    write_catalog,
+)
 
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_bytes())
 ENTRY = next(s for s in CATALOG["services"] if s["id"] == "face-detection")

@@ -17,7 +17,6 @@ from s402gen.runtime.emulator import (
     SLOW_MARKER,
     SLOW_SECONDS,
     TEST_CREDENTIALS,
-    start_emulator,
 )
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
@@ -27,13 +26,6 @@ from .conftest import GENERATED, LOOPBACK_BASE
 
 SPECS = {spec.service_id: spec for spec in load_generated(GENERATED).specs}
 FACE = SPECS["face-detection"]
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    running = start_emulator(SPECS.values())
-    yield running
-    running.stop()
 
 
 def _client(emulator, specs_dir=GENERATED, **upstream_options) -> TestClient:

@@ -14,14 +14,13 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.tool_name_validation import validate_tool_name
 
 from s402gen.runtime.app import create_app
-from s402gen.runtime.emulator import start_emulator
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.mcp_server import build_mcp_server, load_tools
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.service import ServiceRuntime
 from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED, run_cli, running_app
+from .conftest import GENERATED, emulator_upstream, run_cli, running_app
 
 TOOLS_JSON = json.loads((GENERATED / "mcp" / "tools.json").read_text(encoding="utf-8"))
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
@@ -30,22 +29,9 @@ REQUIRED_BODY = CATALOG["payment"]["requiredResponse"]["bodySchema"]
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    running = start_emulator(load_generated(GENERATED).specs)
-    yield running
-    running.stop()
-
-
-def _upstream(emulator) -> AlibabaCloudUpstream:
-    return AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
-    )
-
-
-@pytest.fixture(scope="module")
 def server(emulator):
     specs = load_generated(GENERATED).specs
-    runtime = ServiceRuntime(specs, ledger=Ledger(), upstream=_upstream(emulator))
+    runtime = ServiceRuntime(specs, ledger=Ledger(), upstream=emulator_upstream(emulator))
     return build_mcp_server(load_tools(GENERATED), runtime)
 
 
@@ -164,7 +150,7 @@ def test_stdio_server_process(tmp_path: Path) -> None:
 
 
 def test_streamable_http_on_a_running_app(emulator) -> None:
-    app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
+    app = create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator))
     with running_app(app) as base:
 
         async def scenario() -> None:

@@ -10,7 +10,6 @@ import itertools
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +25,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from .conftest import GENERATED, free_port
+from .conftest import GENERATED, free_port, wait_until_serving
 
 #: Examples an operation and mode (about 50 operations: the services, payments, catalog;
 #: positive and, for POSTs, negative): small, so the run stays under a minute when busy.
@@ -64,15 +63,7 @@ def served_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     base = f"http://127.0.0.1:{port}"
     BASE[:] = [base]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (workdir / "serve.log").read_text()
-            try:
-                httpx.get(f"{base}/api/catalog", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "s402gen serve did not start"
-                time.sleep(0.1)
+        wait_until_serving(process, base, workdir / "serve.log")
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
         schema.config.update(base_url=base)
         yield schema

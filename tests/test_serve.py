@@ -15,12 +15,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from s402gen.runtime.app import create_app
-from s402gen.runtime.emulator import FAIL_MARKER, FAULT_MARKER, start_emulator
-from s402gen.runtime.generated import load_generated
+from s402gen.runtime.emulator import FAIL_MARKER, FAULT_MARKER
 from s402gen.runtime.payments import Ledger
-from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED, LOOPBACK_BASE, SEEDS, free_port, issued_keys, running_app
+from .conftest import (
+    GENERATED,
+    LOOPBACK_BASE,
+    SEEDS,
+    emulator_upstream,
+    free_port,
+    issued_keys,
+    running_app,
+)
 
 CATALOG = json.loads((GENERATED / "catalog" / "catalog.json").read_text(encoding="utf-8"))
 ENTRIES = CATALOG["services"]
@@ -39,19 +45,6 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    running = start_emulator(load_generated(GENERATED).specs)
-    yield running
-    running.stop()
-
-
-def _upstream(emulator) -> AlibabaCloudUpstream:
-    return AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
-    )
-
-
-@pytest.fixture(scope="module")
 def clock() -> Clock:
     return Clock()
 
@@ -64,7 +57,7 @@ def client(emulator, clock) -> TestClient:
     app = create_app(
         GENERATED,
         ledger=Ledger(clock=clock),
-        upstream=_upstream(emulator),
+        upstream=emulator_upstream(emulator),
         max_body_bytes=4096,
         auth=AUTH,
     )
@@ -299,7 +292,7 @@ def test_doc_pages_are_served(client: TestClient) -> None:
 
 
 def test_no_double_spend_under_concurrency(emulator) -> None:
-    app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
+    app = create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator))
     with running_app(app) as base:
         payment = httpx.post(f"{base}/api/payments", json={"serviceId": ENTRY["id"]}).json()
         before = len(emulator.calls)
@@ -390,7 +383,9 @@ def test_each_published_payment_failure_is_answered_over_http(emulator) -> None:
     seed = json.loads((SEEDS / "003_2aa762c7e94b4462.txt").read_text(encoding="utf-8"))
     published = seed["payment"]["retry"]["failures"]
     clock = Clock()
-    app = create_app(GENERATED, ledger=Ledger(clock=clock), upstream=_upstream(emulator), auth=AUTH)
+    app = create_app(
+        GENERATED, ledger=Ledger(clock=clock), upstream=emulator_upstream(emulator), auth=AUTH
+    )
     with running_app(app) as base, httpx.Client(base_url=base, timeout=10) as http:
 
         def pay(client_id: str) -> str:

@@ -18,32 +18,17 @@ from mcp import Client, StdioServerParameters
 from s402gen.runtime import protocol
 from s402gen.runtime.app import TOOL_ROUTE, create_app
 from s402gen.runtime.contract import CatalogDocument
-from s402gen.runtime.emulator import start_emulator
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.mcp_server import build_mcp_server, load_tools
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.search import CatalogSearch
 from s402gen.runtime.service import ServiceRuntime
-from s402gen.runtime.upstream import AlibabaCloudUpstream, Credentials
 
-from .conftest import GENERATED, LOOPBACK_BASE, running_app
+from .conftest import GENERATED, LOOPBACK_BASE, emulator_upstream, running_app
 
 CATALOG_BYTES = (GENERATED / "catalog" / "catalog.json").read_bytes()
 CATALOG = json.loads(CATALOG_BYTES)
 ENTRIES = {entry["id"]: entry for entry in CATALOG["services"]}
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    running = start_emulator(load_generated(GENERATED).specs)
-    yield running
-    running.stop()
-
-
-def _upstream(emulator) -> AlibabaCloudUpstream:
-    return AlibabaCloudUpstream(
-        Credentials("test-key", "test-secret"), endpoint=emulator.endpoints, protocol="http"
-    )
 
 
 def _with_texts(texts: dict[str, str]) -> CatalogDocument:
@@ -146,7 +131,7 @@ def test_without_a_cache_nothing_is_written(tmp_path, monkeypatch) -> None:
 
 
 def test_one_route_serves_every_tool_endpoint_and_legacy_endpoint(emulator) -> None:
-    app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
+    app = create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator))
     tool_routes = [r.path for r in app.routes if getattr(r, "path", "").startswith("/api/tools")]
     assert tool_routes == [TOOL_ROUTE]  # was two routes a service
     client = TestClient(app, base_url=LOOPBACK_BASE)
@@ -170,7 +155,8 @@ def test_catalog_is_served_from_disk_and_answers_read_whole_entries(emulator) ->
     generated = load_generated(GENERATED)
     assert "catalog" not in vars(generated)  # catalog.json is not parsed whole at start
     client = TestClient(
-        create_app(generated, ledger=Ledger(), upstream=_upstream(emulator)), base_url=LOOPBACK_BASE
+        create_app(generated, ledger=Ledger(), upstream=emulator_upstream(emulator)),
+        base_url=LOOPBACK_BASE,
     )
     assert client.get("/api/catalog").content == CATALOG_BYTES
     answer = client.get("/api/catalog/search", params={"q": "liveness", "limit": 3}).json()
@@ -182,7 +168,7 @@ def test_catalog_is_served_from_disk_and_answers_read_whole_entries(emulator) ->
 @pytest.mark.slow
 def test_search_runs_off_the_event_loop(emulator) -> None:
     """While a search is held inside its worker thread, other requests are answered."""
-    app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator))
+    app = create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator))
     search = app.state.search
     entered, release = threading.Event(), threading.Event()
     read_entry = search._entry
@@ -244,7 +230,7 @@ async def _discovery_flow(client: Client) -> None:
 
 def test_mcp_discovery_mode_in_memory(emulator) -> None:
     generated = load_generated(GENERATED)
-    runtime = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=_upstream(emulator))
+    runtime = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=emulator_upstream(emulator))
     server = build_mcp_server(load_tools(GENERATED), runtime, search=generated.search())
 
     async def scenario() -> None:
@@ -256,7 +242,9 @@ def test_mcp_discovery_mode_in_memory(emulator) -> None:
 
 @pytest.mark.slow
 def test_mcp_discovery_mode_over_http(emulator) -> None:
-    app = create_app(GENERATED, ledger=Ledger(), upstream=_upstream(emulator), mcp_discovery=True)
+    app = create_app(
+        GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator), mcp_discovery=True
+    )
     with running_app(app) as base:
 
         async def scenario() -> None:

@@ -18,12 +18,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .ledger_schema import SchemaTooNew
 from .ledger_store import open_store
+from .payments import iso_utc
 
 #: The prefix of every key (so a leaked one is recognisable by secret scanners).
 KEY_PREFIX = "s402_"
@@ -39,12 +39,6 @@ class KeyStoreError(Exception):
 def key_digest(key: str) -> str:
     """The stored form of a key: the hex SHA-256 of its UTF-8 bytes."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -63,8 +57,8 @@ class ApiKey:
 
     def describe(self) -> str:
         """One line for ``keys list``: id, state, creation time (UTC), name."""
-        state = "active" if self.active else f"revoked {_iso(self.revoked_at)}"
-        return f"{self.key_id}  {state}  created {_iso(self.created_at)}  {self.name}"
+        state = "active" if self.active else f"revoked {iso_utc(self.revoked_at)}"
+        return f"{self.key_id}  {state}  created {iso_utc(self.created_at)}  {self.name}"
 
 
 class KeyStore:

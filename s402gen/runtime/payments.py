@@ -43,7 +43,9 @@ _COLUMNS = (
 )
 
 
-def _iso(moment: float | None) -> str | None:
+def iso_utc(moment: float | None) -> str | None:
+    """A Unix time in seconds as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds); ``None``
+    stays ``None``. The one format of every time the ledger shows."""
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -101,8 +103,8 @@ class Payment:
             token=self.token,
             client_id=self.client_id,
             pay_to=self.pay_to,
-            expires_at=_iso(self.expires_at),
-            paid_at=_iso(self.paid_at),
+            expires_at=iso_utc(self.expires_at),
+            paid_at=iso_utc(self.paid_at),
         )
 
     def to_json(self) -> dict[str, Any]:
