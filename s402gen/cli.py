@@ -24,7 +24,15 @@ import click
 from . import cache, statcache, write
 from .config import ConfigError, Settings, load_settings, output_problem
 from .config import display_path as _display
-from .diagnostics import FORMATS, CatalogError, Finding, Level, Location, Rules, format_findings
+from .diagnostics import (
+    FORMATS,
+    CatalogError,
+    Finding,
+    Level,
+    Location,
+    Rules,
+    format_findings,
+)
 from .exits import Exit, epilog
 from .outdir import OutputFolder, UnsafePath
 from .refusals import refusals
@@ -116,7 +124,9 @@ def emit(findings: list[Finding], fmt: str, **document: object) -> None:
 def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> Compilation:
     """Compile the catalog; its findings are printed now, except in ``json`` (the command
     prints one document at its end). An invalid catalog exits 2."""
-    from .pipeline import compile_catalog  # lazy: a cache hit needs none of the compiler
+    from .pipeline import (
+        compile_catalog,  # lazy: a cache hit needs none of the compiler
+    )
     from .upstream_check import SdkMissing
 
     try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from . import ir, model, phrasing
-from .runtime import contract, protocol, x402_contract
 from .phrasing import kebab, split_words, unique
+from .runtime import contract, protocol, x402_contract
 from .runtime.spec import DEFAULT_PROTOCOL
 
 #: First words of actions that change upstream state (MCP ``readOnlyHint`` false).

@@ -45,23 +45,23 @@ import click
 import yaml
 
 from . import ir, model, phrasing, render
-from .runtime import contract, protocol
-from .derive import example_value
-from .phrasing import kebab, unique
 from .cli import CONTEXT_SETTINGS, emit, format_option
+from .derive import example_value
 from .diagnostics import Diagnostic, Finding, Location, Rule, Rules, has_errors
 from .exits import Exit, epilog
-from .pipeline import compile_text
-from .runtime.validation import RequestError, RequestValidator
 from .import_input import (
     GENERATED_AT_PATTERN,
     PROVIDER_EXAMPLE,
     ImportEntry,
     ImportFailure,
     parse_provider,
-    read_text,
     read_catalog_json,
+    read_text,
 )
+from .phrasing import kebab, unique
+from .pipeline import compile_text
+from .runtime import contract, protocol
+from .runtime.validation import RequestError, RequestValidator
 
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
 _DEFAULT = "\x00default"  # a parameter described by defaults.parameterDescription

@@ -17,7 +17,6 @@ import re
 from typing import Any, Iterable
 
 from . import model
-
 from .model import PLACEHOLDER
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")

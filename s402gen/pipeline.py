@@ -17,11 +17,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 
-
 from . import ir, render, write
 from .derive import derive
+from .diagnostics import (
+    CatalogError,
+    Diagnostic,
+    Location,
+    Rules,
+    has_errors,
+    sort_diagnostics,
+)
 from .formatting import FormatError
-from .diagnostics import CatalogError, Diagnostic, Location, Rules, has_errors, sort_diagnostics
 from .load import LoadedDocument, load_catalog, load_text
 from .structure import parse_model
 from .validate import check_catalog, check_model

@@ -25,8 +25,8 @@ import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import aggregates, doc_site, ir, jsonstream, model, openapi
-from .runtime import contract, protocol, search, x402_contract
 from .config import packaged_templates
+from .runtime import contract, protocol, search, x402_contract
 from .write import Unchanged
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from . import ir, model
-from .diagnostics import Finding, Rule, Rules, did_you_mean
 from .derive import inherited_path, provider_of
+from .diagnostics import Finding, Rule, Rules, did_you_mean
 from .load import SourceMap
 from .runtime import hosts, protocol
 from .runtime.validation import RequestError, RequestValidator, schema_validator

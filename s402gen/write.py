@@ -25,8 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
-from .commit import STAGING_PREFIX  # noqa: F401 - re-exported: where a build stages
-from .commit import JOURNAL, abandon, begin, commit, pending, recover
+from .commit import (
+    JOURNAL,
+    STAGING_PREFIX,  # noqa: F401 - re-exported: where a build stages
+    abandon,
+    begin,
+    commit,
+    pending,
+    recover,
+)
 from .outdir import OutputFolder, UnsafePath
 
 MANIFEST = "manifest.json"

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from s402gen.load import load_text
-from s402gen.diagnostics import CatalogError, Rules
 import s402gen.load as load_module
-
 from s402gen.cli import main
+from s402gen.diagnostics import CatalogError, Rules
+from s402gen.load import load_text
 
 from .conftest import GENERATED, free_port, run_cli, run_process
 

@@ -9,7 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from s402gen.runtime.app import create_app
-from s402gen.runtime.emulator import FAIL_IN_200_MARKER, TEST_CREDENTIALS, start_emulator
+from s402gen.runtime.emulator import (
+    FAIL_IN_200_MARKER,
+    TEST_CREDENTIALS,
+    start_emulator,
+)
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.spec import RouteSpec

@@ -11,6 +11,7 @@ import pytest
 from s402gen.runtime.ledger_schema import MIGRATIONS, SCHEMA_VERSION
 from s402gen.runtime.payments import MAX_GIVE_BACKS, DevProvider, Ledger, PaymentRefused
 
+from .conftest import GENERATED, LOOPBACK_BASE
 from .ledger_replicas import (
     crash_mid_calls,
     crash_with_calls_in_every_state,
@@ -68,6 +69,29 @@ def test_api_keys_live_in_the_postgres_ledger_shared_by_replicas(postgres_url: s
     finally:
         issuer.close()
         replica.close()
+
+
+def test_a_postgres_ledger_held_by_another_session_answers_503(postgres_url: str) -> None:
+    """Another session holds the payments table past the busy timeout: the payment request
+    answers 503 with Retry-After (it waited forever before), and the ledger works after."""
+    import psycopg
+    from fastapi.testclient import TestClient
+
+    from s402gen.runtime import protocol
+    from s402gen.runtime.app import create_app
+
+    ledger = Ledger(postgres_url)
+    try:
+        with psycopg.connect(postgres_url) as holder:  # a transaction, open until the block ends
+            holder.execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+            with TestClient(create_app(GENERATED, ledger=ledger), base_url=LOOPBACK_BASE) as http:
+                busy = http.post("/api/payments", json={"serviceId": SPEC.service_id})
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == str(protocol.RETRY_AFTER_SECONDS)
+        assert busy.json() == {"error": protocol.LEDGER_BUSY}
+        assert ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)  # usable again
+    finally:
+        ledger.close()
 
 
 def test_postgres_schema_2_is_migrated(postgres_url: str) -> None:

@@ -70,7 +70,6 @@ def test_create_app_is_where_the_readme_says(tmp_path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "`s402gen.runtime.create_app(generated_dir, ...)`" in readme
     import s402gen.runtime
-
     from s402gen.runtime.app import create_app
 
     assert s402gen.runtime.create_app is create_app

@@ -15,9 +15,9 @@ import pytest
 
 from s402gen.load import load_catalog
 from s402gen.pipeline import compile_catalog
-from s402gen.structure import parse_model
 from s402gen.runtime.spec import RouteSpec
 from s402gen.runtime.upstream import wire_form
+from s402gen.structure import parse_model
 
 from .conftest import CATALOG, ROOT
 from .wire_recorder import differences

@@ -298,7 +298,10 @@ def test_x402_payment_travels_inside_an_mcp_call(app: Any, chain: Chain, payer: 
     import anyio
     from mcp import Client
     from x402.mcp import MCP_PAYMENT_META_KEY
-    from x402.mcp.utils import attach_payment_to_meta, extract_payment_response_from_meta
+    from x402.mcp.utils import (
+        attach_payment_to_meta,
+        extract_payment_response_from_meta,
+    )
     from x402.schemas import parse_payment_required
 
     from s402gen.runtime.mcp_server import build_mcp_server, load_tools

@@ -14,7 +14,10 @@ import httpx
 import pytest
 from eth_account import Account
 from x402.http.clients.httpx import x402HttpxClient
-from x402.http.utils import decode_payment_required_header, decode_payment_response_header
+from x402.http.utils import (
+    decode_payment_required_header,
+    decode_payment_response_header,
+)
 
 from .conftest import free_port
 from .x402.chain import ServerThread, facilitator_app, start_chain, x402_client

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -22,19 +21,29 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import (
+    StreamableHTTPASGIApp,
+    StreamableHTTPSessionManager,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from . import contract, jsonio, protocol, x402_contract
 from .auth import AuthRefused, ClientAuth, HostCheckMiddleware, HostPolicy, shown_to
 from .generated import Generated, GeneratedError, load_generated
+from .ledger_store import busy_errors
 from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
 from .search import DEFAULT_LIMIT, CatalogSearch
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .spec import RouteSpec
-from .upstream import AlibabaCloudUpstream, Credentials, Upstream, UpstreamAnswer, UpstreamError
+from .upstream import (
+    AlibabaCloudUpstream,
+    Credentials,
+    Upstream,
+    UpstreamAnswer,
+    UpstreamError,
+)
 from .validation import RequestError, schema_validator
 
 logger = logging.getLogger(__name__)
@@ -186,7 +195,8 @@ def create_app(
     _add_payment_routes(app, runtime, max_body_bytes, auth)
     _add_catalog_routes(app, runtime, generated, search)
     _add_openapi_routes(app, openapi)
-    app.add_exception_handler(sqlite3.OperationalError, _ledger_busy)
+    for busy in busy_errors():  # the ledger held past its busy timeout: 503, nothing spent
+        app.add_exception_handler(busy, _ledger_busy)
     return app
 
 

@@ -23,7 +23,7 @@ from types import ModuleType
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .contract import CatalogDocument, CatalogEntry
-from .search import CATEGORIES_FILE, Categories, CatalogSearch, SearchRow
+from .search import CATEGORIES_FILE, CatalogSearch, Categories, SearchRow
 from .spec import RouteSpec
 
 #: Whole catalog entries kept in memory after a search answer listed them.

@@ -31,6 +31,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -239,7 +240,10 @@ class PostgresStore:
             url,
             min_size=1,
             max_size=POSTGRES_POOL_SIZE,
-            kwargs={"autocommit": True},
+            # a row or table held by another session past the busy timeout is an error
+            # (busy_errors), as SQLite's busy_timeout is, rather than an endless wait
+            kwargs={"autocommit": True, "options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"},
+            timeout=BUSY_TIMEOUT_MS / 1000,
             open=True,
             name="s402gen-ledger",
         )
@@ -291,6 +295,21 @@ class PostgresStore:
         """Close the pool and the owner's connection (which releases its advisory lock)."""
         self._pool.close()
         self._owner_db.close()
+
+
+def busy_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean the ledger stayed held by someone else past
+    :data:`BUSY_TIMEOUT_MS`: SQLite's ``OperationalError`` (database is locked), and, once
+    a PostgreSQL ledger is open (psycopg imported), psycopg's ``OperationalError`` (a
+    ``lock_timeout``, a lost connection) and the pool's ``PoolTimeout``. The gateway answers
+    them with 503 and ``Retry-After``: nothing was spent."""
+    errors: list[type[Exception]] = [sqlite3.OperationalError]
+    psycopg, pool = sys.modules.get("psycopg"), sys.modules.get("psycopg_pool")
+    if psycopg is not None:
+        errors.append(psycopg.OperationalError)
+    if pool is not None:
+        errors.append(pool.PoolTimeout)
+    return tuple(errors)
 
 
 def open_store(location: str | Path) -> SQLiteStore | PostgresStore:

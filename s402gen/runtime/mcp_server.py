@@ -19,12 +19,10 @@ the app (``s402gen serve``).
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, overload
-
 
 import anyio
 import mcp.types as types
@@ -36,6 +34,7 @@ from mcp.shared.message import SessionMessage
 
 from . import contract, protocol
 from .auth import AuthRefused, ClientAuth, shown_to
+from .ledger_store import busy_errors
 from .payments import payment_required
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
@@ -191,7 +190,7 @@ def build_mcp_server(
     ) -> types.CallToolResult:
         try:
             return await call_tool(ctx, params)
-        except sqlite3.OperationalError:  # the ledger stayed locked past its busy timeout
+        except busy_errors():  # the ledger stayed held past its busy timeout
             return _error(protocol.LEDGER_BUSY)
 
     async def call_tool(

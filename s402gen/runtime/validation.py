@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 

@@ -33,7 +33,12 @@ from x402.http.utils import (
     encode_payment_response_header,
 )
 from x402.mechanisms.evm.exact import ExactEvmServerScheme
-from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
+from x402.schemas import (
+    PaymentPayload,
+    PaymentRequired,
+    PaymentRequirements,
+    ResourceInfo,
+)
 
 from . import x402_contract
 from .payments import MoneyTrail

@@ -77,7 +77,9 @@ class UpstreamProtocol(Protocol):
 
 def available() -> dict[str, str]:
     """Every installed protocol: name -> ``module:attribute`` (built-ins, then entry points)."""
-    from importlib.metadata import entry_points  # ~50 ms: only when a plug-in is asked for
+    from importlib.metadata import (
+        entry_points,  # ~50 ms: only when a plug-in is asked for
+    )
 
     found = dict(BUILTIN)
     for point in entry_points(group=ENTRY_POINT_GROUP):
