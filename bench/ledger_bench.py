@@ -111,7 +111,7 @@ def http_bench(source: str, ledger: str, payments: int, processes: int, folder: 
     servers = [
         subprocess.Popen(
             [sys.executable, "-c", run, "serve", "--generated", str(Path(source) / "generated"),
-             "--port", str(port), "--upstream", "emulator", "--ledger", ledger],
+             "--port", str(port), "--upstream", "emulator", "--ledger", ledger, "--no-api-keys"],
             stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, cwd=folder,
         )
         for port in ports
