@@ -158,3 +158,18 @@ def test_a_slow_upstream_runs_once_per_payment(emulator) -> None:
 def test_the_sdk_never_retries() -> None:
     client = AlibabaCloudUpstream(TEST_CREDENTIALS)._client("127.0.0.1:9")
     assert client._retry_options.retryable is False
+
+
+def test_a_required_list_the_wire_cannot_carry_is_refused_before_charging(emulator) -> None:
+    """``{"Tasks": []}`` passes the input schema but flattens to no parameter at all, so the
+    upstream would refuse the call as incomplete (and it counted as the caller's): it is a
+    400 with the catalog's own message, the token unspent and the upstream never asked."""
+    spec = SPECS["face-liveness-detection"]
+    assert spec.input_schema["required"] == ["Tasks"] and not spec.upstream.wire  # flat
+    before = len(emulator.calls)
+    with _client(emulator) as client:
+        answer, record = _paid_call(client, spec, {"Tasks": []})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": spec.messages.missing}
+    assert record["usedCalls"] == 0 and record["remainingCalls"] == 1
+    assert len(emulator.calls) == before

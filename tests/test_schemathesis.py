@@ -36,11 +36,10 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-#: A paid call may end in the documented 502 (the upstream refused it; the call is given
-#: back). Known finding, reported for the call path: the emulator refuses some requests
-#: the input schemas allow (a required array sent empty, `{"Tasks": []}`, vanishes in the
-#: RPC flattening: "'Tasks' is a required property"; odd keys in array items: "list
-#: indexes must count from 1"), so they are 502s where a 400 belongs.
+#: A paid call may end in the documented 502 (an upstream fault; the call is given back).
+#: Known finding: the emulator refuses some requests the input schemas allow (odd keys in
+#: array items: "list indexes must count from 1"). A required array sent empty is refused
+#: by the gateway before charging (``vanishes`` of the upstream protocol).
 PAID_CHECKS = CHECKS[1:]
 KEY: dict[str, str] = {}
 BASE: list[str] = []

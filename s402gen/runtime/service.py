@@ -230,8 +230,17 @@ class ServiceRuntime:
             raise UnknownService(service_id) from None
 
     def arguments(self, spec: RouteSpec, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Validated upstream arguments; raises ``RequestError`` with the catalog's text."""
-        return self._validator(spec.service_id).arguments(dict(body))
+        """Validated upstream arguments; raises ``RequestError`` with the catalog's text,
+        also for a required parameter whose value its wire style cannot carry (an empty
+        list sent ``flat`` vanishes: the upstream would refuse the call as incomplete)."""
+        arguments = self._validator(spec.service_id).arguments(dict(body))
+        protocol = self._protocols[spec.service_id]
+        vanishes = getattr(protocol, "vanishes", None)  # an optional hook of the plug-ins
+        for name in spec.input_schema.get("required", ()) if vanishes else ():
+            style = spec.upstream.wire.get(name, protocol.default_wire)
+            if vanishes(style, arguments.get(name)):
+                raise RequestError(spec.messages.missing)
+        return arguments
 
     def call(
         self, spec: RouteSpec, body: Mapping[str, Any], token: str | None, client_id: str | None

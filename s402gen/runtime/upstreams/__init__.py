@@ -9,6 +9,10 @@ emulator and ``s402gen validate --upstream`` ask that protocol's object
   never charged), where the request id and the result are;
 - ``credential_variables``: the environment variables of its credentials;
 - ``wire_styles`` / ``default_wire``: how a parameter may go on the wire;
+- ``vanishes(style, value)`` (optional, so that older plug-ins keep working):
+  whether ``value`` sent in wire ``style`` leaves nothing on the wire; the
+  gateway refuses such a value for a required parameter before anything is
+  charged;
 - ``client(environ, endpoint=..., scheme=...)``: the signed client;
 - ``sdk(distribution)``: the reader of its official SDK (``None``: none),
   with ``actions`` (a set of names), ``http_method(action)`` and

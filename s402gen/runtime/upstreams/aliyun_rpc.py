@@ -104,6 +104,11 @@ class AliyunRpc:
             )
         return UpstreamResult(request_id, body.get("Data", body))
 
+    def vanishes(self, style: str, value: Any) -> bool:
+        """The ``flat`` style flattens a list or an object into one parameter per element
+        (``Tasks.1.ImageURL``): an empty one leaves none, so the upstream never sees it."""
+        return style == "flat" and isinstance(value, (list, dict)) and not value
+
     def client(
         self, environ: Mapping[str, str], *, endpoint: Any = None, scheme: str = "https"
     ) -> AlibabaCloudUpstream:
