@@ -109,8 +109,10 @@ class SQLiteStore:
         self._shared = self._connect() if self.memory else None
         self._lock_file = None if self.memory else open(self.path + ".lock", "ab")
         try:
-            if not self.memory:
-                self._connection().execute("PRAGMA journal_mode = WAL")
+            if not self.memory:  # under the writers' OS lock: two processes switching a
+                # new file to WAL at once can get SQLITE_BUSY at once, past the busy handler
+                with self._across_processes(write=True):
+                    self._connection().execute("PRAGMA journal_mode = WAL")
             with self.transaction(write=True) as tx:
                 version = tx.one("PRAGMA user_version")[0]
                 for migration in ledger_schema.pending(version):
