@@ -25,6 +25,7 @@ from typing import Mapping
 from .config import packaged_templates
 from .inputs import InputError, read_input
 from .load import included_files
+from .runtime.cachedir import cache_dir  # noqa: F401 - the cache's folder, s402gen.cache.cache_dir
 
 PACKAGE = Path(__file__).parent
 MAX_ENTRIES = 64
@@ -37,15 +38,6 @@ class Entry:
 
     manifest: str
     diagnostics: tuple[tuple[str, str], ...]  # (level, formatted line)
-
-
-def cache_dir(environ: Mapping[str, str]) -> Path | None:
-    """The cache folder, or ``None`` when disabled."""
-    configured = environ.get("S402GEN_CACHE_DIR")
-    if configured is not None:
-        return None if configured in ("", "off") else Path(configured)
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "s402gen"
 
 
 def _hash_folder(digest: "hashlib._Hash", folder: Path) -> None:

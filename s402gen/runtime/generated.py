@@ -22,6 +22,7 @@ from types import ModuleType
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .cachedir import cache_dir
 from .contract import CatalogDocument, CatalogEntry
 from .search import CATEGORIES_FILE, CatalogSearch, Categories, SearchRow
 from .spec import RouteSpec
@@ -112,14 +113,10 @@ class Generated:
 
 def bytecode_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
     """Where the route modules' bytecode is cached: ``bytecode/`` of the s402gen cache
-    folder (the rule of ``s402gen.cache.cache_dir``: ``$S402GEN_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/s402gen``, else ``~/.cache/s402gen``); ``None`` when
-    ``S402GEN_CACHE_DIR=off``. Never inside ``generated/``, which holds only built files."""
-    configured = environ.get("S402GEN_CACHE_DIR")
-    if configured is not None:
-        return None if configured in ("", "off") else Path(configured) / "bytecode"
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "s402gen" / "bytecode"
+    folder (:func:`~s402gen.runtime.cachedir.cache_dir`); ``None`` when the cache is off.
+    Never inside ``generated/``, which holds only built files."""
+    folder = cache_dir(environ)
+    return folder / "bytecode" if folder is not None else None
 
 
 def _import(path: Path, name: str, bytecode: Path | None = None) -> ModuleType:
