@@ -114,8 +114,9 @@ def default_upstream() -> Upstream:
         return _MissingCredentials()
 
 
-def _unauthorized(exc: AuthRefused) -> Response:
-    """401 with the failure text and the scheme to use (RFC 6750)."""
+async def _unauthorized(request: Request, exc: Exception) -> Response:
+    """401 with the failure text and the scheme to use (RFC 6750): the answer to an
+    :class:`AuthRefused` raised by any route."""
     return _json(401, {"error": str(exc)}, {"WWW-Authenticate": "Bearer"})
 
 
@@ -195,6 +196,7 @@ def create_app(
     _add_payment_routes(app, runtime, max_body_bytes, auth)
     _add_catalog_routes(app, runtime, generated, search)
     _add_openapi_routes(app, openapi)
+    app.add_exception_handler(AuthRefused, _unauthorized)  # a key refused, in any route
     for busy in busy_errors():  # the ledger held past its busy timeout: 503, nothing spent
         app.add_exception_handler(busy, _ledger_busy)
     return app
@@ -282,8 +284,6 @@ def _tool_endpoint(
                 envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
             else:  # a small unpaid body: a few ms at most to validate, no ledger, no upstream
                 envelope = runtime.call(spec, body, None, client_id)
-        except AuthRefused as exc:
-            return _unauthorized(exc)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
         except RequestError as exc:
@@ -335,8 +335,6 @@ def _add_payment_routes(
         try:
             client_id = _client(auth, request)
             body = await read_json_object(request, max_bytes)
-        except AuthRefused as exc:
-            return _unauthorized(exc)
         except _BodyError as exc:
             return _json(exc.status, {"error": exc.error})
         error = await run_in_threadpool(lambda: next(iter(body_validator.iter_errors(body)), None))
@@ -347,8 +345,6 @@ def _add_payment_routes(
             payment = await run_in_threadpool(
                 runtime.create_payment, body["serviceId"], body.get("providerId"), client_id
             )
-        except AuthRefused as exc:
-            return _unauthorized(exc)
         except UnknownService:
             return _json(404, {"error": f"unknown service {body['serviceId']!r}"})
         except RequestError as exc:
@@ -365,10 +361,7 @@ def _add_payment_routes(
     async def pay_payment(paymentId: str, request: Request) -> Response:  # noqa: N803
         """Complete a pending payment with an x402 payment signature (settled at once)."""
         signature = request.headers.get(x402_contract.PAYMENT_SIGNATURE_HEADER.lower())
-        try:
-            client_id = _client(auth, request)
-        except AuthRefused as exc:
-            return _unauthorized(exc)
+        client_id = _client(auth, request)
         payment = await run_in_threadpool(runtime.ledger.get, paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})
@@ -389,10 +382,7 @@ def _add_payment_routes(
         return _json(200, shown, {x402_contract.PAYMENT_RESPONSE_HEADER: settled})
 
     async def verify_payment(paymentId: str, request: Request) -> Response:  # noqa: N803
-        try:
-            client_id = _client(auth, request)
-        except AuthRefused as exc:
-            return _unauthorized(exc)
+        client_id = _client(auth, request)
         payment = await run_in_threadpool(runtime.verify_payment, paymentId)
         if payment is None:
             return _json(404, {"error": f"unknown payment {paymentId!r}"})

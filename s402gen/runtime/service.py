@@ -279,16 +279,16 @@ class ServiceRuntime:
     ) -> SuccessEnvelope:
         """Call the upstream for a reserved call, recording it ``sent`` first, then ``done``.
 
-        On ``UpstreamError`` an upstream fault is given back (within
-        ``payments.MAX_GIVE_BACKS``); the caller's fault (``caller_fault``) and a request
-        that went out with no answer (``may_have_run``) are charged, as is anything else
-        that escapes once the request may have left (as after a crash)."""
+        On ``UpstreamError`` the call is charged when the error says so
+        (:attr:`~.upstream.UpstreamError.charged`), else given back (within
+        ``payments.MAX_GIVE_BACKS``); anything else that escapes once the request may have
+        left is charged, as after a crash."""
         if not self.ledger.mark_sent(call_id):  # a recovery gave it back: never send it
             raise UpstreamError("CallGivenBack", "the call was given back; retry it", "")
         try:
             envelope = self._call_upstream(spec, arguments)
         except UpstreamError as exc:
-            if exc.caller_fault or exc.may_have_run:
+            if exc.charged:
                 self.ledger.finish(call_id)
             else:
                 self.ledger.give_back(call_id)

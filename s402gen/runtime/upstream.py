@@ -76,6 +76,12 @@ class UpstreamError(Exception):
         self.caller_fault = caller_fault
         self.may_have_run = may_have_run
 
+    @property
+    def charged(self) -> bool:
+        """Whether the failed call still counts against its payment: the caller's fault, or
+        a request that may have run upstream; any other fault is given back."""
+        return self.caller_fault or self.may_have_run
+
 
 @dataclass(frozen=True)
 class UpstreamResult:
