@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -195,7 +196,16 @@ _params = st.one_of(
 
 
 def _dump(tree: Any) -> str:
-    return yaml.safe_dump(tree, allow_unicode=True, sort_keys=False, width=10_000)
+    """The YAML text of a mutated ``tree``. PyYAML's representer recurses three frames a
+    level, so the deepest mutations (lists 400 deep, past the loader's bound) need more
+    than Python's default recursion limit to be written at all; the CLI under test then
+    reads them with its own limits."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        return yaml.safe_dump(tree, allow_unicode=True, sort_keys=False, width=10_000)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 @st.composite
