@@ -61,7 +61,10 @@ def main() -> None:
             (work / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
             subprocess.run(
                 [exe, "build", f"{name}.yaml", "--out", f"cold-{name}"],
-                cwd=work, env=env, check=True, capture_output=True,
+                cwd=work,
+                env=env,
+                check=True,
+                capture_output=True,
             )
         old, new = tree(work / "cold-first"), tree(work / "cold-second")
         out = work / "out"
@@ -86,7 +89,10 @@ def main() -> None:
             began = time.monotonic()
             subprocess.run(
                 [exe, "check", "second.yaml", "--out", "out"],
-                cwd=work, env=env, capture_output=True, timeout=600,
+                cwd=work,
+                env=env,
+                capture_output=True,
+                timeout=600,
             )
             took = time.monotonic() - began
             slowest_check = max(slowest_check, took)

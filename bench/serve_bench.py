@@ -1,19 +1,20 @@
 """Benchmark ``s402gen serve``: the 402 path and paid calls (wrk), and the runtime at scale.
 
-Usage (from the repository root; the first needs ``wrk``, e.g. ``apt-get install wrk``)::
+Usage (from the repository root; both need ``wrk``, the C HTTP load generator:
+``apt-get install -y wrk`` on Debian or Ubuntu, ``brew install wrk`` on macOS)::
 
     python bench/serve_bench.py [--seconds 10] [--connections 32] [--service face-detection]
     python bench/serve_bench.py --scale 2000 [--seconds 10] [--connections 32]
 
-``--scale N`` (no wrk needed) builds bench.py's synthetic catalog of N services
-into a temporary folder and reports, for ``s402gen serve`` on it: the time from
-start to the first 200 (and the server's CPU seconds by then), its RSS after
-start and after the load; catalog search requests per second and p50/p99 under
-``--connections`` connections (an async httpx load from this process, cycling
+``--scale N`` builds bench.py's synthetic catalog of N services into a
+temporary folder and reports, for ``s402gen serve`` on it: the time from start
+to the first 200 (and the server's CPU seconds by then), its RSS after start and
+after the load; catalog search requests per second, p50/p99 and the server's CPU
+per search under ``--connections`` connections (wrk in its own process, cycling
 English and Chinese queries), with the p99 of a doc page fetched alongside (the
 search must not block other requests); and MCP ``tools/list`` (every page)
 bytes and time in the one-tool-per-service mode and in the discovery mode, with
-the mcp SDK's client. See :func:`scale_main`.
+the mcp SDK's client. See :func:`serve_scale.scale_main`.
 
 It starts ``s402gen serve --upstream emulator --ledger :memory:`` on a free
 loopback port (one uvicorn process), then runs wrk twice against the
@@ -93,10 +94,15 @@ def wait_ready(base: str, process: subprocess.Popen) -> None:
     sys.exit("s402gen serve did not start")
 
 
-def run_wrk(url: str, seconds: int, connections: int, threads: int, env: dict) -> dict:
-    """Run wrk with the request script; returns rps, p50/p99 ms and request counts."""
+def run_wrk(
+    url: str, seconds: int, connections: int, threads: int, env: dict, lua: str = SCRIPT
+) -> dict:
+    """Run wrk with the request script ``lua`` (its environment plus ``env``); returns rps,
+    p50/p99 ms and request counts. Exits when wrk is not installed."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk (Debian, Ubuntu) or brew install wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(SCRIPT)
+        script.write(lua)
     command = [
         "wrk",
         f"-t{threads}",
@@ -145,15 +151,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--service", default="face-detection")
     parser.add_argument("--tokens", type=int, default=20000, help="paid tokens to prepare")
-    parser.add_argument("--scale", type=int, help="services of a synthetic catalog (no wrk)")
+    parser.add_argument("--scale", type=int, help="services of a synthetic catalog")
     args = parser.parse_args()
     if args.scale:
         from serve_scale import scale_main
 
         scale_main(args.scale, args.seconds, args.connections)
         return
-    if shutil.which("wrk") is None:
-        sys.exit("wrk not found: apt-get install wrk")
     catalog = json.loads((REPO / "generated/catalog/services" / f"{args.service}.json").read_text())
     body = json.dumps(catalog.get("exampleRequest", {}))
     beside = Path(sys.executable).parent / "s402gen"
