@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from mcp import Client, StdioServerParameters
 
-from s402gen.runtime import protocol
+from s402gen.runtime import jsonio, protocol
 from s402gen.runtime.app import TOOL_ROUTE, create_app
 from s402gen.runtime.contract import CatalogDocument
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.mcp_server import build_mcp_server, load_tools
 from s402gen.runtime.payments import Ledger
-from s402gen.runtime.search import CatalogSearch
+from s402gen.runtime.search import CatalogSearch, Recent
 from s402gen.runtime.service import ServiceRuntime
 
 from .conftest import GENERATED, LOOPBACK_BASE, emulator_upstream, running_app
@@ -99,6 +99,69 @@ def test_the_fast_answer_is_the_search_document(category: str | None) -> None:
                 assert json.dumps(answer) == json.dumps(expected)
                 remembered = search.answer_json(query, limit, scores, category, wait=False)
                 assert json.dumps(remembered) == json.dumps(expected)
+
+
+def test_a_kept_answer_is_the_fresh_answer_until_a_listed_service_is_called() -> None:
+    """``answer_body`` keeps the bytes it sent: equal to a fresh search's JSON, reused while
+    no listed service's quality changed, made again (with the new quality) once one did."""
+    generated = load_generated(GENERATED)
+    search = generated.search()
+    stats = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=None).stats
+    for query, limit, category in (("face", 10, None), ("人脸检测", 3, "face-body"), ("", 1, "")):
+        fresh = jsonio.dumps(search.search(query, limit, stats.quality, category).to_json())
+        first = search.answer_body(query, limit, stats.quality, category, version=stats.version)
+        key = search.key(f" {query} ", limit, category)
+        assert first == fresh and search.cached_body(key, True, stats.version) is first
+        assert search.cached_body(key, False) is None  # an answer without quality: another
+        listed = json.loads(first)["services"][0]["id"]
+        stats.record(listed, "success", 0.0)
+        assert search.cached_body(key, True, stats.version) is None
+        again = search.answer_body(query, limit, stats.quality, category, version=stats.version)
+        assert again == jsonio.dumps(search.search(query, limit, stats.quality, category).to_json())
+        assert json.loads(again)["services"][0]["quality"]["callCount"] == stats.version(listed)
+    unversioned = search.answer_body("face", 2, stats.quality)  # quality, no version: not kept
+    assert search.cached_body(search.key("face", 2), True, stats.version) is None
+    assert unversioned == jsonio.dumps(search.search("face", 2, stats.quality).to_json())
+
+
+def test_kept_answers_stay_within_their_byte_budget() -> None:
+    kept = Recent(100, budget=10, weigh=len)
+    for n in range(8):
+        kept.put(n, b"abcd")
+    assert [n for n in range(8) if kept.get(n) is not None] == [6, 7]
+    assert kept.put("big", b"x" * 11) and kept.get("big") is None and kept.get(7) == b"abcd"
+
+
+def test_a_repeated_search_is_answered_before_fastapi_with_the_same_bytes(emulator) -> None:
+    """The second request of a query string is answered from the kept bytes without the
+    FastAPI handler (a failing handler is not reached); headers and body are the
+    first answer's; a paid call to a listed service makes the next answer fresh."""
+    app = create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator))
+    client = TestClient(app, base_url=LOOPBACK_BASE)
+    path = "/api/catalog/search?q=%E4%BA%BA%E8%84%B8%E6%A3%80%E6%B5%8B&limit=2"
+    first = client.get(path)
+    search = app.state.search
+    answer_body = search.answer_body
+    search.answer_body = None  # FastAPI's handler would fail now
+    second = client.get(path)
+    assert second.status_code == first.status_code == 200
+    assert second.content == first.content
+    assert [(k, v) for k, v in second.headers.items() if k != "date"] == [
+        (k, v) for k, v in first.headers.items() if k != "date"
+    ]
+    search.answer_body = answer_body
+    assert client.get("/api/catalog/search?q=face&limit=x").status_code == 422  # as before
+    assert client.get("/api/catalog/search?q=face&limit=x").status_code == 422
+    top = first.json()["services"][0]
+    assert top["id"] == "face-detection" and top["quality"]["callCount"] == 0
+    token = client.post("/api/payments", json={"serviceId": "face-detection"}).json()["token"]
+    paid = client.post(
+        top["endpoint"], json=top["exampleRequest"], headers={protocol.PAYMENT_HEADER: token}
+    )
+    assert paid.status_code == 200
+    after = client.get(path).json()
+    assert after["services"][0]["quality"]["callCount"] == 1
+    assert after == {**first.json(), "services": after["services"]}
 
 
 def test_route_modules_compile_once_into_the_cache_never_into_generated(

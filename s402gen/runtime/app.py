@@ -13,18 +13,16 @@ is :class:`~s402gen.runtime.service.ServiceRuntime`'s.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from mcp.server.streamable_http_manager import (
-    StreamableHTTPASGIApp,
-    StreamableHTTPSessionManager,
-)
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
@@ -32,9 +30,8 @@ from . import contract, jsonio, protocol, x402_contract
 from .auth import AuthRefused, ClientAuth, HostCheckMiddleware, HostPolicy, shown_to
 from .generated import Generated, GeneratedError, load_generated
 from .ledger_store import busy_errors
-from .mcp_server import build_mcp_server, load_tools
 from .payments import Ledger, PaymentProvider
-from .search import DEFAULT_LIMIT, CatalogSearch
+from .search import DEFAULT_LIMIT, CatalogSearch, Recent
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .spec import RouteSpec
 from .upstream import (
@@ -166,19 +163,27 @@ def create_app(
     host_policy = host_policy or HostPolicy.loopback()
     auth = auth or ClientAuth()
     search = generated.search()
-    mcp_server = build_mcp_server(
-        load_tools(generated.root),
-        runtime,
-        auth=auth,
-        search=search if mcp_discovery else None,
-    )
-    sessions = StreamableHTTPSessionManager(
-        app=mcp_server, stateless=True, security_settings=host_policy.mcp_settings()
-    )
+
+    def mcp_server() -> Any:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from .mcp_server import build_mcp_server, load_tools
+
+        server = build_mcp_server(
+            load_tools(generated.root),
+            runtime,
+            auth=auth,
+            search=search if mcp_discovery else None,
+        )
+        return StreamableHTTPSessionManager(
+            app=server, stateless=True, security_settings=host_policy.mcp_settings()
+        )
+
+    mcp = _LazyMCP(mcp_server)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sessions.run():  # the MCP session manager needs its task group
+        async with mcp.running():
             yield
 
     openapi = generated.root / "openapi.json"  # the compiled document replaces FastAPI's own
@@ -188,7 +193,7 @@ def create_app(
         title="Server402", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     app.add_middleware(HostCheckMiddleware, policy=host_policy)  # REST and /mcp alike
-    app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(sessions)))
+    app.router.routes.append(Route("/mcp", endpoint=mcp))
     app.state.runtime = runtime
     app.state.auth = auth
     app.state.generated = generated
@@ -200,6 +205,54 @@ def create_app(
     for busy in busy_errors():  # the ledger held past its busy timeout: 503, nothing spent
         app.add_exception_handler(busy, _ledger_busy)
     return app
+
+
+class _LazyMCP:
+    """``/mcp``'s ASGI app. The MCP server is made on the first request, in a thread, by
+    ``make()`` (a ``StreamableHTTPSessionManager``: importing the mcp SDK costs ~0.7 s of
+    start, which an app that never sees MCP does not pay), and its session manager then runs
+    in the task group of the app's lifespan (:meth:`running`) until shutdown."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make = make
+        self._app: Any = None
+        self._group: Any = None
+        self._lock: anyio.Lock | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The app's lifespan: the task group the session manager will run in."""
+        self._lock = anyio.Lock()
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
+                self._group = self._app = None  # a session manager runs once
+
+    async def _start(self) -> None:
+        if self._group is None or self._lock is None:
+            raise RuntimeError("/mcp needs the app's lifespan (run it with uvicorn)")
+        async with self._lock:
+            if self._app is not None:
+                return
+            sessions = await anyio.to_thread.run_sync(self._make)
+
+            async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+                async with sessions.run():  # the session manager needs its task group
+                    task_status.started()
+                    await anyio.sleep_forever()
+
+            await self._group.start(run)
+            from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+
+            self._app = StreamableHTTPASGIApp(sessions)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            await self._start()
+        await self._app(scope, receive, send)
 
 
 async def _ledger_busy(request: Request, exc: Exception) -> Response:
@@ -396,6 +449,44 @@ def _add_payment_routes(
     app.add_api_route(protocol.VERIFY_PAYMENT_URL, verify_payment, methods=["GET"])
 
 
+#: Query strings remembered (each with its search's key) by :class:`_KeptSearchAnswers`.
+KEPT_QUERY_STRINGS = 4096
+#: Longer query strings are not remembered.
+KEPT_QUERY_STRING_BYTES = 512
+
+
+class _KeptSearchAnswers:
+    """The search route's ASGI app: a ``GET`` whose query string was answered before, and
+    whose answer the search keeps unchanged (:meth:`CatalogSearch.cached_body`), gets
+    those bytes at once; anything else goes to FastAPI's handler (``app``), which parses,
+    validates and answers, and remembers the query string's search key."""
+
+    _HEADERS = [(b"content-type", JSON.encode())]
+
+    def __init__(self, app: Any, search: CatalogSearch, version: Any):
+        self.app = app
+        self.search = search
+        self.version = version
+        self.keys = Recent(KEPT_QUERY_STRINGS)
+
+    def remember(self, query_string: bytes, key: Any) -> None:
+        """The search of ``query_string`` has ``key`` (:meth:`CatalogSearch.key`)."""
+        if len(query_string) <= KEPT_QUERY_STRING_BYTES:
+            self.keys.put(query_string, key)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        key = self.keys.get(scope["query_string"]) if scope["method"] == "GET" else None
+        body = self.search.cached_body(key, True, self.version) if key is not None else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        length = (b"content-length", str(len(body)).encode())
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [length, *self._HEADERS]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def _add_catalog_routes(
     app: FastAPI, runtime: ServiceRuntime, generated: Generated, search: CatalogSearch
 ) -> None:
@@ -405,14 +496,18 @@ def _add_catalog_routes(
         return FileResponse(generated.catalog_file, media_type=JSON)
 
     async def catalog_search(
-        q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
+        request: Request, q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
     ) -> Response:
-        quality = runtime.stats.quality
+        quality, version = runtime.stats.quality, runtime.stats.version
         # a repeated query is answered from memory here; SQLite and the disk run in a thread
-        found = search.answer_json(q, limit, quality, category or None, wait=False)
-        if found is None:
-            found = await run_in_threadpool(search.answer_json, q, limit, quality, category or None)
-        return Response(jsonio.dumps(found), media_type=JSON)
+        body = search.answer_body(q, limit, quality, category, version=version, wait=False)
+        if body is None:
+            body = await run_in_threadpool(
+                functools.partial(search.answer_body, version=version),
+                q, limit, quality, category,
+            )  # fmt: skip
+        fast.remember(request.scope["query_string"], search.key(q, limit, category))
+        return Response(body, media_type=JSON)
 
     async def index() -> Response:
         return FileResponse(generated.index_page, media_type="text/html")
@@ -425,6 +520,9 @@ def _add_catalog_routes(
 
     app.add_api_route("/api/catalog", catalog, methods=["GET"])
     app.add_api_route("/api/catalog/search", catalog_search, methods=["GET"])
+    route = app.router.routes[-1]
+    fast = _KeptSearchAnswers(route.app, search, runtime.stats.version)
+    route.app = fast  # a repeated search is answered before FastAPI parses it
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/index.html", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/tools/{service_id}", doc_page, methods=["GET"], include_in_schema=False)

@@ -25,7 +25,9 @@ words shorter than three characters use ``instr`` over the same column
 
 Scores (:data:`SCORE_ID` ...) are summed in one SQL statement whatever the
 catalog's size; the rankings of recent queries are kept, and only the
-answered page's entries are read (:meth:`CatalogSearch.answer_json`).
+answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
+recent answers are kept as the JSON bytes sent (:meth:`CatalogSearch.answer_body`),
+reused while the listed services' ``quality`` is unchanged.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any, Callable, Iterable, Sequence
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from . import jsonio
 from .contract import CatalogDocument, CatalogEntry, Quality
 from .spec import price_label
 
@@ -93,6 +96,13 @@ MAX_LIMIT = 50
 RANK_CACHE_SIZE = 1024
 #: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
 ENTRY_JSON_CACHE_SIZE = 128
+#: Bytes of recent answers kept ready to send (:meth:`CatalogSearch.answer_body`): ~70
+#: answers of 10 results at 2,000 services (each whole entry ~11 kB).
+BODY_CACHE_BYTES = 8 << 20
+
+#: A search's normalized arguments: the query stripped, the limit clamped, no category
+#: as ``None`` (:meth:`CatalogSearch.key`).
+SearchKey = tuple[str, int, "str | None"]
 _TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
@@ -267,8 +277,9 @@ class CatalogSearch:
         self.index = SearchIndex(rows)
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
-        self._ranks = _Recent(RANK_CACHE_SIZE)
-        self._entries = _Recent(ENTRY_JSON_CACHE_SIZE)
+        self._ranks = Recent(RANK_CACHE_SIZE)
+        self._entries = Recent(ENTRY_JSON_CACHE_SIZE)
+        self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._document_json = document.to_json()
 
     def _rank(
@@ -391,9 +402,8 @@ class CatalogSearch:
         ``quality(service_id)`` adds each result's runtime ``quality``. Blocks
         while SQLite runs: the app calls it off the event loop.
         """
-        limit = max(1, min(limit, MAX_LIMIT))
-        query = query.strip().replace("\ue000", "")
-        expansions, total, ranked = self._rank(query, limit, category or None)
+        query, limit, category = self.key(query, limit, category)
+        expansions, total, ranked = self._rank(query, limit, category)
         services = [
             self._result(self._entry(position), score, terms, quality)
             for position, score, terms in ranked
@@ -411,6 +421,13 @@ class CatalogSearch:
             }
         )
 
+    @staticmethod
+    def key(query: str, limit: int = DEFAULT_LIMIT, category: str | None = None) -> SearchKey:
+        """The normalized arguments of a search (two searches with the same key answer the
+        same): ``query`` stripped (without the phrase marker), ``limit`` clamped to
+        1..:data:`MAX_LIMIT`, an empty ``category`` as ``None``."""
+        return query.strip().replace("\ue000", ""), max(1, min(limit, MAX_LIMIT)), category or None
+
     def answer_json(
         self,
         query: str,
@@ -427,9 +444,64 @@ class CatalogSearch:
         among the recent ones: then the answer needs neither SQLite nor the disk, and
         the app builds it on the event loop (~0.5 ms); else it calls again in a thread.
         """
-        limit = max(1, min(limit, MAX_LIMIT))
-        query = query.strip().replace("\ue000", "")
-        key = (query, limit, category or None)
+        return self._answer(self.key(query, limit, category), quality, wait)
+
+    def answer_body(
+        self,
+        query: str,
+        limit: int = DEFAULT_LIMIT,
+        quality: Callable[[str], Quality] | None = None,
+        category: str | None = None,
+        *,
+        version: Callable[[str], int] | None = None,
+        wait: bool = True,
+    ) -> bytes | None:
+        """:meth:`answer_json` as the JSON bytes sent (``jsonio.dumps``), kept for the recent
+        answers (:data:`BODY_CACHE_BYTES` in all) and answered again by :meth:`cached_body`.
+
+        ``version(service_id)`` (:meth:`~s402gen.runtime.service.Stats.version`) changes
+        whenever ``quality(service_id)`` may: a kept answer is reused while it is the same
+        for every service listed. With ``quality`` but no ``version`` nothing is kept.
+        ``wait=False``: ``None`` when the answer needs SQLite or the disk (as answer_json).
+        """
+        key = self.key(query, limit, category)
+        found = self.cached_body(key, quality is not None, version)
+        if found is not None:
+            return found
+        stamps: list[tuple[str, int]] = []
+        answer = self._answer(key, quality, wait, version, stamps)
+        if answer is None:
+            return None
+        body = jsonio.dumps(answer)
+        if quality is None or version is not None:
+            self._bodies.put((*key, quality is not None), (body, tuple(stamps)))
+        return body
+
+    def cached_body(
+        self, key: SearchKey, quality: bool = True, version: Callable[[str], int] | None = None
+    ) -> bytes | None:
+        """The kept answer (:meth:`answer_body`) of the search of ``key`` (:meth:`key`), with
+        ``quality`` or without, if still the same: ``version(service_id)`` unchanged for
+        every listed service; else ``None``. Needs neither SQLite nor the disk."""
+        found = self._bodies.get((*key, quality))
+        if found is None:
+            return None
+        body, stamps = found
+        if quality and (version is None or any(version(s) != n for s, n in stamps)):
+            return None
+        return body
+
+    def _answer(
+        self,
+        key: SearchKey,
+        quality: Callable[[str], Quality] | None,
+        wait: bool,
+        version: Callable[[str], int] | None = None,
+        stamps: list[tuple[str, int]] | None = None,
+    ) -> dict[str, Any] | None:
+        """:meth:`answer_json` of ``key``; with ``version``, appends to ``stamps`` each listed
+        service's version, read before its quality."""
+        query, limit, category = key
         if wait:
             expansions, total, ranked = self._rank(*key)
         else:
@@ -443,9 +515,11 @@ class CatalogSearch:
         for position, score, terms in ranked:
             entry = self._entry_json(position)
             item: dict[str, Any] = {}
-            for key, value in entry.items():
-                item[key] = value
-                if key == "payment" and quality is not None:  # quality's place in the entry
+            for name, value in entry.items():
+                item[name] = value
+                if name == "payment" and quality is not None:  # quality's place in the entry
+                    if version is not None and stamps is not None:
+                        stamps.append((entry["id"], version(entry["id"])))
                     item["quality"] = quality(entry["id"]).to_json()
             pricing = entry["pricing"]
             item["matchScore"] = score
@@ -488,11 +562,17 @@ class CatalogSearch:
         )
 
 
-class _Recent:
-    """The ``size`` most recently used values by key (thread-safe)."""
+class Recent:
+    """The ``size`` most recently used values by key (thread-safe); with ``budget``, also
+    no more than ``budget`` in all of ``weigh(value)`` (e.g. bytes)."""
 
-    def __init__(self, size: int):
+    def __init__(
+        self, size: int, budget: int | None = None, weigh: Callable[[Any], int] | None = None
+    ):
         self.size = size
+        self.budget = budget
+        self._weigh = weigh or (lambda value: 0)
+        self._weight = 0
         self._values: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -505,12 +585,21 @@ class _Recent:
             return value
 
     def put(self, key: Any, value: Any) -> Any:
-        """Keep ``value`` for ``key``, dropping the least recent beyond ``size``; ``value``."""
+        """Keep ``value`` for ``key``, dropping the least recent beyond ``size`` (and
+        ``budget``; a value heavier than ``budget`` is not kept); ``value``."""
+        weight = self._weigh(value)
+        if self.budget is not None and weight > self.budget:
+            return value
         with self._lock:
+            old = self._values.pop(key, None)
+            if old is not None:
+                self._weight -= self._weigh(old)
             self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.size:
-                self._values.popitem(last=False)
+            self._weight += weight
+            while len(self._values) > self.size or (
+                self.budget is not None and self._weight > self.budget
+            ):
+                self._weight -= self._weigh(self._values.popitem(last=False)[1])
         return value
 
 

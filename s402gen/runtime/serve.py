@@ -29,8 +29,9 @@ EMULATOR_CREDENTIALS = Credentials("emulator-access-key", "emulator-secret")
 #: Top-level modules of the ``serve`` extra of pyproject.toml (import names, not distributions).
 SERVE_MODULES = ("fastapi", "uvicorn", "mcp", "alibabacloud_tea_openapi", "x402")
 SERVE_INSTALL = "pip install 's402gen[serve]'"
-#: Modules of :data:`SERVE_MODULES` only some runs use (x402 payments): looked up, not imported.
-ON_DEMAND_MODULES = ("x402",)
+#: Modules of :data:`SERVE_MODULES` imported when first used (x402 payments; mcp, by
+#: ``s402gen mcp`` or the first request to ``/mcp``): at start only looked up.
+ON_DEMAND_MODULES = ("mcp", "x402")
 POSTGRES_INSTALL = "pip install 's402gen[postgres]'"
 
 
@@ -43,7 +44,8 @@ def missing_dependency() -> str | None:
 
     Imports them (the server needs them next anyway), so that a partial
     install fails before anything starts, with a hint instead of a traceback;
-    :data:`ON_DEMAND_MODULES` are only found (importing x402 costs ~0.25 s of start).
+    :data:`ON_DEMAND_MODULES` are only found (importing x402 costs ~0.25 s of start, mcp
+    ~0.7 s).
     """
     for name in SERVE_MODULES:
         try:

@@ -158,6 +158,12 @@ class Stats:
             else:
                 counters.payment_requireds += 1
 
+    def version(self, service_id: str) -> int:
+        """The calls counted for ``service_id`` so far: :meth:`quality` stays the same while
+        this does (every :meth:`record` adds one), so an answer holding it can be reused."""
+        counters = self.counters.get(service_id)
+        return counters.calls if counters is not None else 0
+
     def quality(self, service_id: str) -> Quality:
         """The ``quality`` of a search result; ``qualityScore`` is 0..5 (4 before any call)."""
         with self.lock:
