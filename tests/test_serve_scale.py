@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -162,6 +163,24 @@ def test_a_repeated_search_is_answered_before_fastapi_with_the_same_bytes(emulat
     after = client.get(path).json()
     assert after["services"][0]["quality"]["callCount"] == 1
     assert after == {**first.json(), "services": after["services"]}
+
+
+def test_the_mcp_sdk_is_imported_on_the_first_mcp_request_not_at_start() -> None:
+    """Importing the mcp SDK is ~0.7 s of ``serve``'s start: the app imports it when
+    ``/mcp`` is first asked (tests of MCP over HTTP show that it then answers)."""
+    code = (
+        "import sys\n"
+        "from s402gen.runtime.app import create_app\n"
+        "from s402gen.runtime.payments import Ledger\n"
+        "from s402gen.runtime.serve import missing_dependency\n"
+        f"assert missing_dependency() is None\n"
+        f"create_app({str(GENERATED)!r}, ledger=Ledger(), upstream=None)\n"
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_route_modules_compile_once_into_the_cache_never_into_generated(
