@@ -22,7 +22,8 @@ from s402gen.runtime.contract import CatalogDocument
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.mcp_server import build_mcp_server, load_tools
 from s402gen.runtime.payments import Ledger
-from s402gen.runtime.search import CatalogSearch, Recent
+from s402gen.runtime.recent import Recent
+from s402gen.runtime.search import CatalogSearch
 from s402gen.runtime.service import ServiceRuntime
 
 from .conftest import GENERATED, LOOPBACK_BASE, emulator_upstream, running_app

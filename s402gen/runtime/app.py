@@ -31,7 +31,8 @@ from .auth import AuthRefused, ClientAuth, HostCheckMiddleware, HostPolicy, show
 from .generated import Generated, GeneratedError, load_generated
 from .ledger_store import busy_errors
 from .payments import Ledger, PaymentProvider
-from .search import DEFAULT_LIMIT, CatalogSearch, Recent
+from .recent import Recent
+from .search import DEFAULT_LIMIT, CatalogSearch
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .spec import RouteSpec
 from .upstream import (

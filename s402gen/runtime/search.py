@@ -23,8 +23,10 @@ non-ASCII runs of ``searchText`` and a Chinese word matches as a substring;
 words shorter than three characters use ``instr`` over the same column
 (SQLite 3.40's trigram ``LIKE`` misses short non-ASCII patterns).
 
-Scores (:data:`SCORE_ID` ...) are summed in one SQL statement whatever the
-catalog's size; the rankings of recent queries are kept, and only the
+Each term is one SQL statement, whose rowids are kept for the recent
+statements (a new query's terms are mostly those of earlier ones); scores
+(:data:`SCORE_ID` ...) are summed per service in Python, the best ``limit``
+picked with a heap. The rankings of recent queries are kept, and only the
 answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
 recent answers are kept as the JSON bytes sent (:meth:`CatalogSearch.answer_body`),
 reused while the listed services' ``quality`` is unchanged.
@@ -32,18 +34,20 @@ reused while the listed services' ``quality`` is unchanged.
 
 from __future__ import annotations
 
+import heapq
 import re
 import sqlite3
 import threading
-from collections import OrderedDict
+from array import array
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from . import jsonio
 from .contract import CatalogDocument, CatalogEntry, Quality
+from .recent import Recent
 from .spec import price_label
 
 #: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
@@ -96,6 +100,10 @@ MAX_LIMIT = 50
 RANK_CACHE_SIZE = 1024
 #: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
 ENTRY_JSON_CACHE_SIZE = 128
+#: Statements whose rowids are kept (:meth:`CatalogSearch._matches`), and their rowids in
+#: all (4 bytes each: 4 MiB).
+MATCH_CACHE_SIZE = 4096
+MATCH_CACHE_ROWIDS = 1 << 20
 #: Bytes of recent answers kept ready to send (:meth:`CatalogSearch.answer_body`): ~70
 #: answers of 10 results at 2,000 services (each whole entry ~11 kB).
 BODY_CACHE_BYTES = 8 << 20
@@ -133,6 +141,11 @@ class SearchRow:
             tuple(d.aliases),
             d.search_text,
         )
+
+
+_ID_SQL = "SELECT rowid FROM ids WHERE key = ?"
+_ALIAS_SQL = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
+_CATEGORY_SQL = "SELECT rowid FROM services WHERE category = ?"
 
 
 def _quote(token: str) -> str:
@@ -279,6 +292,7 @@ class CatalogSearch:
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
         self._entries = Recent(ENTRY_JSON_CACHE_SIZE)
+        self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_ROWIDS, len)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._document_json = document.to_json()
 
@@ -328,7 +342,7 @@ class CatalogSearch:
     ) -> tuple[int, list[tuple[int, int, list[str]]]]:
         """The number of matching services and the first ``limit`` of them, best first:
         ``(position, score, matchTerms)``."""
-        filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"
+        filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"  # no query
         if not query:
             where, params = (filters, [category]) if category else ("", [])
             (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
@@ -339,55 +353,68 @@ class CatalogSearch:
         words = _words(query)
         phrase = " ".join(words)
         labels: list[str | None] = []
-        parts: list[str] = ["SELECT rowid, -1 AS t, ? AS w FROM ids WHERE key = ?"]
-        params: list[object] = [SCORE_ID, query.lower()]
+        # (label index, weight, rowids): the ids' part (-1) labels nothing
+        parts: list[tuple[int, int, Collection[int]]] = [
+            (-1, SCORE_ID, self._matches(_ID_SQL, [query.lower()]))
+        ]
 
-        def add(sql: str | None, values: list[object], weight: int, label: str | None) -> None:
-            if sql is not None:
-                parts.append(f"SELECT rowid, {len(labels)}, {weight} FROM ({sql})")
-                params.extend(values)
+        def text(term: str) -> set[int] | None:
+            match = _text_match(term)
+            return None if match is None else set(self._matches(*match))
+
+        def add(rowids: set[int] | None, weight: int, label: str | None) -> None:
+            if rowids is not None:
+                parts.append((len(labels), weight, rowids))
             labels.append(label)
 
         if phrase:
-            add(*(_text_match(phrase) or (None, [])), SCORE_PHRASE, phrase)
+            add(text(phrase), SCORE_PHRASE, phrase)
         for word in dict.fromkeys(words):
-            label = word if word != phrase else None
-            alias = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
-            parts.append(f"SELECT rowid, {len(labels)}, {SCORE_ALIAS} FROM ({alias})")
-            params.append(_quote(word))
-            text = _text_match(word)  # scores only where the word is not an alias's
-            if text is not None:
-                add(f"{text[0]} EXCEPT {alias}", [*text[1], _quote(word)], SCORE_TEXT, label)
-            else:
-                add(None, [], SCORE_TEXT, label)
+            alias = set(self._matches(_ALIAS_SQL, [_quote(word)]))
+            parts.append((len(labels), SCORE_ALIAS, alias))
+            found = text(word)  # scores only where the word is not an alias's
+            add(
+                None if found is None else found - alias,
+                SCORE_TEXT,
+                word if word != phrase else None,
+            )
         for category_id, terms in expansions.items():
+            members = self._category(category_id)
             for term in terms:
-                match = _text_match(term.lower())
-                sql = None
-                if match is not None:
-                    sql = f"{match[0]} INTERSECT SELECT rowid FROM services WHERE category = ?"
-                    match[1].append(category_id)
-                add(sql, match[1] if match else [], SCORE_EXPANDED, term)
-        scored = (
-            "SELECT rowid, group_concat(t) AS ts, sum(w) AS score FROM ("
-            + " UNION ALL ".join(parts)
-            + ") GROUP BY rowid"
-        )
+                found = text(term.lower())
+                add(None if found is None else found & members, SCORE_EXPANDED, term)
+        scores: dict[int, int] = {}
+        for _, weight, rowids in parts:
+            for rowid in rowids:
+                scores[rowid] = scores.get(rowid, 0) + weight
         if category:
-            scored = f"SELECT * FROM ({scored}){filters}"
-            params.append(category)
-        rows = self.index.query(
-            f"SELECT rowid, score, ts, count(*) OVER () FROM ({scored}) "
-            "ORDER BY score DESC, rowid LIMIT ?",
-            [*params, limit],
-        )
-        total = rows[0][3] if rows else 0
+            members = self._category(category)
+            scores = {rowid: score for rowid, score in scores.items() if rowid in members}
+        best = heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
         ranked = []
-        for rowid, score, ts, _ in rows:
-            indices = sorted(int(t) for t in ts.split(",") if t != "-1")
-            terms = [label for i in indices if (label := labels[i]) is not None]
+        for rowid, score in best:
+            terms = [
+                label
+                for index, _, rowids in parts
+                if index >= 0 and (label := labels[index]) is not None and rowid in rowids
+            ]
             ranked.append((rowid - 1, score, terms))
-        return total, ranked
+        return len(scores), ranked
+
+    def _matches(self, sql: str, parameters: Sequence[object]) -> Sequence[int]:
+        """The rowids that ``sql`` selects, kept for the recent statements
+        (:data:`MATCH_CACHE_ROWIDS` rowids in all): the terms of a new query are mostly
+        those of earlier ones."""
+        key = (sql, *parameters)
+        found = self._match_cache.get(key)
+        if found is None:
+            rowids = array("i", (rowid for (rowid,) in self.index.query(sql, parameters)))
+            found = self._match_cache.put(key, rowids)
+        return found
+
+    def _category(self, category: str) -> frozenset[int]:
+        """The rowids of ``category``'s services."""
+        return frozenset(self._matches(_CATEGORY_SQL, [category]))
 
     def search(
         self,
@@ -560,47 +587,6 @@ class CatalogSearch:
                 ),
             }
         )
-
-
-class Recent:
-    """The ``size`` most recently used values by key (thread-safe); with ``budget``, also
-    no more than ``budget`` in all of ``weigh(value)`` (e.g. bytes)."""
-
-    def __init__(
-        self, size: int, budget: int | None = None, weigh: Callable[[Any], int] | None = None
-    ):
-        self.size = size
-        self.budget = budget
-        self._weigh = weigh or (lambda value: 0)
-        self._weight = 0
-        self._values: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        """The value of ``key`` (now the most recent), or ``None``."""
-        with self._lock:
-            value = self._values.get(key)
-            if value is not None:
-                self._values.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> Any:
-        """Keep ``value`` for ``key``, dropping the least recent beyond ``size`` (and
-        ``budget``; a value heavier than ``budget`` is not kept); ``value``."""
-        weight = self._weigh(value)
-        if self.budget is not None and weight > self.budget:
-            return value
-        with self._lock:
-            old = self._values.pop(key, None)
-            if old is not None:
-                self._weight -= self._weigh(old)
-            self._values[key] = value
-            self._weight += weight
-            while len(self._values) > self.size or (
-                self.budget is not None and self._weight > self.budget
-            ):
-                self._weight -= self._weigh(self._values.popitem(last=False)[1])
-        return value
 
 
 def _why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
