@@ -8,6 +8,7 @@ start the local upstream emulator. Both need the ``serve`` extra
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import importlib.util
 import os
@@ -114,6 +115,15 @@ def client_auth(
         yield ClientAuth(keys, anonymous=anonymous)
     finally:
         keys.close()
+
+
+def freeze_start_objects() -> None:
+    """Collect the start's garbage, then put every object left (route specs, models, the
+    search's rows: ~80,000 at 2,000 services) out of the garbage collector's reach
+    (``gc.freeze``): a full collection scanned them all in ~70 ms, stalling every request
+    meanwhile; it now scans only what serving made."""
+    gc.collect()
+    gc.freeze()
 
 
 def release_freed_memory() -> None:
@@ -284,6 +294,7 @@ def serve_generated(
                         x402=gateway,
                         mcp_discovery=mcp_discovery,
                     )
+                    freeze_start_objects()
                     release_freed_memory()  # the start-up's parsing peak is over
                     url = http_url(host, port)
                     click.echo(
