@@ -16,8 +16,8 @@ search must not block other requests); and MCP ``tools/list`` (every page)
 bytes and time in the one-tool-per-service mode and in the discovery mode, with
 the mcp SDK's client. See :func:`serve_scale.scale_main`.
 
-It starts ``s402gen serve --upstream emulator --ledger :memory:`` on a free
-loopback port (one uvicorn process), then runs wrk twice against the
+It starts ``s402gen serve --upstream emulator --ledger :memory: --no-api-keys`` on a
+free loopback port (one uvicorn process, its output to /dev/null), then runs wrk twice against the
 service's endpoint: without a payment token (every answer is the 402), and
 with a fresh single-call token per request (tokens made beforehand through
 ``POST /api/payments``; each paid call goes through the ledger and, signed,
@@ -167,8 +167,8 @@ def main() -> None:
     url = base + catalog["endpoint"]
     server = subprocess.Popen(
         [exe, "serve", "--generated", str(REPO / "generated"), "--port", str(port),
-         "--upstream", "emulator", "--ledger", ":memory:"],
-        stderr=subprocess.DEVNULL,
+         "--upstream", "emulator", "--ledger", ":memory:", "--no-api-keys"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_ready(base, server)
