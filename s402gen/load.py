@@ -147,7 +147,9 @@ def load_text(text: str, filename: str) -> LoadedDocument:
     except Unusual:
         values, keys, data = _with_gc_paused(_located_tree, text, filename)
         return LoadedDocument(data, SourceMap(filename, (values, keys)))
-    return LoadedDocument(data, SourceMap(filename, locate=lambda: _tables(text, filename)))
+    kept = text.encode("utf-8", "surrogatepass")  # a str of CJK text is twice as big
+    locate = lambda: _tables(kept.decode("utf-8", "surrogatepass"), filename)  # noqa: E731
+    return LoadedDocument(data, SourceMap(filename, locate=locate))
 
 
 def _with_gc_paused(function: Callable[..., Any], *args: Any) -> Any:
