@@ -9,14 +9,15 @@ duplicate keys, non-string keys, numbers YAML 1.1 reads as other numbers than
 they look like (``020`` is 16, ``1:20`` is 80), and documents past a bound
 (nesting depth, scalar length, size once aliases are copied out).
 
-Two paths give the same tree. The fast one lets libyaml compose in C, bounded
-through the resolver hooks it calls for every node, and builds values only;
-it gives up at anything unusual (a bound that may be crossed, a finding, a
-YAML error), and the document is loaded again by the located path: PyYAML's
-Python composer, bounded while it composes, and a builder that records every
-location and finding. The locations of a document the fast path loaded are
-found the same way, once, when the first one is asked for (a valid catalog
-usually asks for none).
+Two paths give the same tree. The fast one builds values straight from
+libyaml's events (:mod:`s402gen.yaml_events`: no node graph, the bounds kept
+on the way); it gives up at anything unusual (a bound crossed, a finding, a
+YAML error, a ``<<`` merge), and the document is loaded again by the located
+path: PyYAML's Python composer, bounded while it composes
+(:mod:`s402gen.yaml_bounds`), and a builder that records every location and
+finding (:mod:`s402gen.yaml_tree`). The locations of a document the fast path
+loaded are found once, when the first one is asked for (a valid catalog usually
+asks for none), from libyaml's C composer bounded through its resolver hooks.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import yaml
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, did_you_mean
 from .inputs import InputError, read_input, read_input_text
 from . import yaml_bounds as bounds
-from .yaml_tree import Path, PlainBuilder, TreeBuilder, Unusual
+from .yaml_events import EventBuilder
+from .yaml_tree import Path, TreeBuilder, Unusual
 
 try:  # libyaml is 5x faster; PyYAML without it still works
     _Loader: type = yaml.CSafeLoader
@@ -187,12 +189,17 @@ def _compose_fast(text: str) -> tuple[Any, yaml.Node | None]:
 
 
 def _plain_tree(text: str) -> Any:
-    """The fast path: the tree of ``text``, or :class:`Unusual`."""
-    loader, root = _compose_fast(text)
+    """The fast path: the tree of ``text`` built from libyaml's events, or :class:`Unusual`."""
+    loader = _Loader(text)
+    builder = EventBuilder(
+        loader,
+        bounds.MAX_DEPTH,
+        bounds.MAX_SCALAR_CHARS,
+        bounds.MAX_EXPANDED_NODES,
+        bounds.MAX_EXPANDED_CHARS,
+    )
     try:
-        return (
-            PlainBuilder(loader, bounds.MAX_SCALAR_CHARS).build(root) if root is not None else None
-        )
+        return builder.build()
     except (yaml.YAMLError, RecursionError):
         raise Unusual from None
     finally:

@@ -1,12 +1,12 @@
-"""A composed YAML node graph as plain JSON values: the two builders of :mod:`s402gen.load`.
+"""A composed YAML node graph as plain JSON values, with locations: the located path of
+:mod:`s402gen.load`.
 
-:class:`PlainBuilder` is the fast path: values only, no locations, and it gives up
-(:class:`Unusual`) at the first thing that would be a finding. :class:`TreeBuilder`
-records where every path stands and collects every finding at its node; it builds the
-same values. Both expand aliases (a copy per use) and ``<<`` merge keys, refuse
-duplicate and non-string keys, scalars past a length, values JSON cannot hold, and
-plain numbers YAML 1.1 reads as other numbers than they look like (``020`` is 16,
-``1:20`` is 80).
+:class:`TreeBuilder` records where every path stands and collects every finding at its
+node: it expands aliases (a copy per use) and ``<<`` merge keys, and refuses duplicate
+and non-string keys, values JSON cannot hold, and plain numbers YAML 1.1 reads as other
+numbers than they look like (``020`` is 16, ``1:20`` is 80). The fast path
+(:mod:`s402gen.yaml_events`) builds the same values and raises :class:`Unusual` at
+whatever this one would report.
 """
 
 from __future__ import annotations
@@ -77,81 +77,6 @@ def yaml_11_surprise(node: yaml.ScalarNode) -> str | None:
 
 def _merge_sources(value_node: yaml.Node) -> list[yaml.Node]:
     return value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-
-
-class PlainBuilder:
-    """Plain values of a node graph, nothing else: raises :class:`Unusual` at the first
-    key, scalar or merge that :class:`TreeBuilder` would report (or past ``max_scalar``
-    characters in one scalar). The caller has bounded the graph (depth, expanded size)."""
-
-    def __init__(self, loader: Any, max_scalar: int):
-        self.loader = loader
-        self.max_scalar = max_scalar
-
-    def build(self, node: yaml.Node) -> Any:
-        """The value of ``node``: ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool``
-        or ``None``."""
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item) for item in node.value]
-        if len(node.value) > self.max_scalar:
-            raise Unusual
-        if node.tag == _STR_TAG:
-            return node.value
-        value = self.loader.construct_object(node, deep=True)
-        if json_problem(value) is not None or yaml_11_surprise(node) is not None:
-            raise Unusual
-        return value
-
-    def _key(self, node: yaml.Node) -> str:
-        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
-            if len(node.value) > self.max_scalar:
-                raise Unusual
-            return node.value
-        raise Unusual  # a number, null or collection as a key: TreeBuilder says which
-
-    def _mapping(self, node: yaml.MappingNode) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                return self._with_merges(node)
-            key = self._key(key_node)
-            if key in result:
-                raise Unusual  # a duplicate key
-            result[key] = self.build(value_node)
-        return result
-
-    def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node, bool]]:
-        """As :meth:`TreeBuilder._pairs`."""
-        pairs: list[tuple[yaml.Node, yaml.Node, bool]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag != _MERGE_TAG:
-                pairs.append((key_node, value_node, False))
-                continue
-            for source in _merge_sources(value_node):
-                if not isinstance(source, yaml.MappingNode):
-                    raise Unusual
-                pairs.extend((k, v, True) for k, v, _ in self._pairs(source))
-        return pairs
-
-    def _with_merges(self, node: yaml.MappingNode) -> dict[str, Any]:
-        """As :meth:`TreeBuilder._mapping`: explicit keys win over merged ones, earlier
-        merges over later ones (a merged value that loses is still built, and checked)."""
-        result: dict[str, Any] = {}
-        explicit: set[str] = set()
-        for key_node, value_node, merged in self._pairs(node):
-            key = self._key(key_node)
-            if merged:
-                if key in explicit or key in result:
-                    continue
-            elif key in explicit:
-                raise Unusual  # a duplicate key
-            else:
-                explicit.add(key)
-                result.pop(key, None)
-            result[key] = self.build(value_node)
-        return result
 
 
 class TreeBuilder:

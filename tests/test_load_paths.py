@@ -36,6 +36,8 @@ EDGES = {
     "unicode": "名字: 人脸\nemoji: '😀'\n",
     "empty-values": "a:\nb: []\nc: {}\nd: [~]\n",
     "stars": "a: '*not an alias*'\nb: x*y\nc: [1, 2]\n",
+    "plain-scalars": "[yes, No, ~, null, 1, -1, +.5, .inf0, 0x1F, a b, ÿ, 人, x: y, 'q', \"~\"]\n",
+    "anchored-keys": "k: &k key\nm: {*k : 1}\nn: &n 5\no: [*n, *n]\n",
     "bound-scalar": "[" * 62 + "{k: [v]}" + "]" * 62,  # 64 collections deep, v at 65
 }
 
@@ -137,12 +139,24 @@ def test_a_billion_laughs_is_measured_not_expanded_by_the_fast_path() -> None:
         load_module._compose_fast("\n".join(lines))
 
 
-def test_a_million_deep_document_stops_the_c_composer_at_the_bound() -> None:
-    """libyaml's composer recursed in C and crashed (SIGSEGV) about 100,000 deep; the hook
-    stops it two levels past :data:`MAX_DEPTH`."""
+def test_the_fast_path_copies_an_alias_and_stops_a_bomb_before_copying() -> None:
+    data = load_module._plain_tree("a: &a [1, {b: 2}]\nc: *a\n")
+    assert data == {"a": [1, {"b": 2}], "c": [1, {"b": 2}]}
+    assert data["c"] is not data["a"] and data["c"][1] is not data["a"][1]  # as the graph did
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    with pytest.raises(Unusual):
+        load_module._plain_tree("\n".join(lines))
+
+
+@pytest.mark.parametrize("builder", ["_plain_tree", "_compose_fast"])
+def test_a_million_deep_document_stops_both_fast_paths_at_the_bound(builder: str) -> None:
+    """libyaml's composer recursed in C and crashed (SIGSEGV) about 100,000 deep; the event
+    builder keeps its own stack, the C composer's hook stops two levels past the bound."""
     text = "a: " + "[" * 1_000_000 + "]" * 1_000_000 + "\n"
     with pytest.raises(Unusual):
-        load_module._compose_fast(text)
+        getattr(load_module, builder)(text)
 
 
 def test_the_fast_resolver_tags_as_pyyaml_does() -> None:
