@@ -167,9 +167,10 @@ def _with_gc_paused(function: Callable[..., Any], *args: Any) -> Any:
 
 
 def _compose_fast(text: str) -> tuple[Any, yaml.Node | None]:
-    """The loader and root node of ``text`` composed by libyaml in C, bounded by
-    :func:`~.yaml_bounds.fast_loader`'s hooks and :func:`~.yaml_bounds.check_expansion`. Raises :class:`Unusual`
-    on any YAML error or bound (possibly) crossed; disposes of the loader then."""
+    """The loader and root node of ``text`` composed by libyaml in C (for the location
+    tables), bounded by :func:`~.yaml_bounds.fast_loader`'s hooks and
+    :func:`~.yaml_bounds.check_expansion`. Raises :class:`Unusual` on any YAML error or
+    bound possibly crossed; disposes of the loader then."""
     loader = bounds.fast_loader(_Loader)(text)
     try:
         root = loader.get_single_node()
@@ -207,10 +208,10 @@ def _plain_tree(text: str) -> Any:
 
 
 def _tables(text: str, filename: str) -> Tables:
-    """The location tables of ``text``, which the fast path loaded (so composes again)."""
+    """The location tables of ``text``, a document the fast path loaded."""
     try:
         loader, root = _with_gc_paused(_compose_fast, text)
-    except Unusual:  # pragma: no cover - the fast path composed it before
+    except Unusual:  # collections nested right at the bound: the bounded composer checks
         values, keys, _ = _with_gc_paused(_located_tree, text, filename)
         return values, keys
     try:
