@@ -35,7 +35,7 @@ from .diagnostics import CatalogError, Diagnostic, Location, Rules, did_you_mean
 from .inputs import InputError, read_input, read_input_text
 from . import yaml_bounds as bounds
 from .yaml_events import EventBuilder
-from .yaml_tree import Path, TreeBuilder, Unusual
+from .yaml_tree import CONSTRUCT_ERRORS, Path, TreeBuilder, Unusual
 
 try:  # libyaml is 5x faster; PyYAML without it still works
     _Loader: type = yaml.CSafeLoader
@@ -365,7 +365,7 @@ def included_files(path: str) -> list[str]:
             data = loader.get_single_data()  # aliases are shared, not copied: no bomb
         finally:
             loader.dispose()
-    except (OSError, InputError, yaml.YAMLError, RecursionError, Unusual):
+    except (OSError, InputError, RecursionError, Unusual, *CONSTRUCT_ERRORS):
         return []
     patterns = data.get("include") if isinstance(data, dict) else None
     if not isinstance(patterns, list):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .yaml_tree import Unusual, json_problem, yaml_11_surprise
+from .yaml_tree import CONSTRUCT_ERRORS, Unusual, json_problem, yaml_11_surprise
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -162,7 +162,10 @@ class EventBuilder:
             raise Unusual  # '<<': the located path merges
         else:
             node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style)
-            value = self.loader.construct_object(node, deep=True)
+            try:
+                value = self.loader.construct_object(node, deep=True)
+            except CONSTRUCT_ERRORS:
+                raise Unusual from None  # text that does not fit its tag
             if json_problem(value) is not None or yaml_11_surprise(node) is not None:
                 raise Unusual
         if event.anchor is not None:

@@ -38,6 +38,16 @@ _YAML_11_NUMBERS = (
 )
 
 
+#: What PyYAML's safe constructor raises for an explicitly tagged scalar whose text does
+#: not fit the tag (``!!int x``: ValueError, ``!!bool x``: KeyError, ``!!timestamp x``:
+#: AttributeError), besides its own YAMLError.
+CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError)
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
+
+
 class Unusual(Exception):
     """What the fast path leaves to the located one: a finding, or a bound that may be
     crossed (the caller loads the document again, bounded and located)."""
@@ -123,13 +133,14 @@ class TreeBuilder:
         """A scalar as a JSON value; anything JSON cannot hold is an error at its node."""
         try:
             value = self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except CONSTRUCT_ERRORS as exc:
+            if isinstance(exc, yaml.YAMLError):
+                problem = getattr(exc, "problem", exc)
+            else:
+                shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+                problem = f"{shown!r} is not a valid {_tag_name(node.tag)}"
             self.errors.append(
-                Diagnostic(
-                    Rules.YAML_SYNTAX,
-                    f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                    self._at(node),
-                )
+                Diagnostic(Rules.YAML_SYNTAX, f"invalid YAML: {problem}", self._at(node))
             )
             return None
         problem = json_problem(value)

@@ -117,6 +117,8 @@ def test_a_valid_catalog_takes_the_fast_path_and_locates_on_demand(
         "a: " + "[" * 65 + "]" * 65 + "\n",  # too deep
         "a: " + "[" * 64 + "{k: v}" + "]" * 64 + "\n",  # a mapping at depth 65
         "a: " + "x" * 100_001 + "\n",  # scalar too long
+        "a: !!timestamp 2001-12-14 x\n",  # text that does not fit its tag (was a crash)
+        "a: [!!int x, !!float y, !!bool z]\n",
     ],
 )
 def test_the_fast_path_leaves_findings_to_the_located_path(text: str) -> None:
@@ -137,6 +139,21 @@ def test_a_billion_laughs_is_measured_not_expanded_by_the_fast_path() -> None:
     loader.dispose()
     with pytest.raises(Unusual):
         load_module._compose_fast("\n".join(lines))
+
+
+def test_a_scalar_that_does_not_fit_its_tag_is_a_located_error() -> None:
+    """PyYAML's constructor raises AttributeError, ValueError or KeyError there: it was an
+    internal error (found by tests/test_properties.py)."""
+    with pytest.raises(CatalogError) as caught:
+        load_text("a: 1\nb: [!!int x, !!timestamp 2001-12-14 y]\n", "doc.yaml")
+    assert [(d.rule, str(d.location), d.message) for d in caught.value.diagnostics] == [
+        (Rules.YAML_SYNTAX, "doc.yaml:2:5", "invalid YAML: 'x' is not a valid !!int"),
+        (
+            Rules.YAML_SYNTAX,
+            "doc.yaml:2:14",
+            "invalid YAML: '2001-12-14 y' is not a valid !!timestamp",
+        ),
+    ]
 
 
 def test_the_fast_path_copies_an_alias_and_stops_a_bomb_before_copying() -> None:
