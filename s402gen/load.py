@@ -2,93 +2,99 @@
 
 PyYAML's ``compose`` (with the libyaml ``CSafeLoader`` when available) keeps
 the line and column of each node; this module turns the node graph into
-plain ``dict``/``list``/scalar values and records, for every path into the
-tree, where its key and its value stand in the file. YAML problems that the
-usual ``safe_load`` silently accepts are errors here: duplicate keys,
-non-string keys, numbers YAML 1.1 reads as other numbers than they look like
-(``020`` is 16, ``1:20`` is 80), and documents past a bound (nesting depth,
-scalar length, size once aliases are copied out), found while composing.
+plain ``dict``/``list``/scalar values (:mod:`s402gen.yaml_tree`) and can tell,
+for every path into the tree, where its key and its value stand in the file.
+YAML problems that the usual ``safe_load`` silently accepts are errors here:
+duplicate keys, non-string keys, numbers YAML 1.1 reads as other numbers than
+they look like (``020`` is 16, ``1:20`` is 80), and documents past a bound
+(nesting depth, scalar length, size once aliases are copied out).
+
+Two paths give the same tree. The fast one builds values straight from
+libyaml's events (:mod:`s402gen.yaml_events`: no node graph, the bounds kept
+on the way); it gives up at anything unusual (a bound crossed, a finding, a
+YAML error, a ``<<`` merge), and the document is loaded again by the located
+path: PyYAML's Python composer, bounded while it composes
+(:mod:`s402gen.yaml_bounds`), and a builder that records every location and
+finding (:mod:`s402gen.yaml_tree`). The locations of a document the fast path
+loaded are found once, when the first one is asked for (a valid catalog usually
+asks for none), from libyaml's C composer bounded through its resolver hooks.
 """
 
 from __future__ import annotations
 
 import gc
 import glob
-import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import yaml
-from yaml.composer import Composer
 
 from .diagnostics import CatalogError, Diagnostic, Location, Rules, did_you_mean
 from .inputs import InputError, read_input, read_input_text
+from . import yaml_bounds as bounds
+from .yaml_events import EventBuilder
+from .yaml_tree import CONSTRUCT_ERRORS, Path, TreeBuilder, Unusual
 
 try:  # libyaml is 5x faster; PyYAML without it still works
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
-Path = tuple[str | int, ...]
-
-#: Most nodes an alias-heavy document may expand to ("billion laughs" guard).
-MAX_EXPANDED_NODES = 2_000_000
-#: Most characters of scalar text a document may expand to, aliases copied out: an alias
-#: bomb under :data:`MAX_EXPANDED_NODES` that repeats long strings stops here. (A real
-#: catalog of 2,000 services expands to about 0.6 million.)
-MAX_EXPANDED_CHARS = 16_000_000
-#: Longest scalar (characters): a catalog's texts are sentences, its examples small; one
-#: scalar is copied into several generated files per service.
-MAX_SCALAR_CHARS = 100_000
-#: Deepest nesting of mappings and lists (the catalog itself is 4 deep, a parameter schema
-#: or example adds its own); deeper documents would exhaust the recursion of every later
-#: stage (JSON Schema validation, rendering), and libyaml's composer crashes at ~100,000.
-MAX_DEPTH = 64
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_STR_TAG = "tag:yaml.org,2002:str"
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
-
-#: Plain-scalar spellings that YAML 1.1 (PyYAML's resolver) reads as numbers other than
-#: what they look like, and YAML 1.2 does not: ``020`` is 16, ``0b11`` is 3, ``1:20`` is
-#: 80 (base 60), ``1_000`` is 1000. Source: the YAML 1.1 int and float types,
-#: https://yaml.org/type/int.html and https://yaml.org/type/float.html.
-_YAML_11_NUMBERS = (
-    (re.compile(r"[-+]?0b[01_]+"), "a binary number"),
-    (re.compile(r"[-+]?0[0-9_]+"), "an octal number"),
-    (re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"), "a base-60 number"),
-    (re.compile(r"[-+]?[0-9.][0-9_.]*_[0-9_.]*([eE][-+][0-9]+)?"), "a number with '_' separators"),
-)
+Tables = tuple[dict[Path, tuple[int, int]], dict[Path, tuple[int, int]]]
 
 
-@dataclass
 class SourceMap:
     """Where each path of a loaded tree comes from.
 
-    ``values[path]`` is the location of the value at ``path``; ``keys[path]``
-    the location of the mapping key that introduced it (absent for list
-    items and the root). Paths are in ``file``, except those under a prefix
-    of ``files`` (the parts an ``include:`` brought in), which are in the file
-    it names.
+    :meth:`value` is the location of the value at a path, :meth:`key` that of the
+    mapping key that introduced it (list items and the root have none). Paths are in
+    ``file``, except those under a prefix of ``files`` (the parts an ``include:``
+    brought in), which are in the file it names. The tables behind (:attr:`values`,
+    :attr:`keys`: path to ``(line, column)``) are made by ``locate`` the first time one
+    is needed, when not given.
     """
 
-    file: str
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    files: dict[Path, str] = field(default_factory=dict)
+    def __init__(
+        self,
+        file: str,
+        tables: Tables | None = None,
+        locate: Callable[[], Tables] | None = None,
+    ):
+        self.file = file
+        self.files: dict[Path, str] = {}
+        self._tables = tables
+        self._locate = locate
+        #: ``(section, name or index)`` here -> the included file's map and the prefix there
+        self._moved: dict[Path, tuple[SourceMap, Path]] = {}
+
+    def _table(self, which: int) -> dict[Path, tuple[int, int]]:
+        if self._tables is None:
+            self._tables = self._locate() if self._locate is not None else ({}, {})
+            self._locate = None  # and what it held (the document's text)
+        return self._tables[which]
+
+    @property
+    def values(self) -> dict[Path, tuple[int, int]]:
+        """Path to ``(line, column)`` of its value (made on first use)."""
+        return self._table(0)
+
+    @property
+    def keys(self) -> dict[Path, tuple[int, int]]:
+        """Path to ``(line, column)`` of the key that introduced it (made on first use)."""
+        return self._table(1)
 
     def value(self, path: Path) -> Location:
         """Location of the value at ``path``, or of its nearest recorded ancestor."""
-        return self._nearest(self.values, path)
+        return self._nearest(path)
 
     def key(self, path: Path) -> Location:
         """Location of the key of ``path`` (falls back to the value, then ancestors)."""
-        if path in self.keys:
-            return Location(self.file_of(path), *self.keys[path])
-        return self._nearest(self.values, path)
+        found = self._get(1, path)
+        if found is not None:
+            return Location(self.file_of(path), *found)
+        return self._nearest(path)
 
     def file_of(self, path: Path) -> str:
         """The file the node at ``path`` is written in."""
@@ -98,10 +104,25 @@ class SourceMap:
                     return self.files[path[:end]]
         return self.file
 
-    def _nearest(self, table: dict[Path, tuple[int, int]], path: Path) -> Location:
+    def adopt(self, prefix: Path, part: SourceMap, there: Path) -> None:
+        """Locate the paths under ``prefix`` (a section and a name or index) as those under
+        ``there`` in ``part``, the map of an included file."""
+        self._moved[prefix] = (part, there)
+        self.files[prefix] = part.file
+
+    def _get(self, which: int, path: Path) -> tuple[int, int] | None:
+        if len(path) > 1 and self._moved:
+            moved = self._moved.get(path[:2])
+            if moved is not None:
+                part, there = moved
+                return part._table(which).get(there + path[2:])
+        return self._table(which).get(path)
+
+    def _nearest(self, path: Path) -> Location:
         for end in range(len(path), -1, -1):
-            if path[:end] in table:
-                return Location(self.file_of(path[:end]), *table[path[:end]])
+            found = self._get(0, path[:end])
+            if found is not None:
+                return Location(self.file_of(path[:end]), *found)
         return Location(self.file, 1, 1)
 
 
@@ -119,19 +140,98 @@ def load_text(text: str, filename: str) -> LoadedDocument:
     """Parse one YAML document into a plain tree with locations.
 
     Raises :class:`CatalogError` with every problem found (syntax error,
-    duplicate keys, non-string keys), or with the first bound crossed (nesting past
-    :data:`MAX_DEPTH`, a scalar past :data:`MAX_SCALAR_CHARS`, an expansion past
-    :data:`MAX_EXPANDED_NODES` or :data:`MAX_EXPANDED_CHARS`, an alias inside its own
-    anchor: see :func:`_bounded_loader`). An empty document loads as ``None``.
+    duplicate keys, non-string keys), or with the first bound of
+    :mod:`s402gen.yaml_bounds` crossed (nesting, scalar length, expanded nodes or
+    characters, an alias inside its own anchor). An empty document loads as ``None``.
     """
-    loader = _bounded_loader(_Loader)(text)
-    builder = _TreeBuilder(loader, filename)
+    try:
+        data = _with_gc_paused(_plain_tree, text)
+    except Unusual:
+        values, keys, data = _with_gc_paused(_located_tree, text, filename)
+        return LoadedDocument(data, SourceMap(filename, (values, keys)))
+    kept = text.encode("utf-8", "surrogatepass")  # a str of CJK text is twice as big
+    locate = lambda: _tables(kept.decode("utf-8", "surrogatepass"), filename)  # noqa: E731
+    return LoadedDocument(data, SourceMap(filename, locate=locate))
+
+
+def _with_gc_paused(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` with the cyclic gc off: a node graph holds no garbage cycles,
+    and gc passes over hundreds of thousands of new objects dominate a big load."""
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # the node graph is acyclic garbage-wise; gc pauses dominate on big files
+    gc.disable()
+    try:
+        return function(*args)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _compose_fast(text: str) -> tuple[Any, yaml.Node | None]:
+    """The loader and root node of ``text`` composed by libyaml in C (for the location
+    tables), bounded by :func:`~.yaml_bounds.fast_loader`'s hooks and
+    :func:`~.yaml_bounds.check_expansion`. Raises :class:`Unusual` on any YAML error or
+    bound possibly crossed; disposes of the loader then."""
+    loader = bounds.fast_loader(_Loader)(text)
+    try:
+        root = loader.get_single_node()
+        if loader.at_bound:
+            raise Unusual  # nesting at MAX_DEPTH + 1: a scalar is fine, a collection not
+        if root is not None and (
+            len(text) > bounds.MAX_EXPANDED_CHARS or bounds.ALIAS.search(text)
+        ):
+            bounds.check_expansion(root)
+    except (yaml.YAMLError, RecursionError):
+        loader.dispose()
+        raise Unusual from None
+    except Unusual:
+        loader.dispose()
+        raise
+    return loader, root
+
+
+def _plain_tree(text: str) -> Any:
+    """The fast path: the tree of ``text`` built from libyaml's events, or :class:`Unusual`."""
+    loader = _Loader(text)
+    builder = EventBuilder(
+        loader,
+        bounds.MAX_DEPTH,
+        bounds.MAX_SCALAR_CHARS,
+        bounds.MAX_EXPANDED_NODES,
+        bounds.MAX_EXPANDED_CHARS,
+    )
+    try:
+        return builder.build()
+    except (yaml.YAMLError, RecursionError):
+        raise Unusual from None
+    finally:
+        loader.dispose()
+
+
+def _tables(text: str, filename: str) -> Tables:
+    """The location tables of ``text``, a document the fast path loaded."""
+    try:
+        loader, root = _with_gc_paused(_compose_fast, text)
+    except Unusual:  # collections nested right at the bound: the bounded composer checks
+        values, keys, _ = _with_gc_paused(_located_tree, text, filename)
+        return values, keys
+    try:
+        builder = TreeBuilder(loader, filename, bounds.MAX_EXPANDED_NODES)
+        if root is not None:
+            _with_gc_paused(builder.build, root, ())
+    finally:
+        loader.dispose()
+    return builder.values, builder.keys
+
+
+def _located_tree(text: str, filename: str) -> tuple[dict, dict, Any]:
+    """The located path: location tables and tree of ``text``, composed by the bounded
+    Python composer; raises :class:`CatalogError` with what is wrong."""
+    loader = bounds.bounded_loader(_Loader)(text)
+    builder = TreeBuilder(loader, filename, bounds.MAX_EXPANDED_NODES)
     try:
         try:
             root = loader.get_single_node()
-        except _LimitError as exc:
+        except bounds.LimitError as exc:
             raise CatalogError([exc.diagnostic(filename)]) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -148,11 +248,9 @@ def load_text(text: str, filename: str) -> LoadedDocument:
         raise CatalogError([too_deep]) from None
     finally:
         loader.dispose()
-        if gc_was_enabled:
-            gc.enable()
     if builder.errors:
         raise CatalogError(builder.errors)
-    return LoadedDocument(data, builder.source)
+    return builder.values, builder.keys, data
 
 
 def load_file(path: str, display_name: str | None = None) -> LoadedDocument:
@@ -262,12 +360,12 @@ def included_files(path: str) -> list[str]:
         text = read_input(path)
         if b"include" not in text:
             return []
-        loader = _bounded_loader(_Loader)(text)  # a safe loader, bounded as load_text's
+        loader = bounds.fast_loader(_Loader)(text)  # a safe loader, nesting bounded as load_text's
         try:
-            data = loader.get_single_data()
+            data = loader.get_single_data()  # aliases are shared, not copied: no bomb
         finally:
             loader.dispose()
-    except (OSError, InputError, yaml.YAMLError, RecursionError):
+    except (OSError, InputError, RecursionError, Unusual, *CONSTRUCT_ERRORS):
         return []
     patterns = data.get("include") if isinstance(data, dict) else None
     if not isinstance(patterns, list):
@@ -329,131 +427,10 @@ def _merge(root: LoadedDocument, part: LoadedDocument) -> list[Diagnostic]:
 
 
 def _adopt(root: SourceMap, part: SourceMap, key: str, moves: dict) -> None:
-    """Copy the locations of ``part``'s ``key`` section items named in ``moves`` to their
-    new place in ``root``, marked as written in ``part``'s file (one pass over ``part``)."""
-    for table, into in ((part.values, root.values), (part.keys, root.keys)):
-        for path, where in table.items():
-            if len(path) > 1 and path[0] == key and path[1] in moves:
-                into[(key, moves[path[1]], *path[2:])] = where
-    for new in moves.values():
-        root.files[(key, new)] = part.file
-
-
-class _LimitError(yaml.MarkedYAMLError):
-    """A bound of :func:`_bounded_loader` crossed: the rule, the message, the mark."""
-
-    def __init__(self, rule: Any, message: str, mark: Any):
-        super().__init__(problem=message, problem_mark=mark)
-        self.rule = rule
-
-    def diagnostic(self, filename: str) -> Diagnostic:
-        """The finding, located at the mark in ``filename``."""
-        mark = self.problem_mark
-        return Diagnostic(
-            self.rule, self.problem, Location(filename, mark.line + 1, mark.column + 1)
-        )
-
-
-_BOUNDED: dict[type, type] = {}
-
-
-def _bounded_loader(base: type) -> type:
-    """``base`` (a PyYAML loader class) composing with PyYAML's own Python ``Composer`` over
-    the parser's events, bounded while it composes: nesting past :data:`MAX_DEPTH`, a
-    scalar longer than :data:`MAX_SCALAR_CHARS`, a node that expands (aliases copied out)
-    past :data:`MAX_EXPANDED_NODES` nodes or :data:`MAX_EXPANDED_CHARS` characters, and an
-    alias inside the node it names raise :class:`_LimitError` at once, at the node's mark.
-
-    The expanded size of each node is kept (by ``id``) as it is composed, so an alias costs
-    one lookup: a billion-laughs document stops at the first anchor over the bound, before
-    anything is copied. (libyaml's C composer has no such hooks and crashes on very deep
-    nesting; its parser still does the scanning.)
-    """
-    if base in _BOUNDED:
-        return _BOUNDED[base]
-
-    bases = (base,) if issubclass(base, Composer) else (Composer, base)
-
-    class Bounded(*bases):  # type: ignore[misc]
-        def __init__(self, text: str):
-            base.__init__(self, text)
-            Composer.__init__(self)
-            self.depth = 0
-            self.open_anchors: list[str | None] = []
-            self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, characters)
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent):
-                if event.anchor in self.open_anchors:
-                    raise _LimitError(
-                        Rules.RECURSIVE_ALIAS,
-                        f"alias *{event.anchor} is inside the node &{event.anchor} it names",
-                        event.start_mark,
-                    )
-                return super().compose_node(parent, index)
-            if isinstance(event, yaml.ScalarEvent):
-                if len(event.value) > MAX_SCALAR_CHARS:
-                    raise _LimitError(
-                        Rules.SCALAR_TOO_LONG,
-                        f"a scalar of {len(event.value)} characters; at most "
-                        f"{MAX_SCALAR_CHARS} are allowed",
-                        event.start_mark,
-                    )
-                node = super().compose_node(parent, index)
-                self.sizes[id(node)] = (1, len(node.value))
-                return node
-            self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise _LimitError(
-                    Rules.NESTING_TOO_DEEP,
-                    f"mappings and lists nest more than {MAX_DEPTH} deep here",
-                    event.start_mark,
-                )
-            self.open_anchors.append(event.anchor)
-            node = super().compose_node(parent, index)
-            self.open_anchors.pop()
-            self.depth -= 1
-            self._measure(node)
-            return node
-
-        def _measure(self, node: yaml.Node) -> None:
-            children = (
-                [part for pair in node.value for part in pair]
-                if isinstance(node, yaml.MappingNode)
-                else node.value
-            )
-            nodes, chars = 1, 0
-            for child in children:
-                child_nodes, child_chars = self.sizes[id(child)]
-                nodes += child_nodes
-                chars += child_chars
-            if nodes > MAX_EXPANDED_NODES:
-                raise _LimitError(
-                    Rules.ALIAS_EXPANSION,
-                    f"aliases expand to more than {MAX_EXPANDED_NODES} nodes",
-                    node.start_mark,
-                )
-            if chars > MAX_EXPANDED_CHARS:
-                raise _LimitError(
-                    Rules.EXPANSION_TOO_LARGE,
-                    f"this value expands (aliases copied out) to {chars} characters of text; "
-                    f"a catalog may expand to at most {MAX_EXPANDED_CHARS}",
-                    node.start_mark,
-                )
-            self.sizes[id(node)] = (nodes, chars)
-
-    Bounded.__name__ = f"Bounded{base.__name__}"
-    _BOUNDED[base] = Bounded
-    return Bounded
-
-
-def _mark(node: yaml.Node, filename: str) -> Location:
-    return Location(filename, *_position(node))
-
-
-def _position(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    """Locate the items of ``part``'s ``key`` section named in ``moves`` (the part's name or
+    index to the root's) at their new place in ``root``, written in ``part``'s file."""
+    for old, new in moves.items():
+        root.adopt((key, new), part, (key, old))
 
 
 def _syntax_diagnostic(exc: yaml.MarkedYAMLError, mark: Any, filename: str) -> Diagnostic:
@@ -462,148 +439,3 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, mark: Any, filename: str) -> D
         Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename, 1, 1)
     )
     return Diagnostic(Rules.YAML_SYNTAX, f"invalid YAML: {problem}", location)
-
-
-def _json_problem(value: Any) -> str | None:
-    """Why a constructed YAML scalar is not a JSON value, or ``None``."""
-    if value is None or isinstance(value, (str, bool)):
-        return None
-    if isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            return None
-        return f"{value} does not fit in 64 bits; quote it if it is text"
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return None
-        return f"{value} is not a JSON number"
-    return f"{type(value).__name__} values are not JSON ({value!r}); quote it if it is text"
-
-
-def _yaml_11_surprise(node: yaml.ScalarNode) -> str | None:
-    """What YAML 1.1 reads the plain number ``node`` as (``"an octal number"`` ...), when its
-    text means another number to a reader or to YAML 1.2; ``None`` for an ordinary one.
-    The node's raw text is the one the composer kept, so nothing is parsed twice."""
-    if node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style:  # "" (libyaml) or None: plain
-        return None
-    for spelling, kind in _YAML_11_NUMBERS:
-        if spelling.fullmatch(node.value):
-            return kind
-    return None
-
-
-class _TreeBuilder:
-    """Turns a composed node graph into plain values, recording locations and errors."""
-
-    def __init__(self, loader: Any, filename: str):
-        self.loader = loader
-        self.filename = filename
-        self.source = SourceMap(filename)
-        self.errors: list[Diagnostic] = []
-        self.expanded = 0
-
-    def build(self, node: yaml.Node, path: Path) -> Any:
-        self.expanded += 1
-        if self.expanded == MAX_EXPANDED_NODES:
-            self.errors.append(
-                Diagnostic(
-                    Rules.ALIAS_EXPANSION,
-                    f"aliases expand to more than {MAX_EXPANDED_NODES} nodes",
-                    _mark(node, self.filename),
-                )
-            )
-        if self.expanded >= MAX_EXPANDED_NODES:
-            return None
-        self.source.values.setdefault(path, _position(node))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        if node.tag == _STR_TAG:
-            return node.value  # the common case, without the constructor's bookkeeping
-        return self._scalar(node)
-
-    def _scalar(self, node: yaml.Node) -> Any:
-        """A scalar as a JSON value; anything JSON cannot hold is an error at its node."""
-        try:
-            value = self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            self.errors.append(
-                Diagnostic(
-                    Rules.YAML_SYNTAX,
-                    f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                    _mark(node, self.filename),
-                )
-            )
-            return None
-        problem = _json_problem(value)
-        if problem is not None:
-            self.errors.append(Diagnostic(Rules.INVALID_VALUE, problem, _mark(node, self.filename)))
-            return None
-        surprise = _yaml_11_surprise(node)
-        if surprise is not None:
-            message = (
-                f"'{node.value}' is {surprise} in YAML 1.1, read as {value!r}; write the "
-                "number you mean in plain decimal, or quote it if it is text"
-            )
-            self.errors.append(
-                Diagnostic(Rules.YAML_11_NUMBER, message, _mark(node, self.filename))
-            )
-            return None
-        return value
-
-    def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node, bool]]:
-        """Key/value pairs with ``<<`` merges expanded; the flag marks merged-in pairs."""
-        pairs: list[tuple[yaml.Node, yaml.Node, bool]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag != _MERGE_TAG:
-                pairs.append((key_node, value_node, False))
-                continue
-            sources = (
-                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            )
-            for source in sources:
-                if isinstance(source, yaml.MappingNode):
-                    pairs.extend((k, v, True) for k, v, _ in self._pairs(source))
-                else:
-                    self.errors.append(
-                        Diagnostic(
-                            Rules.INVALID_VALUE,
-                            "a '<<' merge needs a mapping or a list of mappings",
-                            _mark(source, self.filename),
-                        )
-                    )
-        return pairs
-
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        explicit: set[str] = set()
-        for key_node, value_node, merged in self._pairs(node):
-            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else key_node.tag
-            if not isinstance(key, str):
-                self.errors.append(
-                    Diagnostic(
-                        Rules.NON_STRING_KEY,
-                        f"mapping keys must be strings, got {key!r}; quote it",
-                        _mark(key_node, self.filename),
-                    )
-                )
-                continue
-            if merged:
-                if key in explicit or key in result:
-                    continue  # explicit keys and earlier merges win, as in YAML 1.1
-            elif key in explicit:
-                first_line, _ = self.source.keys[path + (key,)]
-                self.errors.append(
-                    Diagnostic(
-                        Rules.DUPLICATE_KEY,
-                        f"duplicate key '{key}' (first defined at line {first_line})",
-                        _mark(key_node, self.filename),
-                    )
-                )
-                continue
-            else:
-                explicit.add(key)
-                result.pop(key, None)
-            self.source.keys[path + (key,)] = _position(key_node)
-            result[key] = self.build(value_node, path + (key,))
-        return result

@@ -334,19 +334,31 @@ class Parameter(_Model):
         }
         return {"anyOf": [shorthand, mapping]}
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            key = "type" if value in JSON_TYPES else "preset"
-            return {key: value}
-        return value
+    def _shorthand(cls, value: Any, handler: Any) -> Any:
+        """A string is ``{"type": ...}`` or ``{"preset": ...}``; the parameter it makes is
+        shared by every use (frozen: thousands of services name a few presets)."""
+        if not isinstance(value, str):
+            return handler(value)
+        found = _SHORTHANDS.get(value)
+        if found is None:
+            found = handler({"type" if value in JSON_TYPES else "preset": value})
+            if len(_SHORTHANDS) < MAX_SHORTHANDS:
+                _SHORTHANDS[value] = found
+        return found
 
     @model_validator(mode="after")
     def _typed(self) -> "Parameter":
         if self.preset is None and self.type is None:
             raise PydanticCustomError("missing-key", "a parameter needs a preset or a type")
         return self
+
+
+#: The parameter each shorthand string made (see :meth:`Parameter._shorthand`), at most
+#: :data:`MAX_SHORTHANDS` of them.
+_SHORTHANDS: dict[str, Parameter] = {}
+MAX_SHORTHANDS = 4096
 
 
 class Preset(_Model):

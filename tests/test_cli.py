@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import s402gen.load as load_module
+import s402gen.yaml_bounds as yaml_bounds
 from s402gen.cli import main
 from s402gen.diagnostics import CatalogError, Rules
 from s402gen.load import load_text
@@ -235,7 +236,7 @@ def test_builds_are_identical_across_hash_seeds(
 
 
 def test_alias_expansion_is_limited(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load_module, "MAX_EXPANDED_NODES", 1000)
+    monkeypatch.setattr(yaml_bounds, "MAX_EXPANDED_NODES", 1000)
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
     bomb += "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
     with pytest.raises(CatalogError) as caught:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import s402gen.load as load_module
+import s402gen.yaml_bounds as bounds
 from s402gen.diagnostics import CatalogError, Rules
 from s402gen.load import load_text
 from s402gen.pipeline import compile_text
@@ -64,11 +64,11 @@ def test_deep_flow_nesting_is_refused_at_the_first_node_too_deep(depth: int) -> 
         load_text(text, "deep.yaml")
     (found,) = caught.value.diagnostics
     assert found.rule is Rules.NESTING_TOO_DEEP
-    assert (found.location.line, found.location.column) == (1, 3 + load_module.MAX_DEPTH)
+    assert (found.location.line, found.location.column) == (1, 3 + bounds.MAX_DEPTH)
 
 
 def test_nesting_at_the_bound_loads() -> None:
-    depth = load_module.MAX_DEPTH
+    depth = bounds.MAX_DEPTH
     doc = load_text("[" * depth + "]" * depth, "ok.yaml").data
     for _ in range(depth - 1):
         (doc,) = doc
@@ -112,7 +112,7 @@ def test_examples_and_schemas_nested_300_deep_are_located_errors(
 @pytest.mark.parametrize("kind", ["example", "items"])
 def test_schemas_and_examples_nested_up_to_the_bound_build(kind: str) -> None:
     """What the bound lets through, every later stage handles (no RecursionError)."""
-    room = load_module.MAX_DEPTH - 5  # the catalog's own levels above a parameter
+    room = bounds.MAX_DEPTH - 5  # the catalog's own levels above a parameter
     if kind == "example":
         parameter = "{type: array, example: " + "[" * room + "1" + "]" * room + "}"
     else:
