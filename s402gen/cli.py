@@ -121,12 +121,16 @@ def emit(findings: list[Finding], fmt: str, **document: object) -> None:
         click.echo(out, nl=False)
 
 
-def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> Compilation:
-    """Compile the catalog; its findings are printed now, except in ``json`` (the command
-    prints one document at its end). An invalid catalog exits 2."""
+def _compile(
+    settings: Settings, fmt: str = "text", upstream: bool = False, caches: _Caches | None = None
+) -> Compilation:
+    """Compile the catalog (with the per-service cache of ``caches``, if any); its findings
+    are printed now, except in ``json`` (the command prints one document at its end). An
+    invalid catalog exits 2."""
     from .pipeline import (
         compile_catalog,  # lazy: a cache hit needs none of the compiler
     )
+    from .servicecache import cache_at
     from .upstream_check import SdkMissing
 
     try:
@@ -135,6 +139,7 @@ def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> C
             display_name=_display(settings.catalog),
             templates=settings.templates,
             upstream=upstream,
+            cache=cache_at(caches.folder, settings.catalog, caches.code) if caches else None,
         )
     except SdkMissing as exc:
         click.echo(f"error: {exc}", err=True)
@@ -375,7 +380,7 @@ def _build(
             unchanged = len(json.loads(caches.hit.manifest)["files"]) + 1
             click.echo(f"0 written, 0 removed, {unchanged} unchanged")
         return
-    result = _compile(settings)
+    result = _compile(settings, caches=caches)
     reuse = _reuse(caches, result)
     statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
     try:
@@ -433,7 +438,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
         if not quiet:
             click.echo(f"{_display(settings.out)} is up to date")
         return
-    result = _compile(settings, fmt)
+    result = _compile(settings, fmt, caches=caches)
     reuse = _reuse(caches, result)
     try:
         drift = write.check(output, lambda: result.iter_files(reuse))
