@@ -206,7 +206,8 @@ def _reuse(caches: _Caches, result: Compilation) -> Reuse | None:
         return None
     from .incremental import Reuse
 
-    return Reuse(caches.code, result.catalog, caches.index, result.templates is not None)
+    user = result.templates is not None
+    return Reuse(caches.code, result.catalog, caches.index, user, result.digests)
 
 
 def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> None:
@@ -215,7 +216,8 @@ def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> N
         return
     digests = dict(json.loads(manifest)["files"])
     digests[write.MANIFEST] = write.sha256(manifest)
-    statcache.record(caches.folder, out, caches.code, digests, reuse.keys)
+    verified = caches.index.verified if caches.index is not None else None
+    statcache.record(caches.folder, out, caches.code, digests, reuse.keys, verified)
 
 
 def _entry(manifest: str, result: Compilation) -> cache.Entry:

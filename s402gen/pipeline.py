@@ -51,6 +51,9 @@ class Compilation:
     catalog: ir.Catalog | None = None
     templates: Path | None = None
     source_name: str = "catalog.yaml"
+    #: :func:`s402gen.incremental.ir_digest` of each service, by position, where the
+    #: per-service cache knows it (see :class:`s402gen.incremental.Reuse`)
+    digests: list[bytes | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.diagnostics = sort_diagnostics(self.diagnostics)
@@ -225,6 +228,7 @@ def _compile_tree(
         diagnostics += check_upstream(compiled, authored, document.source)
     if checks:
         diagnostics += check_catalog(compiled, authored, document.source, session)
-    if session is not None:
-        session.save()
-    return Compilation(diagnostics, compiled, templates, name)
+    if session is None:
+        return Compilation(diagnostics, compiled, templates, name)
+    session.save()
+    return Compilation(diagnostics, compiled, templates, name, session.digests())

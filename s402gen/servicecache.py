@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 
 from . import ir, validate
+from .incremental import ir_digest
 
 FOLDER = "services"  # under the cache folder
 #: The first line of a cache file; change it when what an entry holds changes.
@@ -156,6 +157,7 @@ class _Entry:
     service: ir.Service | None = None
     ir: list[validate.Found] | None = None
     dirty: bool = True
+    digest: bytes | None = None  # incremental.ir_digest(service)
 
     def dumps(self) -> bytes:
         """The entry as stored: rules by their code."""
@@ -163,17 +165,20 @@ class _Entry:
             None if part is None else [(rule.code, issue) for rule, issue in part]
             for part in (self.model, self.ir)
         )
-        return pickle.dumps((model, self.service, found), pickle.HIGHEST_PROTOCOL)
+        whole = (model, self.service, found, self.digest)
+        return pickle.dumps(whole, pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def loads(cls, blob: bytes, index: int) -> _Entry | None:
         """The entry stored as ``blob`` for service ``index``; ``None`` when it is not one."""
         try:
-            model, service, found = pickle.loads(blob)
-            entry = cls(_found(model), service, _found(found), dirty=False)
+            model, service, found, digest = pickle.loads(blob)
+            entry = cls(_found(model), service, _found(found), False, digest)
         except Exception:  # noqa: BLE001 - a broken entry is a miss
             return None
         if service is not None and not (isinstance(service, ir.Service) and service.index == index):
+            return None
+        if not (digest is None if service is None else isinstance(digest, bytes)):
             return None
         return entry
 
@@ -260,7 +265,15 @@ class Session:
         """Record the IR of service ``index``."""
         entry = self._entry(index)
         entry.service = svc
+        entry.digest = ir_digest(svc)
         entry.dirty = True
+
+    def digests(self) -> list[bytes | None]:
+        """The :func:`s402gen.incremental.ir_digest` of each service's IR, by position
+        (``None`` where not known)."""
+        return [
+            self._entries[i].digest if i in self._entries else None for i in range(len(self.keys))
+        ]
 
     def save(self) -> None:
         """Keep the entries of this compile's services (only theirs) for the next one."""

@@ -50,13 +50,18 @@ class Index:
     code: str
     files: dict[str, tuple[Signature, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
+    #: what :meth:`known` found in place: ``{relative path: (signature, sha256)}``
+    verified: dict[str, tuple[Signature, str]] = field(default_factory=dict)
 
     def known(self, relative: str) -> str | None:
         """The sha256 of ``relative`` when its stat is the recorded one, else ``None``."""
         recorded = self.files.get(relative)
         if recorded is None:
             return None
-        return recorded[1] if signature(os.path.join(self.out, relative)) == recorded[0] else None
+        if signature(os.path.join(self.out, relative)) != recorded[0]:
+            return None
+        self.verified[relative] = recorded
+        return recorded[1]
 
 
 def index_file(folder: Path, out: Path) -> Path:
@@ -85,15 +90,20 @@ def record(
     code: str | None,
     digests: dict[str, str],
     services: dict[str, str],
+    verified: dict[str, tuple[Signature, str]] | None = None,
 ) -> None:
     """Save the index of ``out``: ``digests`` (``{path: sha256}``, the manifest included) as
-    they are on disk now, and the services' render keys. Never raises (a cache that cannot
-    be written only costs time)."""
+    they are on disk now, and the services' render keys. A file ``verified`` (what
+    :meth:`Index.known` found in place this run) with the same sha256 keeps the stat it had
+    then, unread (had it changed since, the next run would hash it: a miss, never a wrong
+    hit). Never raises (a cache that cannot be written only costs time)."""
     if folder is None or code is None:
         return
     files = {}
+    verified = verified or {}
     for relative, digest in digests.items():
-        sig = signature(os.path.join(out, relative))
+        seen = verified.get(relative)
+        sig = seen[0] if seen and seen[1] == digest else signature(os.path.join(out, relative))
         if sig is not None:
             files[relative] = [list(sig), digest]
     target = index_file(folder, out)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from s402gen import derive, servicecache
+from s402gen.incremental import ir_digest
 from s402gen.pipeline import Compilation, compile_catalog
 
 from .conftest import CATALOG, run_cli, write_catalog
@@ -35,6 +36,8 @@ def same(result: Compilation, expected: Compilation) -> None:
     assert [d.format() for d in result.diagnostics] == [d.format() for d in expected.diagnostics]
     assert result.diagnostics == expected.diagnostics  # rule, location, hint, services
     assert result.catalog == expected.catalog
+    if result.catalog is not None and result.digests:  # kept with the IR: the IR's own
+        assert result.digests == [ir_digest(svc) for svc in result.catalog.services]
 
 
 @pytest.fixture
