@@ -21,10 +21,11 @@ and rendered as without it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 FOLDER = "outputs"  # under the cache folder
@@ -75,7 +76,7 @@ def load(folder: Path | None, out: Path, code: str | None) -> Index | None:
     if folder is None or code is None:
         return None
     try:
-        data = json.loads(index_file(folder, out).read_text(encoding="utf-8"))
+        data = orjson.loads(index_file(folder, out).read_bytes())
         if data.get("code") != code:
             return None
         files = {str(k): (tuple(v[0]), str(v[1])) for k, v in data["files"].items()}
@@ -111,7 +112,7 @@ def record(
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         payload = {"code": code, "files": files, "services": services}
-        temp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+        temp.write_bytes(orjson.dumps(payload))
         os.replace(temp, target)
     except OSError:
         pass
