@@ -216,19 +216,23 @@ def _compile_tree(
         from .servicecache import Session
 
         session = Session(cache, document.data)
-    diagnostics += document.problems + check_model(authored, document.source, session)
-    if has_errors(diagnostics):
-        if session is not None:
-            session.save()
-        return Compilation(diagnostics)
-    compiled = derive(authored, generated_at, session)
-    if upstream:
-        from .upstream_check import check_upstream
+    try:
+        diagnostics += document.problems + check_model(authored, document.source, session)
+        if has_errors(diagnostics):
+            if session is not None:
+                session.save()
+            return Compilation(diagnostics)
+        compiled = derive(authored, generated_at, session)
+        if upstream:
+            from .upstream_check import check_upstream
 
-        diagnostics += check_upstream(compiled, authored, document.source)
-    if checks:
-        diagnostics += check_catalog(compiled, authored, document.source, session)
-    if session is None:
-        return Compilation(diagnostics, compiled, templates, name)
-    session.save()
-    return Compilation(diagnostics, compiled, templates, name, session.digests())
+            diagnostics += check_upstream(compiled, authored, document.source)
+        if checks:
+            diagnostics += check_catalog(compiled, authored, document.source, session)
+        if session is None:
+            return Compilation(diagnostics, compiled, templates, name)
+        session.save()
+        return Compilation(diagnostics, compiled, templates, name, session.digests())
+    finally:
+        if session is not None:
+            session.close()

@@ -38,10 +38,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import struct
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -110,42 +111,85 @@ def _canonical(value: Any) -> bytes | None:
         return None
 
 
-def _read(file: Path, expected: bytes) -> dict[str, bytes]:
-    """The entries of ``file`` made with the fingerprint ``expected``; empty when the file
-    is missing, unreadable, corrupt or made for other code."""
-    try:
-        data = file.read_bytes()
-    except OSError:
-        return {}
-    head = len(FORMAT) + _DIGEST
-    if not data.startswith(FORMAT) or len(data) < head:
-        return {}
-    payload = memoryview(data)[head:]
-    if hashlib.sha256(payload).digest() != data[len(FORMAT) : head]:
-        return {}
-    try:
-        stored = pickle.loads(payload)
-    except Exception:  # noqa: BLE001 - any unpickling failure is a cache miss
-        return {}
-    if not isinstance(stored, dict) or stored.get("fingerprint") != expected:
-        return {}
-    entries = stored.get("entries")
-    return entries if isinstance(entries, dict) else {}
+#: The end of a cache file: where its index starts, its length and its sha256.
+_FOOTER = struct.Struct(">QQ32s")
 
 
-def _write(file: Path, fp: bytes, entries: dict[str, bytes]) -> None:
-    """Save ``entries``; never raises (a cache that cannot be written only costs time)."""
-    payload = pickle.dumps({"fingerprint": fp, "entries": entries}, pickle.HIGHEST_PROTOCOL)
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        with open(temp, "wb") as out:
-            out.write(FORMAT)
-            out.write(hashlib.sha256(payload).digest())
-            out.write(payload)
-        os.replace(temp, file)
-    except OSError:
-        pass
+class _Store:
+    """A cache file open for reading: its index (``{key: (offset, length, sha256)}``)
+    and its entries, read one at a time and checked against their sha256, never the
+    whole file at once (at 10,000 services it holds 60 MiB).
+
+    Layout: :data:`FORMAT`, the entries' pickles, the index's pickle (with the
+    fingerprint), :data:`_FOOTER`. A file that is missing, unreadable, of another format
+    or fingerprint, or whose index's sha256 does not match, has no entries.
+    """
+
+    def __init__(self, file: Path, expected: bytes):
+        self.handle: BinaryIO | None = None
+        self.index: dict[str, tuple[int, int, bytes]] = {}
+        self.end = len(FORMAT)  # where the index starts: the entries lie before it
+        try:
+            handle = open(file, "rb")
+        except OSError:
+            return
+        try:
+            self.index, self.end = _index(handle, expected)
+            self.handle = handle
+        except Exception:  # noqa: BLE001 - any damage to the file is a miss
+            handle.close()
+
+    def blob(self, key: str) -> bytes | None:
+        """The stored bytes of the entry ``key``; ``None`` when absent or damaged."""
+        where = self.index.get(key)
+        if where is None or self.handle is None:
+            return None
+        offset, length, digest = where
+        try:
+            self.handle.seek(offset)
+            data = self.handle.read(length)
+        except OSError:
+            return None
+        return data if hashlib.sha256(data).digest() == digest else None
+
+    def close(self) -> None:
+        """Close the file (the store has no entries then)."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+def _index(handle: BinaryIO, expected: bytes) -> tuple[dict[str, tuple[int, int, bytes]], int]:
+    """The index of the cache file ``handle`` and where it starts; raises on anything
+    that is not a cache file made with the fingerprint ``expected``."""
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(0)
+    if size < len(FORMAT) + _FOOTER.size or handle.read(len(FORMAT)) != FORMAT:
+        raise ValueError("not a service cache")
+    handle.seek(size - _FOOTER.size)
+    start, length, digest = _FOOTER.unpack(handle.read(_FOOTER.size))
+    if start < len(FORMAT) or start + length > size - _FOOTER.size:
+        raise ValueError("no index")
+    handle.seek(start)
+    raw = handle.read(length)
+    if hashlib.sha256(raw).digest() != digest:
+        raise ValueError("damaged index")
+    stored = pickle.loads(raw)
+    if stored["fingerprint"] != expected:
+        raise ValueError("other code")
+    index = {}
+    for key, (offset, size_, sha) in stored["entries"].items():
+        if not (isinstance(key, str) and len(FORMAT) <= offset and offset + size_ <= start):
+            raise ValueError("entry out of bounds")
+        index[key] = (int(offset), int(size_), bytes(sha))
+    return index, start
+
+
+def _write_index(out: BinaryIO, fp: bytes, index: dict[str, tuple[int, int, bytes]]) -> None:
+    raw = pickle.dumps({"fingerprint": fp, "entries": index}, pickle.HIGHEST_PROTOCOL)
+    start = out.tell()
+    out.write(raw)
+    out.write(_FOOTER.pack(start, len(raw), hashlib.sha256(raw).digest()))
 
 
 @dataclass
@@ -219,7 +263,7 @@ class Session:
             for part in (shared, str(index).encode(), own):
                 digest.update(len(part).to_bytes(8, "big") + part)
             self.keys.append(digest.hexdigest())
-        self._stored = _read(cache.file, self.fingerprint)
+        self._store = _Store(cache.file, self.fingerprint)
         self._entries: dict[int, _Entry] = {}
 
     def _entry(self, index: int) -> _Entry:
@@ -230,7 +274,7 @@ class Session:
 
     def _load(self, index: int) -> _Entry:
         key = self.keys[index] if index < len(self.keys) else None
-        blob = self._stored.get(key) if key is not None else None
+        blob = self._store.blob(key) if key is not None else None
         entry = _Entry.loads(blob, index) if blob is not None else None
         return _Entry() if entry is None else entry
 
@@ -276,17 +320,59 @@ class Session:
         ]
 
     def save(self) -> None:
-        """Keep the entries of this compile's services (only theirs) for the next one."""
-        entries: dict[str, bytes] = {}
-        changed = False
+        """Keep the entries of this compile's services (only theirs) for the next one,
+        and close the cache file. New entries are appended to the file while at least
+        half of it is still in use, else the file is written anew (one entry in memory
+        at a time, either way). Never raises (a cache that cannot be written only costs
+        time; a file cut short by a crash, or appended to by two builds at once, fails
+        its checks next time and is a miss)."""
+        store = self._store
+        fresh: list[tuple[str, _Entry]] = []
+        kept: dict[str, tuple[int, int, bytes]] = {}
         for index, key in enumerate(self.keys):
+            entry = self._entries.get(index)
             if key is None:
                 continue
-            entry = self._entries.get(index)
             if entry is not None and entry.dirty:
-                entries[key] = entry.dumps()
-                changed = True
-            elif key in self._stored:
-                entries[key] = self._stored[key]
-        if changed or len(entries) != len(self._stored):
-            _write(self.cache.file, self.fingerprint, entries)
+                fresh.append((key, entry))
+            elif key in store.index:
+                kept[key] = store.index[key]
+        try:
+            if not fresh and len(kept) == len(store.index):
+                return  # nothing new, nothing dropped
+            live = sum(length for _, length, _ in kept.values())
+            if store.handle is not None and 2 * live >= store.end - len(FORMAT):
+                with open(self.cache.file, "r+b") as out:
+                    out.seek(0, os.SEEK_END)
+                    self._write(out, kept, fresh)
+                return
+            self.cache.file.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.cache.file.with_name(f".{self.cache.file.name}.{os.getpid()}.tmp")
+            with open(temp, "wb") as out:
+                out.write(FORMAT)
+                copied = {}
+                for key in kept:
+                    blob = store.blob(key)
+                    if blob is not None:
+                        copied[key] = (out.tell(), len(blob), kept[key][2])
+                        out.write(blob)
+                self._write(out, copied, fresh)
+            os.replace(temp, self.cache.file)
+        except OSError:
+            pass
+        finally:
+            store.close()
+
+    def _write(self, out: BinaryIO, index: dict[str, tuple[int, int, bytes]], fresh: list) -> None:
+        """Write the ``fresh`` entries at ``out``'s position, then the index of them and of
+        those ``index`` already places in the file."""
+        for key, entry in fresh:
+            blob = entry.dumps()
+            index[key] = (out.tell(), len(blob), hashlib.sha256(blob).digest())
+            out.write(blob)
+            entry.dirty = False
+        _write_index(out, self.fingerprint, index)
+
+    def close(self) -> None:
+        """Close the cache file without saving."""
+        self._store.close()

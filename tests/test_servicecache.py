@@ -200,21 +200,25 @@ def corrupt(folder: Path, how: str) -> None:
     """Damage the one cache file under ``folder``."""
     (file,) = (folder / servicecache.FOLDER).iterdir()
     data = bytearray(file.read_bytes())
-    if how == "flip":
+    if how == "flip":  # one entry's bytes: that entry fails its sha256
         data[len(data) // 2] ^= 0xFF
     elif how == "truncate":
         del data[len(data) // 3 :]
     elif how == "format":
         data[:5] = b"xxxxx"
-    elif how == "garbage-with-checksum":  # a consistent file whose payload is not a cache
+    elif how == "footer":  # the index's sha256
+        data[-1] ^= 0xFF
+    elif how == "garbage-with-checksum":  # a consistent file whose index is not a cache's
         import hashlib
 
-        payload = b"not a pickle"
-        data = bytearray(servicecache.FORMAT + hashlib.sha256(payload).digest() + payload)
+        raw = b"not a pickle"
+        start = len(servicecache.FORMAT)
+        footer = servicecache._FOOTER.pack(start, len(raw), hashlib.sha256(raw).digest())
+        data = bytearray(servicecache.FORMAT + raw + footer)
     file.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("how", ["flip", "truncate", "format", "garbage-with-checksum"])
+@pytest.mark.parametrize("how", ["flip", "truncate", "format", "footer", "garbage-with-checksum"])
 def test_a_corrupt_cache_is_ignored(
     how: str, tmp_path: Path, real_catalog_data: dict, derived: list[str]
 ) -> None:
@@ -224,7 +228,41 @@ def test_a_corrupt_cache_is_ignored(
     corrupt(folder, how)
     derived.clear()
     same(compiled(catalog, folder), compiled(catalog, None))
-    assert len(derived) == 2 * len(real_catalog_data["services"])  # nothing taken: both derived
+    count = len(real_catalog_data["services"])
+    if how == "flip":  # the damaged entry is derived again, the others are not
+        assert len(derived) == count + 1
+    else:  # nothing taken: the cached compile derived everything, as the uncached one
+        assert len(derived) == 2 * count
+    derived.clear()
+    same(compiled(catalog, folder), compiled(catalog, None))  # the cache is whole again
+    assert len(derived) == count
+
+
+def test_many_edits_append_to_the_file_then_write_it_anew(
+    tmp_path: Path, real_catalog_data: dict, derived: list[str]
+) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    folder = tmp_path / "cache"
+    compiled(catalog, folder)
+    (file,) = (folder / servicecache.FOLDER).iterdir()
+    sizes = [file.stat().st_size]
+    data = copy.deepcopy(real_catalog_data)
+    for round_ in range(4):
+        data["services"][round_]["action"] += "Edited"
+        write_catalog(catalog, data)
+        derived.clear()
+        same(compiled(catalog, folder), compiled(catalog, None))
+        assert derived.count(data["services"][round_]["id"]) == 2  # cached, then uncached
+        assert len(derived) == len(data["services"]) + 1
+        sizes.append(file.stat().st_size)
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]  # appended
+    del data["services"][3:]  # most entries no longer used: the file is written anew
+    write_catalog(catalog, data)
+    same(compiled(catalog, folder), compiled(catalog, None))
+    assert file.stat().st_size < sizes[0] / 2
+    derived.clear()
+    same(compiled(catalog, folder), compiled(catalog, None))
+    assert len(derived) == 3  # only the uncached compile derived anything
 
 
 def test_a_cache_of_other_code_is_not_used(
