@@ -216,23 +216,19 @@ def _compile_tree(
         from .servicecache import Session
 
         session = Session(cache, document.data)
-    try:
-        diagnostics += document.problems + check_model(authored, document.source, session)
-        if has_errors(diagnostics):
-            if session is not None:
-                session.save()
-            return Compilation(diagnostics)
-        compiled = derive(authored, generated_at, session)
-        if upstream:
-            from .upstream_check import check_upstream
-
-            diagnostics += check_upstream(compiled, authored, document.source)
-        if checks:
-            diagnostics += check_catalog(compiled, authored, document.source, session)
-        if session is None:
-            return Compilation(diagnostics, compiled, templates, name)
-        session.save()
-        return Compilation(diagnostics, compiled, templates, name, session.digests())
-    finally:
+    diagnostics += document.problems + check_model(authored, document.source, session)
+    if has_errors(diagnostics):
         if session is not None:
-            session.close()
+            session.save()
+        return Compilation(diagnostics)
+    compiled = derive(authored, generated_at, session)
+    if upstream:
+        from .upstream_check import check_upstream
+
+        diagnostics += check_upstream(compiled, authored, document.source)
+    if checks:
+        diagnostics += check_catalog(compiled, authored, document.source, session)
+    if session is None:
+        return Compilation(diagnostics, compiled, templates, name)
+    session.save()
+    return Compilation(diagnostics, compiled, templates, name, session.digests())

@@ -24,10 +24,15 @@ routes, related services, legacy id prefixes, protocols) run every time.
 
 The entries of a catalog live in one file in the cache folder
 (:mod:`s402gen.cache`; ``S402GEN_CACHE_DIR=off`` disables it), beside the
-input cache, named after the catalog's path, and are only ever a shortcut:
-the file starts with the sha256 of the rest, and a file that is missing,
-unreadable, of another format or fingerprint, or whose sha256 does not
-match, is ignored, as is an entry that does not unpickle to what it should;
+input cache, named after the catalog's path: :data:`FORMAT`, batches of
+entries (one pickle each: a cold build writes every entry in one, so that
+the texts services share are stored and read back once; an edit appends a
+batch of what it changed), an index (the fingerprint, each batch's place
+and sha256, each entry's batch) and a footer (the index's place and
+sha256). The file is only ever a shortcut: a file that is missing,
+unreadable, of another format or fingerprint, or whose index does not match
+its sha256, is ignored, as is a batch that does not match its sha256 (it is
+checked before it is unpickled) and an entry that is not what it should be;
 then the service is checked and derived as without a cache. (The file is
 pickled, like black's cache: it is trusted as much as the user's own cache
 folder.)
@@ -68,7 +73,6 @@ LIBRARIES = (
     "webcolors",
     "isoduration",
 )
-_DIGEST = hashlib.sha256().digest_size
 
 
 @dataclass(frozen=True)
@@ -113,55 +117,29 @@ def _canonical(value: Any) -> bytes | None:
 
 #: The end of a cache file: where its index starts, its length and its sha256.
 _FOOTER = struct.Struct(">QQ32s")
+_READ_SIZE = 1 << 20
+
+Where = tuple[int, int, bytes]  # offset, length, sha256 of a batch in the file
 
 
-class _Store:
-    """A cache file open for reading: its index (``{key: (offset, length, sha256)}``)
-    and its entries, read one at a time and checked against their sha256, never the
-    whole file at once (at 10,000 services it holds 60 MiB).
+class _Hashing:
+    """A binary file being written, hashing what goes through (pickle writes frames)."""
 
-    Layout: :data:`FORMAT`, the entries' pickles, the index's pickle (with the
-    fingerprint), :data:`_FOOTER`. A file that is missing, unreadable, of another format
-    or fingerprint, or whose index's sha256 does not match, has no entries.
-    """
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.length = 0
 
-    def __init__(self, file: Path, expected: bytes):
-        self.handle: BinaryIO | None = None
-        self.index: dict[str, tuple[int, int, bytes]] = {}
-        self.end = len(FORMAT)  # where the index starts: the entries lie before it
-        try:
-            handle = open(file, "rb")
-        except OSError:
-            return
-        try:
-            self.index, self.end = _index(handle, expected)
-            self.handle = handle
-        except Exception:  # noqa: BLE001 - any damage to the file is a miss
-            handle.close()
-
-    def blob(self, key: str) -> bytes | None:
-        """The stored bytes of the entry ``key``; ``None`` when absent or damaged."""
-        where = self.index.get(key)
-        if where is None or self.handle is None:
-            return None
-        offset, length, digest = where
-        try:
-            self.handle.seek(offset)
-            data = self.handle.read(length)
-        except OSError:
-            return None
-        return data if hashlib.sha256(data).digest() == digest else None
-
-    def close(self) -> None:
-        """Close the file (the store has no entries then)."""
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.length += len(data)
+        return self.out.write(data)
 
 
-def _index(handle: BinaryIO, expected: bytes) -> tuple[dict[str, tuple[int, int, bytes]], int]:
-    """The index of the cache file ``handle`` and where it starts; raises on anything
-    that is not a cache file made with the fingerprint ``expected``."""
+def _index(handle: BinaryIO, expected: bytes) -> tuple[list[Where], dict[str, tuple[int, int]]]:
+    """The batches of the cache file ``handle`` and its entries (``{key: (batch, position
+    in it)}``); raises on anything that is not a cache file made with the fingerprint
+    ``expected``."""
     size = handle.seek(0, os.SEEK_END)
     handle.seek(0)
     if size < len(FORMAT) + _FOOTER.size or handle.read(len(FORMAT)) != FORMAT:
@@ -177,17 +155,51 @@ def _index(handle: BinaryIO, expected: bytes) -> tuple[dict[str, tuple[int, int,
     stored = pickle.loads(raw)
     if stored["fingerprint"] != expected:
         raise ValueError("other code")
-    index = {}
-    for key, (offset, size_, sha) in stored["entries"].items():
-        if not (isinstance(key, str) and len(FORMAT) <= offset and offset + size_ <= start):
-            raise ValueError("entry out of bounds")
-        index[key] = (int(offset), int(size_), bytes(sha))
-    return index, start
+    batches = [(int(o), int(n), bytes(d)) for o, n, d in stored["batches"]]
+    if any(o < len(FORMAT) or o + n > start for o, n, _ in batches):
+        raise ValueError("batch out of bounds")
+    entries = {str(k): (int(b), int(i)) for k, (b, i) in stored["entries"].items()}
+    return batches, entries
 
 
-def _write_index(out: BinaryIO, fp: bytes, index: dict[str, tuple[int, int, bytes]]) -> None:
-    raw = pickle.dumps({"fingerprint": fp, "entries": index}, pickle.HIGHEST_PROTOCOL)
-    start = out.tell()
+def _batch(handle: BinaryIO, where: Where) -> list:
+    """The entries of one batch, checked against its sha256 before unpickling (read twice,
+    in chunks: never the whole batch as bytes). Raises when it does not match."""
+    offset, length, digest = where
+    handle.seek(offset)
+    check = hashlib.sha256()
+    left = length
+    while left:
+        chunk = handle.read(min(left, _READ_SIZE))
+        if not chunk:
+            raise ValueError("cut short")
+        check.update(chunk)
+        left -= len(chunk)
+    if check.digest() != digest:
+        raise ValueError("damaged batch")
+    handle.seek(offset)
+    found = pickle.load(handle)
+    if handle.tell() != offset + length or not isinstance(found, list):
+        raise ValueError("damaged batch")
+    return found
+
+
+def _write_batch(out: BinaryIO, entries: list) -> Where:
+    """Pickle ``entries`` (one pickle: what they share is stored once) at the end of
+    ``out``; where it is."""
+    offset = out.seek(0, os.SEEK_END)
+    hashing = _Hashing(out)
+    pickle.dump(entries, hashing, pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+    return offset, hashing.length, hashing.digest.digest()
+
+
+def _write_index(
+    out: BinaryIO, fp: bytes, batches: list[Where], entries: dict[str, tuple[int, int]]
+) -> None:
+    raw = pickle.dumps(
+        {"fingerprint": fp, "batches": batches, "entries": entries}, pickle.HIGHEST_PROTOCOL
+    )
+    start = out.seek(0, os.SEEK_END)
     out.write(raw)
     out.write(_FOOTER.pack(start, len(raw), hashlib.sha256(raw).digest()))
 
@@ -203,20 +215,19 @@ class _Entry:
     dirty: bool = True
     digest: bytes | None = None  # incremental.ir_digest(service)
 
-    def dumps(self) -> bytes:
+    def stored(self) -> tuple:
         """The entry as stored: rules by their code."""
         model, found = (
             None if part is None else [(rule.code, issue) for rule, issue in part]
             for part in (self.model, self.ir)
         )
-        whole = (model, self.service, found, self.digest)
-        return pickle.dumps(whole, pickle.HIGHEST_PROTOCOL)
+        return model, self.service, found, self.digest
 
     @classmethod
-    def loads(cls, blob: bytes, index: int) -> _Entry | None:
-        """The entry stored as ``blob`` for service ``index``; ``None`` when it is not one."""
+    def restore(cls, stored: Any, index: int) -> _Entry | None:
+        """The entry ``stored`` for service ``index``; ``None`` when it is not one."""
         try:
-            model, service, found, digest = pickle.loads(blob)
+            model, service, found, digest = stored
             entry = cls(_found(model), service, _found(found), False, digest)
         except Exception:  # noqa: BLE001 - a broken entry is a miss
             return None
@@ -263,27 +274,49 @@ class Session:
             for part in (shared, str(index).encode(), own):
                 digest.update(len(part).to_bytes(8, "big") + part)
             self.keys.append(digest.hexdigest())
-        self._store = _Store(cache.file, self.fingerprint)
-        self._entries: dict[int, _Entry] = {}
+        self._entries = [_Entry() for _ in self.keys]
+        self._batches: list[Where] = []  # of the file
+        self._placed: dict[str, tuple[int, int]] = {}  # key: (batch, position) of those read
+        self._stored = 0  # entries the file holds, in use or not
+        self._read()
+
+    def _read(self) -> None:
+        """Take this compile's services' entries from the cache file, batch by batch."""
+        try:
+            handle = open(self.cache.file, "rb")
+        except OSError:
+            return
+        with handle:
+            try:
+                batches, entries = _index(handle, self.fingerprint)
+            except Exception:  # noqa: BLE001 - any damage to the file is a miss
+                return
+            wanted: dict[int, list[tuple[int, int]]] = {}  # batch: [(position, service)]
+            for index, key in enumerate(self.keys):
+                placed = entries.get(key) if key is not None else None
+                if placed is not None and 0 <= placed[0] < len(batches):
+                    wanted.setdefault(placed[0], []).append((placed[1], index))
+            for number, uses in sorted(wanted.items()):
+                try:
+                    stored = _batch(handle, batches[number])
+                except Exception:  # noqa: BLE001 - a damaged batch is a miss
+                    continue
+                for position, index in uses:
+                    ok = 0 <= position < len(stored)
+                    entry = _Entry.restore(stored[position], index) if ok else None
+                    if entry is not None:
+                        self._entries[index] = entry
+                        self._placed[self.keys[index]] = (number, position)  # type: ignore
+        self._batches, self._stored = batches, len(entries)
 
     def _entry(self, index: int) -> _Entry:
-        found = self._entries.get(index)
-        if found is None:
-            found = self._entries[index] = self._load(index)
-        return found
-
-    def _load(self, index: int) -> _Entry:
-        key = self.keys[index] if index < len(self.keys) else None
-        blob = self._store.blob(key) if key is not None else None
-        entry = _Entry.loads(blob, index) if blob is not None else None
-        return _Entry() if entry is None else entry
+        return self._entries[index]
 
     @property
     def hits(self) -> int:
         """Services whose IR and findings all came from the cache."""
         return sum(
-            not e.dirty and e.service is not None and e.ir is not None
-            for e in self._entries.values()
+            not e.dirty and e.service is not None and e.ir is not None for e in self._entries
         )
 
     def issues(self, stage: validate.Stage, index: int) -> list[validate.Found] | None:
@@ -315,64 +348,55 @@ class Session:
     def digests(self) -> list[bytes | None]:
         """The :func:`s402gen.incremental.ir_digest` of each service's IR, by position
         (``None`` where not known)."""
-        return [
-            self._entries[i].digest if i in self._entries else None for i in range(len(self.keys))
-        ]
+        return [entry.digest for entry in self._entries]
 
     def save(self) -> None:
-        """Keep the entries of this compile's services (only theirs) for the next one,
-        and close the cache file. New entries are appended to the file while at least
-        half of it is still in use, else the file is written anew (one entry in memory
-        at a time, either way). Never raises (a cache that cannot be written only costs
-        time; a file cut short by a crash, or appended to by two builds at once, fails
-        its checks next time and is a miss)."""
-        store = self._store
-        fresh: list[tuple[str, _Entry]] = []
-        kept: dict[str, tuple[int, int, bytes]] = {}
-        for index, key in enumerate(self.keys):
-            entry = self._entries.get(index)
-            if key is None:
-                continue
-            if entry is not None and entry.dirty:
-                fresh.append((key, entry))
-            elif key in store.index:
-                kept[key] = store.index[key]
+        """Keep the entries of this compile's services (only theirs) for the next one. New
+        entries are appended to the file as one batch while at least half of the entries
+        it holds are still in use, else the file is written anew as one batch (one pickle:
+        what the services share, texts of the defaults, is stored and read back once).
+        Never raises (a cache that cannot be written only costs time; a file cut short by
+        a crash, or appended to by two builds at once, fails its checks next time and is a
+        miss)."""
+        fresh = [
+            (index, key)
+            for index, key in enumerate(self.keys)
+            if key is not None and self._entries[index].dirty
+        ]
+        kept = {
+            key: self._placed[key]
+            for index, key in enumerate(self.keys)
+            if key in self._placed and not self._entries[index].dirty
+        }
+        if not fresh and len(kept) == self._stored:
+            return  # nothing new, nothing dropped
+        file = self.cache.file
         try:
-            if not fresh and len(kept) == len(store.index):
-                return  # nothing new, nothing dropped
-            live = sum(length for _, length, _ in kept.values())
-            if store.handle is not None and 2 * live >= store.end - len(FORMAT):
-                with open(self.cache.file, "r+b") as out:
-                    out.seek(0, os.SEEK_END)
-                    self._write(out, kept, fresh)
-                return
-            self.cache.file.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.cache.file.with_name(f".{self.cache.file.name}.{os.getpid()}.tmp")
-            with open(temp, "wb") as out:
-                out.write(FORMAT)
-                copied = {}
-                for key in kept:
-                    blob = store.blob(key)
-                    if blob is not None:
-                        copied[key] = (out.tell(), len(blob), kept[key][2])
-                        out.write(blob)
-                self._write(out, copied, fresh)
-            os.replace(temp, self.cache.file)
+            if self._batches and 2 * len(kept) >= self._stored:
+                with open(file, "r+b") as out:
+                    batches = [*self._batches, _write_batch(out, self._stored_list(fresh))]
+                    entries = dict(kept)
+                    for position, (_, key) in enumerate(fresh):
+                        entries[key] = (len(batches) - 1, position)
+                    _write_index(out, self.fingerprint, batches, entries)
+            else:
+                every = [
+                    (index, key)
+                    for index, key in enumerate(self.keys)
+                    if key is not None and (key in kept or self._entries[index].dirty)
+                ]
+                file.parent.mkdir(parents=True, exist_ok=True)
+                temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+                with open(temp, "wb") as out:
+                    out.write(FORMAT)
+                    where = _write_batch(out, self._stored_list(every))
+                    entries = {key: (0, position) for position, (_, key) in enumerate(every)}
+                    _write_index(out, self.fingerprint, [where], entries)
+                os.replace(temp, file)
         except OSError:
-            pass
-        finally:
-            store.close()
+            return
+        for index, _ in fresh:
+            self._entries[index].dirty = False
 
-    def _write(self, out: BinaryIO, index: dict[str, tuple[int, int, bytes]], fresh: list) -> None:
-        """Write the ``fresh`` entries at ``out``'s position, then the index of them and of
-        those ``index`` already places in the file."""
-        for key, entry in fresh:
-            blob = entry.dumps()
-            index[key] = (out.tell(), len(blob), hashlib.sha256(blob).digest())
-            out.write(blob)
-            entry.dirty = False
-        _write_index(out, self.fingerprint, index)
-
-    def close(self) -> None:
-        """Close the cache file without saving."""
-        self._store.close()
+    def _stored_list(self, which: list[tuple[int, str]]) -> list[tuple]:
+        return [self._entries[index].stored() for index, _ in which]
