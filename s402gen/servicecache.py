@@ -118,6 +118,9 @@ def _canonical(value: Any) -> bytes | None:
 #: The end of a cache file: where its index starts, its length and its sha256.
 _FOOTER = struct.Struct(">QQ32s")
 _READ_SIZE = 1 << 20
+#: Entries pickled together: what they share (the texts of the defaults) is stored and
+#: read back once a batch, and unpickling one holds a memo of one batch's objects only.
+BATCH = 500
 
 Where = tuple[int, int, bytes]  # offset, length, sha256 of a batch in the file
 
@@ -352,12 +355,10 @@ class Session:
 
     def save(self) -> None:
         """Keep the entries of this compile's services (only theirs) for the next one. New
-        entries are appended to the file as one batch while at least half of the entries
-        it holds are still in use, else the file is written anew as one batch (one pickle:
-        what the services share, texts of the defaults, is stored and read back once).
-        Never raises (a cache that cannot be written only costs time; a file cut short by
-        a crash, or appended to by two builds at once, fails its checks next time and is a
-        miss)."""
+        entries are appended to the file while at least half of the entries it holds are
+        still in use, else the file is written anew. Never raises (a cache that cannot be
+        written only costs time; a file cut short by a crash, or appended to by two builds
+        at once, fails its checks next time and is a miss)."""
         fresh = [
             (index, key)
             for index, key in enumerate(self.keys)
@@ -374,11 +375,8 @@ class Session:
         try:
             if self._batches and 2 * len(kept) >= self._stored:
                 with open(file, "r+b") as out:
-                    batches = [*self._batches, _write_batch(out, self._stored_list(fresh))]
-                    entries = dict(kept)
-                    for position, (_, key) in enumerate(fresh):
-                        entries[key] = (len(batches) - 1, position)
-                    _write_index(out, self.fingerprint, batches, entries)
+                    batches, entries = list(self._batches), dict(kept)
+                    self._write(out, fresh, batches, entries)
             else:
                 every = [
                     (index, key)
@@ -389,14 +387,25 @@ class Session:
                 temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
                 with open(temp, "wb") as out:
                     out.write(FORMAT)
-                    where = _write_batch(out, self._stored_list(every))
-                    entries = {key: (0, position) for position, (_, key) in enumerate(every)}
-                    _write_index(out, self.fingerprint, [where], entries)
+                    self._write(out, every, [], {})
                 os.replace(temp, file)
         except OSError:
             return
         for index, _ in fresh:
             self._entries[index].dirty = False
 
-    def _stored_list(self, which: list[tuple[int, str]]) -> list[tuple]:
-        return [self._entries[index].stored() for index, _ in which]
+    def _write(
+        self,
+        out: BinaryIO,
+        which: list[tuple[int, str]],
+        batches: list[Where],
+        entries: dict[str, tuple[int, int]],
+    ) -> None:
+        """Append the entries of ``which`` (``(service index, key)``) to ``out`` in batches
+        of :data:`BATCH`, then the index of them and of ``batches`` and ``entries``."""
+        for start in range(0, len(which), BATCH):
+            part = which[start : start + BATCH]
+            batches.append(_write_batch(out, [self._entries[i].stored() for i, _ in part]))
+            for position, (_, key) in enumerate(part):
+                entries[key] = (len(batches) - 1, position)
+        _write_index(out, self.fingerprint, batches, entries)
