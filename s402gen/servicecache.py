@@ -40,6 +40,7 @@ folder.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -52,6 +53,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from . import ir, validate
+from .diagnostics import Rule
 from .incremental import ir_digest
 
 FOLDER = "services"  # under the cache folder
@@ -241,11 +243,19 @@ class _Entry:
         return entry
 
 
+@functools.cache
+def _rules() -> dict[str, Rule]:
+    """The registered rules by code."""
+    return {rule.code: rule for rule in validate.REGISTRY}
+
+
 def _found(stored: Any) -> list[validate.Found] | None:
     """Stored ``(rule code, issue)`` pairs as ``(rule, issue)``; raises on anything else."""
     if stored is None:
         return None
-    rules = {r.code: r for r in validate.REGISTRY}
+    if not stored:
+        return []
+    rules = _rules()
     found = []
     for code, issue in stored:
         if not isinstance(issue, validate.Issue):
