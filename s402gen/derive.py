@@ -497,7 +497,7 @@ def _pick(override: Any, default: Any) -> Any:
     return default if override is None else override
 
 
-class Reuse(Protocol):
+class KnownServices(Protocol):
     """Derived services kept from an earlier compile (see
     :class:`s402gen.servicecache.Session`)."""
 
@@ -508,7 +508,7 @@ class Reuse(Protocol):
         """Record the IR of service ``index``."""
 
 
-def _reused(reuse: Reuse, deriver: _Deriver, index: int, svc: model.Service) -> ir.Service:
+def _reused(reuse: KnownServices, deriver: _Deriver, index: int, svc: model.Service) -> ir.Service:
     found = reuse.service(index)
     if found is None:
         found = deriver.service(index, svc)
@@ -517,7 +517,7 @@ def _reused(reuse: Reuse, deriver: _Deriver, index: int, svc: model.Service) -> 
 
 
 def derive(
-    catalog: model.Catalog, generated_at: str | None, reuse: Reuse | None = None
+    catalog: model.Catalog, generated_at: str | None, reuse: KnownServices | None = None
 ) -> ir.Catalog:
     """Compile the authoring model into the IR: resolution only, no rules.
 

@@ -154,7 +154,7 @@ def locate(source: SourceMap, found: Iterable[Found]) -> list[Finding]:
     ]
 
 
-class Reuse(Protocol):
+class KnownFindings(Protocol):
     """What a check may take from an earlier one, service by service (see
     :class:`s402gen.servicecache.Session`)."""
 
@@ -165,7 +165,7 @@ class Reuse(Protocol):
         """Record what the ``service`` rules found in service ``index`` at ``stage``."""
 
 
-def _check(stage: Stage, context: Context, reuse: Reuse | None) -> list[Finding]:
+def _check(stage: Stage, context: Context, reuse: KnownFindings | None) -> list[Finding]:
     if reuse is None:
         return locate(context.source, run_rules(stage, context))
     context.selected = ()  # the shared sections, and the catalog rules
@@ -181,7 +181,7 @@ def _check(stage: Stage, context: Context, reuse: Reuse | None) -> list[Finding]
 
 
 def check_model(
-    authored: model.Catalog, source: SourceMap, reuse: Reuse | None = None
+    authored: model.Catalog, source: SourceMap, reuse: KnownFindings | None = None
 ) -> list[Finding]:
     """The ``model`` rules: what derive needs to hold (references resolve). With ``reuse``,
     a service's findings are taken from it when it has them (and given to it otherwise)."""
@@ -189,7 +189,10 @@ def check_model(
 
 
 def check_catalog(
-    catalog: ir.Catalog, authored: model.Catalog, source: SourceMap, reuse: Reuse | None = None
+    catalog: ir.Catalog,
+    authored: model.Catalog,
+    source: SourceMap,
+    reuse: KnownFindings | None = None,
 ) -> list[Finding]:
     """The ``ir`` rules of a derived catalog: errors and warnings (``reuse``: as
     :func:`check_model`)."""
