@@ -291,6 +291,8 @@ class Session:
         self._batches: list[Where] = []  # of the file
         self._placed: dict[str, tuple[int, int]] = {}  # key: (batch, position) of those read
         self._stored = 0  # entries the file holds, in use or not
+        self._size = 0  # bytes of the file
+        self._sizes: dict[int, int] = {}  # batch: entries it holds
         self._read()
 
     def _read(self) -> None:
@@ -302,6 +304,7 @@ class Session:
         with handle:
             try:
                 batches, entries = _index(handle, self.fingerprint)
+                self._size = handle.seek(0, os.SEEK_END)
             except Exception:  # noqa: BLE001 - any damage to the file is a miss
                 return
             wanted: dict[int, list[tuple[int, int]]] = {}  # batch: [(position, service)]
@@ -321,6 +324,13 @@ class Session:
                         self._entries[index] = entry
                         self._placed[self.keys[index]] = (number, position)  # type: ignore
         self._batches, self._stored = batches, len(entries)
+        for number, _ in entries.values():
+            self._sizes[number] = self._sizes.get(number, 0) + 1
+
+    def _live(self, kept: dict[str, tuple[int, int]]) -> float:
+        """About how many bytes of the file the entries ``kept`` take (a batch's bytes
+        shared out among its entries)."""
+        return sum(self._batches[b][1] / self._sizes[b] for b, _ in kept.values())
 
     def _entry(self, index: int) -> _Entry:
         return self._entries[index]
@@ -365,8 +375,9 @@ class Session:
 
     def save(self) -> None:
         """Keep the entries of this compile's services (only theirs) for the next one. New
-        entries are appended to the file while at least half of the entries it holds are
-        still in use, else the file is written anew. Never raises (a cache that cannot be
+        entries are appended to the file while at least half of its bytes are still in use
+        (each append also leaves the index before it behind), else the file is written
+        anew. Never raises (a cache that cannot be
         written only costs time; a file cut short by a crash, or appended to by two builds
         at once, fails its checks next time and is a miss)."""
         fresh = [
@@ -383,7 +394,7 @@ class Session:
             return  # nothing new, nothing dropped
         file = self.cache.file
         try:
-            if self._batches and 2 * len(kept) >= self._stored:
+            if self._batches and 2 * self._live(kept) >= self._size:
                 with open(file, "r+b") as out:
                     batches, entries = list(self._batches), dict(kept)
                     self._write(out, fresh, batches, entries)

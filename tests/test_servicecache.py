@@ -301,3 +301,23 @@ def test_build_with_the_cache_writes_what_a_build_without_it_writes(
 def test_the_real_catalog_is_unchanged_by_the_cache(tmp_path: Path) -> None:
     same(compiled(CATALOG, tmp_path), compiled(CATALOG, None))
     same(compiled(CATALOG, tmp_path), compiled(CATALOG, None))
+
+
+def test_repeated_edits_keep_the_file_bounded(tmp_path: Path, real_catalog_data: dict) -> None:
+    """Each append leaves the index before it behind: the file is written anew before
+    what is no longer used outweighs what is."""
+    catalog = write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    folder = tmp_path / "cache"
+    compiled(catalog, folder)
+    (file,) = (folder / servicecache.FOLDER).iterdir()
+    first = file.stat().st_size
+    data = copy.deepcopy(real_catalog_data)
+    sizes = []
+    for round_ in range(22):  # the real catalog: written anew after about 19 edits
+        data["services"][1]["action"] = f"Edited{round_}"
+        write_catalog(catalog, data)
+        compiled(catalog, folder)
+        sizes.append(file.stat().st_size)
+    assert max(sizes) <= 2.2 * first
+    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:]))  # written anew
+    same(compiled(catalog, folder), compiled(catalog, None))
