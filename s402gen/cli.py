@@ -121,24 +121,38 @@ def emit(findings: list[Finding], fmt: str, **document: object) -> None:
         click.echo(out, nl=False)
 
 
-def _compile(settings: Settings, fmt: str = "text", upstream: bool = False) -> Compilation:
-    """Compile the catalog; its findings are printed now, except in ``json`` (the command
-    prints one document at its end). An invalid catalog exits 2."""
+def _compile(
+    settings: Settings, fmt: str = "text", upstream: bool = False, caches: _Caches | None = None
+) -> Compilation:
+    """Compile the catalog (with the per-service cache of ``caches``, if any); its findings
+    are printed now, except in ``json`` (the command prints one document at its end). An
+    invalid catalog exits 2."""
     from .pipeline import (
         compile_catalog,  # lazy: a cache hit needs none of the compiler
     )
+    from .servicecache import cache_at
     from .upstream_check import SdkMissing
 
+    # what a compile makes lives until the command ends: the cyclic garbage collector
+    # never walks it (a full walk costs a second at 10,000 services)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         result = compile_catalog(
             settings.catalog,
             display_name=_display(settings.catalog),
             templates=settings.templates,
             upstream=upstream,
+            cache=cache_at(caches.folder, settings.catalog, caches.code) if caches else None,
         )
     except SdkMissing as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
+    finally:
+        gc.freeze()
+        click.get_current_context().call_on_close(gc.unfreeze)
+        if collecting:
+            gc.enable()
     if fmt != "json":
         emit(result.diagnostics, fmt)
     if not result.ok:
@@ -201,7 +215,8 @@ def _reuse(caches: _Caches, result: Compilation) -> Reuse | None:
         return None
     from .incremental import Reuse
 
-    return Reuse(caches.code, result.catalog, caches.index, result.templates is not None)
+    user = result.templates is not None
+    return Reuse(caches.code, result.catalog, caches.index, user, result.digests)
 
 
 def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> None:
@@ -210,7 +225,8 @@ def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> N
         return
     digests = dict(json.loads(manifest)["files"])
     digests[write.MANIFEST] = write.sha256(manifest)
-    statcache.record(caches.folder, out, caches.code, digests, reuse.keys)
+    verified = caches.index.verified if caches.index is not None else None
+    statcache.record(caches.folder, out, caches.code, digests, reuse.keys, verified)
 
 
 def _entry(manifest: str, result: Compilation) -> cache.Entry:
@@ -375,7 +391,7 @@ def _build(
             unchanged = len(json.loads(caches.hit.manifest)["files"]) + 1
             click.echo(f"0 written, 0 removed, {unchanged} unchanged")
         return
-    result = _compile(settings)
+    result = _compile(settings, caches=caches)
     reuse = _reuse(caches, result)
     statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
     try:
@@ -433,7 +449,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
         if not quiet:
             click.echo(f"{_display(settings.out)} is up to date")
         return
-    result = _compile(settings, fmt)
+    result = _compile(settings, fmt, caches=caches)
     reuse = _reuse(caches, result)
     try:
         drift = write.check(output, lambda: result.iter_files(reuse))

@@ -11,7 +11,7 @@ and :mod:`s402gen.validate`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from . import ir, model, phrasing
 from .phrasing import kebab, split_words, unique
@@ -497,15 +497,41 @@ def _pick(override: Any, default: Any) -> Any:
     return default if override is None else override
 
 
-def derive(catalog: model.Catalog, generated_at: str | None) -> ir.Catalog:
+class KnownServices(Protocol):
+    """Derived services kept from an earlier compile (see
+    :class:`s402gen.servicecache.Session`)."""
+
+    def service(self, index: int) -> ir.Service | None:
+        """The IR of service ``index``, if known."""
+
+    def keep_service(self, index: int, svc: ir.Service) -> None:
+        """Record the IR of service ``index``."""
+
+
+def _reused(reuse: KnownServices, deriver: _Deriver, index: int, svc: model.Service) -> ir.Service:
+    found = reuse.service(index)
+    if found is None:
+        found = deriver.service(index, svc)
+        reuse.keep_service(index, found)
+    return found
+
+
+def derive(
+    catalog: model.Catalog, generated_at: str | None, reuse: KnownServices | None = None
+) -> ir.Catalog:
     """Compile the authoring model into the IR: resolution only, no rules.
 
     ``generated_at`` is used when the catalog declares no ``generatedAt``.
     ``catalog`` must have passed the ``model`` rules of :mod:`s402gen.validate`
     (every reference resolves); its field constraints hold by construction.
+    With ``reuse``, a service it knows is taken from it, and it is given the others
+    (a service's IR depends only on the service and the shared sections).
     """
     deriver = _Deriver(catalog)
-    services = tuple(deriver.service(i, svc) for i, svc in enumerate(catalog.services))
+    if reuse is None:
+        services = tuple(deriver.service(i, svc) for i, svc in enumerate(catalog.services))
+    else:
+        services = tuple(_reused(reuse, deriver, i, svc) for i, svc in enumerate(catalog.services))
     x402_providers = {
         pid: settings
         for pid, provider in catalog.payment_providers.items()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -35,17 +35,29 @@ def _ir_bytes(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
+def ir_digest(svc: ir.Service) -> bytes:
+    """The sha256 of the IR of ``svc`` alone, position excluded (what its render key
+    holds of it; :mod:`s402gen.servicecache` keeps it with the IR)."""
+    return hashlib.sha256(_ir_bytes(dataclasses.replace(svc, index=0))).digest()
+
+
 class Reuse:
     """The render keys of a catalog's services, and which of their files need no render.
 
     ``index`` is the output folder's stat index (``None``: render everything);
     ``user_templates``: a user template folder is in use (its doc page may show more of
-    the catalog-wide facts: all of them count);
+    the catalog-wide facts: all of them count); ``digests``: the :func:`ir_digest` of
+    each service by position, where known (else computed);
     :attr:`keys` collects ``{service id: render key}`` for the next index.
     """
 
     def __init__(
-        self, code: str, catalog: ir.Catalog, index: Index | None, user_templates: bool = False
+        self,
+        code: str,
+        catalog: ir.Catalog,
+        index: Index | None,
+        user_templates: bool = False,
+        digests: Sequence[bytes | None] = (),
     ):
         self.code = code
         self.index = index
@@ -58,6 +70,7 @@ class Reuse:
         self._context = code.encode() + b"\0" + _ir_bytes(context)
         self._by_id = {svc.route.service_id: svc for svc in catalog.services}
         self._digests: dict[str, bytes] = {}
+        self._known = digests
 
     def key(self, svc: ir.Service) -> str:
         """The render key of ``svc`` (computed once)."""
@@ -75,8 +88,8 @@ class Reuse:
         """The sha256 of the IR of ``svc`` alone, position excluded (computed once)."""
         found = self._digests.get(svc.route.service_id)
         if found is None:
-            data = _ir_bytes(dataclasses.replace(svc, index=0))
-            found = self._digests[svc.route.service_id] = hashlib.sha256(data).digest()
+            known = self._known[svc.index] if svc.index < len(self._known) else None
+            found = self._digests[svc.route.service_id] = known or ir_digest(svc)
         return found
 
     def unchanged(self, svc: ir.Service, path: str) -> Unchanged | None:

@@ -11,6 +11,7 @@ an invalid catalog, or rendering a broken user template, raises
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ from .validate import check_catalog, check_model
 
 if TYPE_CHECKING:
     from .incremental import Reuse
+    from .servicecache import Cache
 
 
 @dataclass
@@ -49,6 +51,9 @@ class Compilation:
     catalog: ir.Catalog | None = None
     templates: Path | None = None
     source_name: str = "catalog.yaml"
+    #: :func:`s402gen.incremental.ir_digest` of each service, by position, where the
+    #: per-service cache knows it (see :class:`s402gen.incremental.Reuse`)
+    digests: list[bytes | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.diagnostics = sort_diagnostics(self.diagnostics)
@@ -129,6 +134,7 @@ def compile_catalog(
     templates: Path | None = None,
     environ: Mapping[str, str] | None = None,
     upstream: bool = False,
+    cache: Cache | None = None,
 ) -> Compilation:
     """Compile ``catalog_path`` into the file map of ``generated/`` (manifest included).
 
@@ -136,14 +142,16 @@ def compile_catalog(
     ``templates`` is a user template folder searched before the packaged
     one; ``environ`` supplies ``SOURCE_DATE_EPOCH`` (default: the process
     environment); ``upstream`` adds the comparison with the official SDK
-    (:mod:`s402gen.upstream_check`, which raises ``SdkMissing`` without it).
+    (:mod:`s402gen.upstream_check`, which raises ``SdkMissing`` without it);
+    ``cache`` is the per-service cache of validate and derive
+    (:mod:`s402gen.servicecache`; ``None``: none).
     """
     name = display_name or str(catalog_path)
     try:
         document = load_catalog(str(catalog_path), name)
     except CatalogError as exc:
         return Compilation(exc.diagnostics)
-    return _compile_document(document, name, templates, environ, upstream, checks=True)
+    return _compile_document(document, name, templates, environ, upstream, True, cache)
 
 
 def compile_text(
@@ -168,20 +176,59 @@ def _compile_document(
     environ: Mapping[str, str] | None,
     upstream: bool,
     checks: bool,
+    cache: Cache | None = None,
+) -> Compilation:
+    with _gc_paused():
+        return _compile_tree(document, name, templates, environ, upstream, checks, cache)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (as :func:`s402gen.load.load_text` does): a
+    compile allocates millions of objects that stay alive (the model, the IR, cached
+    entries), and each collection would walk them all again (a third of derive's time
+    at 2,000 services, four fifths of unpickling the cache's entries)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile_tree(
+    document: LoadedDocument,
+    name: str,
+    templates: Path | None,
+    environ: Mapping[str, str] | None,
+    upstream: bool,
+    checks: bool,
+    cache: Cache | None,
 ) -> Compilation:
     authored, diagnostics = parse_model(document)
     if authored is None:
         return Compilation(document.problems + diagnostics)
     env = os.environ if environ is None else environ
     generated_at, diagnostics = source_date(env, name)
-    diagnostics += document.problems + check_model(authored, document.source)
+    session = None
+    if cache is not None and checks:
+        from .servicecache import Session
+
+        session = Session(cache, document.data)
+    diagnostics += document.problems + check_model(authored, document.source, session)
     if has_errors(diagnostics):
+        if session is not None:
+            session.save()
         return Compilation(diagnostics)
-    compiled = derive(authored, generated_at)
+    compiled = derive(authored, generated_at, session)
     if upstream:
         from .upstream_check import check_upstream
 
         diagnostics += check_upstream(compiled, authored, document.source)
     if checks:
-        diagnostics += check_catalog(compiled, authored, document.source)
-    return Compilation(diagnostics, compiled, templates, name)
+        diagnostics += check_catalog(compiled, authored, document.source, session)
+    if session is None:
+        return Compilation(diagnostics, compiled, templates, name)
+    session.save()
+    return Compilation(diagnostics, compiled, templates, name, session.digests())

@@ -21,10 +21,11 @@ and rendered as without it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 FOLDER = "outputs"  # under the cache folder
@@ -50,13 +51,18 @@ class Index:
     code: str
     files: dict[str, tuple[Signature, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
+    #: what :meth:`known` found in place: ``{relative path: (signature, sha256)}``
+    verified: dict[str, tuple[Signature, str]] = field(default_factory=dict)
 
     def known(self, relative: str) -> str | None:
         """The sha256 of ``relative`` when its stat is the recorded one, else ``None``."""
         recorded = self.files.get(relative)
         if recorded is None:
             return None
-        return recorded[1] if signature(os.path.join(self.out, relative)) == recorded[0] else None
+        if signature(os.path.join(self.out, relative)) != recorded[0]:
+            return None
+        self.verified[relative] = recorded
+        return recorded[1]
 
 
 def index_file(folder: Path, out: Path) -> Path:
@@ -70,7 +76,7 @@ def load(folder: Path | None, out: Path, code: str | None) -> Index | None:
     if folder is None or code is None:
         return None
     try:
-        data = json.loads(index_file(folder, out).read_text(encoding="utf-8"))
+        data = orjson.loads(index_file(folder, out).read_bytes())
         if data.get("code") != code:
             return None
         files = {str(k): (tuple(v[0]), str(v[1])) for k, v in data["files"].items()}
@@ -85,15 +91,20 @@ def record(
     code: str | None,
     digests: dict[str, str],
     services: dict[str, str],
+    verified: dict[str, tuple[Signature, str]] | None = None,
 ) -> None:
     """Save the index of ``out``: ``digests`` (``{path: sha256}``, the manifest included) as
-    they are on disk now, and the services' render keys. Never raises (a cache that cannot
-    be written only costs time)."""
+    they are on disk now, and the services' render keys. A file ``verified`` (what
+    :meth:`Index.known` found in place this run) with the same sha256 keeps the stat it had
+    then, unread (had it changed since, the next run would hash it: a miss, never a wrong
+    hit). Never raises (a cache that cannot be written only costs time)."""
     if folder is None or code is None:
         return
     files = {}
+    verified = verified or {}
     for relative, digest in digests.items():
-        sig = signature(os.path.join(out, relative))
+        seen = verified.get(relative)
+        sig = seen[0] if seen and seen[1] == digest else signature(os.path.join(out, relative))
         if sig is not None:
             files[relative] = [list(sig), digest]
     target = index_file(folder, out)
@@ -101,7 +112,7 @@ def record(
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         payload = {"code": code, "files": files, "services": services}
-        temp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+        temp.write_bytes(orjson.dumps(payload))
         os.replace(temp, target)
     except OSError:
         pass

@@ -13,10 +13,11 @@ for a user's mistake: findings are returned.
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal, Protocol, Sequence
 
 from . import ir, model
 from .derive import inherited_path, provider_of
@@ -49,39 +50,70 @@ class Issue:
 @dataclass
 class Context:
     """What rule functions read: the authoring model, its source map, and (``ir`` rules)
-    the derived catalog. ``memo`` shares work between rules (compiled validators)."""
+    the derived catalog. ``memo`` shares work between rules (compiled validators).
+
+    A ``service`` rule (see :func:`rule`) looks at the services :meth:`services` and
+    :meth:`pairs` give (``selected``: their indexes; ``None``: all), and at the shared
+    sections (defaults, providers ...) only when ``shared`` is set: its findings over
+    the whole catalog are those of a run with ``selected=()`` and ``shared`` plus those of
+    one run per service with ``selected=(index,)`` and not ``shared`` (what
+    :mod:`s402gen.servicecache` keeps per service). A ``catalog`` rule always looks at
+    every service.
+    """
 
     authored: model.Catalog
     source: SourceMap
     catalog: ir.Catalog | None = None
     memo: dict[Any, Any] = field(default_factory=dict)
+    selected: Sequence[int] | None = None
+    shared: bool = True
+
+    def services(self) -> Iterator[tuple[int, model.Service]]:
+        """``(index, authored service)`` for each selected service."""
+        services = self.authored.services
+        if self.selected is None:
+            yield from enumerate(services)
+        else:
+            for index in self.selected:
+                yield index, services[index]
 
     def pairs(self) -> Iterator[tuple[ir.Service, model.Service, tuple]]:
-        """``(derived service, authored service, its path)`` for each service."""
+        """``(derived service, authored service, its path)`` for each selected service."""
+        assert self.catalog is not None
+        for index, authored in self.services():
+            yield self.catalog.services[index], authored, ("services", index)
+
+    def every_pair(self) -> Iterator[tuple[ir.Service, model.Service, tuple]]:
+        """``(derived service, authored service, its path)`` for every service."""
         assert self.catalog is not None
         for svc, authored in zip(self.catalog.services, self.authored.services):
             yield svc, authored, ("services", svc.index)
 
 
 Stage = Literal["model", "ir"]
+Scope = Literal["service", "catalog"]
 Check = Callable[[Context], Iterable[Issue]]
 
 
 @dataclass(frozen=True)
 class Registered:
-    """A registered rule: the rule, the stage it runs at, and its function."""
+    """A registered rule: the rule, the stage it runs at, its scope and its function."""
 
     rule: Rule
     stage: Stage
     check: Check
+    scope: Scope = "service"
 
 
 REGISTRY: dict[Rule, Registered] = {}
 
 
-def rule(which: Rule, stage: Stage = "ir") -> Callable[[Check], Check]:
+def rule(which: Rule, stage: Stage = "ir", scope: Scope = "service") -> Callable[[Check], Check]:
     """Register the decorated function as the one check of ``which``, run at ``stage``
     (``model``: before derive, on the authoring model; ``ir``: on the derived catalog).
+    ``scope`` is ``service`` when what it finds in a service depends only on that service
+    and the shared sections (see :class:`Context`), else ``catalog`` (a check across
+    services: uniqueness, references between services).
 
     Raises ``ValueError`` when the rule already has a function.
     """
@@ -89,31 +121,82 @@ def rule(which: Rule, stage: Stage = "ir") -> Callable[[Check], Check]:
     def register(check: Check) -> Check:
         if which in REGISTRY:
             raise ValueError(f"{which.code} {which.name} is already registered")
-        REGISTRY[which] = Registered(which, stage, check)
+        REGISTRY[which] = Registered(which, stage, check, scope)
         return check
 
     return register
 
 
-def _run(stage: Stage, context: Context) -> list[Finding]:
-    found = []
-    for registered in REGISTRY.values():
-        if registered.stage == stage:
-            for issue in registered.check(context):
-                where = context.source.value(issue.path)
-                services = (issue.service,) if issue.service else ()
-                found.append(Finding(registered.rule, issue.message, where, issue.hint, services))
-    return found
+Found = tuple[Rule, Issue]
 
 
-def check_model(authored: model.Catalog, source: SourceMap) -> list[Finding]:
-    """The ``model`` rules: what derive needs to hold (references resolve)."""
-    return _run("model", Context(authored, source))
+def run_rules(stage: Stage, context: Context, scope: Scope | None = None) -> list[Found]:
+    """``(rule, issue)`` of every rule of ``stage`` (of ``scope`` only, when given)."""
+    return [
+        (registered.rule, issue)
+        for registered in REGISTRY.values()
+        if registered.stage == stage and scope in (None, registered.scope)
+        for issue in registered.check(context)
+    ]
 
 
-def check_catalog(catalog: ir.Catalog, authored: model.Catalog, source: SourceMap) -> list[Finding]:
-    """The ``ir`` rules of a derived catalog: errors and warnings."""
-    return _run("ir", Context(authored, source, catalog))
+def locate(source: SourceMap, found: Iterable[Found]) -> list[Finding]:
+    """The findings of ``found``, located in ``source``."""
+    return [
+        Finding(
+            rule,
+            issue.message,
+            source.value(issue.path),
+            issue.hint,
+            (issue.service,) if issue.service else (),
+        )
+        for rule, issue in found
+    ]
+
+
+class KnownFindings(Protocol):
+    """What a check may take from an earlier one, service by service (see
+    :class:`s402gen.servicecache.Session`)."""
+
+    def issues(self, stage: Stage, index: int) -> list[Found] | None:
+        """The ``service`` rules' issues of service ``index`` at ``stage``, if known."""
+
+    def keep(self, stage: Stage, index: int, found: list[Found]) -> None:
+        """Record what the ``service`` rules found in service ``index`` at ``stage``."""
+
+
+def _check(stage: Stage, context: Context, reuse: KnownFindings | None) -> list[Finding]:
+    if reuse is None:
+        return locate(context.source, run_rules(stage, context))
+    context.selected = ()  # the shared sections, and the catalog rules
+    found = run_rules(stage, context)
+    for index in range(len(context.authored.services)):
+        known = reuse.issues(stage, index)
+        if known is None:
+            one = dataclasses.replace(context, selected=(index,), shared=False)
+            known = run_rules(stage, one, "service")
+            reuse.keep(stage, index, known)
+        found += known
+    return locate(context.source, found)
+
+
+def check_model(
+    authored: model.Catalog, source: SourceMap, reuse: KnownFindings | None = None
+) -> list[Finding]:
+    """The ``model`` rules: what derive needs to hold (references resolve). With ``reuse``,
+    a service's findings are taken from it when it has them (and given to it otherwise)."""
+    return _check("model", Context(authored, source), reuse)
+
+
+def check_catalog(
+    catalog: ir.Catalog,
+    authored: model.Catalog,
+    source: SourceMap,
+    reuse: KnownFindings | None = None,
+) -> list[Finding]:
+    """The ``ir`` rules of a derived catalog: errors and warnings (``reuse``: as
+    :func:`check_model`)."""
+    return _check("ir", Context(authored, source, catalog), reuse)
 
 
 # ---------------------------------------------------------------------------
@@ -136,29 +219,28 @@ def unknown_reference(ctx: Context) -> Iterator[Issue]:
         (c.pricing_policies, "pricing policy", "pricingPolicy"),
         (c.payment_providers, "payment provider", "paymentProvider"),
     )
-    for table, kind, key in tables:
-        yield from _reference(table, getattr(c.defaults, model_field(key)), kind, ("defaults", key))
-    for section, scope in _scoped_defaults(c):
-        for table, kind, key in tables[1:]:  # a scoped default cannot name a provider
-            name = getattr(scope, model_field(key), None)
-            if name is not None:
-                yield from _reference(table, name, kind, (*section, "defaults", key))
-    if c.categories:  # categories declared: every category named must be one of them
-        named = [(c.defaults.category, ("defaults", "category"))]
-        named += [
-            (scope.category, (*section, "defaults", "category"))
-            for section, scope in _scoped_defaults(c)
-            if getattr(scope, "category", None) is not None
-        ]
-        named += [
-            (svc.category, ("services", index, "category"))
-            for index, svc in enumerate(c.services)
-            if svc.category is not None
-        ]
-        for name, where in named:
-            yield from _reference(c.categories, name, "category", where)
-    for index, svc in enumerate(c.services):
+    if ctx.shared:
+        for table, kind, key in tables:
+            name = getattr(c.defaults, model_field(key))
+            yield from _reference(table, name, kind, ("defaults", key))
+        for section, scope in _scoped_defaults(c):
+            for table, kind, key in tables[1:]:  # a scoped default cannot name a provider
+                name = getattr(scope, model_field(key), None)
+                if name is not None:
+                    yield from _reference(table, name, kind, (*section, "defaults", key))
+        if c.categories:  # categories declared: every category named must be one of them
+            named = [(c.defaults.category, ("defaults", "category"))]
+            named += [
+                (scope.category, (*section, "defaults", "category"))
+                for section, scope in _scoped_defaults(c)
+                if getattr(scope, "category", None) is not None
+            ]
+            for name, where in named:
+                yield from _reference(c.categories, name, "category", where)
+    for index, svc in ctx.services():
         path = ("services", index)
+        if c.categories and svc.category is not None:
+            yield from _reference(c.categories, svc.category, "category", path + ("category",))
         for table, kind, key in tables:
             name = getattr(svc, model_field(key))
             if name is not None:
@@ -185,7 +267,7 @@ def model_field(alias: str) -> str:
 @rule(Rules.UNKNOWN_PARAMETER, "model")
 def unknown_required_parameter(ctx: Context) -> Iterator[Issue]:
     """A name under ``required`` that is not under ``params``."""
-    for index, svc in enumerate(ctx.authored.services):
+    for index, svc in ctx.services():
         for position, name in enumerate(svc.required):
             if name not in svc.params:
                 yield Issue(
@@ -216,7 +298,7 @@ def _first_uses(ctx: Context, values: Callable[[ir.Service], Iterable[str]]) -> 
                 yield svc, value, first
 
 
-@rule(Rules.DUPLICATE_ID)
+@rule(Rules.DUPLICATE_ID, scope="catalog")
 def duplicate_id(ctx: Context) -> Iterator[Issue]:
     """Two services with one id."""
     assert ctx.catalog is not None
@@ -243,19 +325,19 @@ def _duplicate(ctx: Context, kind: str, key: str, values: Callable) -> Iterator[
         )
 
 
-@rule(Rules.DUPLICATE_LEGACY_ID)
+@rule(Rules.DUPLICATE_LEGACY_ID, scope="catalog")
 def duplicate_legacy_id(ctx: Context) -> Iterator[Issue]:
     """Two services with one legacy id."""
     yield from _duplicate(ctx, "legacy id", "legacyId", lambda svc: [svc.legacy_id])
 
 
-@rule(Rules.DUPLICATE_TOOL_NAME)
+@rule(Rules.DUPLICATE_TOOL_NAME, scope="catalog")
 def duplicate_tool_name(ctx: Context) -> Iterator[Issue]:
     """Two services with one MCP tool name."""
     yield from _duplicate(ctx, "tool name", "toolName", lambda svc: [svc.tool_name])
 
 
-@rule(Rules.DUPLICATE_ENDPOINT)
+@rule(Rules.DUPLICATE_ENDPOINT, scope="catalog")
 def duplicate_endpoint(ctx: Context) -> Iterator[Issue]:
     """Two services answering at one path (an endpoint or a legacy endpoint)."""
     yield from _duplicate(
@@ -268,7 +350,7 @@ def unique_pair(a: str, b: str) -> tuple[str, ...]:
     return (a,) if a == b else (a, b)
 
 
-@rule(Rules.NO_GENERATED_AT)
+@rule(Rules.NO_GENERATED_AT, scope="catalog")
 def no_generated_at(ctx: Context) -> Iterator[Issue]:
     """No ``catalog.generatedAt`` and no ``SOURCE_DATE_EPOCH``."""
     assert ctx.catalog is not None
@@ -305,7 +387,7 @@ def invalid_tool_name(ctx: Context) -> Iterator[Issue]:
             yield Issue(message, path + ("toolName",), service=svc.id)
 
 
-@rule(Rules.INVALID_DERIVED_LEGACY_ID)
+@rule(Rules.INVALID_DERIVED_LEGACY_ID, scope="catalog")
 def invalid_derived_legacy_id(ctx: Context) -> Iterator[Issue]:
     """A legacy id made of a provider's ``legacyIdPrefix`` and the action that does not match
     :data:`model.ID_PATTERN`, the check a written ``legacyId`` gets; its legacy endpoint
@@ -313,7 +395,7 @@ def invalid_derived_legacy_id(ctx: Context) -> Iterator[Issue]:
     Reported once per provider, at its prefix."""
     assert ctx.catalog is not None
     bad: dict[str, list[ir.Service]] = {}
-    for svc, authored, _ in ctx.pairs():
+    for svc, authored, _ in ctx.every_pair():
         if authored.legacy_id is None and not re.fullmatch(model.ID_PATTERN, svc.legacy_id):
             bad.setdefault(provider_of(ctx.authored, authored), []).append(svc)
     for name, services in bad.items():
@@ -359,12 +441,12 @@ def redundant_related_service(ctx: Context) -> Iterator[Issue]:
                 )
 
 
-@rule(Rules.UNKNOWN_RELATED_SERVICE)
+@rule(Rules.UNKNOWN_RELATED_SERVICE, scope="catalog")
 def unknown_related_service(ctx: Context) -> Iterator[Issue]:
     """A related service that does not exist."""
     assert ctx.catalog is not None
     known = {s.id for s in ctx.catalog.services}
-    for svc, authored, path in ctx.pairs():
+    for svc, authored, path in ctx.every_pair():
         for position, related in enumerate(svc.related_services):
             if related not in known:
                 yield Issue(
@@ -409,23 +491,26 @@ def _output_problem(schema: dict) -> str | None:
 def invalid_output_schema(ctx: Context) -> Iterator[Issue]:
     """An output schema that is not valid JSON Schema, or not an object's (checked before
     derive, which reads the schema's types; the default one is reported once)."""
-    services = ctx.authored.services
-    used = {
-        inherited_path(ctx.authored, svc, "outputSchema")
-        for svc in services
-        if svc.output_schema is None
-    }
-    problem = _output_problem(ctx.authored.defaults.output_schema)
-    if problem is not None and ("defaults", "outputSchema") in used:
-        yield Issue(f"defaults.outputSchema {problem}", ("defaults", "outputSchema"))
-    for section, scope in _scoped_defaults(ctx.authored):
-        problem = _output_problem(scope.output_schema) if scope.output_schema else None
-        if problem is not None and (*section, "defaults", "outputSchema") in used:
-            where = ".".join(section)
-            yield Issue(
-                f"{where}.defaults.outputSchema {problem}", (*section, "defaults", "outputSchema")
-            )
-    for index, svc in enumerate(services):
+    if ctx.shared:
+        # where a service's output schema is inherited from depends on its provider and
+        # category alone: one service of each pair tells
+        inheriting: dict[tuple, model.Service] = {}
+        for svc in ctx.authored.services:
+            if svc.output_schema is None:
+                inheriting.setdefault((svc.provider, svc.category), svc)
+        used = {inherited_path(ctx.authored, svc, "outputSchema") for svc in inheriting.values()}
+        problem = _output_problem(ctx.authored.defaults.output_schema)
+        if problem is not None and ("defaults", "outputSchema") in used:
+            yield Issue(f"defaults.outputSchema {problem}", ("defaults", "outputSchema"))
+        for section, scope in _scoped_defaults(ctx.authored):
+            problem = _output_problem(scope.output_schema) if scope.output_schema else None
+            if problem is not None and (*section, "defaults", "outputSchema") in used:
+                where = ".".join(section)
+                yield Issue(
+                    f"{where}.defaults.outputSchema {problem}",
+                    (*section, "defaults", "outputSchema"),
+                )
+    for index, svc in ctx.services():
         problem = _output_problem(svc.output_schema) if svc.output_schema else None
         if problem is not None:
             message = f"output schema of service '{svc.id}' {problem}"
@@ -644,7 +729,7 @@ def repeated_description(ctx: Context) -> Iterator[Issue]:
                 )
 
 
-@rule(Rules.PROTOCOL_NOT_INSTALLED, "model")
+@rule(Rules.PROTOCOL_NOT_INSTALLED, "model", "catalog")
 def protocol_not_installed(ctx: Context) -> Iterator[Issue]:
     """A provider whose ``protocol`` no installed plug-in provides."""
     from .runtime import upstreams
@@ -662,7 +747,7 @@ def protocol_not_installed(ctx: Context) -> Iterator[Issue]:
             )
 
 
-@rule(Rules.UNKNOWN_WIRE_STYLE, "model")
+@rule(Rules.UNKNOWN_WIRE_STYLE, "model", "catalog")
 def unknown_wire_style(ctx: Context) -> Iterator[Issue]:
     """A parameter ``wire`` style that its provider's protocol does not have."""
     from .runtime import upstreams

@@ -230,8 +230,13 @@ def control_character(ctx: Context) -> Iterator[Issue]:
     ``U+009F``, bidi overrides, zero-width ...) in a name, a key or published text; a
     newline or tab only in text that may span lines (descriptions, tasks). A ``version``
     or a ``name`` with a newline would split a request line or a heading."""
-    tree = ctx.authored.model_dump(by_alias=True, exclude_defaults=True, warnings=False)
-    for path, text, multiline in _strings(tree, (), False):
+    dump = dict(by_alias=True, exclude_defaults=True, warnings=False)
+    trees: list[tuple[tuple, Any]] = []
+    if ctx.shared:
+        trees.append(((), ctx.authored.model_dump(exclude={"services"}, **dump)))
+    trees += [(("services", index), svc.model_dump(**dump)) for index, svc in ctx.services()]
+    strings = (each for path, tree in trees for each in _strings(tree, path, False))
+    for path, text, multiline in strings:
         found = _control(text, multiline)
         if found is not None:
             where = ".".join(str(p) for p in path)

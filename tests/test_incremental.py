@@ -213,6 +213,31 @@ def test_every_file_is_known_right_after_a_build(built, private_cache) -> None:
     assert index.known("openapi.json") is None
 
 
+def test_the_index_after_an_edit_holds_every_file_as_it_is(built, private_cache) -> None:
+    """The files an edit left in place keep the stat verified during the build (not
+    stat again): the index still vouches for exactly what is on disk."""
+    project, data = built
+    service(data, EDITED)["action"] = "ListFaceDbsV2"
+    rebuild(project, data)
+    out = project / "generated"
+    (index_file,) = (private_cache / statcache.FOLDER).glob("*.json")
+    code = yaml.safe_load(index_file.read_text(encoding="utf-8"))["code"]
+    index = statcache.load(private_cache, out, code)
+    assert index is not None
+    on_disk = snapshot(out)
+    assert set(index.files) == set(on_disk)
+    assert all(index.known(path) == statcache_sha(content) for path, content in on_disk.items())
+    page = out / "docs" / "tools" / "face-search.html"
+    page.write_bytes(page.read_bytes() + b" ")  # a hand edit of a file the edit left alone
+    assert index.known("docs/tools/face-search.html") is None
+
+
+def statcache_sha(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()
+
+
 def test_an_unchanged_file_is_never_read_back_wrong(built, pages, monkeypatch) -> None:
     """catalog.json takes unchanged entries from their files only when their sha256 still
     matches: a file replaced behind the index's back is computed again."""
