@@ -301,15 +301,18 @@ class CatalogError(Exception):
 
 
 def sort_diagnostics(diagnostics: Iterable[Finding]) -> list[Finding]:
-    """Order by file, line, column, then rule code and message, for stable output."""
+    """Without repeats, ordered by file, line, column, rule code, message, hint and services:
+    a total order, so the output does not depend on the order found nor on the hash seed."""
     return sorted(
-        set(diagnostics),
+        dict.fromkeys(diagnostics),
         key=lambda d: (
             d.location.file,
             d.location.line,
             d.location.column,
             d.rule.code,
             d.message,
+            d.hint or "",
+            d.services,
         ),
     )
 

@@ -502,3 +502,33 @@ def test_serve_says_where_it_and_the_emulator_listen_and_logs_requests(tmp_path:
     )
     assert f"Uvicorn running on http://127.0.0.1:{port}" in "\n".join(banner)
     assert '"GET /api/catalog HTTP/1.1" 200 OK' in out.read_text()  # uvicorn's access format
+
+
+TIED_FINDINGS = """
+from s402gen.diagnostics import Finding, Location, Rules, sort_diagnostics
+
+where = Location("catalog.yaml", 3, 5)
+a = Finding(Rules.UNKNOWN_REFERENCE, "unknown x", where, hint="did you mean 'y'?")
+b = Finding(Rules.UNKNOWN_REFERENCE, "unknown x", where, services=("face-detection",))
+c = Finding(Rules.UNKNOWN_REFERENCE, "unknown x", where)
+for found in ([a, b, c, a], [c, b, a], [b, a, c]):
+    print([(d.hint, d.services) for d in sort_diagnostics(found)])
+"""
+
+
+def test_findings_that_tie_on_place_rule_and_message_keep_one_order() -> None:
+    """Findings alike but for their hint or services come out in one order whatever order
+    they were found in and whatever the hash seed (the order once hung on it), without
+    repeats."""
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", TIED_FINDINGS],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    expected = "[(None, ()), (None, ('face-detection',)), (\"did you mean 'y'?\", ())]\n"
+    assert outputs == {expected * 3}
