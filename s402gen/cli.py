@@ -337,6 +337,13 @@ def main() -> None:
     is_flag=True,
     help="Exit 1 when a file was written or removed (for pre-commit, as black does).",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes rendering the services' files (default: the number of CPUs; 1: none "
+    "forked). The output is the same for any number.",
+)
 @quiet_option
 @click.option(
     "-v", "--verbose", is_flag=True, help="List every file written or removed, not just counts."
@@ -347,6 +354,7 @@ def build(
     templates: str | None,
     force: bool,
     fail_on_change: bool,
+    jobs: int | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -357,7 +365,7 @@ def build(
     """
     settings = _settings(catalog, out, templates, writing=True)
     with _locked(settings, create=True) as output:
-        _build(settings, output, force, fail_on_change, quiet, verbose)
+        _build(settings, output, force, fail_on_change, quiet, verbose, jobs)
 
 
 def _build(
@@ -367,6 +375,7 @@ def _build(
     fail_on_change: bool,
     quiet: bool,
     verbose: bool,
+    jobs: int | None = None,
 ) -> None:
     assert output is not None
     caches = _cache_lookup(settings, output)
@@ -378,8 +387,13 @@ def _build(
     result = _compile(settings)
     reuse = _reuse(caches, result)
     statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
+    if jobs is None:
+        from .parallel import default_jobs
+
+        jobs = default_jobs()
     try:
-        with _progress(result.iter_files(reuse), quiet) as files:
+        rendered = contextlib.closing(result.iter_files(reuse, jobs))  # closed: workers stop
+        with rendered as stream, _progress(stream, quiet) as files:
             report = write.build(output, files, force=force)
     except CatalogError as exc:
         _render_failed(exc)

@@ -24,7 +24,7 @@ import jinja2
 import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import aggregates, doc_site, ir, jsonstream, model, openapi
+from . import aggregates, doc_site, ir, jsonstream, model, openapi, parallel
 from .config import packaged_templates
 from .runtime import contract, protocol, search, x402_contract
 from .write import Unchanged
@@ -304,7 +304,8 @@ def doc_schema_block(svc: ir.Service) -> str:
 # the file map
 
 
-Chunks = Iterable[str]
+Chunks = Iterable[str] | Iterable[bytes]
+"""A file's text in pieces: ``str``, or UTF-8 ``bytes`` (rendered by a worker)."""
 
 
 class TemplateFailure(Exception):
@@ -314,6 +315,9 @@ class TemplateFailure(Exception):
         super().__init__(message)
         self.filename = filename
         self.lineno = lineno
+
+    def __reduce__(self) -> tuple[Any, ...]:  # sent back from a render worker (pickled)
+        return (TemplateFailure, (str(self), self.filename, self.lineno))
 
 
 def _located(exc: Exception, template: jinja2.Template) -> TemplateFailure:
@@ -390,7 +394,10 @@ def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
 
 
 def iter_files(
-    catalog: ir.Catalog, user_templates: Path | None = None, reuse: Reuse | None = None
+    catalog: ir.Catalog,
+    user_templates: Path | None = None,
+    reuse: Reuse | None = None,
+    jobs: int = 1,
 ) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """Every generated file but the manifest, as ``(posix relative path, text chunks)``.
 
@@ -400,46 +407,32 @@ def iter_files(
     writing never holds a whole one.
     With ``reuse`` (:mod:`s402gen.incremental`), a service's own file that needs no
     render comes as :class:`~s402gen.write.Unchanged` instead of its text.
-    Raises :class:`TemplateFailure` for a broken user template.
+    With ``jobs`` over 1 (and enough to render), the services' own files are rendered
+    by that many forked workers (:mod:`s402gen.parallel`) and come as UTF-8 ``bytes``
+    chunks; the files, their order and their text (and the first error) are those of
+    ``jobs=1``. Raises :class:`TemplateFailure` for a broken user template.
     """
     env = make_environment(user_templates)
     route = env.get_template("route.py.jinja")
     needs_black = Path(route.filename or "").parent.resolve() != packaged_templates().resolve()
     services = catalog.services
+    page = functools.cache(lambda: env.get_template("doc_page.html.jinja"))  # looked up when used
+    categories = {c.id: c for c in catalog.categories}
+    by_id = doc_site.services_by_id(catalog)
 
     def python(chunks: Chunks) -> Chunks:
         if not needs_black:
             return chunks
         from .formatting import format_python
 
-        return [format_python("".join(chunks))]
+        return [format_python("".join(chunks))]  # type: ignore[arg-type]
 
-    for svc in services:
-        path = f"routes/{svc.module}.py"
-        reused = reuse.unchanged(svc, path) if reuse is not None else None
-        yield path, reused or python(_render(route, spec=svc.route))
-    routes_init = env.get_template("routes_init.py.jinja")
-    yield "routes/__init__.py", python(_render(routes_init, services=services))
+    def route_file(svc: ir.Service) -> Chunks:
+        return python(_render(route, spec=svc.route))
 
-    tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
-    tools_template = env.get_template("mcp_tools.json.jinja")
-    if _packaged(tools_template):
-        yield "mcp/tools.json", aggregates.tools_json(tools)
-    else:
-        yield "mcp/tools.json", _stream(tools_template, tools=tools)
-    yield from _catalog_files(env, catalog, reuse)
-
-    page = env.get_template("doc_page.html.jinja")
-    categories = {c.id: c for c in catalog.categories}
-    by_id = doc_site.services_by_id(catalog)
-    for svc in services:
-        path = f"docs/tools/{svc.route.service_id}.html"
-        reused = reuse.unchanged(svc, path) if reuse is not None else None
-        if reused is not None:
-            yield path, reused
-            continue
-        yield path, _render(
-            page,
+    def page_file(svc: ir.Service) -> Chunks:
+        return _render(
+            page(),
             service=svc,
             marketplace=catalog.marketplace,
             payment_intro=protocol.PAYMENT_INTRO,
@@ -453,6 +446,44 @@ def iter_files(
             related=doc_site.related(svc, catalog, by_id),
             categories=categories,
         )
+
+    entries = _Entries(env, catalog)
+    reused = {kind: _reused(services, reuse, kind) for kind in _SERVICE_FILES}
+    farm = _farm(
+        jobs,
+        services,
+        reused,
+        {"route": route_file, "entry": entries.compute, "page": page_file},
+    )
+
+    def own(kind: str, svc: ir.Service) -> Chunks | Unchanged:
+        found = reused[kind][svc.index]
+        if found is not None:
+            return found
+        if farm is not None:
+            return [farm.take(kind)]
+        return route_file(svc) if kind == "route" else page_file(svc)
+
+    try:
+        for svc in services:
+            yield _SERVICE_FILES["route"](svc), own("route", svc)
+        routes_init = env.get_template("routes_init.py.jinja")
+        yield "routes/__init__.py", python(_render(routes_init, services=services))
+
+        tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
+        tools_template = env.get_template("mcp_tools.json.jinja")
+        if _packaged(tools_template):
+            yield "mcp/tools.json", aggregates.tools_json(tools)
+        else:
+            yield "mcp/tools.json", _stream(tools_template, tools=tools)
+        yield from _catalog_files(entries, catalog, reuse, reused["entry"], farm)
+
+        page()  # a broken page template fails here, before the first page
+        for svc in services:
+            yield _SERVICE_FILES["page"](svc), own("page", svc)
+    finally:
+        if farm is not None:
+            farm.close()
     yield from _doc_assets(env, catalog)
     # the editor schema of catalog.yaml itself (its first line points yaml-language-server here)
     yield "catalog.schema.json", _render(
@@ -498,44 +529,129 @@ def _packaged(template: jinja2.Template) -> bool:
     return Path(template.filename or "").parent.resolve() == packaged_templates().resolve()
 
 
+#: The files of one service alone: ``kind: path of a service's file``.
+_SERVICE_FILES: dict[str, Any] = {
+    "route": lambda svc: f"routes/{svc.module}.py",
+    "entry": lambda svc: f"catalog/services/{svc.route.service_id}.json",
+    "page": lambda svc: f"docs/tools/{svc.route.service_id}.html",
+}
+
+#: Below this many files to render, a build renders them itself (forking costs more).
+PARALLEL_MIN_FILES = 64
+
+
+def _reused(
+    services: tuple[ir.Service, ...] | list[ir.Service], reuse: Reuse | None, kind: str
+) -> list[Unchanged | None]:
+    """For each service, its ``kind`` file as :class:`Unchanged` when it needs no render."""
+    if reuse is None:
+        return [None] * len(services)
+    return [reuse.unchanged(svc, _SERVICE_FILES[kind](svc)) for svc in services]
+
+
+def _farm(
+    jobs: int,
+    services: tuple[ir.Service, ...] | list[ir.Service],
+    reused: dict[str, list[Unchanged | None]],
+    render: dict[str, Any],
+) -> parallel.Farm | None:
+    """Workers rendering every service file ``reused`` does not cover, as UTF-8 bytes (an
+    entry: its file's and its catalog.json piece's); ``None`` when ``jobs`` is 1 or there
+    is too little to render."""
+    todo = {kind: [i for i, r in enumerate(found) if r is None] for kind, found in reused.items()}
+    if jobs <= 1 or not parallel.available():
+        return None
+    if sum(len(positions) for positions in todo.values()) < PARALLEL_MIN_FILES:
+        return None
+
+    def encoded(kind: str) -> Any:
+        def one(i: int) -> Any:
+            made = render[kind](services[i])
+            if kind == "entry":
+                chunks, piece = made
+                return _utf8(chunks), None if piece is None else piece.encode("utf-8")
+            return _utf8(made)
+
+        return one
+
+    return parallel.Farm(jobs, [(kind, todo[kind], encoded(kind)) for kind in render])
+
+
+def _utf8(chunks: Chunks | None) -> bytes | None:
+    return None if chunks is None else "".join(chunks).encode("utf-8")  # type: ignore[arg-type]
+
+
+class _Entries:
+    """The catalog entries: each service's ``catalog/services/<id>.json`` and its piece of
+    ``catalog/catalog.json``, computed once for both (the templates are looked up at the
+    first use, where a serial render looks them up)."""
+
+    def __init__(self, env: jinja2.Environment, catalog: ir.Catalog):
+        self.env = env
+        self.flow = contract.payment_flow()
+        self._templates: tuple[jinja2.Template, jinja2.Template, bool, bool] | None = None
+
+    def templates(self) -> tuple[jinja2.Template, jinja2.Template, bool, bool]:
+        """``(entry template, catalog template, entry packaged, catalog packaged)``."""
+        if self._templates is None:
+            entry = self.env.get_template("catalog_entry.json.jinja")
+            whole = self.env.get_template("catalog.json.jinja")
+            self._templates = (entry, whole, _packaged(entry), _packaged(whole))
+        return self._templates
+
+    def compute(self, svc: ir.Service, file: bool = True) -> tuple[Chunks | None, str | None]:
+        """``(the entry file's chunks, or None unless file; its catalog.json piece: its
+        JSON indented two levels, or None when catalog.json is a user's template)``."""
+        entry_template, _, fast_entry, fast_catalog = self.templates()
+        entry = catalog_entry(svc, self.flow).to_json()
+        text = to_json(entry) if fast_entry or fast_catalog else ""
+        piece = text.replace("\n", "\n    ") if fast_catalog else None
+        if not file:
+            return None, piece
+        if fast_entry:
+            return [f"{text}\n"], piece
+        return _render(entry_template, entry=entry), piece
+
+
 def _catalog_files(
-    env: jinja2.Environment, catalog: ir.Catalog, reuse: Reuse | None
+    entries: _Entries,
+    catalog: ir.Catalog,
+    reuse: Reuse | None,
+    reused: list[Unchanged | None],
+    farm: parallel.Farm | None,
 ) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """``catalog/services/<id>.json`` of every service, then ``catalog/catalog.json``.
 
     Each entry is computed once: with the packaged templates, its indented text is
     spooled (:class:`aggregates.Spool`) for catalog.json; with a user's catalog.json
-    template, catalog.json computes the entries again.
+    template, catalog.json computes the entries again. ``reused``: each service's entry
+    file as :class:`Unchanged` when it needs no render; the others come from ``farm``
+    when there is one.
     """
-    entry_template = env.get_template("catalog_entry.json.jinja")
-    catalog_template = env.get_template("catalog.json.jinja")
-    fast_entry, fast_catalog = _packaged(entry_template), _packaged(catalog_template)
-    flow = contract.payment_flow()
+    _, catalog_template, fast_entry, fast_catalog = entries.templates()
     spool = aggregates.Spool() if fast_catalog else None
     try:
-        for svc in catalog.services:
-            path = f"catalog/services/{svc.route.service_id}.json"
-            reused = reuse.unchanged(svc, path) if reuse is not None else None
-            text = None  # the entry's JSON, when it is needed
-            if reuse is not None and reused is not None and spool is not None and fast_entry:
-                written = reuse.text(path, reused)
-                if written is None:
-                    reused = None  # replaced behind the index's back: render it again
+        for i, svc in enumerate(catalog.services):
+            path = _SERVICE_FILES["entry"](svc)
+            unchanged = reused[i]
+            file: Chunks | None = None
+            piece: str | bytes | None = None
+            if unchanged is None and farm is not None:
+                data, piece = farm.take("entry")
+                file = [data]
+            elif unchanged is None:
+                file, piece = entries.compute(svc)
+            elif spool is not None:
+                written = reuse.text(path, unchanged) if reuse is not None and fast_entry else None
+                if written is not None:
+                    piece = written[:-1].replace("\n", "\n    ")  # the file is the JSON and \n
                 else:
-                    text = written[:-1]  # the file is the entry's JSON and a newline
-            entry = None
-            if text is None and (reused is None or spool is not None):
-                entry = catalog_entry(svc, flow).to_json()
-                if fast_entry or spool is not None:
-                    text = to_json(entry)
-            if spool is not None and text is not None:  # text is known when spooling
-                spool.write(aggregates.spool_separator(spool) + text.replace("\n", "\n    "))
-            if reused is not None:
-                yield path, reused
-            elif fast_entry:
-                yield path, [f"{text}\n"]
-            else:
-                yield path, _render(entry_template, entry=entry)
+                    if fast_entry:  # replaced behind the index's back: render it again
+                        unchanged = None
+                    file, piece = entries.compute(svc, file=unchanged is None)
+            if spool is not None and piece is not None:
+                spool.append(piece)
+            yield path, unchanged if unchanged is not None else file  # type: ignore[misc]
     except BaseException:
         if spool is not None:
             spool.close()
@@ -544,9 +660,9 @@ def _catalog_files(
     if spool is not None:
         yield "catalog/catalog.json", aggregates.catalog_json(head, spool, payment)
     else:
-        entries = (entry.to_json() for entry in catalog_entries(catalog))
+        listed = (entry.to_json() for entry in catalog_entries(catalog))
         yield "catalog/catalog.json", _stream(
-            catalog_template, head=head, entries=entries, payment=payment
+            catalog_template, head=head, entries=listed, payment=payment
         )
 
 

@@ -138,9 +138,11 @@ Files = Iterable[tuple[str, "Iterable[str] | Unchanged"]]
 
 
 def _consume(
-    chunks: Iterable[str], current: BinaryIO | None, staged: Callable[[], BinaryIO] | None
+    chunks: Iterable[str] | Iterable[bytes],
+    current: BinaryIO | None,
+    staged: Callable[[], BinaryIO] | None,
 ) -> tuple[str, bool]:
-    """Hash ``chunks`` (UTF-8) and compare them with the file ``current`` (open for reading
+    """Hash ``chunks`` (text, or its UTF-8 bytes) and compare them with the file ``current`` (open for reading
     at its start; ``None``: absent), one chunk at a time, so that neither text is ever held
     whole (catalog.json is 161 MiB at 10,000 services).
 
@@ -154,7 +156,7 @@ def _consume(
     position = 0
     try:
         for chunk in chunks:
-            data = chunk.encode("utf-8")
+            data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
             digest.update(data)
             if same and current.read(len(data)) != data:  # type: ignore[union-attr]
                 same = False
