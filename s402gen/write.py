@@ -59,6 +59,13 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def text_of(chunks: Iterable[str] | Iterable[bytes]) -> str:
+    """The whole text of a file's chunks (text, or UTF-8 bytes, which may split a character
+    between two chunks). Raises ``UnicodeDecodeError`` for bytes that are not UTF-8."""
+    parts = [c.encode("utf-8") if isinstance(c, str) else c for c in chunks]
+    return b"".join(parts).decode("utf-8")
+
+
 def manifest_text(digests: dict[str, str]) -> str:
     """The manifest of ``{path: sha256}`` (the manifest itself excluded), sorted by path."""
     listed = {path: digests[path] for path in sorted(digests) if path != MANIFEST}
@@ -437,7 +444,7 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
         return drift
     drifted = set(drift.changed + drift.missing) - set(unsafe)
     new_texts = {
-        path: "".join(chunks)  # type: ignore[arg-type]  # a drifted file is never Unchanged
+        path: text_of(chunks)  # type: ignore[arg-type]  # a drifted file is never Unchanged
         for path, chunks in files()
         if path in drifted
     }
