@@ -74,7 +74,7 @@ class Compilation:
             raise CatalogError(self.diagnostics)
         with self._render_errors():
             for path, chunks in render.iter_files(self.catalog, self.templates, reuse, jobs):
-                if isinstance(chunks, write.Unchanged):
+                if isinstance(chunks, (write.Unchanged, write.Staged)):
                     yield path, chunks
                 else:
                     yield path, self._guarded(chunks)

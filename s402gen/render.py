@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import aggregates, doc_site, ir, jsonstream, model, openapi, parallel
+from . import aggregates, doc_site, ir, jsonstream, model, openapi, parallel, write
 from .config import packaged_templates
 from .documents import (  # noqa: F401 - re-exported: the documents the files hold
     catalog_document,
@@ -34,7 +34,7 @@ from .documents import (  # noqa: F401 - re-exported: the documents the files ho
     to_json,
 )
 from .runtime import contract, protocol, search, x402_contract
-from .write import Unchanged
+from .write import Staged, Unchanged
 
 if TYPE_CHECKING:
     from .incremental import Reuse
@@ -242,7 +242,7 @@ def iter_files(
     user_templates: Path | None = None,
     reuse: Reuse | None = None,
     jobs: int = 1,
-) -> Iterator[tuple[str, Chunks | Unchanged]]:
+) -> Iterator[tuple[str, Chunks | Unchanged | Staged]]:
     """Every generated file but the manifest, as ``(posix relative path, text chunks)``.
 
     Lazy twice over: files come one at a time, and the two files that grow
@@ -253,8 +253,9 @@ def iter_files(
     render comes as :class:`~s402gen.write.Unchanged` instead of its text.
     With ``jobs`` over 1 (and enough to render), the services' own files are rendered
     by that many forked workers (:mod:`s402gen.parallel`) and come as UTF-8 ``bytes``
-    chunks; the files, their order and their text (and the first error) are those of
-    ``jobs=1``. Raises :class:`TemplateFailure` for a broken user template.
+    chunks, or, read by a build (:func:`write.active_stager`), as
+    :class:`~s402gen.write.Staged`: already hashed, compared and staged by the worker.
+    The files, their order, their text and the first error are those of ``jobs=1``. Raises :class:`TemplateFailure` for a broken user template.
     """
     env = make_environment(user_templates)
     route = env.get_template("route.py.jinja")
@@ -300,12 +301,12 @@ def iter_files(
         {"route": route_file, "entry": entries.compute, "page": page_file},
     )
 
-    def own(kind: str, svc: ir.Service) -> Chunks | Unchanged:
+    def own(kind: str, svc: ir.Service) -> Chunks | Unchanged | Staged:
         found = reused[kind][svc.index]
         if found is not None:
             return found
         if farm is not None:
-            return [farm.take(kind)]
+            return _settled(farm.take(kind))
         return route_file(svc) if kind == "route" else page_file(svc)
 
     try:
@@ -399,26 +400,41 @@ def _farm(
     reused: dict[str, list[Unchanged | None]],
     render: dict[str, Any],
 ) -> parallel.Farm | None:
-    """Workers rendering every service file ``reused`` does not cover, as UTF-8 bytes (an
-    entry: its file's and its catalog.json piece's); ``None`` when ``jobs`` is 1 or there
-    is too little to render."""
+    """Workers rendering every service file ``reused`` does not cover; ``None`` when ``jobs``
+    is 1 or there is too little to render. During a build (:func:`write.active_stager`) a
+    worker stages each file itself and sends its :class:`~s402gen.write.Staged`, else its
+    UTF-8 bytes; an entry comes with its catalog.json piece (UTF-8)."""
     todo = {kind: [i for i, r in enumerate(found) if r is None] for kind, found in reused.items()}
     if jobs <= 1 or not parallel.available():
         return None
     if sum(len(positions) for positions in todo.values()) < PARALLEL_MIN_FILES:
         return None
+    stager = write.active_stager()
 
-    def encoded(kind: str) -> Any:
+    def made(kind: str) -> Any:
         def one(i: int) -> Any:
-            made = render[kind](services[i])
+            svc = services[i]
+            chunks, piece = render[kind](svc), None
             if kind == "entry":
-                chunks, piece = made
-                return _utf8(chunks), None if piece is None else piece.encode("utf-8")
-            return _utf8(made)
+                chunks, piece = chunks
+                piece = piece if piece is None else piece.encode("utf-8")
+            if stager is not None:
+                file: Any = stager(_SERVICE_FILES[kind](svc), chunks)
+            else:
+                file = _utf8(chunks)
+            return (file, piece) if kind == "entry" else file
 
         return one
 
-    return parallel.Farm(jobs, [(kind, todo[kind], encoded(kind)) for kind in render])
+    farm = parallel.Farm(jobs, [(kind, todo[kind], made(kind)) for kind in render])
+    if stager is not None:
+        stager.on_stop(farm.close)
+    return farm
+
+
+def _settled(found: Any) -> Chunks | Staged:
+    """A worker's file: its :class:`Staged` outcome, or its bytes as chunks."""
+    return found if isinstance(found, Staged) else [found]
 
 
 def _utf8(chunks: Chunks | None) -> bytes | None:
@@ -463,7 +479,7 @@ def _catalog_files(
     reuse: Reuse | None,
     reused: list[Unchanged | None],
     farm: parallel.Farm | None,
-) -> Iterator[tuple[str, Chunks | Unchanged]]:
+) -> Iterator[tuple[str, Chunks | Unchanged | Staged]]:
     """``catalog/services/<id>.json`` of every service, then ``catalog/catalog.json``.
 
     Each entry is computed once: with the packaged templates, its indented text is
@@ -482,7 +498,7 @@ def _catalog_files(
             piece: str | bytes | None = None
             if unchanged is None and farm is not None:
                 data, piece = farm.take("entry")
-                file = [data]
+                file = _settled(data)
             elif unchanged is None:
                 file, piece = entries.compute(svc)
             elif spool is not None:

@@ -127,6 +127,34 @@ def test_a_worker_that_dies_fails_the_build_and_leaves_the_old_one(
     assert after == old
 
 
+def test_workers_staging_their_files_refuse_what_a_serial_build_refuses(
+    project: Path, real_catalog_data: dict
+) -> None:
+    """A worker compares its files with the folder itself: a file edited by hand, a file
+    s402gen did not write and a link where a page goes are refused as serially."""
+    code, err, _ = _build(project, "out", "-j", "1")
+    assert code == 0, err
+    ids = [s["id"] for s in real_catalog_data["services"]]
+    real_catalog_data["services"][0]["name"] = "Renamed"
+    for i in (5, 6):
+        real_catalog_data["services"][i]["summaryZh"] = "改过的摘要。"
+    write_catalog(project / "catalog.yaml", real_catalog_data)
+    out = project / "out"
+    (out / "docs" / "tools" / f"{ids[5]}.html").write_text("edited by hand\n")
+    page = out / "docs" / "tools" / f"{ids[6]}.html"
+    page.unlink()
+    page.symlink_to(project / "catalog.yaml")
+    before = _tree(out)
+    results = []
+    for jobs in ("1", "2"):
+        code, err, after = _build(project, "out", "-j", jobs)
+        assert after == before
+        results.append((code, err))
+    assert results[0] == results[1]
+    assert results[0][0] == 2 and f"{ids[5]}.html" in results[0][1], results[0]
+    assert "symbolic link" in results[0][1], results[0]
+
+
 def test_farm_results_come_in_order_and_errors_in_place() -> None:
     passes = [
         ("square", list(range(10)), lambda i: i * i),
