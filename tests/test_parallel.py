@@ -157,11 +157,11 @@ def test_workers_staging_their_files_refuse_what_a_serial_build_refuses(
 
 def test_farm_results_come_in_order_and_errors_in_place() -> None:
     passes = [
-        ("square", list(range(10)), lambda i: i * i),
+        ("square", list(range(100)), lambda i: i * i),
         ("fails", [0, 1, 2, 3], lambda i: 1 // (i - 2)),
     ]
     with parallel.Farm(3, passes) as farm:
-        assert [farm.take("square") for _ in range(10)] == [i * i for i in range(10)]
+        assert [farm.take("square") for _ in range(100)] == [i * i for i in range(100)]
         assert [farm.take("fails") for _ in range(2)] == [-1 // 2, -1]
         with pytest.raises(ZeroDivisionError):
             farm.take("fails")
