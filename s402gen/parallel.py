@@ -9,9 +9,11 @@ The work is a list of passes, each a list of service positions and the function
 that renders one; worker ``k`` of ``N`` takes positions ``k, k + N, ...`` of each
 pass in turn and sends every result, in order, down its own pipe. The parent
 reads them back in exactly the serial order (:meth:`Farm.take`), so the output,
-the order of the files and the first error are those of a serial render; the
-parent alone hashes, compares and writes (:mod:`s402gen.write`: staging, journal,
-no-follow writes are unchanged).
+the order of the files and the first error are those of a serial render. During
+a build a worker also hashes, compares and stages its files itself
+(:class:`s402gen.write.Stager`: the same no-follow writes into the build's
+staging folder) and sends only the outcome; the parent classifies them and
+commits through the journal as before.
 
 A result or an exception is pickled; a worker stops after its first exception,
 which the parent raises at that file's place in the stream. A pipe holds up to
@@ -20,6 +22,11 @@ whatever the catalog's size. Workers ignore Ctrl-C (the parent handles it), die
 with the parent (``PR_SET_PDEATHSIG`` on Linux; elsewhere at their next write, on
 a closed pipe), and are killed and reaped when the parent stops reading
 (:meth:`Farm.close`), on success or failure.
+
+The price is memory: a worker ends up with private copies of much of the
+parent's heap (reference counts written, freed slots reused), measured at about
+40 MiB a worker at 2,000 services and 190 MiB at 10,000 (proportional set size);
+``--jobs 1`` forks none.
 """
 
 from __future__ import annotations
