@@ -41,15 +41,6 @@ class Spool:
         self._file.write(text.encode("utf-8"))
         self.count += 1
 
-    def append(self, piece: str | bytes) -> None:
-        """Append ``piece`` (text, or its UTF-8 bytes) after a :func:`catalog_json`
-        separator when it is not the first."""
-        data = piece.encode("utf-8") if isinstance(piece, str) else piece
-        if self.count:
-            self._file.write(b",\n    ")
-        self._file.write(data)
-        self.count += 1
-
     def read(self) -> Iterator[bytes]:
         """Everything written (UTF-8), in blocks of :data:`READ_SIZE` bytes (a block may end
         inside a character); closes the spool."""
@@ -79,6 +70,11 @@ def catalog_json(head: dict[str, Any], entries: Spool, payment: dict[str, Any]) 
     else:
         entries.close()
     yield b'  ],\n  "payment": ' + jsonstream.dumps(payment, 1) + b"\n}\n"
+
+
+def spool_separator(spool: Spool) -> str:
+    """What goes before the next entry written to a :func:`catalog_json` spool."""
+    return ",\n    " if spool.count else ""
 
 
 def tools_json(tools: Iterable[dict[str, Any]]) -> Iterator[bytes]:

@@ -337,13 +337,6 @@ def main() -> None:
     is_flag=True,
     help="Exit 1 when a file was written or removed (for pre-commit, as black does).",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Processes rendering the services' files (default: the number of CPUs; 1: none "
-    "forked). The output is the same for any number.",
-)
 @quiet_option
 @click.option(
     "-v", "--verbose", is_flag=True, help="List every file written or removed, not just counts."
@@ -354,7 +347,6 @@ def build(
     templates: str | None,
     force: bool,
     fail_on_change: bool,
-    jobs: int | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -365,7 +357,7 @@ def build(
     """
     settings = _settings(catalog, out, templates, writing=True)
     with _locked(settings, create=True) as output:
-        _build(settings, output, force, fail_on_change, quiet, verbose, jobs)
+        _build(settings, output, force, fail_on_change, quiet, verbose)
 
 
 def _build(
@@ -375,7 +367,6 @@ def _build(
     fail_on_change: bool,
     quiet: bool,
     verbose: bool,
-    jobs: int | None = None,
 ) -> None:
     assert output is not None
     caches = _cache_lookup(settings, output)
@@ -387,13 +378,8 @@ def _build(
     result = _compile(settings)
     reuse = _reuse(caches, result)
     statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
-    if jobs is None:
-        from .parallel import default_jobs
-
-        jobs = default_jobs()
     try:
-        rendered = contextlib.closing(result.iter_files(reuse, jobs))  # closed: workers stop
-        with rendered as stream, _progress(stream, quiet) as files:
+        with _progress(result.iter_files(reuse), quiet) as files:
             report = write.build(output, files, force=force)
     except CatalogError as exc:
         _render_failed(exc)

@@ -59,22 +59,21 @@ class Compilation:
         return not has_errors(self.diagnostics)
 
     def iter_files(
-        self, reuse: Reuse | None = None, jobs: int = 1
+        self, reuse: Reuse | None = None
     ) -> Iterator[tuple[str, render.Chunks | write.Unchanged]]:
         """``(relative path, text chunks)`` of every generated file but the manifest.
 
         Lazy (see :func:`render.iter_files`); the consumer makes the manifest
         (:func:`write.manifest_text`). With ``reuse``, a file that needs no render
-        comes as :class:`write.Unchanged` (see :mod:`s402gen.incremental`). ``jobs``: see
-        :func:`render.iter_files` (the chunks of a file may then be UTF-8 bytes). Raises
+        comes as :class:`write.Unchanged` (see :mod:`s402gen.incremental`). Raises
         :class:`CatalogError` when the catalog is invalid, or while iterating when a
         user template fails.
         """
         if self.catalog is None or not self.ok:
             raise CatalogError(self.diagnostics)
         with self._render_errors():
-            for path, chunks in render.iter_files(self.catalog, self.templates, reuse, jobs):
-                if isinstance(chunks, (write.Unchanged, write.Staged)):
+            for path, chunks in render.iter_files(self.catalog, self.templates, reuse):
+                if isinstance(chunks, write.Unchanged):
                     yield path, chunks
                 else:
                     yield path, self._guarded(chunks)

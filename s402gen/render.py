@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import aggregates, doc_site, ir, jsonstream, model, openapi, parallel, write
+from . import aggregates, doc_site, ir, jsonstream, model, openapi
 from .config import packaged_templates
 from .documents import (  # noqa: F401 - re-exported: the documents the files hold
     catalog_document,
@@ -34,7 +34,7 @@ from .documents import (  # noqa: F401 - re-exported: the documents the files ho
     to_json,
 )
 from .runtime import contract, protocol, search, x402_contract
-from .write import Staged, Unchanged
+from .write import Unchanged
 
 if TYPE_CHECKING:
     from .incremental import Reuse
@@ -149,7 +149,7 @@ def make_environment(user_templates: Path | None = None) -> jinja2.Environment:
 
 
 Chunks = Iterable[str] | Iterable[bytes]
-"""A file's text in pieces: ``str``, or UTF-8 ``bytes`` (rendered by a worker)."""
+"""A file's text in pieces: ``str``, or UTF-8 ``bytes`` (the JSON aggregates, from orjson)."""
 
 
 class TemplateFailure(Exception):
@@ -159,9 +159,6 @@ class TemplateFailure(Exception):
         super().__init__(message)
         self.filename = filename
         self.lineno = lineno
-
-    def __reduce__(self) -> tuple[Any, ...]:  # sent back from a render worker (pickled)
-        return (TemplateFailure, (str(self), self.filename, self.lineno))
 
 
 def _located(exc: Exception, template: jinja2.Template) -> TemplateFailure:
@@ -238,11 +235,8 @@ def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
 
 
 def iter_files(
-    catalog: ir.Catalog,
-    user_templates: Path | None = None,
-    reuse: Reuse | None = None,
-    jobs: int = 1,
-) -> Iterator[tuple[str, Chunks | Unchanged | Staged]]:
+    catalog: ir.Catalog, user_templates: Path | None = None, reuse: Reuse | None = None
+) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """Every generated file but the manifest, as ``(posix relative path, text chunks)``.
 
     Lazy twice over: files come one at a time, and the two files that grow
@@ -251,19 +245,12 @@ def iter_files(
     writing never holds a whole one.
     With ``reuse`` (:mod:`s402gen.incremental`), a service's own file that needs no
     render comes as :class:`~s402gen.write.Unchanged` instead of its text.
-    With ``jobs`` over 1 (and enough to render), the services' own files are rendered
-    by that many forked workers (:mod:`s402gen.parallel`) and come as UTF-8 ``bytes``
-    chunks, or, read by a build (:func:`write.active_stager`), as
-    :class:`~s402gen.write.Staged`: already hashed, compared and staged by the worker.
-    The files, their order, their text and the first error are those of ``jobs=1``. Raises :class:`TemplateFailure` for a broken user template.
+    Raises :class:`TemplateFailure` for a broken user template.
     """
     env = make_environment(user_templates)
     route = env.get_template("route.py.jinja")
     needs_black = Path(route.filename or "").parent.resolve() != packaged_templates().resolve()
     services = catalog.services
-    page = functools.cache(lambda: env.get_template("doc_page.html.jinja"))  # looked up when used
-    categories = {c.id: c for c in catalog.categories}
-    by_id = doc_site.services_by_id(catalog)
 
     def python(chunks: Chunks) -> Chunks:
         if not needs_black:
@@ -272,12 +259,32 @@ def iter_files(
 
         return [format_python("".join(chunks))]  # type: ignore[arg-type]
 
-    def route_file(svc: ir.Service) -> Chunks:
-        return python(_render(route, spec=svc.route))
+    for svc in services:
+        path = f"routes/{svc.module}.py"
+        reused = reuse.unchanged(svc, path) if reuse is not None else None
+        yield path, reused or python(_render(route, spec=svc.route))
+    routes_init = env.get_template("routes_init.py.jinja")
+    yield "routes/__init__.py", python(_render(routes_init, services=services))
 
-    def page_file(svc: ir.Service) -> Chunks:
-        return _render(
-            page(),
+    tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
+    tools_template = env.get_template("mcp_tools.json.jinja")
+    if _packaged(tools_template):
+        yield "mcp/tools.json", aggregates.tools_json(tools)
+    else:
+        yield "mcp/tools.json", _stream(tools_template, tools=tools)
+    yield from _catalog_files(env, catalog, reuse)
+
+    page = env.get_template("doc_page.html.jinja")
+    categories = {c.id: c for c in catalog.categories}
+    by_id = doc_site.services_by_id(catalog)
+    for svc in services:
+        path = f"docs/tools/{svc.route.service_id}.html"
+        reused = reuse.unchanged(svc, path) if reuse is not None else None
+        if reused is not None:
+            yield path, reused
+            continue
+        yield path, _render(
+            page,
             service=svc,
             marketplace=catalog.marketplace,
             payment_intro=protocol.PAYMENT_INTRO,
@@ -291,44 +298,6 @@ def iter_files(
             related=doc_site.related(svc, catalog, by_id),
             categories=categories,
         )
-
-    entries = _Entries(env, catalog)
-    reused = {kind: _reused(services, reuse, kind) for kind in _SERVICE_FILES}
-    farm = _farm(
-        jobs,
-        services,
-        reused,
-        {"route": route_file, "entry": entries.compute, "page": page_file},
-    )
-
-    def own(kind: str, svc: ir.Service) -> Chunks | Unchanged | Staged:
-        found = reused[kind][svc.index]
-        if found is not None:
-            return found
-        if farm is not None:
-            return _settled(farm.take(kind))
-        return route_file(svc) if kind == "route" else page_file(svc)
-
-    try:
-        for svc in services:
-            yield _SERVICE_FILES["route"](svc), own("route", svc)
-        routes_init = env.get_template("routes_init.py.jinja")
-        yield "routes/__init__.py", python(_render(routes_init, services=services))
-
-        tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
-        tools_template = env.get_template("mcp_tools.json.jinja")
-        if _packaged(tools_template):
-            yield "mcp/tools.json", aggregates.tools_json(tools)
-        else:
-            yield "mcp/tools.json", _stream(tools_template, tools=tools)
-        yield from _catalog_files(entries, catalog, reuse, reused["entry"], farm)
-
-        page()  # a broken page template fails here, before the first page
-        for svc in services:
-            yield _SERVICE_FILES["page"](svc), own("page", svc)
-    finally:
-        if farm is not None:
-            farm.close()
     yield from _doc_assets(env, catalog)
     # the editor schema of catalog.yaml itself (its first line points yaml-language-server here)
     yield "catalog.schema.json", _render(
@@ -374,144 +343,44 @@ def _packaged(template: jinja2.Template) -> bool:
     return Path(template.filename or "").parent.resolve() == packaged_templates().resolve()
 
 
-#: The files of one service alone: ``kind: path of a service's file``.
-_SERVICE_FILES: dict[str, Any] = {
-    "route": lambda svc: f"routes/{svc.module}.py",
-    "entry": lambda svc: f"catalog/services/{svc.route.service_id}.json",
-    "page": lambda svc: f"docs/tools/{svc.route.service_id}.html",
-}
-
-#: Below this many files to render, a build renders them itself (forking costs more).
-PARALLEL_MIN_FILES = 64
-
-
-def _reused(
-    services: tuple[ir.Service, ...] | list[ir.Service], reuse: Reuse | None, kind: str
-) -> list[Unchanged | None]:
-    """For each service, its ``kind`` file as :class:`Unchanged` when it needs no render."""
-    if reuse is None:
-        return [None] * len(services)
-    return [reuse.unchanged(svc, _SERVICE_FILES[kind](svc)) for svc in services]
-
-
-def _farm(
-    jobs: int,
-    services: tuple[ir.Service, ...] | list[ir.Service],
-    reused: dict[str, list[Unchanged | None]],
-    render: dict[str, Any],
-) -> parallel.Farm | None:
-    """Workers rendering every service file ``reused`` does not cover; ``None`` when ``jobs``
-    is 1 or there is too little to render. During a build (:func:`write.active_stager`) a
-    worker stages each file itself and sends its :class:`~s402gen.write.Staged`, else its
-    UTF-8 bytes; an entry comes with its catalog.json piece (UTF-8)."""
-    todo = {kind: [i for i, r in enumerate(found) if r is None] for kind, found in reused.items()}
-    if jobs <= 1 or not parallel.available():
-        return None
-    if sum(len(positions) for positions in todo.values()) < PARALLEL_MIN_FILES:
-        return None
-    stager = write.active_stager()
-
-    def made(kind: str) -> Any:
-        def one(i: int) -> Any:
-            svc = services[i]
-            chunks, piece = render[kind](svc), None
-            if kind == "entry":
-                chunks, piece = chunks
-                piece = piece if piece is None else piece.encode("utf-8")
-            if stager is not None:
-                file: Any = stager(_SERVICE_FILES[kind](svc), chunks)
-            else:
-                file = _utf8(chunks)
-            return (file, piece) if kind == "entry" else file
-
-        return one
-
-    farm = parallel.Farm(jobs, [(kind, todo[kind], made(kind)) for kind in render])
-    if stager is not None:
-        stager.on_stop(farm.close)
-    return farm
-
-
-def _settled(found: Any) -> Chunks | Staged:
-    """A worker's file: its :class:`Staged` outcome, or its bytes as chunks."""
-    return found if isinstance(found, Staged) else [found]
-
-
-def _utf8(chunks: Chunks | None) -> bytes | None:
-    return None if chunks is None else "".join(chunks).encode("utf-8")  # type: ignore[arg-type]
-
-
-class _Entries:
-    """The catalog entries: each service's ``catalog/services/<id>.json`` and its piece of
-    ``catalog/catalog.json``, computed once for both (the templates are looked up at the
-    first use, where a serial render looks them up)."""
-
-    def __init__(self, env: jinja2.Environment, catalog: ir.Catalog):
-        self.env = env
-        self.flow = contract.payment_flow()
-        self._templates: tuple[jinja2.Template, jinja2.Template, bool, bool] | None = None
-
-    def templates(self) -> tuple[jinja2.Template, jinja2.Template, bool, bool]:
-        """``(entry template, catalog template, entry packaged, catalog packaged)``."""
-        if self._templates is None:
-            entry = self.env.get_template("catalog_entry.json.jinja")
-            whole = self.env.get_template("catalog.json.jinja")
-            self._templates = (entry, whole, _packaged(entry), _packaged(whole))
-        return self._templates
-
-    def compute(self, svc: ir.Service, file: bool = True) -> tuple[Chunks | None, str | None]:
-        """``(the entry file's chunks, or None unless file; its catalog.json piece: its
-        JSON indented two levels, or None when catalog.json is a user's template)``."""
-        entry_template, _, fast_entry, fast_catalog = self.templates()
-        entry = catalog_entry(svc, self.flow).to_json()
-        text = to_json(entry) if fast_entry or fast_catalog else ""
-        piece = text.replace("\n", "\n    ") if fast_catalog else None
-        if not file:
-            return None, piece
-        if fast_entry:
-            return [f"{text}\n"], piece
-        return _render(entry_template, entry=entry), piece
-
-
 def _catalog_files(
-    entries: _Entries,
-    catalog: ir.Catalog,
-    reuse: Reuse | None,
-    reused: list[Unchanged | None],
-    farm: parallel.Farm | None,
-) -> Iterator[tuple[str, Chunks | Unchanged | Staged]]:
+    env: jinja2.Environment, catalog: ir.Catalog, reuse: Reuse | None
+) -> Iterator[tuple[str, Chunks | Unchanged]]:
     """``catalog/services/<id>.json`` of every service, then ``catalog/catalog.json``.
 
     Each entry is computed once: with the packaged templates, its indented text is
     spooled (:class:`aggregates.Spool`) for catalog.json; with a user's catalog.json
-    template, catalog.json computes the entries again. ``reused``: each service's entry
-    file as :class:`Unchanged` when it needs no render; the others come from ``farm``
-    when there is one.
+    template, catalog.json computes the entries again.
     """
-    _, catalog_template, fast_entry, fast_catalog = entries.templates()
+    entry_template = env.get_template("catalog_entry.json.jinja")
+    catalog_template = env.get_template("catalog.json.jinja")
+    fast_entry, fast_catalog = _packaged(entry_template), _packaged(catalog_template)
+    flow = contract.payment_flow()
     spool = aggregates.Spool() if fast_catalog else None
     try:
-        for i, svc in enumerate(catalog.services):
-            path = _SERVICE_FILES["entry"](svc)
-            unchanged = reused[i]
-            file: Chunks | None = None
-            piece: str | bytes | None = None
-            if unchanged is None and farm is not None:
-                data, piece = farm.take("entry")
-                file = _settled(data)
-            elif unchanged is None:
-                file, piece = entries.compute(svc)
-            elif spool is not None:
-                written = reuse.text(path, unchanged) if reuse is not None and fast_entry else None
-                if written is not None:
-                    piece = written[:-1].replace("\n", "\n    ")  # the file is the JSON and \n
+        for svc in catalog.services:
+            path = f"catalog/services/{svc.route.service_id}.json"
+            reused = reuse.unchanged(svc, path) if reuse is not None else None
+            text = None  # the entry's JSON, when it is needed
+            if reuse is not None and reused is not None and spool is not None and fast_entry:
+                written = reuse.text(path, reused)
+                if written is None:
+                    reused = None  # replaced behind the index's back: render it again
                 else:
-                    if fast_entry:  # replaced behind the index's back: render it again
-                        unchanged = None
-                    file, piece = entries.compute(svc, file=unchanged is None)
-            if spool is not None and piece is not None:
-                spool.append(piece)
-            yield path, unchanged if unchanged is not None else file  # type: ignore[misc]
+                    text = written[:-1]  # the file is the entry's JSON and a newline
+            entry = None
+            if text is None and (reused is None or spool is not None):
+                entry = catalog_entry(svc, flow).to_json()
+                if fast_entry or spool is not None:
+                    text = to_json(entry)
+            if spool is not None and text is not None:  # text is known when spooling
+                spool.write(aggregates.spool_separator(spool) + text.replace("\n", "\n    "))
+            if reused is not None:
+                yield path, reused
+            elif fast_entry:
+                yield path, [f"{text}\n"]
+            else:
+                yield path, _render(entry_template, entry=entry)
     except BaseException:
         if spool is not None:
             spool.close()
@@ -520,9 +389,9 @@ def _catalog_files(
     if spool is not None:
         yield "catalog/catalog.json", aggregates.catalog_json(head, spool, payment)
     else:
-        listed = (entry.to_json() for entry in catalog_entries(catalog))
+        entries = (entry.to_json() for entry in catalog_entries(catalog))
         yield "catalog/catalog.json", _stream(
-            catalog_template, head=head, entries=listed, payment=payment
+            catalog_template, head=head, entries=entries, payment=payment
         )
 
 

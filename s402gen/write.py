@@ -27,7 +27,6 @@ from typing import BinaryIO, Callable, Iterable
 from .commit import (
     JOURNAL,
     STAGING_PREFIX,  # noqa: F401 - re-exported: where a build stages
-    Plan,
     abandon,
     begin,
     commit,
@@ -133,70 +132,7 @@ class Unchanged:
     digest: str
 
 
-@dataclass(frozen=True)
-class Staged:
-    """In place of a file's text chunks: the file was already streamed by the build's
-    :class:`Stager` (in a render worker, :mod:`s402gen.parallel`): hashed, compared with the
-    output folder and, when it differs, written to the build's staging folder."""
-
-    digest: str
-    same: bool
-    existed: bool
-    edited: bool
-    unsafe: str | None
-
-
-Files = Iterable[tuple[str, "Iterable[str] | Iterable[bytes] | Unchanged | Staged"]]
-
-
-class Stager:
-    """Streams files against an output folder for the build that staged into ``staging``
-    (``previous``: the manifest's ``{path: sha256}``); any process holding it may call it
-    (a render worker forked during the build). Raises ``OSError`` when a write fails."""
-
-    def __init__(self, folder: OutputFolder, staging: str, previous: dict[str, str]):
-        self.folder = folder
-        self.staging = staging
-        self.previous = previous
-        self._stops: list[Callable[[], None]] = []
-
-    def on_stop(self, stop: Callable[[], None]) -> None:
-        """Have :meth:`stop` call ``stop`` (render workers staging for this build)."""
-        self._stops.append(stop)
-
-    def stop(self) -> None:
-        """Stop whatever stages for this build: called when its files are read, or when the
-        build fails, before its staging folder is removed."""
-        while self._stops:
-            self._stops.pop()()
-
-    def __call__(self, path: str, chunks: Iterable[str] | Iterable[bytes]) -> Staged:
-        """Hash ``chunks``, compare them with ``path`` in the folder and stage them when they
-        differ; a link or special file at ``path`` is ``unsafe`` (``path reason``), not read."""
-        try:
-            current, unsafe = self.folder.open_read(path), None
-        except UnsafePath as exc:
-            current, unsafe = None, f"{exc.path} {exc.reason}"
-        staged = functools.partial(self.folder.create, f"{self.staging}/{path}")
-        with current if current is not None else contextlib.nullcontext():
-            digest, same = _consume(chunks, current, staged)
-            edited = (
-                current is not None
-                and not same
-                and path in self.previous
-                and _sha256(current) != self.previous[path]
-            )
-        return Staged(digest, same, current is not None, edited, unsafe)
-
-
-_ACTIVE: list[Stager] = []  # the build reading its files in this process, if any
-
-
-def active_stager() -> Stager | None:
-    """The :class:`Stager` of the build in progress in this process while it reads its
-    files, else ``None``: a render worker forked then stages its files itself, and the
-    build gets :class:`Staged` in place of their text."""
-    return _ACTIVE[-1] if _ACTIVE else None
+Files = Iterable[tuple[str, "Iterable[str] | Iterable[bytes] | Unchanged"]]
 
 
 def _consume(
@@ -204,9 +140,9 @@ def _consume(
     current: BinaryIO | None,
     staged: Callable[[], BinaryIO] | None,
 ) -> tuple[str, bool]:
-    """Hash ``chunks`` (text, or its UTF-8 bytes) and compare them with the file ``current`` (open for reading
-    at its start; ``None``: absent), one chunk at a time, so that neither text is ever held
-    whole (catalog.json is 161 MiB at 10,000 services).
+    """Hash ``chunks`` (text, or its UTF-8 bytes) and compare them with the file ``current``
+    (open for reading at its start; ``None``: absent), one chunk at a time, so that neither
+    text is ever held whole (catalog.json is 161 MiB at 10,000 services).
 
     Returns (hex sha256, equal to ``current``). When ``staged`` is given and
     the text differs, the whole text is written to the file it opens: the part
@@ -363,20 +299,37 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
     committed = False
     try:
         digests: dict[str, str] = {}
-        stager = Stager(folder, plan.staging, previous)
-        _ACTIVE.append(stager)
-        try:
-            for path, chunks in files:
-                if isinstance(chunks, Unchanged):  # reused: its bytes are known to be in place
-                    digests[path] = chunks.digest
-                    report.unchanged += 1
-                    continue
-                outcome = chunks if isinstance(chunks, Staged) else stager(path, chunks)
-                digests[path] = outcome.digest
-                _classify(report, plan, previous, force, path, outcome)
-        finally:
-            _ACTIVE.remove(stager)
-            stager.stop()  # no worker writes in the staging folder once this returns
+        for path, chunks in files:
+            if isinstance(chunks, Unchanged):  # reused: its bytes are known to be in place
+                digests[path] = chunks.digest
+                report.unchanged += 1
+                continue
+            try:
+                current, unsafe = folder.open_read(path), None
+            except UnsafePath as exc:
+                current, unsafe = None, f"{exc.path} {exc.reason}"
+            staged = functools.partial(folder.create, f"{plan.staging}/{path}")
+            with current if current is not None else contextlib.nullcontext():
+                digests[path], same = _consume(chunks, current, staged)
+                edited = (
+                    current is not None
+                    and not same
+                    and path in previous
+                    and _sha256(current) != previous[path]
+                )
+            if unsafe is not None:
+                if unsafe not in report.unsafe:
+                    report.unsafe.append(unsafe)
+            elif same:
+                report.unchanged += 1
+            elif current is None or force:
+                plan.moves.append(path)
+            elif path not in previous:
+                report.conflicts.append(path)
+            elif edited:
+                report.edited.append(path)
+            else:
+                plan.moves.append(path)
         if recorded is None and not force:
             report.foreign = _foreign(folder, digests, plan.staging)
         if report.refused:
@@ -397,31 +350,6 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
         if not committed:
             abandon(folder, plan)
     return report
-
-
-def _classify(
-    report: BuildReport,
-    plan: Plan,
-    previous: dict[str, str],
-    force: bool,
-    path: str,
-    outcome: Staged,
-) -> None:
-    """Record what the build does with the streamed file ``path``: nothing, a move of its
-    staged copy, or a refusal (``report.unsafe``, ``conflicts``, ``edited``)."""
-    if outcome.unsafe is not None:
-        if outcome.unsafe not in report.unsafe:
-            report.unsafe.append(outcome.unsafe)
-    elif outcome.same:
-        report.unchanged += 1
-    elif not outcome.existed or force:
-        plan.moves.append(path)
-    elif path not in previous:
-        report.conflicts.append(path)
-    elif outcome.edited:
-        report.edited.append(path)
-    else:
-        plan.moves.append(path)
 
 
 def _exists(folder: OutputFolder, path: str) -> bool:

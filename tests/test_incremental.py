@@ -62,7 +62,6 @@ def pages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return original(template, **context)
 
     monkeypatch.setattr(render, "_render", counting)
-    monkeypatch.setattr(render, "PARALLEL_MIN_FILES", 1 << 62)  # rendered in this process
     return rendered
 
 
