@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import REAL_CATALOG, synthetic_catalog  # noqa: E402
 
-from s402gen import render  # noqa: E402
+from s402gen import render, write  # noqa: E402
 from s402gen.pipeline import compile_catalog  # noqa: E402
 
 
 def _render_all(catalog) -> int:
-    return sum(len("".join(chunks)) for _, chunks in render.iter_files(catalog))
+    return sum(len(write.text_of(chunks)) for _, chunks in render.iter_files(catalog))
 
 
 def main() -> None:

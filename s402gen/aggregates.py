@@ -17,7 +17,6 @@ streamed from it.
 
 from __future__ import annotations
 
-import codecs
 import tempfile
 from typing import Any, Iterable, Iterator
 
@@ -42,14 +41,13 @@ class Spool:
         self._file.write(text.encode("utf-8"))
         self.count += 1
 
-    def read(self) -> Iterator[str]:
-        """Everything written, in chunks of about :data:`READ_SIZE` bytes; closes the spool."""
+    def read(self) -> Iterator[bytes]:
+        """Everything written (UTF-8), in blocks of :data:`READ_SIZE` bytes (a block may end
+        inside a character); closes the spool."""
         try:
             self._file.seek(0)
-            decoder = codecs.getincrementaldecoder("utf-8")()
             while block := self._file.read(READ_SIZE):
-                yield decoder.decode(block)
-            yield decoder.decode(b"", final=True)
+                yield block
         finally:
             self._file.close()
 
@@ -58,20 +56,20 @@ class Spool:
         self._file.close()
 
 
-def catalog_json(head: dict[str, Any], entries: Spool, payment: dict[str, Any]) -> Iterator[str]:
-    """``catalog/catalog.json`` as ``catalog.json.jinja`` writes it; ``entries`` holds each
-    entry indented two levels (``to_json(entry, 2)``), joined by ``,\\n    ``."""
-    yield "{\n"
+def catalog_json(head: dict[str, Any], entries: Spool, payment: dict[str, Any]) -> Iterator[bytes]:
+    """``catalog/catalog.json`` as ``catalog.json.jinja`` writes it (UTF-8); ``entries`` holds
+    each entry indented two levels (``to_json(entry, 2)``), joined by ``,\\n    ``."""
+    yield b"{\n"
     for key, value in head.items():
-        yield f"  {jsonstream.dumps(key)}: {jsonstream.dumps(value, 1)},\n"
-    yield '  "services": [\n'
+        yield b"  " + jsonstream.dumps(key) + b": " + jsonstream.dumps(value, 1) + b",\n"
+    yield b'  "services": [\n'
     if entries.count:
-        yield "    "
+        yield b"    "
         yield from entries.read()
-        yield "\n"
+        yield b"\n"
     else:
         entries.close()
-    yield f'  ],\n  "payment": {jsonstream.dumps(payment, 1)}\n}}\n'
+    yield b'  ],\n  "payment": ' + jsonstream.dumps(payment, 1) + b"\n}\n"
 
 
 def spool_separator(spool: Spool) -> str:
@@ -79,33 +77,33 @@ def spool_separator(spool: Spool) -> str:
     return ",\n    " if spool.count else ""
 
 
-def tools_json(tools: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """``mcp/tools.json`` as ``mcp_tools.json.jinja`` writes it: one tool at a time."""
-    yield "[\n"
+def tools_json(tools: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """``mcp/tools.json`` as ``mcp_tools.json.jinja`` writes it (UTF-8): one tool at a time."""
+    yield b"[\n"
     first = True
     for tool in tools:
-        yield ("  " if first else ",\n  ") + jsonstream.dumps(tool, 1)
+        yield (b"  " if first else b",\n  ") + jsonstream.dumps(tool, 1)
         first = False
-    yield "]\n" if first else "\n]\n"
+    yield b"]\n" if first else b"\n]\n"
 
 
-def json_file(tree: Any) -> Iterator[str]:
-    """A template of the form ``{{ document | json }}`` and a newline, streamed."""
+def json_file(tree: Any) -> Iterator[bytes]:
+    """A template of the form ``{{ document | json }}`` and a newline, streamed (UTF-8)."""
     yield from jsonstream.chunks(tree)
-    yield "\n"
+    yield b"\n"
 
 
-def openapi_json(catalog: ir.Catalog) -> Iterator[str]:
+def openapi_json(catalog: ir.Catalog) -> Iterator[bytes]:
     """``openapi.json`` as ``openapi.json.jinja`` writes it, one path and schema at a time
     (the whole document at once when two of its keys collide: a dict keeps the last)."""
     tree, unique = openapi.openapi_tree(catalog)
     if unique:
         yield from json_file(tree)
     else:
-        yield jsonstream.dumps(jsonstream.materialize(tree)) + "\n"
+        yield jsonstream.dumps(jsonstream.materialize(tree)) + b"\n"
 
 
-def offers_json(offers: dict[str, Any]) -> Iterator[str]:
+def offers_json(offers: dict[str, Any]) -> Iterator[bytes]:
     """``x402/offers.json`` as ``x402_offers.json.jinja`` writes it, one service at a time."""
     tree = jsonstream.Items(
         (key, jsonstream.Items(value.items()) if key == "services" else value)
@@ -114,7 +112,7 @@ def offers_json(offers: dict[str, Any]) -> Iterator[str]:
     yield from json_file(tree)
 
 
-def spliced(frame: str, empty: str, value: Any) -> Iterator[str]:
+def spliced(frame: str, empty: str, value: Any) -> Iterator[str | bytes]:
     """``frame`` (a template rendered with an empty value) with its one ``empty`` JSON text
     replaced by ``value`` streamed (:func:`jsonstream.chunks`, at the top level). Raises
     ``ValueError`` when ``empty`` is not in ``frame`` exactly once."""

@@ -1,4 +1,5 @@
-"""Large JSON documents written piece by piece, in exactly the text of :func:`render.to_json`.
+"""Large JSON documents written piece by piece, in exactly the text of :func:`render.to_json`
+(as UTF-8 bytes: orjson's own output, never decoded and encoded again).
 
 A catalog of 10,000 services makes an ``openapi.json`` of over 100 MiB: built
 as one dict and serialized at once, it held several copies of itself in
@@ -42,39 +43,40 @@ class Elements:
         self.values = values
 
 
-def dumps(value: Any, level: int = 0) -> str:
-    """``value`` (no lazy part) as indented JSON, nested ``level`` deep (2 spaces a level)."""
-    text = orjson.dumps(value, option=_OPTION).decode("utf-8")
-    return text.replace("\n", "\n" + "  " * level) if level else text
+def dumps(value: Any, level: int = 0) -> bytes:
+    """``value`` (no lazy part) as indented JSON (UTF-8), nested ``level`` deep (2 spaces a
+    level)."""
+    data = orjson.dumps(value, option=_OPTION)
+    return data.replace(b"\n", b"\n" + b"  " * level) if level else data
 
 
-def chunks(value: Any, level: int = 0) -> Iterator[str]:
-    """The JSON text of ``value`` in pieces; ``dict`` and ``list`` values holding an
+def chunks(value: Any, level: int = 0) -> Iterator[bytes]:
+    """The JSON text (UTF-8) of ``value`` in pieces; ``dict`` and ``list`` values holding an
     :class:`Items` or :class:`Elements` anywhere must themselves be :class:`Items` or
     :class:`Elements` (plain containers are serialized whole)."""
     if isinstance(value, Items):
-        yield from _container("{", "}", ((k, v) for k, v in value.pairs), level)
+        yield from _container(b"{", b"}", ((k, v) for k, v in value.pairs), level)
     elif isinstance(value, Elements):
-        yield from _container("[", "]", ((None, v) for v in value.values), level)
+        yield from _container(b"[", b"]", ((None, v) for v in value.values), level)
     else:
         yield dumps(value, level)
 
 
 def _container(
-    opening: str, closing: str, members: Iterator[tuple[str | None, Any]], level: int
-) -> Iterator[str]:
-    inner = "  " * (level + 1)
+    opening: bytes, closing: bytes, members: Iterator[tuple[str | None, Any]], level: int
+) -> Iterator[bytes]:
+    inner = b"  " * (level + 1)
     first = True
     for key, member in members:
-        head = "\n" + inner if first else ",\n" + inner
+        head = b"\n" + inner if first else b",\n" + inner
         if first:
             head = opening + head
             first = False
         if key is not None:
-            head += orjson.dumps(key).decode("utf-8") + ": "
+            head += orjson.dumps(key) + b": "
         yield head
         yield from chunks(member, level + 1)
-    yield opening + closing if first else "\n" + "  " * level + closing
+    yield opening + closing if first else b"\n" + b"  " * level + closing
 
 
 def materialize(value: Any) -> Any:

@@ -102,7 +102,7 @@ class Compilation:
     @property
     def files(self) -> dict[str, str]:
         """Every generated file with the manifest, ``{relative path: text}``, in memory."""
-        files = {path: "".join(chunks) for path, chunks in self.iter_files()}  # type: ignore[arg-type]
+        files = {path: write.text_of(chunks) for path, chunks in self.iter_files()}  # type: ignore[arg-type]
         files[write.MANIFEST] = write.manifest_text(
             {path: write.sha256(text) for path, text in files.items()}
         )

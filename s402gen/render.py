@@ -1,9 +1,8 @@
 """Render stage: IR to ``{relative path: text}``, through the Jinja templates.
 
 Pure: no disk writes, no clock, no environment. The JSON documents are
-assembled here as ordered dicts (the live format's key order; schemas
-sorted) and serialized by one function; templates only loop and
-substitute. Python is emitted black-stable by construction (every
+assembled by :mod:`s402gen.documents` and serialized by one function;
+templates only loop and substitute. Python is emitted black-stable by construction (every
 collection exploded, one item a line, magic trailing commas); black itself
 only runs when a user's template folder overrides the route template.
 """
@@ -11,7 +10,6 @@ only runs when a user's template folder overrides the route template.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import itertools
 import os
@@ -21,11 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import jinja2
-import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import aggregates, doc_site, ir, jsonstream, model, openapi
 from .config import packaged_templates
+from .documents import (  # noqa: F401 - re-exported: the documents the files hold
+    catalog_document,
+    catalog_entries,
+    catalog_entry,
+    catalog_head,
+    categories_json,
+    doc_schema_block,
+    mcp_tool,
+    to_json,
+)
 from .runtime import contract, protocol, search, x402_contract
 from .write import Unchanged
 
@@ -35,20 +42,6 @@ if TYPE_CHECKING:
 INDENT = "    "
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLAIN = re.compile(r"[^\"'\\\x00-\x1f\x7f]*\Z")
-
-
-def to_json(value: Any, level: int = 0, sort_keys: bool = False) -> str:
-    """The one JSON serialization of every artifact: 2-space indent, UTF-8, no newline.
-
-    ``level`` indents every line but the first by ``2 * level`` spaces, for a
-    value nested in a document a template streams piece by piece. orjson
-    (C) gives the same text as ``json.dumps(value, ensure_ascii=False,
-    indent=2)`` for catalog data (a test holds it to that) at 20x the speed.
-    Raises ``orjson.JSONEncodeError`` for values JSON cannot hold.
-    """
-    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
-    text = orjson.dumps(value, option=option).decode("utf-8")
-    return text.replace("\n", "\n" + "  " * level) if level else text
 
 
 def py_str(text: str) -> str:
@@ -152,159 +145,11 @@ def make_environment(user_templates: Path | None = None) -> jinja2.Environment:
 
 
 # ---------------------------------------------------------------------------
-# JSON documents
-
-
-def catalog_entry(
-    svc: ir.Service, flow: contract.PaymentFlow | None = None
-) -> contract.CatalogEntry:
-    """One service in the ``server402.catalog.search.v1`` format, static fields only.
-
-    ``flow`` is :func:`contract.payment_flow` (one shared copy by default).
-    Raises ``pydantic.ValidationError`` if the IR does not fit the contract.
-    """
-    route, texts, discovery = svc.route, svc.texts, svc.discovery
-    return contract.CatalogEntry(
-        id=route.service_id,
-        canonical_id=route.service_id,
-        internal_service_id=route.legacy_id,
-        name=texts.name,
-        description=texts.description,
-        description_for_model=texts.description,
-        category=texts.category,
-        keywords=list(texts.keywords),
-        use_cases=list(texts.use_cases),
-        limitations=list(texts.limitations),
-        tags=list(texts.tags),
-        method=route.method,
-        endpoint=route.endpoint,
-        legacy_endpoint=route.legacy_endpoint,
-        endpoint_aliases=[route.endpoint, route.legacy_endpoint],
-        input_types=list(discovery.input_types),
-        output_types=list(discovery.output_types),
-        input_schema=route.input_schema,
-        output_schema=svc.output_schema,
-        example_request=svc.examples.request,
-        example_response=svc.examples.response,
-        pricing=contract.Pricing(**dataclasses.asdict(route.pricing)),  # the same fields
-        payment=contract.PaymentProviderRef(
-            provider_id=route.payment.provider_id, provider=route.payment.provider
-        ),
-        discovery=contract.Discovery(
-            tool_name=route.tool_name,
-            search_text=discovery.search_text,
-            aliases=list(discovery.aliases),
-            locale_hints=list(protocol.LOCALE_HINTS),
-            use_cases=list(texts.use_cases),
-            limitations=list(texts.limitations),
-            payment_flow=flow or contract.payment_flow(),
-            payment_hint=discovery.payment_hint,
-            retry_hint=protocol.RETRY_HINT,
-            required_state=protocol.REQUIRED_STATE,
-        ),
-        complexity=texts.complexity,
-        typical_response_time=texts.typical_response_time,
-        cacheable=texts.cacheable,
-        idempotent=texts.idempotent,
-        output_format=texts.output_format,
-        related_services=list(texts.related_services),
-        required_context=list(texts.required_context),
-        error_examples=[
-            contract.ErrorExample(input=e.input, error=e.error, status_code=e.status_code)
-            for e in svc.examples.errors
-        ],
-        sla=texts.sla,
-    )
-
-
-def catalog_head(catalog: ir.Catalog) -> dict[str, Any]:
-    """The catalog document's fields before ``services``: an empty query's answer."""
-    document = catalog_document(catalog, entries=())
-    return document.model_dump(by_alias=True, exclude={"services", "payment"})
-
-
-def catalog_entries(catalog: ir.Catalog) -> Iterator[contract.CatalogEntry]:
-    """Every service's catalog entry, one at a time, sharing one payment flow."""
-    flow = contract.payment_flow()
-    return (catalog_entry(svc, flow) for svc in catalog.services)
-
-
-def catalog_document(
-    catalog: ir.Catalog, entries: Iterable[contract.CatalogEntry] | None = None
-) -> contract.CatalogDocument:
-    """The whole catalog in the search format (what catalog.json holds).
-
-    ``entries`` replaces the services' entries (the file map streams them
-    itself and passes none).
-    """
-    return contract.CatalogDocument(
-        schema_version=protocol.SCHEMA_VERSION,
-        generated_at=catalog.generated_at,
-        query="",
-        expanded_terms=[],
-        filters={},
-        total=len(catalog.services),
-        services=list(catalog_entries(catalog) if entries is None else entries),
-        payment=contract.payment_block(),
-    )
-
-
-def mcp_tool(svc: ir.Service) -> dict[str, Any]:
-    """The MCP ``Tool`` (spec revision 2025-11-25) of a service.
-
-    Its input schema is the service's plus an optional ``paymentToken``.
-    """
-    properties = dict(svc.route.input_schema["properties"])
-    properties[protocol.MCP_ARGUMENT] = {
-        "description": protocol.PAYMENT_TOKEN_DESCRIPTION,
-        "type": "string",
-    }
-    input_schema = dict(svc.route.input_schema)
-    input_schema["properties"] = {key: properties[key] for key in sorted(properties)}
-    return {
-        "name": svc.route.tool_name,
-        "title": svc.texts.name,
-        "description": svc.texts.description,
-        "inputSchema": input_schema,
-        "outputSchema": _tool_output_schema(svc.output_schema),
-        "annotations": {
-            "readOnlyHint": svc.discovery.annotations.read_only,
-            "destructiveHint": svc.discovery.annotations.destructive,
-            "idempotentHint": svc.discovery.annotations.idempotent,
-            "openWorldHint": svc.discovery.annotations.open_world,
-        },
-    }
-
-
-def _tool_output_schema(success: dict[str, Any]) -> dict[str, Any]:
-    """:func:`contract.tool_output_schema` of a service, the failures' schemas shared by every
-    tool (they are only serialized, never changed: copying them per tool cost seconds)."""
-    schema = contract.tool_output_schema(success)
-    schema["anyOf"].extend(_failure_schemas())
-    return schema
-
-
-@functools.cache
-def _failure_schemas() -> tuple[dict[str, Any], ...]:
-    return tuple(contract.wire_schema(model) for model in contract.TOOL_FAILURES)
-
-
-def doc_schema_block(svc: ir.Service) -> str:
-    """The "Schema And Examples" JSON of a doc page (keys sorted, as the live pages)."""
-    block: dict[str, Any] = {}
-    if svc.examples.request is not None:
-        block["exampleRequest"] = svc.examples.request
-    block["exampleResponse"] = svc.examples.response
-    block["inputSchema"] = svc.route.input_schema
-    block["outputSchema"] = svc.output_schema
-    return to_json(block, sort_keys=True)
-
-
-# ---------------------------------------------------------------------------
 # the file map
 
 
-Chunks = Iterable[str]
+Chunks = Iterable[str] | Iterable[bytes]
+"""A file's text in pieces: ``str``, or UTF-8 ``bytes`` (the JSON aggregates, from orjson)."""
 
 
 class TemplateFailure(Exception):
@@ -412,7 +257,7 @@ def iter_files(
             return chunks
         from .formatting import format_python
 
-        return [format_python("".join(chunks))]
+        return [format_python("".join(chunks))]  # type: ignore[arg-type]
 
     for svc in services:
         path = f"routes/{svc.module}.py"
@@ -572,20 +417,3 @@ def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[
             search_data_global=doc_site.SEARCH_GLOBAL,
             entries=doc_site.search_data(catalog),
         )
-
-
-def categories_json(catalog: ir.Catalog) -> dict[str, Any]:
-    """The declared categories as :data:`s402gen.runtime.search.CATEGORIES_FILE` holds them."""
-    return search.Categories(
-        categories=[
-            search.CategoryInfo(
-                id=c.id,
-                label=c.label,
-                label_zh=c.label_zh,
-                description=c.description,
-                synonyms={word: list(more) for word, more in c.synonyms.items()},
-                services=list(c.services),
-            )
-            for c in catalog.categories
-        ]
-    ).to_json()

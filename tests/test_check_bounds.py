@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s402gen import write
+from s402gen import drift_diff, write
 
 from .conftest import CATALOG, ROOT, run_cli, write_catalog
 
@@ -77,7 +77,7 @@ def test_the_total_diff_is_capped_and_the_rest_named(
     out = tmp_path / "out"
     old = {f"f{i:03}.txt": f"old {i}\n" for i in range(100)}
     write.build(out, _items(old))
-    monkeypatch.setattr(write, "DIFF_MAX_TOTAL_BYTES", 1000)
+    monkeypatch.setattr(drift_diff, "DIFF_MAX_TOTAL_BYTES", 1000)
     drift = write.check(out, lambda: _items({p: t.upper() for p, t in old.items()}))
     head, _, tail = drift.diff.partition("... diff limit reached")
     assert 0 < len(head) <= 1000
