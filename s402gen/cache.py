@@ -67,6 +67,18 @@ def input_key(
     return digest.hexdigest()
 
 
+def library_versions(names: tuple[str, ...]) -> list[str]:
+    """``name=version`` of each installed distribution in ``names`` (``name=none`` when it is
+    not installed), in that order: part of a cache key."""
+    versions = []
+    for name in names:
+        try:
+            versions.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name}=none")
+    return versions
+
+
 def code_key(templates: Path | None, environ: Mapping[str, str]) -> str | None:
     """The sha256 of everything but the catalog that shapes the output: the templates (user
     and packaged), s402gen's source, the versions of the libraries that shape the text,
@@ -79,12 +91,7 @@ def code_key(templates: Path | None, environ: Mapping[str, str]) -> str | None:
                 _hash_folder(digest, folder)
     except (OSError, InputError):
         return None
-    versions = []
-    for library in _LIBRARIES:
-        try:
-            versions.append(f"{library}={metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{library}=none")
+    versions = library_versions(_LIBRARIES)
     versions.append(f"python={sys.version_info[:2]}")
     versions.append(f"SOURCE_DATE_EPOCH={environ.get('SOURCE_DATE_EPOCH', '')}")
     digest.update("\n".join(versions).encode())

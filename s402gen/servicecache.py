@@ -46,7 +46,6 @@ import os
 import pickle
 import struct
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -54,6 +53,7 @@ import orjson
 
 from . import ir, validate
 from .diagnostics import Rule
+from .cache import library_versions
 from .incremental import ir_digest
 
 FOLDER = "services"  # under the cache folder
@@ -98,13 +98,7 @@ def cache_at(
 
 def fingerprint(code: str) -> bytes:
     """What every key of a cache made with the code key ``code`` starts with."""
-    versions = []
-    for library in LIBRARIES:
-        try:
-            versions.append(f"{library}={metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{library}=none")
-    text = FORMAT.decode() + code + "\n" + "\n".join(versions)
+    text = FORMAT.decode() + code + "\n" + "\n".join(library_versions(LIBRARIES))
     return hashlib.sha256(text.encode()).digest()
 
 
