@@ -23,9 +23,8 @@ from . import ir, model
 from .derive import inherited_path, provider_of
 from .diagnostics import Finding, Rule, Rules, did_you_mean
 from .load import SourceMap
-from .runtime import hosts, protocol
-from .runtime.validation import RequestError, RequestValidator, schema_validator
-from .schema_check import describe_error, schema_problem
+from .runtime import protocol
+from .schema_check import schema_problem
 
 #: MCP tool names this compiler accepts (the MCP SDK allows up to 128 characters;
 #: 64 keeps names usable by every client the marketplace targets).
@@ -472,13 +471,13 @@ def invalid_input_schema(ctx: Context) -> Iterator[Issue]:
                 )
 
 
-def _output_path(ctx: Context, authored: model.Service, path: tuple) -> tuple:
+def output_path(ctx: Context, authored: model.Service, path: tuple) -> tuple:
     if authored.output_schema:
         return path + ("outputSchema",)
     return inherited_path(ctx.authored, authored, "outputSchema")
 
 
-def _output_problem(schema: dict) -> str | None:
+def output_problem(schema: dict) -> str | None:
     problem = schema_problem(schema)
     if problem is not None:
         return f"is not valid JSON Schema: {problem}"
@@ -499,11 +498,11 @@ def invalid_output_schema(ctx: Context) -> Iterator[Issue]:
             if svc.output_schema is None:
                 inheriting.setdefault((svc.provider, svc.category), svc)
         used = {inherited_path(ctx.authored, svc, "outputSchema") for svc in inheriting.values()}
-        problem = _output_problem(ctx.authored.defaults.output_schema)
+        problem = output_problem(ctx.authored.defaults.output_schema)
         if problem is not None and ("defaults", "outputSchema") in used:
             yield Issue(f"defaults.outputSchema {problem}", ("defaults", "outputSchema"))
         for section, scope in _scoped_defaults(ctx.authored):
-            problem = _output_problem(scope.output_schema) if scope.output_schema else None
+            problem = output_problem(scope.output_schema) if scope.output_schema else None
             if problem is not None and (*section, "defaults", "outputSchema") in used:
                 where = ".".join(section)
                 yield Issue(
@@ -511,222 +510,10 @@ def invalid_output_schema(ctx: Context) -> Iterator[Issue]:
                     (*section, "defaults", "outputSchema"),
                 )
     for index, svc in ctx.services():
-        problem = _output_problem(svc.output_schema) if svc.output_schema else None
+        problem = output_problem(svc.output_schema) if svc.output_schema else None
         if problem is not None:
             message = f"output schema of service '{svc.id}' {problem}"
             yield Issue(message, ("services", index, "outputSchema"), service=svc.id)
-
-
-@rule(Rules.INVALID_EXAMPLE_RESPONSE)
-def invalid_example_response(ctx: Context) -> Iterator[Issue]:
-    """An example response its output schema rejects (checked when the schema is valid)."""
-    for svc, authored, path in ctx.pairs():
-        if _output_problem(svc.output_schema) is not None:
-            continue
-        for error in schema_validator(svc.output_schema).iter_errors(svc.example_response):
-            yield Issue(
-                f"example response of service '{svc.id}' does not match its output schema: "
-                f"{describe_error(error)}",
-                _output_path(ctx, authored, path),
-                _enum_hint(error),
-                svc.id,
-            )
-
-
-def _enum_hint(error: Any) -> str | None:
-    """A did-you-mean hint when a text value is not one of its schema's ``enum``."""
-    if error.validator == "enum" and isinstance(error.instance, str):
-        return did_you_mean(error.instance, [str(v) for v in error.validator_value])
-    return None
-
-
-def _input_ok(svc: ir.Service) -> bool:
-    return all(schema_problem(prop) is None for prop in svc.input_schema["properties"].values())
-
-
-def _route(ctx: Context, svc: ir.Service) -> RequestValidator:
-    """The route's own request validator (built once per service for every rule)."""
-    key = ("route", svc.index)
-    if key not in ctx.memo:
-        ctx.memo[key] = RequestValidator.for_spec(ir.route_spec(svc))
-    return ctx.memo[key]
-
-
-@rule(Rules.INVALID_EXAMPLE_REQUEST)
-def invalid_example_request(ctx: Context) -> Iterator[Issue]:
-    """An example request its input schema rejects (checked when the schema is valid)."""
-    for svc, authored, path in ctx.pairs():
-        if svc.example_request is None or not _input_ok(svc):
-            continue
-        for error in _route(ctx, svc).validator.iter_errors(svc.example_request):
-            where = (
-                path + ("exampleRequest",)
-                if authored.example_request is not None
-                else path + ("params", str(error.absolute_path[0]) if error.absolute_path else "")
-            )
-            yield Issue(
-                f"example request of service '{svc.id}' does not match its input schema: "
-                f"{describe_error(error)}",
-                where,
-                _enum_hint(error),
-                svc.id,
-            )
-
-
-@rule(Rules.EXAMPLE_PRIVATE_HOST)
-def example_private_host(ctx: Context) -> Iterator[Issue]:
-    """An example request whose URL names an internal host (private, loopback, link-local)
-    for a parameter that does not allow one: the gateway would refuse the example."""
-    for svc, authored, path in ctx.pairs():
-        if svc.example_request is None or not _input_ok(svc):
-            continue
-        properties = svc.input_schema["properties"]
-        for name, value in svc.example_request.items():
-            if name not in properties or name in svc.route.private_hosts:
-                continue
-            url = next(
-                (u for u in hosts.urls_in(properties[name], value) if hosts.literal_problem(u)),
-                None,
-            )
-            if url is not None:
-                where = (
-                    path + ("exampleRequest",)
-                    if authored.example_request
-                    else path + ("params", name)
-                )
-                yield Issue(
-                    f"example request of service '{svc.id}': {hosts.refused_message(name)} "
-                    f"({url})",
-                    where,
-                    "use a public URL, or allowPrivateHosts: true on the parameter",
-                    svc.id,
-                )
-
-
-def _error_answers(ctx: Context) -> Iterator[tuple]:
-    """``(service, example, path, promise, the route's refusal or None)`` for each error
-    example of a service whose input schema is valid."""
-    for svc, authored, path in ctx.pairs():
-        if not _input_ok(svc):
-            continue
-        for position, example in enumerate(svc.error_examples):
-            where = (
-                path + ("errorExamples", position)
-                if authored.error_examples is not None
-                else path + ("required",)
-            )
-            promise = (
-                f"error example {example.input!r} of service '{svc.id}' promises "
-                f"{example.status_code} '{example.error}'"
-            )
-            try:
-                _route(ctx, svc).arguments(example.input)  # the route's own check
-            except RequestError as refused:
-                yield svc, example, where, promise, refused
-            else:
-                yield svc, example, where, promise, None
-
-
-@rule(Rules.ERROR_EXAMPLE_ACCEPTED)
-def error_example_accepted(ctx: Context) -> Iterator[Issue]:
-    """An error example whose input the route accepts."""
-    for svc, _, where, promise, refused in _error_answers(ctx):
-        if refused is None:
-            yield Issue(f"{promise}, but its input schema accepts it", where, service=svc.id)
-
-
-@rule(Rules.ERROR_EXAMPLE_WRONG_ANSWER)
-def error_example_wrong_answer(ctx: Context) -> Iterator[Issue]:
-    """An error example the route refuses with another status or text (an error: the
-    catalog would publish an answer the gateway never gives)."""
-    for svc, example, where, promise, refused in _error_answers(ctx):
-        if refused is not None and (str(refused), 400) != (example.error, example.status_code):
-            yield Issue(f"{promise}, but the route answers 400 '{refused}'", where, service=svc.id)
-
-
-# ---------------------------------------------------------------------------
-# ir rules: lint warnings
-
-
-@rule(Rules.NO_CHINESE_TITLE)
-def no_chinese_title(ctx: Context) -> Iterator[Issue]:
-    """A service without ``titleZh``."""
-    for svc, _, path in ctx.pairs():
-        if not svc.title_zh:
-            message = (
-                f"service '{svc.id}' has no titleZh: Chinese searches will not find it by title"
-            )
-            yield Issue(message, path, service=svc.id)
-
-
-@rule(Rules.DESCRIPTION_MISSES_REQUIRED)
-def description_misses_required(ctx: Context) -> Iterator[Issue]:
-    """A description that does not name a required parameter."""
-    for svc, _, path in ctx.pairs():
-        for name in svc.input_schema["required"]:
-            if not re.search(rf"\b{re.escape(name)}\b", svc.description):
-                yield Issue(
-                    f"the description of service '{svc.id}' does not name its required "
-                    f"parameter '{name}'",
-                    path,
-                    service=svc.id,
-                )
-
-
-@rule(Rules.ARRAY_WITHOUT_ITEMS)
-def array_without_items(ctx: Context) -> Iterator[Issue]:
-    """An array parameter without an ``items`` schema."""
-    for svc, _, path in ctx.pairs():
-        for name, prop in svc.input_schema["properties"].items():
-            if prop["type"] == "array" and "items" not in prop:
-                message = f"array parameter '{name}' of service '{svc.id}' has no 'items' schema"
-                yield Issue(message, path + ("params", name), service=svc.id)
-
-
-def _has_url(schema: dict[str, Any]) -> bool:
-    """Whether a ``format: uri`` string is anywhere in ``schema`` (items, properties)."""
-    items = schema.get("items")
-    return (
-        schema.get("format") == "uri"
-        or (isinstance(items, dict) and _has_url(items))
-        or any(_has_url(p) for p in (schema.get("properties") or {}).values())
-    )
-
-
-@rule(Rules.PRIVATE_HOSTS_WITHOUT_URL)
-def private_hosts_without_url(ctx: Context) -> Iterator[Issue]:
-    """``allowPrivateHosts`` on a parameter that holds no URL (``format: uri``): it says
-    nothing there, and may have been meant for another parameter."""
-    for svc, _, path in ctx.pairs():
-        properties = svc.input_schema["properties"]
-        for name in svc.route.private_hosts:
-            if not _has_url(properties[name]):
-                yield Issue(
-                    f"parameter '{name}' of service '{svc.id}' allows private hosts but holds "
-                    "no URL (format: uri)",
-                    path + ("params", name),
-                    "remove allowPrivateHosts, or give the parameter format: uri",
-                    svc.id,
-                )
-
-
-@rule(Rules.REPEATED_DESCRIPTION)
-def repeated_description(ctx: Context) -> Iterator[Issue]:
-    """Parameters of one service sharing a description (A/B sides of a pair may)."""
-    for svc, _, path in ctx.pairs():
-        by_description: dict[str, list[str]] = {}
-        for name, prop in svc.input_schema["properties"].items():
-            by_description.setdefault(prop["description"], []).append(name)
-        for description, names in by_description.items():
-            stems = {re.sub(r"[A-Z]$", "", n) if len(n) > 1 else n for n in names}
-            if len(stems) > 1:
-                yield Issue(
-                    f"parameters {', '.join(names)} of service '{svc.id}' share the description "
-                    f"'{description}'",
-                    path + ("params", names[1]),
-                    "describe each one",
-                    svc.id,
-                )
 
 
 @rule(Rules.PROTOCOL_NOT_INSTALLED, "model", "catalog")
@@ -773,3 +560,5 @@ def unknown_wire_style(ctx: Context) -> Iterator[Issue]:
 
 
 from . import validate_values  # noqa: E402,F401 - registers the rules on published values
+from . import validate_examples  # noqa: E402,F401 - registers the rules on examples
+from . import validate_lint  # noqa: E402,F401 - registers the lint warnings
