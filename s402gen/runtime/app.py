@@ -27,7 +27,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from . import contract, jsonio, protocol, x402_contract
-from .auth import AuthRefused, ClientAuth, HostCheckMiddleware, HostPolicy, shown_to
+from .auth import (
+    AUTHORIZATION_HEADER,
+    BEARER,
+    UNAUTHORIZED,
+    AuthRefused,
+    ClientAuth,
+    HostCheckMiddleware,
+    HostPolicy,
+    shown_to,
+)
 from .generated import Generated, GeneratedError, load_generated
 from .ledger_store import busy_errors
 from .payments import Ledger, PaymentProvider
@@ -115,12 +124,12 @@ def default_upstream() -> Upstream:
 async def _unauthorized(request: Request, exc: Exception) -> Response:
     """401 with the failure text and the scheme to use (RFC 6750): the answer to an
     :class:`AuthRefused` raised by any route."""
-    return _json(401, {"error": str(exc)}, {"WWW-Authenticate": "Bearer"})
+    return _json(UNAUTHORIZED, {"error": str(exc)}, {"WWW-Authenticate": BEARER})
 
 
 def _client(auth: ClientAuth, request: Request) -> str | None:
     """The calling API key's id (``None``: anonymous); raises :class:`AuthRefused`."""
-    return auth.client(request.headers.get("authorization"))
+    return auth.client(request.headers.get(AUTHORIZATION_HEADER))
 
 
 def create_app(

@@ -14,7 +14,6 @@ replicas sharing the ledger share the keys.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .ledger_schema import SchemaTooNew
-from .ledger_store import open_store
+from .ledger_store import PostgresStore, SQLiteStore, open_store
 from .payments import iso_utc
 
 #: The prefix of every key (so a leaked one is recognisable by secret scanners).
@@ -63,7 +62,8 @@ class ApiKey:
 
 class KeyStore:
     """API keys in the payment ledger at ``location`` (an SQLite path, ``:memory:``, or a
-    ``postgresql://`` URL), migrated on open as the ledger is.
+    ``postgresql://`` URL), migrated on open as the ledger is; or in the already open
+    ``store`` of a ledger (:attr:`~s402gen.runtime.payments.Ledger.store`).
 
     Thread-safe (the ledger store's transactions). Raises :class:`KeyStoreError` when the
     ledger holds a newer schema than this s402gen knows, and the driver's errors when it
@@ -71,17 +71,26 @@ class KeyStore:
     """
 
     def __init__(
-        self, location: str | Path = ":memory:", *, clock: Callable[[], float] = time.time
+        self,
+        location: str | Path = ":memory:",
+        *,
+        clock: Callable[[], float] = time.time,
+        store: SQLiteStore | PostgresStore | None = None,
     ):
         self.clock = clock
+        self._shared = store is not None  # an open ledger's store (Ledger.store): its own close
+        if store is not None:
+            self._store = store
+            return
         try:
             self._store = open_store(location)
         except SchemaTooNew as exc:
             raise KeyStoreError(str(exc)) from None
 
     def close(self) -> None:
-        """Close the database connections."""
-        self._store.close()
+        """Close the database connections (not those of a shared ``store``: its ledger's)."""
+        if not self._shared:
+            self._store.close()
 
     def create(self, name: str = "") -> tuple[ApiKey, str]:
         """Issue a key: its stored record and the key itself (shown once, never stored)."""
@@ -126,10 +135,9 @@ class KeyStore:
         digest = key_digest(key)
         with self._store.transaction() as tx:
             row = tx.one(
-                "SELECT key_id, name, created_at, revoked_at, key_hash FROM api_keys "
-                "WHERE key_hash = ?",
+                "SELECT key_id, name, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
                 (digest,),
             )
-        if row is None or not hmac.compare_digest(row[4], digest) or row[3] is not None:
+        if row is None or row[3] is not None:
             return None
-        return ApiKey(*row[:4])
+        return ApiKey(*row)

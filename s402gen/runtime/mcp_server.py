@@ -248,9 +248,7 @@ async def call_service(
             return _result(paid.envelope, meta=_x402_meta(paid))
         # validation, the ledger and the upstream block: off the event loop, paid or not
         envelope = await anyio.to_thread.run_sync(runtime.call, spec, arguments, token, client)
-    except AuthRefused as exc:
-        return _error(str(exc))
-    except RequestError as exc:
+    except (AuthRefused, RequestError) as exc:
         return _error(str(exc))
     except PaymentNeeded as exc:
         offer = None

@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 from . import protocol
 from .contract import PaymentRecord
 from .ledger_schema import SCHEMA_VERSION  # noqa: F401 - where the version was, for callers
-from .ledger_store import Transaction, open_store
+from .ledger_store import PostgresStore, SQLiteStore, Transaction, open_store
 from .spec import RouteSpec
 
 DEFAULT_TTL_SECONDS = 3600
@@ -238,6 +238,11 @@ class Ledger:
         self._store = open_store(path)
         #: What opening this ledger settled of dead ledgers' calls.
         self.recovered = self.recover()
+
+    @property
+    def store(self) -> SQLiteStore | PostgresStore:
+        """The open database: what the API keys share (:class:`~s402gen.runtime.keys.KeyStore`)."""
+        return self._store
 
     @property
     def owner(self) -> str:

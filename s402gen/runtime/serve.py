@@ -88,20 +88,14 @@ def host_policy(host: str, port: int, allowed_hosts: tuple[str, ...]) -> HostPol
     return policy
 
 
-@contextlib.contextmanager
 def client_auth(
-    ledger_path: str, anonymous: bool, stdio_key: str | None = None
-) -> Iterator[ClientAuth]:
-    """API keys from the ledger's database (``s402gen keys create``), closed on exit;
-    ``anonymous`` is ``--no-api-keys``. Raises :class:`SetupError` when the key store
-    cannot be opened, or when ``stdio_key`` (``$S402GEN_API_KEY`` of ``s402gen mcp``)
-    is not one of its active keys."""
-    try:
-        keys = KeyStore(ledger_path)
-    except Exception as exc:  # as for the ledger itself: the driver's errors, a newer schema
-        raise ledger_error(ledger_path, exc) from None
+    ledger: Ledger, ledger_path: str, anonymous: bool, stdio_key: str | None = None
+) -> ClientAuth:
+    """API keys from the open ``ledger``'s database (``s402gen keys create``; it is at
+    ``ledger_path``); ``anonymous`` is ``--no-api-keys``. Raises :class:`SetupError` when
+    ``stdio_key`` (``$S402GEN_API_KEY`` of ``s402gen mcp``) is not one of its active keys."""
+    keys = KeyStore(store=ledger.store)
     if stdio_key is not None and keys.authenticate(stdio_key) is None:
-        keys.close()
         raise SetupError(
             f"{API_KEY_ENV} is not an active key of {ledger_name(ledger_path)} (s402gen keys list)"
         )
@@ -111,10 +105,7 @@ def client_auth(
             "(tokens bound to no one; for local use)",
             err=True,
         )
-    try:
-        yield ClientAuth(keys, anonymous=anonymous)
-    finally:
-        keys.close()
+    return ClientAuth(keys, anonymous=anonymous)
 
 
 def freeze_start_objects() -> None:
@@ -284,26 +275,26 @@ def serve_generated(
                 )
             ledger = open_ledger(ledger_path)
             try:
-                with client_auth(ledger_path, anonymous) as auth:
-                    app = create_app(
-                        generated,
-                        ledger=ledger,
-                        upstream=client,
-                        host_policy=policy,
-                        auth=auth,
-                        x402=gateway,
-                        mcp_discovery=mcp_discovery,
-                    )
-                    freeze_start_objects()
-                    release_freed_memory()  # the start-up's parsing peak is over
-                    url = http_url(host, port)
-                    click.echo(
-                        f"server402 API on {url} ({len(specs)} paid services at "
-                        "/api/tools/<id>, docs at /, MCP at /mcp)",
-                        err=True,
-                    )
-                    # uvicorn's own log: "Uvicorn running on ...", then one access line a request
-                    uvicorn.run(app, host=host, port=port, log_level="info")
+                auth = client_auth(ledger, ledger_path, anonymous)
+                app = create_app(
+                    generated,
+                    ledger=ledger,
+                    upstream=client,
+                    host_policy=policy,
+                    auth=auth,
+                    x402=gateway,
+                    mcp_discovery=mcp_discovery,
+                )
+                freeze_start_objects()
+                release_freed_memory()  # the start-up's parsing peak is over
+                url = http_url(host, port)
+                click.echo(
+                    f"server402 API on {url} ({len(specs)} paid services at "
+                    "/api/tools/<id>, docs at /, MCP at /mcp)",
+                    err=True,
+                )
+                # uvicorn's own log: "Uvicorn running on ...", then one access line a request
+                uvicorn.run(app, host=host, port=port, log_level="info")
             finally:
                 ledger.close()
     except (GeneratedError, SetupError) as exc:
@@ -341,17 +332,17 @@ def serve_mcp_stdio(
             ledger = open_ledger(ledger_path)
             stdio_key = os.environ.get(API_KEY_ENV) or None
             try:
-                with client_auth(ledger_path, anonymous, stdio_key) as auth:
-                    runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
-                    search = generated.search() if discovery else None
-                    server = build_mcp_server(
-                        load_tools(generated_dir),
-                        runtime,
-                        auth=auth,
-                        stdio_key=stdio_key,
-                        search=search,
-                    )
-                    anyio.run(serve_stdio, server)
+                auth = client_auth(ledger, ledger_path, anonymous, stdio_key)
+                runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
+                search = generated.search() if discovery else None
+                server = build_mcp_server(
+                    load_tools(generated_dir),
+                    runtime,
+                    auth=auth,
+                    stdio_key=stdio_key,
+                    search=search,
+                )
+                anyio.run(serve_stdio, server)
             finally:
                 ledger.close()
     except (GeneratedError, SetupError, OSError) as exc:

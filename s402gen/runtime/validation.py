@@ -114,13 +114,7 @@ class RequestValidator:
             raise RequestError(spec.messages.missing)
         properties = spec.input_schema.get("properties", {})
         arguments = {name: value for name, value in body.items() if name in properties}
-        checked = dict(arguments)
-        for name in spec.array_params:
-            if isinstance(body.get(name), str):
-                try:
-                    checked[name] = jsonio.loads(body[name])
-                except jsonio.JsonError:
-                    raise RequestError(f"{name} must be a JSON array") from None
+        checked = self._decoded(arguments)
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(checked))
         if error is not None:
             raise RequestError(_message(error))
@@ -128,6 +122,18 @@ class RequestValidator:
             if hosts.literal_problem(url):
                 raise RequestError(hosts.refused_message(name))
         return arguments
+
+    def _decoded(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """``arguments`` with each array parameter sent as JSON text (``'["a"]'``) decoded;
+        raises :class:`RequestError` (``NAME must be a JSON array``) when it is not JSON."""
+        checked = dict(arguments)
+        for name in self.spec.array_params:
+            if isinstance(checked.get(name), str):
+                try:
+                    checked[name] = jsonio.loads(checked[name])
+                except jsonio.JsonError:
+                    raise RequestError(f"{name} must be a JSON array") from None
+        return checked
 
     def _urls(self, checked: dict[str, Any]) -> Iterator[tuple[str, str]]:
         """``(parameter, url)`` of every URL in the arguments whose parameter may not name
@@ -141,12 +147,8 @@ class RequestValidator:
     def check_hosts(self, arguments: dict[str, Any]) -> None:
         """Refuse (``RequestError``) URL arguments whose host names resolve to an internal
         address: asked before a paid call is charged, after :meth:`arguments`."""
-        checked = dict(arguments)
-        for name in self.spec.array_params:
-            if isinstance(checked.get(name), str):
-                checked[name] = jsonio.loads(checked[name])
         names: dict[str, str] = {}
-        for name, url in self._urls(checked):
+        for name, url in self._urls(self._decoded(arguments)):
             host = hosts.host_of(url)
             if host is not None:
                 names.setdefault(host, name)
