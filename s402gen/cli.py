@@ -130,29 +130,28 @@ def _compile(
     from .pipeline import (
         compile_catalog,  # lazy: a cache hit needs none of the compiler
     )
+    from .load import gc_paused
     from .servicecache import cache_at
     from .upstream_check import SdkMissing
 
     # what a compile makes lives until the command ends: the cyclic garbage collector
-    # never walks it (a full walk costs a second at 10,000 services)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        result = compile_catalog(
-            settings.catalog,
-            display_name=_display(settings.catalog),
-            templates=settings.templates,
-            upstream=upstream,
-            cache=cache_at(caches.folder, settings.catalog, caches.code) if caches else None,
-        )
-    except SdkMissing as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    finally:
-        gc.freeze()
-        click.get_current_context().call_on_close(gc.unfreeze)
-        if collecting:
-            gc.enable()
+    # never walks it (a full walk costs a second at 10,000 services); frozen before the
+    # collector is back, or its next pass would walk it all as new objects
+    with gc_paused():
+        try:
+            result = compile_catalog(
+                settings.catalog,
+                display_name=_display(settings.catalog),
+                templates=settings.templates,
+                upstream=upstream,
+                cache=cache_at(caches.folder, settings.catalog, caches.code) if caches else None,
+            )
+        except SdkMissing as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+        finally:
+            gc.freeze()
+            click.get_current_context().call_on_close(gc.unfreeze)
     if fmt != "json":
         emit(result.diagnostics, fmt)
     if not result.ok:

@@ -22,12 +22,12 @@ asks for none), from libyaml's C composer bounded through its resolver hooks.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import glob
 import os
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -154,16 +154,24 @@ def load_text(text: str, filename: str) -> LoadedDocument:
     return LoadedDocument(data, SourceMap(filename, locate=locate))
 
 
-def _with_gc_paused(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` with the cyclic gc off: a node graph holds no garbage cycles,
-    and gc passes over hundreds of thousands of new objects dominate a big load."""
-    gc_was_enabled = gc.isenabled()
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off in the block (back on after, if it was on): a
+    load or a compile makes hundreds of thousands of objects that stay alive and form no
+    garbage cycles, and each collection would walk them all again."""
+    enabled = gc.isenabled()
     gc.disable()
     try:
-        return function(*args)
+        yield
     finally:
-        if gc_was_enabled:
+        if enabled:
             gc.enable()
+
+
+def _with_gc_paused(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` under :func:`gc_paused`."""
+    with gc_paused():
+        return function(*args)
 
 
 def _compose_fast(text: str) -> tuple[Any, yaml.Node | None]:

@@ -11,7 +11,6 @@ an invalid catalog, or rendering a broken user template, raises
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from .diagnostics import (
     sort_diagnostics,
 )
 from .formatting import FormatError
-from .load import LoadedDocument, load_catalog, load_text
+from .load import LoadedDocument, gc_paused, load_catalog, load_text
 from .structure import parse_model
 from .validate import check_catalog, check_model
 
@@ -178,23 +177,8 @@ def _compile_document(
     checks: bool,
     cache: Cache | None = None,
 ) -> Compilation:
-    with _gc_paused():
+    with gc_paused():  # the model, the IR and the cached entries stay alive
         return _compile_tree(document, name, templates, environ, upstream, checks, cache)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (as :func:`s402gen.load.load_text` does): a
-    compile allocates millions of objects that stay alive (the model, the IR, cached
-    entries), and each collection would walk them all again (a third of derive's time
-    at 2,000 services, four fifths of unpickling the cache's entries)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _compile_tree(

@@ -10,7 +10,6 @@ only runs when a user's template folder overrides the route template.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import re
@@ -249,7 +248,7 @@ def iter_files(
     """
     env = make_environment(user_templates)
     route = env.get_template("route.py.jinja")
-    needs_black = Path(route.filename or "").parent.resolve() != packaged_templates().resolve()
+    needs_black = not _packaged(route)
     services = catalog.services
 
     def python(chunks: Chunks) -> Chunks:

@@ -264,7 +264,7 @@ class Session:
     (their ``reuse``), and what :meth:`save` keeps for the next compile.
 
     ``data`` is the loaded tree (a mapping with a ``services`` list, as the authoring
-    model accepted it). :attr:`hits` counts the services taken whole from the cache.
+    model accepted it).
     """
 
     def __init__(self, cache: Cache, data: dict[str, Any]):
@@ -272,13 +272,16 @@ class Session:
         self.fingerprint = fingerprint(cache.code)
         shared = _canonical({key: value for key, value in data.items() if key != "services"})
         self.keys: list[str | None] = []
+        common = hashlib.sha256(self.fingerprint)  # what every key starts with, hashed once
+        if shared is not None:
+            common.update(len(shared).to_bytes(8, "big") + shared)
         for index, svc in enumerate(data.get("services") or ()):
             own = _canonical(svc)
             if shared is None or own is None:
                 self.keys.append(None)
                 continue
-            digest = hashlib.sha256(self.fingerprint)
-            for part in (shared, str(index).encode(), own):
+            digest = common.copy()
+            for part in (str(index).encode(), own):
                 digest.update(len(part).to_bytes(8, "big") + part)
             self.keys.append(digest.hexdigest())
         self._entries = [_Entry() for _ in self.keys]
@@ -328,13 +331,6 @@ class Session:
 
     def _entry(self, index: int) -> _Entry:
         return self._entries[index]
-
-    @property
-    def hits(self) -> int:
-        """Services whose IR and findings all came from the cache."""
-        return sum(
-            not e.dirty and e.service is not None and e.ir is not None for e in self._entries
-        )
 
     def issues(self, stage: validate.Stage, index: int) -> list[validate.Found] | None:
         """What the ``service`` rules found in service ``index`` at ``stage``, if kept."""
