@@ -77,15 +77,23 @@ def _manifest_bytes(out: Path | OutputFolder | None) -> bytes | None:
         return _read_bytes(folder, MANIFEST)
 
 
-def _load_manifest(out: Path | OutputFolder | None) -> dict | None:
-    """The manifest's JSON when ``out`` holds an s402gen manifest, else ``None``."""
+def _parse_manifest(raw: bytes | None) -> dict | None:
+    """The JSON of manifest bytes ``raw`` when s402gen wrote them, else ``None``."""
     try:
-        data = json.loads(_manifest_bytes(out) or b"")
+        data = json.loads(raw or b"")
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("generator") != "s402gen":
         return None
     return data if isinstance(data.get("files"), dict) else None
+
+
+def _listed(data: dict | None) -> dict[str, str]:
+    """``{path: sha256}`` of a parsed s402gen manifest (:func:`_parse_manifest`): its
+    plain relative paths only; empty for ``None``."""
+    if data is None:
+        return {}
+    return {str(k): str(v) for k, v in data["files"].items() if is_safe(str(k))}
 
 
 def read_manifest(out: Path | OutputFolder | None) -> dict[str, str]:
@@ -94,10 +102,7 @@ def read_manifest(out: Path | OutputFolder | None) -> dict[str, str]:
     A ``manifest.json`` that s402gen did not write is not trusted: nothing it
     lists is ever deleted. Neither is an entry that is not a plain relative path.
     """
-    data = _load_manifest(out)
-    if data is None:
-        return {}
-    return {str(k): str(v) for k, v in data["files"].items() if is_safe(str(k))}
+    return _listed(_parse_manifest(_manifest_bytes(out)))
 
 
 def is_safe(relative: str) -> bool:
@@ -291,8 +296,9 @@ def build(out: Path | OutputFolder, files: Files, *, force: bool = False) -> Bui
 
 def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
     report = BuildReport()
-    recorded = _load_manifest(folder)
-    previous = read_manifest(folder)
+    recorded_bytes = _read_bytes(folder, MANIFEST)  # read once: the folder is locked
+    recorded = _parse_manifest(recorded_bytes)
+    previous = _listed(recorded)
     if recorded is None and folder.kind(MANIFEST) is not None and not force:
         report.conflicts.append(MANIFEST)
     plan = begin(folder)
@@ -335,7 +341,7 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
         if report.refused:
             return report
         manifest = report.manifest = manifest_text(digests)
-        if _read_bytes(folder, MANIFEST) != manifest.encode("utf-8"):
+        if recorded_bytes != manifest.encode("utf-8"):
             folder.write(f"{plan.staging}/{MANIFEST}", manifest.encode("utf-8"))
             plan.moves.append(MANIFEST)
         else:
@@ -429,7 +435,9 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
         (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
     if out is not None:
         drift.orphans = [
-            p for p in sorted(set(read_manifest(out)) - set(digests)) if _exists(out, p)
+            p
+            for p in sorted(set(_listed(_parse_manifest(current_manifest))) - set(digests))
+            if _exists(out, p)
         ]
     if drift.clean:
         return drift
