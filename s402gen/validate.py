@@ -82,12 +82,6 @@ class Context:
         for index, authored in self.services():
             yield self.catalog.services[index], authored, ("services", index)
 
-    def every_pair(self) -> Iterator[tuple[ir.Service, model.Service, tuple]]:
-        """``(derived service, authored service, its path)`` for every service."""
-        assert self.catalog is not None
-        for svc, authored in zip(self.catalog.services, self.authored.services):
-            yield svc, authored, ("services", svc.index)
-
 
 Stage = Literal["model", "ir"]
 Scope = Literal["service", "catalog"]
@@ -167,8 +161,8 @@ class KnownFindings(Protocol):
 def _check(stage: Stage, context: Context, reuse: KnownFindings | None) -> list[Finding]:
     if reuse is None:
         return locate(context.source, run_rules(stage, context))
-    context.selected = ()  # the shared sections, and the catalog rules
-    found = run_rules(stage, context)
+    found = run_rules(stage, context, "catalog")  # every service: checks across them
+    found += run_rules(stage, dataclasses.replace(context, selected=()), "service")  # shared
     for index in range(len(context.authored.services)):
         known = reuse.issues(stage, index)
         if known is None:
@@ -394,7 +388,7 @@ def invalid_derived_legacy_id(ctx: Context) -> Iterator[Issue]:
     Reported once per provider, at its prefix."""
     assert ctx.catalog is not None
     bad: dict[str, list[ir.Service]] = {}
-    for svc, authored, _ in ctx.every_pair():
+    for svc, authored, _ in ctx.pairs():
         if authored.legacy_id is None and not re.fullmatch(model.ID_PATTERN, svc.legacy_id):
             bad.setdefault(provider_of(ctx.authored, authored), []).append(svc)
     for name, services in bad.items():
@@ -445,7 +439,7 @@ def unknown_related_service(ctx: Context) -> Iterator[Issue]:
     """A related service that does not exist."""
     assert ctx.catalog is not None
     known = {s.id for s in ctx.catalog.services}
-    for svc, authored, path in ctx.every_pair():
+    for svc, authored, path in ctx.pairs():
         for position, related in enumerate(svc.related_services):
             if related not in known:
                 yield Issue(
