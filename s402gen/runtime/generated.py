@@ -3,8 +3,8 @@
 Loading keeps in memory only what serving needs at once: the route specs, the
 search's fields of each catalog entry (:class:`~s402gen.runtime.search.SearchRow`)
 and the catalog's top-level fields. A whole catalog entry is read from
-``catalog/services/<id>.json`` when a search answer lists it (the search keeps
-the recent ones, :class:`~s402gen.runtime.search.CatalogSearch`); catalog.json, the doc pages and openapi.json are served
+``catalog/services/<id>.json`` when a search answer lists it (a bounded cache
+keeps the recent ones); catalog.json, the doc pages and openapi.json are served
 from disk.
 """
 
@@ -26,6 +26,9 @@ from .cachedir import cache_dir
 from .contract import CatalogDocument, CatalogEntry
 from .search import CATEGORIES_FILE, CatalogSearch, Categories, SearchRow
 from .spec import RouteSpec
+
+#: Whole catalog entries kept in memory after a search answer listed them.
+ENTRY_CACHE_SIZE = 128
 
 
 class GeneratedError(Exception):
@@ -192,6 +195,7 @@ def load_generated(root: str | Path) -> Generated:
     return Generated(root, specs, document, rows, categories, known)
 
 
+@functools.lru_cache(maxsize=ENTRY_CACHE_SIZE)
 def _read_entry(root: Path, service_id: str) -> CatalogEntry:
     path = root / "catalog" / "services" / f"{service_id}.json"
     try:
