@@ -58,14 +58,17 @@ async def _race(
 
 @pytest.mark.slow
 def test_big_unpaid_bodies_do_not_stall_an_unrelated_request() -> None:
-    """Eight 0.94 MB unpaid bodies are validated off the loop: a catalog search sent while
-    they are in flight completes before any of them."""
+    """Eight 0.94 MB unpaid bodies are validated off the loop, one at a time: a catalog
+    search sent while they are in flight completes before the second of them.
+
+    Validated on the loop, the search would wait behind every body that arrived before it;
+    validated all at once in threads, its own thread starved for the GIL behind all eight."""
     spec = SPECS["action-recognition"]
     app = create_app(GENERATED, ledger=Ledger())
     with running_app(app) as base:
         slow = [("POST", spec.endpoint, BIG_BODY)] * 8
         order = anyio.run(_race, base, slow, "/api/catalog/search?q=face")
-    assert order[0] == "quick", order
+    assert "quick" in order[:2], order
     assert order[9:] == ["402"] * 8  # each big body was validated, then asked for payment
 
 

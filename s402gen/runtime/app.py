@@ -59,6 +59,12 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: image data travels as URLs, not in th
 #: Bodies up to this size (bytes) are parsed, and unpaid ones validated, on the event loop
 #: (a thread hop costs more than their work); bigger ones go to the thread pool.
 INLINE_BODY_BYTES = 4096
+#: Bigger unpaid bodies are validated in a worker thread, one at a time in the process:
+#: that work is pure Python and threads share one GIL, so checking several at once gains
+#: nothing, and each more CPU-bound thread lengthens every wait of the threads doing I/O
+#: (eight 0.94 MB bodies checked at once kept a first search waiting ~5 s; one at a time
+#: ~0.1-0.6 s).
+BIG_BODY_CHECKS = anyio.CapacityLimiter(1)
 JSON = "application/json"
 
 
@@ -341,10 +347,12 @@ def _tool_endpoint(
                 auth.check_create(spec, client_id)  # an x402 call creates a payment too
                 paid = await run_in_threadpool(runtime.call_paid, spec, body, signature, client_id)
                 return _json(200, paid.envelope.to_json(), _paid_headers(paid))
-            if token or request.state.body_bytes > INLINE_BODY_BYTES:
-                # validation of a big body (paid or not), the ledger and the upstream
-                # block: off the event loop, so no request stalls another
+            if token:  # the ledger and the upstream block: off the event loop
                 envelope = await run_in_threadpool(runtime.call, spec, body, token, client_id)
+            elif request.state.body_bytes > INLINE_BODY_BYTES:  # no request stalls another
+                envelope = await anyio.to_thread.run_sync(
+                    runtime.call, spec, body, None, client_id, limiter=BIG_BODY_CHECKS
+                )
             else:  # a small unpaid body: a few ms at most to validate, no ledger, no upstream
                 envelope = runtime.call(spec, body, None, client_id)
         except _BodyError as exc:
