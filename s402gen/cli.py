@@ -192,13 +192,12 @@ def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
     ``hit`` is set when the output still matches the input cache's entry (its files' stat
     unchanged or their bytes), and then the diagnostics of the cached compile are printed
     again."""
-    folder = cache.cache_dir(os.environ)
-    if folder is None:
-        return _Caches()
-    code = cache.code_key(settings.templates, os.environ)
-    key = cache.input_key(settings.catalog, settings.templates, os.environ, code)
-    found = _Caches(folder, key, None, code, statcache.load(folder, settings.out, code))
-    entry = cache.lookup(folder, key)
+    found = _service_cache(settings)
+    if found.folder is None:
+        return found
+    found.key = cache.input_key(settings.catalog, settings.templates, os.environ, found.code)
+    found.index = statcache.load(found.folder, settings.out, found.code)
+    entry = cache.lookup(found.folder, found.key)
     known = found.index.known if found.index is not None else None
     if entry is None or not write.matches_manifest(out, entry.manifest, known):
         return found
@@ -206,6 +205,15 @@ def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
         click.echo(line, err=True)
     found.hit = entry
     return found
+
+
+def _service_cache(settings: Settings) -> _Caches:
+    """The caches of a run that takes no whole-run hit: the per-service cache of validate
+    and derive only (its folder and code key; none with ``S402GEN_CACHE_DIR=off``)."""
+    folder = cache.cache_dir(os.environ)
+    if folder is None:
+        return _Caches()
+    return _Caches(folder, code=cache.code_key(settings.templates, os.environ))
 
 
 def _reuse(caches: _Caches, result: Compilation) -> Reuse | None:
@@ -393,9 +401,10 @@ def _build(
     result = _compile(settings, caches=caches)
     reuse = _reuse(caches, result)
     statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
+    known = caches.index.known if caches.index is not None else None
     try:
         with _progress(result.iter_files(reuse), quiet) as files:
-            report = write.build(output, files, force=force)
+            report = write.build(output, files, force=force, known=known)
     except CatalogError as exc:
         _render_failed(exc)
     except (OSError, UnsafePath) as exc:
@@ -443,7 +452,8 @@ def check(
 
 
 def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: bool) -> None:
-    caches = _cache_lookup(settings, output) if fmt == "text" else _Caches()
+    # a hit prints the cached findings as text: another format takes the service cache only
+    caches = _cache_lookup(settings, output) if fmt == "text" else _service_cache(settings)
     if caches.hit is not None:
         if not quiet:
             click.echo(f"{_display(settings.out)} is up to date")
@@ -527,7 +537,7 @@ def _first_changed_line(diff: str, path: str) -> int:
 def validate(catalog: str | None, strict: bool, upstream: bool, fmt: str, quiet: bool) -> None:
     """Report the errors and warnings of CATALOG."""
     settings = _settings(catalog, None, None, fmt)
-    result = _compile(settings, fmt, upstream)
+    result = _compile(settings, fmt, upstream, _service_cache(settings))
     warnings = sum(d.level is Level.WARNING for d in result.diagnostics)
     if fmt == "json":
         emit(result.diagnostics, fmt, file=_display(settings.catalog), valid=True)

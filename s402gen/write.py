@@ -269,7 +269,13 @@ def release(folder: OutputFolder | None) -> None:
     folder.close()
 
 
-def build(out: Path | OutputFolder, files: Files, *, force: bool = False) -> BuildReport:
+def build(
+    out: Path | OutputFolder,
+    files: Files,
+    *,
+    force: bool = False,
+    known: Callable[[str], str | None] | None = None,
+) -> BuildReport:
     """Bring ``out`` in line with ``files`` (``(relative path, text chunks)``).
 
     ``out`` is a path (opened, locked and recovered here) or an :class:`OutputFolder`
@@ -282,19 +288,23 @@ def build(out: Path | OutputFolder, files: Files, *, force: bool = False) -> Bui
     written by s402gen, was edited by hand since, or is a link or special file, and when
     the folder has files but no s402gen manifest (see :class:`BuildReport`); ``force``
     overrides all of these but links and special files. A recorded orphan edited since
-    it was generated is kept and listed in ``kept_modified``. Raises ``OSError`` when
-    the disk refuses a write, and whatever ``files`` raises.
+    it was generated is kept and listed in ``kept_modified``. ``known`` is as in
+    :func:`matches_manifest`: a changed file it vouches for is not read again to tell
+    whether it was edited by hand. Raises ``OSError`` when the disk refuses a write, and
+    whatever ``files`` raises.
     """
     if isinstance(out, OutputFolder):
-        return _build(out, files, force)
+        return _build(out, files, force, known)
     folder, _ = open_locked(out, create=True)
     try:
-        return _build(folder, files, force)
+        return _build(folder, files, force, known)
     finally:
         release(folder)
 
 
-def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
+def _build(
+    folder: OutputFolder, files: Files, force: bool, known: Callable[[str], str | None] | None
+) -> BuildReport:
     report = BuildReport()
     recorded_bytes = _read_bytes(folder, MANIFEST)  # read once: the folder is locked
     recorded = _parse_manifest(recorded_bytes)
@@ -321,6 +331,7 @@ def _build(folder: OutputFolder, files: Files, force: bool) -> BuildReport:
                     current is not None
                     and not same
                     and path in previous
+                    and (known is None or known(path) != previous[path])
                     and _sha256(current) != previous[path]
                 )
             if unsafe is not None:

@@ -298,6 +298,34 @@ def test_build_with_the_cache_writes_what_a_build_without_it_writes(
             assert snapshot(tmp_path / "out") == snapshot(tmp_path / "cold")
 
 
+@pytest.mark.parametrize(
+    "command", [("validate",), ("check", "--out", "out", "--format", "json")], ids=" ".join
+)
+def test_validate_and_a_json_check_take_the_service_cache(
+    command: tuple[str, ...],
+    tmp_path: Path,
+    real_catalog_data: dict,
+    derived: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commands that take no whole-run hit still reuse the per-service cache: after a
+    first run, an edit that breaks one service derives only that one again, and the exit
+    code, report and findings equal those of an uncached run."""
+    write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    assert run_cli(*command, "catalog.yaml", cwd=tmp_path)[0] in (0, 1)
+    edited = copy.deepcopy(real_catalog_data)
+    edited["services"][5]["exampleRequest"] = {"Nope": 1}
+    write_catalog(tmp_path / "catalog.yaml", edited)
+    derived.clear()
+    cached = run_cli(*command, "catalog.yaml", cwd=tmp_path)
+    assert derived == [edited["services"][5]["id"]]
+    with monkeypatch.context() as scoped:
+        scoped.setenv("S402GEN_CACHE_DIR", "off")
+        uncached = run_cli(*command, "catalog.yaml", cwd=tmp_path)
+    assert cached == uncached
+    assert "S402-E" in cached[1] + cached[2]  # the broken example is reported
+
+
 def test_the_real_catalog_is_unchanged_by_the_cache(tmp_path: Path) -> None:
     same(compiled(CATALOG, tmp_path), compiled(CATALOG, None))
     same(compiled(CATALOG, tmp_path), compiled(CATALOG, None))
