@@ -20,9 +20,7 @@ import contextlib
 import difflib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -37,6 +35,7 @@ from .config import display_path as _display
 from .diagnostics import CatalogError, Finding, Level, Location, Rule, Rules
 from .diagnostics import all_rules as all_known_rules
 from .exits import Exit, epilog
+from .gitref import GitError, catalog_at, repository_path
 from .load import SourceMap, load_catalog
 
 #: The levels of a change between two catalogs.
@@ -462,27 +461,14 @@ def _order(change: Finding) -> tuple:
 # --- reading both catalogs -----------------------------------------------------
 
 
-def _git(args: list[str], cwd: Path) -> bytes:
-    """Run git; its stdout. Raises :class:`DiffError` when git is missing or fails."""
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise DiffError("git is not installed (needed to read a git ref)") from None
-    except OSError as exc:
-        raise DiffError(f"cannot run git: {exc}") from None
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DiffError(lines[-1] if lines else f"git {args[0]} failed ({done.returncode})")
-    return done.stdout
-
-
 @contextlib.contextmanager
 def against_file(catalog: Path, against: str) -> Iterator[tuple[Path, str]]:
     """The old catalog as ``(file path, display name)``, for the duration of the block.
 
-    ``against`` is an existing file (used as is), a git ``REF`` (the blob at
-    ``REF:<catalog's path from the repository root>``, written to a
-    temporary file shown as ``REF:path``) or an explicit ``REF:path``.
+    ``against`` is an existing file (used as is), a git ``REF`` (the catalog's
+    path from the repository root, in ``REF``, shown as ``REF:path``) or an
+    explicit ``REF:path``; a catalog read from git comes with the files its
+    ``include:`` names, as they were in ``REF`` (:func:`s402gen.gitref.catalog_at`).
     Raises :class:`DiffError` for a bad ref, a catalog outside a git
     repository, or git missing.
     """
@@ -494,19 +480,12 @@ def against_file(catalog: Path, against: str) -> Iterator[tuple[Path, str]]:
     folder = catalog.resolve().parent
     if not folder.is_dir():
         raise DiffError(f"cannot read {_display(catalog)}: no such folder", ref=True)
-    try:
-        if ":" in against:
-            spec = against
-        else:
-            root = Path(os.fsdecode(_git(["rev-parse", "--show-toplevel"], folder)).strip())
-            relative = os.path.relpath(catalog.resolve(), root.resolve()).replace(os.sep, "/")
-            spec = f"{against}:{relative}"
-        blob = _git(["show", "--no-textconv", spec], folder)
-    except DiffError as exc:
-        raise DiffError(f"--against {against}: {exc.message}", ref=True) from None
-    with tempfile.TemporaryDirectory(prefix="s402gen-diff-") as tmp:
-        path = Path(tmp) / "catalog.yaml"
-        path.write_bytes(blob)
+    with contextlib.ExitStack() as stack:
+        try:
+            spec = against if ":" in against else f"{against}:{repository_path(catalog)}"
+            path = stack.enter_context(catalog_at(spec, folder))
+        except GitError as exc:
+            raise DiffError(f"--against {against}: {exc.message}", ref=True) from None
         yield path, spec
 
 

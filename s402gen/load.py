@@ -364,6 +364,13 @@ def include_matches(base: str, pattern: str) -> list[str]:
 def included_files(path: str) -> list[str]:
     """The files the catalog at ``path`` includes (for the cache key); empty when it
     includes none or cannot be read or parsed (the compile reports that)."""
+    base = os.path.dirname(path)
+    return [m for p in include_patterns(path) for m in include_matches(base, p)]
+
+
+def include_patterns(path: str) -> list[str]:
+    """The ``include:`` globs of the catalog at ``path``, as written; empty when it has
+    none or cannot be read or parsed (the compile reports that)."""
     try:
         text = read_input(path)
         if b"include" not in text:
@@ -378,8 +385,7 @@ def included_files(path: str) -> list[str]:
     patterns = data.get("include") if isinstance(data, dict) else None
     if not isinstance(patterns, list):
         return []
-    base = os.path.dirname(path)
-    return [m for p in patterns if isinstance(p, str) for m in include_matches(base, p)]
+    return [p for p in patterns if isinstance(p, str)]
 
 
 def _merge(root: LoadedDocument, part: LoadedDocument) -> list[Diagnostic]:

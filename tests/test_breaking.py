@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from s402gen.breaking import all_rules, diff_command, narrowings
@@ -441,3 +442,32 @@ def test_a_rename_needs_similar_names_or_the_same_description(
     assert rename_similarity("FaceLimit", "MaxFaces", old, new) < RENAME_SIMILARITY
     assert rename_similarity("FaceLimit", "MaxFaces", old, same) >= RENAME_SIMILARITY
     assert rename_similarity("Url", "Zone", old, same) < RENAME_SIMILARITY
+
+
+def test_against_a_git_ref_reads_the_included_files_of_that_ref(tmp_path: Path) -> None:
+    """A catalog split with ``include:`` (examples/marketplace) is compared with the files
+    it included in REF: a service removed from an included file, and one made dearer
+    there, are found; the included files are not read from the working tree."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    project = tmp_path / "shop"
+    shutil.copytree(Path(__file__).parents[1] / "examples" / "marketplace", project)
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "shop")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    part = project / "services" / "object-detection.yaml"
+    data = yaml.safe_load(part.read_text(encoding="utf-8"))
+    removed = data["services"].pop()["id"]
+    part.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    code, stdout, stderr = run_diff("catalog.yaml", "--against", "HEAD", cwd=project)
+    assert (code, stdout) == (1, ""), stderr
+    assert f"service '{removed}' was removed" in stderr
+    assert stderr.endswith(
+        "1 breaking, 0 dangerous, 0 safe change(s) against HEAD:shop/catalog.yaml\n"
+    )
+    _git(tmp_path, "commit", "-q", "-am", "second")
+    for against in ("HEAD", "HEAD:./catalog.yaml", "HEAD:shop/catalog.yaml"):
+        code, _, stderr = run_diff("catalog.yaml", "--against", against, cwd=project)
+        assert code == 0 and " 0 breaking, 0 dangerous, 0 safe change(s)" in stderr, stderr
+    code, _, stderr = run_diff("shop/catalog.yaml", "--against", "HEAD~1", cwd=tmp_path)
+    assert code == 1 and f"service '{removed}' was removed" in stderr
