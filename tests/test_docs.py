@@ -273,7 +273,7 @@ def test_mcp_example_is_a_call_the_gateway_answers(gateway: str) -> None:
 
 
 def test_examples_start_from_the_default_serve_address() -> None:
-    from s402gen.cli import serve
+    from s402gen.serve_cli import serve_command as serve
 
     port = next(p.default for p in serve.params if p.name == "port")
     assert doc_site.DEFAULT_BASE_URL == f"http://127.0.0.1:{port}"
