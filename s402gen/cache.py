@@ -13,6 +13,7 @@ is known and the output folder still matches that manifest byte for byte,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping
+from typing import BinaryIO, Iterator, Mapping
 
 from .config import packaged_templates
 from .inputs import InputError, read_input
@@ -114,13 +115,29 @@ def store(folder: Path | None, key: str | None, entry: Entry) -> None:
     if folder is None or key is None:
         return
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{key}.{os.getpid()}.tmp"
         payload = {"manifest": entry.manifest, "diagnostics": [list(d) for d in entry.diagnostics]}
-        temp.write_text(json.dumps(payload), encoding="utf-8")
-        os.replace(temp, folder / f"{key}.json")
+        with replaced(folder / f"{key}.json") as file:
+            file.write(json.dumps(payload).encode("utf-8"))
         entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in entries[MAX_ENTRIES:]:
             old.unlink(missing_ok=True)
     except OSError:
         pass  # a cache that cannot be written only costs time
+
+
+@contextlib.contextmanager
+def replaced(target: Path) -> Iterator[BinaryIO]:
+    """A file open for writing (binary) that replaces ``target`` when the block ends: it is
+    written beside it (``.<name>.<pid>.tmp``), then renamed over it, so a reader sees the
+    old file or the new one, never a part; on an error the temporary file is removed and
+    ``target`` is left as it was. Makes ``target``'s folder. Raises ``OSError``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as file:
+            yield file
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise

@@ -53,7 +53,7 @@ import orjson
 
 from . import ir, validate
 from .diagnostics import Rule
-from .cache import library_versions
+from .cache import library_versions, replaced
 from .incremental import ir_digest
 
 FOLDER = "services"  # under the cache folder
@@ -394,12 +394,9 @@ class Session:
                     for index, key in enumerate(self.keys)
                     if key is not None and (key in kept or self._entries[index].dirty)
                 ]
-                file.parent.mkdir(parents=True, exist_ok=True)
-                temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-                with open(temp, "wb") as out:
+                with replaced(file) as out:
                     out.write(FORMAT)
                     self._write(out, every, [], {})
-                os.replace(temp, file)
         except OSError:
             return
         for index, _ in fresh:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import orjson
 
+from .cache import replaced
+
 Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 FOLDER = "outputs"  # under the cache folder
 
@@ -109,11 +111,8 @@ def record(
             files[relative] = [list(sig), digest]
     target = index_file(folder, out)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        payload = {"code": code, "files": files, "services": services}
-        temp.write_bytes(orjson.dumps(payload))
-        os.replace(temp, target)
+        with replaced(target) as file:
+            file.write(orjson.dumps({"code": code, "files": files, "services": services}))
     except OSError:
         pass
 
