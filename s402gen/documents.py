@@ -11,9 +11,7 @@ import dataclasses
 import functools
 from typing import Any, Iterable, Iterator
 
-import orjson
-
-from . import ir
+from . import ir, jsonstream
 from .runtime import contract, protocol, search
 
 
@@ -26,9 +24,7 @@ def to_json(value: Any, level: int = 0, sort_keys: bool = False) -> str:
     indent=2)`` for catalog data (a test holds it to that) at 20x the speed.
     Raises ``orjson.JSONEncodeError`` for values JSON cannot hold.
     """
-    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
-    text = orjson.dumps(value, option=option).decode("utf-8")
-    return text.replace("\n", "\n" + "  " * level) if level else text
+    return jsonstream.dumps(value, level, sort_keys).decode("utf-8")
 
 
 def catalog_entry(

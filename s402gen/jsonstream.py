@@ -43,10 +43,11 @@ class Elements:
         self.values = values
 
 
-def dumps(value: Any, level: int = 0) -> bytes:
+def dumps(value: Any, level: int = 0, sort_keys: bool = False) -> bytes:
     """``value`` (no lazy part) as indented JSON (UTF-8), nested ``level`` deep (2 spaces a
-    level)."""
-    data = orjson.dumps(value, option=_OPTION)
+    level), its objects' keys sorted with ``sort_keys``. Raises ``orjson.JSONEncodeError``
+    for values JSON cannot hold."""
+    data = orjson.dumps(value, option=_OPTION | (orjson.OPT_SORT_KEYS if sort_keys else 0))
     return data.replace(b"\n", b"\n" + b"  " * level) if level else data
 
 
