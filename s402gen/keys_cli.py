@@ -7,12 +7,17 @@ default as ``serve``), so every replica sharing the ledger accepts them
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
 from .cli import CONTEXT_SETTINGS, DEFAULT_LEDGER
 from .exits import Exit, epilog
+
+if TYPE_CHECKING:
+    from .runtime.keys import KeyStore
 
 _ledger_option = click.option(
     "--ledger",
@@ -22,7 +27,10 @@ _ledger_option = click.option(
 )
 
 
-def _store(ledger: str):  # -> KeyStore
+@contextlib.contextmanager
+def _store(ledger: str) -> Iterator[KeyStore]:
+    """The key store of ``ledger``, closed when the block ends; exits 2 with one line when
+    it cannot be opened (``:memory:``, a driver error, a newer schema)."""
     from .runtime.keys import KeyStore
     from .runtime.serve import ledger_error
 
@@ -30,10 +38,14 @@ def _store(ledger: str):  # -> KeyStore
         click.echo("error: --ledger :memory: keeps no keys; name the serve ledger file", err=True)
         sys.exit(Exit.INVALID)
     try:
-        return KeyStore(ledger)
+        store = KeyStore(ledger)
     except Exception as exc:  # the ledger's driver errors, a newer schema: one line
         click.echo(f"error: {ledger_error(ledger, exc)}", err=True)
         sys.exit(Exit.INVALID)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @click.group("keys", epilog=epilog("keys"), context_settings=CONTEXT_SETTINGS)
@@ -46,11 +58,8 @@ def keys_command() -> None:
 @_ledger_option
 def create(name: str, ledger: str) -> None:
     """Issue a key and print it once on stdout (only its SHA-256 digest is stored)."""
-    store = _store(ledger)
-    try:
+    with _store(ledger) as store:
         record, key = store.create(name)
-    finally:
-        store.close()
     click.echo(f"created {record.key_id}{f' ({name})' if name else ''}; the key is shown once:",
                err=True)  # fmt: skip
     click.echo(key)
@@ -60,12 +69,9 @@ def create(name: str, ledger: str) -> None:
 @_ledger_option
 def list_keys(ledger: str) -> None:
     """List issued keys: id, state, creation time, name (never the keys)."""
-    store = _store(ledger)
-    try:
+    with _store(ledger) as store:
         for record in store.list():
             click.echo(record.describe())
-    finally:
-        store.close()
 
 
 @keys_command.command("revoke", epilog=epilog("keys"))
@@ -75,12 +81,10 @@ def revoke(key_id: str, ledger: str) -> None:
     """Revoke the key KEY_ID (from `keys list`); calls with it are refused from then on."""
     from .runtime.keys import KeyStoreError
 
-    store = _store(ledger)
-    try:
-        record = store.revoke(key_id)
-    except KeyStoreError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(Exit.INVALID)
-    finally:
-        store.close()
+    with _store(ledger) as store:
+        try:
+            record = store.revoke(key_id)
+        except KeyStoreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(Exit.INVALID)
     click.echo(record.describe())
