@@ -151,3 +151,24 @@ def test_allow_private_hosts_is_per_parameter(small_project: Path) -> None:
         )
         assert refused.status_code == 400
         assert "must not point at a private" in refused.json()["error"]
+
+
+def test_a_names_answer_is_reused_for_a_while(monkeypatch) -> None:
+    """The resolver is asked once for a name that calls keep naming, and again once the
+    answer is older than RESOLVED_TTL_SECONDS; an internal answer is refused each time."""
+    asked: list[str] = []
+
+    def resolver(host: str) -> list[str]:
+        asked.append(host)
+        return ["10.1.2.3"]
+
+    clock = [1000.0]
+    monkeypatch.setattr(hosts, "_getaddrinfo", resolver)
+    monkeypatch.setattr(hosts.time, "monotonic", lambda: clock[0])
+    names = {"reused-answer.example": "ImageURL"}
+    for _ in range(3):
+        assert hosts.resolved_problem(names) == hosts.refused_message("ImageURL")
+    assert asked == ["reused-answer.example"]
+    clock[0] += hosts.RESOLVED_TTL_SECONDS + 1
+    assert hosts.resolved_problem(names) == hosts.refused_message("ImageURL")
+    assert asked == ["reused-answer.example"] * 2

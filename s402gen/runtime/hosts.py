@@ -12,22 +12,35 @@ written (an IP literal, in any form ``inet_aton`` accepts, such as
 :func:`resolved_problem` asks the resolver (``getaddrinfo``) and refuses a
 name any of whose addresses is internal. A name that does not resolve here
 is not refused: the gateway cannot tell what it names, and the upstream
-resolves it on its own.
+resolves it on its own. A name's answer is reused for :data:`RESOLVED_TTL_SECONDS`
+(:data:`RESOLVED_NAMES` names at most): every paid call naming an image on one bucket
+asked the resolver again, each time the system resolver's full timeout when it cannot
+answer (5 s of every few calls where no DNS server answers).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
+
+from .recent import Recent
 
 #: Distinct host names one call may make the gateway resolve (each lookup may take the
 #: system resolver's full timeout, in a thread-pool thread).
 MAX_RESOLVED_HOSTS = 8
 
+#: Seconds a name's addresses (or that it has none) are reused without asking again.
+RESOLVED_TTL_SECONDS = 60.0
+#: Names whose answers are kept, the least recently used dropped first.
+RESOLVED_NAMES = 1024
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_resolved = Recent(RESOLVED_NAMES)  # name -> (monotonic expiry, addresses)
 
 
 def refused_message(name: str) -> str:
@@ -81,18 +94,29 @@ def _getaddrinfo(host: str) -> list[str]:
     return [info[4][0] for info in infos]
 
 
+def _resolve(host: str) -> list[str]:
+    """``_getaddrinfo(host)``, reused for :data:`RESOLVED_TTL_SECONDS`."""
+    now = time.monotonic()
+    found = _resolved.get(host)
+    if found is not None and found[0] > now:
+        return found[1]
+    addresses = _getaddrinfo(host)
+    _resolved.put(host, (now + RESOLVED_TTL_SECONDS, addresses))
+    return addresses
+
+
 def resolved_problem(
     hosts: dict[str, str], resolve: Callable[[str], list[str]] | None = None
 ) -> str | None:
     """The 400 text for the first host name that resolves to an internal address, else
     ``None``. ``hosts`` maps each host name to the parameter it came in; more than
     :data:`MAX_RESOLVED_HOSTS` names is refused unasked; ``resolve`` maps a name to
-    address strings (``getaddrinfo`` by default)."""
+    address strings (by default ``getaddrinfo``, its answers reused a while)."""
     names = sorted(host for host in hosts if literal_address(host) is None)
     if len(names) > MAX_RESOLVED_HOSTS:
         return f"a call may name at most {MAX_RESOLVED_HOSTS} distinct URL hosts"
     for host in names:
-        for text in (resolve or _getaddrinfo)(host):
+        for text in (resolve or _resolve)(host):
             try:
                 address = ipaddress.ip_address(text.split("%", 1)[0])
             except ValueError:
