@@ -12,21 +12,22 @@ Jinja as before (:func:`s402gen.render.iter_files` decides).
 ``catalog.json`` repeats every ``catalog/services/<id>.json``: the entries are
 computed once, for those files, and their indented text is kept in a
 temporary file (:class:`Spool`), not in memory, until ``catalog.json`` is
-streamed from it.
+streamed from it. Every service's part of these files (a member) may instead
+be copied from the file as it is (:class:`s402gen.incremental.Splice`).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import ir, jsonstream, openapi
 
-READ_SIZE = 1 << 20  # bytes read back from a spool at a time
-
 
 class Spool:
-    """Text written piece by piece to an anonymous temporary file, read back in chunks.
+    """Texts written one after another to an anonymous temporary file, each read back by
+    where it lies.
 
     The file lives in the system's temporary folder (``tempfile``) and is
     deleted when closed; it never holds more than what was written.
@@ -34,47 +35,42 @@ class Spool:
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
-        self.count = 0  # pieces written
+        self._end = 0
 
-    def write(self, text: str) -> None:
-        """Append ``text`` (UTF-8)."""
-        self._file.write(text.encode("utf-8"))
-        self.count += 1
+    def write(self, text: str) -> tuple[int, int]:
+        """Append ``text`` (UTF-8); where it lies: ``(byte offset, byte length)``."""
+        data = text.encode("utf-8")
+        self._file.write(data)
+        at, self._end = self._end, self._end + len(data)
+        return at, len(data)
 
-    def read(self) -> Iterator[bytes]:
-        """Everything written (UTF-8), in blocks of :data:`READ_SIZE` bytes (a block may end
-        inside a character); closes the spool."""
-        try:
-            self._file.seek(0)
-            while block := self._file.read(READ_SIZE):
-                yield block
-        finally:
-            self._file.close()
+    def read(self, at: int, size: int) -> bytes:
+        """The ``size`` bytes written at ``at`` (a :meth:`write`'s answer)."""
+        self._file.flush()
+        return os.pread(self._file.fileno(), size, at)
 
     def close(self) -> None:
-        """Delete the file (reading it to the end closes it too)."""
+        """Delete the file."""
         self._file.close()
 
 
-def catalog_json(head: dict[str, Any], entries: Spool, payment: dict[str, Any]) -> Iterator[bytes]:
-    """``catalog/catalog.json`` as ``catalog.json.jinja`` writes it (UTF-8); ``entries`` holds
-    each entry indented two levels (``to_json(entry, 2)``), joined by ``,\\n    ``."""
+def catalog_json(
+    head: dict[str, Any], entries: Iterable[bytes], payment: dict[str, Any]
+) -> Iterator[bytes]:
+    """``catalog/catalog.json`` as ``catalog.json.jinja`` writes it (UTF-8); ``entries`` are
+    the entries' JSON, each indented two levels (``to_json(entry, 2)``)."""
     yield b"{\n"
     for key, value in head.items():
         yield b"  " + jsonstream.dumps(key) + b": " + jsonstream.dumps(value, 1) + b",\n"
     yield b'  "services": [\n'
-    if entries.count:
-        yield b"    "
-        yield from entries.read()
+    first = True
+    for entry in entries:
+        yield b"    " if first else b",\n    "
+        yield entry
+        first = False
+    if not first:
         yield b"\n"
-    else:
-        entries.close()
     yield b'  ],\n  "payment": ' + jsonstream.dumps(payment, 1) + b"\n}\n"
-
-
-def spool_separator(spool: Spool) -> str:
-    """What goes before the next entry written to a :func:`catalog_json` spool."""
-    return ",\n    " if spool.count else ""
 
 
 def tools_json(tools: Iterable[dict[str, Any]]) -> Iterator[bytes]:
@@ -82,7 +78,8 @@ def tools_json(tools: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     yield b"[\n"
     first = True
     for tool in tools:
-        yield (b"  " if first else b",\n  ") + jsonstream.dumps(tool, 1)
+        yield b"  " if first else b",\n  "
+        yield jsonstream.piece(tool, 1)
         first = False
     yield b"]\n" if first else b"\n]\n"
 
@@ -93,21 +90,30 @@ def json_file(tree: Any) -> Iterator[bytes]:
     yield b"\n"
 
 
-def openapi_json(catalog: ir.Catalog) -> Iterator[bytes]:
+def openapi_json(catalog: ir.Catalog, member: openapi.MemberOf | None = None) -> Iterator[bytes]:
     """``openapi.json`` as ``openapi.json.jinja`` writes it, one path and schema at a time
-    (the whole document at once when two of its keys collide: a dict keeps the last)."""
-    tree, unique = openapi.openapi_tree(catalog)
+    (the whole document at once when two of its keys collide: a dict keeps the last);
+    ``member`` as :func:`openapi.openapi_tree`'s."""
+    tree, unique = openapi.openapi_tree(catalog, member)
     if unique:
         yield from json_file(tree)
     else:
         yield jsonstream.dumps(jsonstream.materialize(tree)) + b"\n"
 
 
-def offers_json(offers: dict[str, Any]) -> Iterator[bytes]:
-    """``x402/offers.json`` as ``x402_offers.json.jinja`` writes it, one service at a time."""
+def offers_json(
+    offers: dict[str, Any], member: Callable[[str, Any], Any] | None = None
+) -> Iterator[bytes]:
+    """``x402/offers.json`` as ``x402_offers.json.jinja`` writes it, one service at a time;
+    ``member(service id, offer)`` is what is written for each offer (default: the offer)."""
+
+    def services(by_id: dict[str, Any]) -> jsonstream.Items:
+        if member is None:
+            return jsonstream.Items(by_id.items())
+        return jsonstream.Items((key, member(key, value)) for key, value in by_id.items())
+
     tree = jsonstream.Items(
-        (key, jsonstream.Items(value.items()) if key == "services" else value)
-        for key, value in offers.items()
+        (key, services(value) if key == "services" else value) for key, value in offers.items()
     )
     yield from json_file(tree)
 

@@ -233,7 +233,7 @@ def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> N
     digests = dict(json.loads(manifest)["files"])
     digests[write.MANIFEST] = write.sha256(manifest)
     verified = caches.index.verified if caches.index is not None else None
-    statcache.record(caches.folder, out, caches.code, digests, reuse.keys, verified)
+    statcache.record(caches.folder, out, caches.code, digests, reuse.keys, verified, reuse.members)
 
 
 def _entry(manifest: str, result: Compilation) -> cache.Entry:

@@ -11,9 +11,10 @@ from exactly those, so when a service's key is the one the stat index
 (:mod:`s402gen.statcache`) recorded and a file's stat is the recorded one,
 that file already holds what rendering would give: it is passed on as
 :class:`s402gen.write.Unchanged`. The files every service feeds (catalog.json,
-tools.json, openapi.json, offers.json, the index page, search data) are
-always assembled again; catalog.json takes an unchanged service's entry
-from its ``catalog/services/<id>.json`` instead of computing it.
+tools.json, openapi.json, offers.json, the search data) are assembled again,
+but each service's part of them (a member, :class:`Splice`) is copied from the
+file as it is when the service's key and the file's stat are the recorded
+ones: the index records where each member lies (``members``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from . import ir
-from .statcache import Index
+from . import ir, jsonstream
+from .statcache import Index, Spans, stat_signature
 from .write import Unchanged
 
 
@@ -71,6 +72,10 @@ class Reuse:
         self._by_id = {svc.route.service_id: svc for svc in catalog.services}
         self._digests: dict[str, bytes] = {}
         self._known = digests
+        #: ``{aggregate path: {member tag: [offset, length]}}`` of the files assembled
+        #: this run (:meth:`Splice.record`), for the next index
+        self.members: dict[str, Spans] = {}
+        self.spliced = 0  # members copied from the files as they are
 
     def key(self, svc: ir.Service) -> str:
         """The render key of ``svc`` (computed once)."""
@@ -116,3 +121,110 @@ class Reuse:
         if hashlib.sha256(data).hexdigest() != unchanged.digest:
             return None
         return data.decode("utf-8")
+
+
+class Splice:
+    """The members of one file every service feeds (``path``, relative to the output
+    folder): each service's part of it, tagged ``"<slot> <service id>"`` (a tool of
+    tools.json, an entry of catalog.json, a path item or a schema of openapi.json...).
+
+    When the service's render key is the one the index recorded, and the file's stat is
+    the recorded one (checked again on the open file), a member's bytes are read from
+    the file as it is, where the index says it lies (:meth:`old`), instead of being
+    made again. :meth:`record` passes the file's chunks on and notes where each
+    :class:`~s402gen.jsonstream.Tagged` piece lies, for the next index. Without
+    ``reuse`` (no cache) members are plain values and nothing is recorded.
+    """
+
+    def __init__(self, reuse: Reuse | None, path: str):
+        self.reuse = reuse
+        self.path = path
+        self._spans: dict[str, tuple[int, int]] | None = None
+        self._fd: int | None = None
+        index = reuse.index if reuse is not None else None
+        #: the file is opened on the first member asked for (``False``: it lends nothing)
+        self._lends = index is not None and path in index.members
+
+    def _open(self) -> None:
+        """Open the file as it is, if its stat is the recorded one (on the open file too)."""
+        self._lends = False
+        index = self.reuse.index  # type: ignore[union-attr]
+        if index.known(self.path) is None:  # type: ignore[union-attr]
+            return
+        try:
+            fd = os.open(os.path.join(index.out, self.path), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return
+        if stat_signature(os.fstat(fd)) != index.files[self.path][0]:
+            os.close(fd)  # replaced since it was checked
+            return
+        self._fd, self._spans = fd, index.members[self.path].lookup()
+
+    def _span(self, svc: ir.Service, slot: str) -> tuple[int, int] | None:
+        if self._lends:
+            self._open()
+        if self._spans is None or self.reuse is None or self.reuse.index is None:
+            return None
+        service_id = svc.route.service_id
+        span = self._spans.get(f"{slot} {service_id}")
+        if span is None or self.reuse.index.services.get(service_id) != self.reuse.key(svc):
+            return None
+        return span
+
+    def has(self, svc: ir.Service, slot: str) -> bool:
+        """Whether :meth:`old` may have ``svc``'s member ``slot`` (it reads nothing)."""
+        return self._span(svc, slot) is not None
+
+    def old(self, svc: ir.Service, slot: str) -> bytes | None:
+        """The bytes of ``svc``'s member ``slot`` in the file as it is, when they are what
+        making it again would give; else ``None``."""
+        span = self._span(svc, slot)
+        if span is None:
+            return None
+        data = os.pread(self._fd, span[1], span[0])  # type: ignore[arg-type]
+        if len(data) != span[1]:
+            return None
+        self.reuse.spliced += 1  # type: ignore[union-attr]
+        return data
+
+    def tagged(self, svc: ir.Service, slot: str, data: bytes) -> bytes:
+        """``data``, the text of ``svc``'s member ``slot``, tagged for :meth:`record` (as it
+        is without a cache)."""
+        if self.reuse is None:
+            return data
+        return jsonstream.tagged(f"{slot} {svc.route.service_id}", data)
+
+    def member(self, svc: ir.Service, slot: str, make: Callable[[], Any]) -> Any:
+        """``svc``'s member ``slot`` as a :class:`~s402gen.jsonstream.Member` (its old bytes
+        when :meth:`old` has them); without a cache, ``make()``."""
+        if self.reuse is None:
+            return make()
+        tag = f"{slot} {svc.route.service_id}"
+        return jsonstream.Member(tag, make, self.old(svc, slot))
+
+    def record(self, chunks: Iterable[str | bytes]) -> Iterator[str | bytes]:
+        """``chunks`` passed on; once all are, where each tagged piece lies is kept in
+        :attr:`Reuse.members`. Closes the file as it is."""
+        spans = Spans()
+        at = 0
+        try:
+            for chunk in chunks:
+                if isinstance(chunk, str):
+                    size = len(chunk.encode("utf-8"))
+                else:
+                    size = len(chunk)
+                    if type(chunk) is jsonstream.Tagged:
+                        spans.add(chunk.tag, at, size)
+                at += size
+                yield chunk
+            if self.reuse is not None:
+                self.reuse.members[self.path] = spans
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the file as it is (reading members ends)."""
+        self._lends = False
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd, self._spans = None, None

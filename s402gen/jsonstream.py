@@ -14,7 +14,7 @@ that): two-space indent, ``": "`` after keys, ``"{}"``/``"[]"`` when empty.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -43,6 +43,43 @@ class Elements:
         self.values = values
 
 
+class Tagged(bytes):
+    """The text (UTF-8) of one :class:`Member`, carrying its ``tag``; plain ``bytes`` to
+    every reader but the one that records where each member of a file lies
+    (:class:`s402gen.incremental.Splice`)."""
+
+    tag: str
+
+
+def tagged(tag: str, data: bytes) -> Tagged:
+    """``data`` as a :class:`Tagged` of ``tag``."""
+    piece = Tagged(data)
+    piece.tag = tag
+    return piece
+
+
+class Member:
+    """A value of an :class:`Items` or :class:`Elements` (or of an aggregate's list) written
+    as one :class:`Tagged` piece: ``text`` when given (the exact bytes it had, at the same
+    place, in the file as it is), else ``make()`` serialized."""
+
+    __slots__ = ("tag", "make", "text")
+
+    def __init__(self, tag: str, make: Callable[[], Any], text: bytes | None = None):
+        self.tag = tag
+        self.make = make
+        self.text = text
+
+
+def piece(value: Any, level: int = 0) -> bytes:
+    """:func:`dumps` of ``value``; a :class:`Member` as its :class:`Tagged` text."""
+    if isinstance(value, Member):
+        return tagged(
+            value.tag, value.text if value.text is not None else dumps(value.make(), level)
+        )
+    return dumps(value, level)
+
+
 def dumps(value: Any, level: int = 0, sort_keys: bool = False) -> bytes:
     """``value`` (no lazy part) as indented JSON (UTF-8), nested ``level`` deep (2 spaces a
     level), its objects' keys sorted with ``sort_keys``. Raises ``orjson.JSONEncodeError``
@@ -60,7 +97,7 @@ def chunks(value: Any, level: int = 0) -> Iterator[bytes]:
     elif isinstance(value, Elements):
         yield from _container(b"[", b"]", ((None, v) for v in value.values), level)
     else:
-        yield dumps(value, level)
+        yield piece(value, level)
 
 
 def _container(
@@ -91,4 +128,6 @@ def materialize(value: Any) -> Any:
         return made
     if isinstance(value, Elements):
         return [materialize(member) for member in value.values]
+    if isinstance(value, Member):
+        return value.make()
     return value

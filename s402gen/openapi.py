@@ -13,7 +13,8 @@ file as ``/openapi.json``. Pure: no disk, no clock.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import functools
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -21,6 +22,9 @@ from . import ir, jsonstream
 from .runtime import contract, protocol, x402_contract
 from .runtime.payments import payment_required
 from .runtime.search import DEFAULT_LIMIT
+
+#: What stands for one service's part of the document: ``(service, slot, make) -> value``.
+MemberOf = Callable[[ir.Service, str, Callable[[], Any]], Any]
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -224,6 +228,14 @@ def _tool_operation(svc: ir.Service, deprecated: bool) -> dict[str, Any]:
     return operation
 
 
+def _post(operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    return {"post": operation()}
+
+
+def _value(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
 def _legacy_operation(operation: dict[str, Any]) -> dict[str, Any]:
     """``_tool_operation(svc, deprecated=True)`` made from ``deprecated=False``'s answer
     (sharing its members: both are only serialized)."""
@@ -386,12 +398,22 @@ def openapi_document(catalog: ir.Catalog) -> dict[str, Any]:
     return jsonstream.materialize(openapi_tree(catalog)[0])
 
 
-def openapi_tree(catalog: ir.Catalog) -> tuple[jsonstream.Items, bool]:
+def _plain(svc: ir.Service, slot: str, make: Callable[[], Any]) -> Any:
+    return make()
+
+
+def openapi_tree(
+    catalog: ir.Catalog, member: MemberOf | None = None
+) -> tuple[jsonstream.Items, bool]:
     """:func:`openapi_document` with ``paths`` and ``components/schemas`` lazy (produced one
     service at a time when serialized, see :mod:`s402gen.jsonstream`), and whether every key
     of those two objects is unique (when not, materialize it: a later key replaces an
-    earlier one in place). Raises as :func:`openapi_document`.
+    earlier one in place). ``member(service, slot, make)`` is what stands for each service's
+    path items (slots ``path``, ``legacy``) and schemas (``input``, ``output``), ``make()``
+    their value (default: the value; see :class:`s402gen.incremental.Splice`). Raises as
+    :func:`openapi_document`.
     """
+    member = member or _plain
     components = shared_components()
     schemas = components.pop("schemas")
     services = catalog.services
@@ -400,17 +422,21 @@ def openapi_tree(catalog: ir.Catalog) -> tuple[jsonstream.Items, bool]:
 
     def paths() -> Iterator[tuple[str, Any]]:
         for svc in services:
-            operation = _tool_operation(svc, deprecated=False)
-            yield svc.route.endpoint, {"post": operation}
-            yield svc.route.legacy_endpoint, {"post": _legacy_operation(operation)}
+            operation = functools.cache(functools.partial(_tool_operation, svc, False))
+            canonical = functools.partial(_post, operation)
+            legacy = functools.partial(_post, lambda: _legacy_operation(operation()))
+            yield svc.route.endpoint, member(svc, "path", canonical)
+            yield svc.route.legacy_endpoint, member(svc, "legacy", legacy)
         yield from payment_paths.items()
         yield from catalog_paths.items()
 
     def all_schemas() -> Iterator[tuple[str, Any]]:
         yield from schemas.items()
         for svc in services:
-            yield f"{svc.route.tool_name}_input", svc.route.input_schema
-            yield f"{svc.route.tool_name}_output", svc.output_schema
+            yield f"{svc.route.tool_name}_input", member(
+                svc, "input", _value(svc.route.input_schema)
+            )
+            yield f"{svc.route.tool_name}_output", member(svc, "output", _value(svc.output_schema))
 
     path_keys = [key for svc in services for key in (svc.route.endpoint, svc.route.legacy_endpoint)]
     path_keys += [*payment_paths, *catalog_paths]

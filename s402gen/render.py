@@ -10,6 +10,7 @@ only runs when a user's template folder overrides the route template.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import re
@@ -33,6 +34,7 @@ from .documents import (  # noqa: F401 - re-exported: the documents the files ho
     to_json,
 )
 from .runtime import contract, protocol, search, x402_contract
+from .incremental import Splice
 from .write import Unchanged
 
 if TYPE_CHECKING:
@@ -265,11 +267,14 @@ def iter_files(
     routes_init = env.get_template("routes_init.py.jinja")
     yield "routes/__init__.py", python(_render(routes_init, services=services))
 
-    tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
     tools_template = env.get_template("mcp_tools.json.jinja")
     if _packaged(tools_template):
-        yield "mcp/tools.json", aggregates.tools_json(tools)
+        splice = Splice(reuse, "mcp/tools.json")
+        members = (splice.member(svc, "tool", functools.partial(mcp_tool, svc)) for svc in services)
+        tools = itertools.chain(members, contract.payment_tools())
+        yield "mcp/tools.json", splice.record(aggregates.tools_json(tools))
     else:
+        tools = itertools.chain((mcp_tool(svc) for svc in services), contract.payment_tools())
         yield "mcp/tools.json", _stream(tools_template, tools=tools)
     yield from _catalog_files(env, catalog, reuse)
 
@@ -297,7 +302,7 @@ def iter_files(
             related=doc_site.related(svc, catalog, by_id),
             categories=categories,
         )
-    yield from _doc_assets(env, catalog)
+    yield from _doc_assets(env, catalog, reuse)
     # the editor schema of catalog.yaml itself (its first line points yaml-language-server here)
     yield "catalog.schema.json", _render(
         env.get_template("catalog_schema.json.jinja"), schema=model.json_schema()
@@ -313,7 +318,13 @@ def iter_files(
     # x402: each service's payment requirements and Bazaar extension, for the gateway's 402
     offers_template = env.get_template("x402_offers.json.jinja")
     if _packaged(offers_template):
-        yield x402_contract.OFFERS_FILE, aggregates.offers_json(catalog.x402 or {})
+        splice = Splice(reuse, x402_contract.OFFERS_FILE)
+
+        def offer(service_id: str, value: Any) -> Any:
+            return splice.member(by_id[service_id], "offer", lambda: value)
+
+        offers = aggregates.offers_json(catalog.x402 or {}, offer)
+        yield x402_contract.OFFERS_FILE, splice.record(offers)
     else:
         yield x402_contract.OFFERS_FILE, _render(offers_template, offers=catalog.x402 or {})
     # the output contract: the JSON Schema of each document the catalog and the gateway publish
@@ -331,7 +342,8 @@ def iter_files(
     # the gateway's OpenAPI 3.1 document (served as /openapi.json)
     openapi_template = env.get_template("openapi.json.jinja")
     if _packaged(openapi_template):
-        yield "openapi.json", aggregates.openapi_json(catalog)
+        splice = Splice(reuse, "openapi.json")
+        yield "openapi.json", splice.record(aggregates.openapi_json(catalog, splice.member))
     else:
         yield "openapi.json", _render(openapi_template, document=openapi.openapi_document(catalog))
 
@@ -348,7 +360,8 @@ def _catalog_files(
     """``catalog/services/<id>.json`` of every service, then ``catalog/catalog.json``.
 
     Each entry is computed once: with the packaged templates, its indented text is
-    spooled (:class:`aggregates.Spool`) for catalog.json; with a user's catalog.json
+    spooled (:class:`aggregates.Spool`) for catalog.json, unless catalog.json as it is
+    holds it (:class:`~s402gen.incremental.Splice`); with a user's catalog.json
     template, catalog.json computes the entries again.
     """
     entry_template = env.get_template("catalog_entry.json.jinja")
@@ -356,24 +369,29 @@ def _catalog_files(
     fast_entry, fast_catalog = _packaged(entry_template), _packaged(catalog_template)
     flow = contract.payment_flow()
     spool = aggregates.Spool() if fast_catalog else None
+    splice = Splice(reuse, "catalog/catalog.json")
+    spooled: list[tuple[int, int] | None] = []  # where each entry's text is in the spool
     try:
         for svc in catalog.services:
             path = f"catalog/services/{svc.route.service_id}.json"
             reused = reuse.unchanged(svc, path) if reuse is not None else None
+            spliced = spool is not None and splice.has(svc, "entry")
             text = None  # the entry's JSON, when it is needed
             if reuse is not None and reused is not None and spool is not None and fast_entry:
-                written = reuse.text(path, reused)
-                if written is None:
-                    reused = None  # replaced behind the index's back: render it again
-                else:
-                    text = written[:-1]  # the file is the entry's JSON and a newline
+                if not spliced:
+                    written = reuse.text(path, reused)
+                    if written is None:
+                        reused = None  # replaced behind the index's back: render it again
+                    else:
+                        text = written[:-1]  # the file is the entry's JSON and a newline
             entry = None
-            if text is None and (reused is None or spool is not None):
+            if text is None and (reused is None or (spool is not None and not spliced)):
                 entry = catalog_entry(svc, flow).to_json()
                 if fast_entry or spool is not None:
                     text = to_json(entry)
-            if spool is not None and text is not None:  # text is known when spooling
-                spool.write(aggregates.spool_separator(spool) + text.replace("\n", "\n    "))
+            if spool is not None:
+                where = None if spliced else spool.write(text.replace("\n", "\n    "))
+                spooled.append(where)
             if reused is not None:
                 yield path, reused
             elif fast_entry:
@@ -381,20 +399,45 @@ def _catalog_files(
             else:
                 yield path, _render(entry_template, entry=entry)
     except BaseException:
+        splice.close()
         if spool is not None:
             spool.close()
         raise
     head, payment = catalog_head(catalog), contract.payment_block().to_json()
     if spool is not None:
-        yield "catalog/catalog.json", aggregates.catalog_json(head, spool, payment)
+        entries = _catalog_entries(catalog, flow, spool, splice, spooled)
+        yield "catalog/catalog.json", splice.record(aggregates.catalog_json(head, entries, payment))
     else:
+        splice.close()
         entries = (entry.to_json() for entry in catalog_entries(catalog))
         yield "catalog/catalog.json", _stream(
             catalog_template, head=head, entries=entries, payment=payment
         )
 
 
-def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[str, Chunks]]:
+def _catalog_entries(
+    catalog: ir.Catalog,
+    flow: contract.PaymentFlow,
+    spool: aggregates.Spool,
+    splice: Splice,
+    spooled: list[tuple[int, int] | None],
+) -> Iterator[bytes]:
+    """Each entry's indented text for catalog.json: from catalog.json as it is, or from
+    the spool; closes the spool."""
+    try:
+        for svc, where in zip(catalog.services, spooled):
+            data = splice.old(svc, "entry") if where is None else spool.read(*where)
+            if data is None:  # catalog.json as it is fell short: make the entry again
+                text = to_json(catalog_entry(svc, flow).to_json())
+                data = text.replace("\n", "\n    ").encode("utf-8")
+            yield splice.tagged(svc, "entry", data)
+    finally:
+        spool.close()
+
+
+def _doc_assets(
+    env: jinja2.Environment, catalog: ir.Catalog, reuse: Reuse | None
+) -> Iterator[tuple[str, Chunks]]:
     """The doc site's style sheet, script and search data (``docs/assets/``)."""
     path, name = doc_site.STYLE
     yield f"docs/{path}", _render(env.get_template(name))
@@ -408,8 +451,13 @@ def _doc_assets(env: jinja2.Environment, catalog: ir.Catalog) -> Iterator[tuple[
     template = env.get_template(name)
     if _packaged(template):  # the one list it holds streamed, entry by entry
         frame = "".join(_render(template, search_data_global=doc_site.SEARCH_GLOBAL, entries=[]))
-        entries = (doc_site.search_entry(svc) for svc in catalog.services)
-        yield f"docs/{path}", aggregates.spliced(frame, "[]", jsonstream.Elements(entries))
+        splice = Splice(reuse, f"docs/{path}")
+        entries = (
+            splice.member(svc, "search", functools.partial(doc_site.search_entry, svc))
+            for svc in catalog.services
+        )
+        chunks = aggregates.spliced(frame, "[]", jsonstream.Elements(entries))
+        yield f"docs/{path}", splice.record(chunks)
     else:
         yield f"docs/{path}", _render(
             template,

@@ -20,6 +20,7 @@ and rendered as without it.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -30,6 +31,29 @@ import orjson
 from .cache import replaced
 
 Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+@dataclass
+class Spans:
+    """Where the members of one file lie: the ``i``-th of ``tags`` at byte offset
+    ``places[2 * i]``, ``places[2 * i + 1]`` bytes long (compact: 50,000 members at
+    10,000 services)."""
+
+    tags: list[str] = field(default_factory=list)
+    places: array.array = field(default_factory=lambda: array.array("q"))
+
+    def add(self, tag: str, at: int, size: int) -> None:
+        """Note that ``tag`` lies at byte ``at``, ``size`` bytes long."""
+        self.tags.append(tag)
+        self.places.append(at)
+        self.places.append(size)
+
+    def lookup(self) -> dict[str, tuple[int, int]]:
+        """``{tag: (byte offset, byte length)}``."""
+        places = self.places
+        return {tag: (places[2 * i], places[2 * i + 1]) for i, tag in enumerate(self.tags)}
+
+
 FOLDER = "outputs"  # under the cache folder
 
 
@@ -39,6 +63,11 @@ def signature(path: str) -> Signature | None:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
+    return stat_signature(st)
+
+
+def stat_signature(st: os.stat_result) -> Signature | None:
+    """The signature of a file's ``stat`` result; ``None`` when it is no regular file."""
     if (st.st_mode & 0o170000) != 0o100000:  # a symlink, folder or device: never trusted
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
@@ -47,12 +76,15 @@ def signature(path: str) -> Signature | None:
 @dataclass
 class Index:
     """``files``: ``{relative path: (signature, sha256)}``; ``services``: ``{service id:
-    render key}``; ``code``: the :func:`s402gen.cache.code_key` they were made with."""
+    render key}``; ``members``: ``{relative path: spans}``, where each service's part of a
+    file every service feeds lies (:class:`s402gen.incremental.Splice`); ``code``: the
+    :func:`s402gen.cache.code_key` they were made with."""
 
     out: Path
     code: str
     files: dict[str, tuple[Signature, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
+    members: dict[str, Spans] = field(default_factory=dict)
     #: what :meth:`known` found in place: ``{relative path: (signature, sha256)}``
     verified: dict[str, tuple[Signature, str]] = field(default_factory=dict)
 
@@ -82,7 +114,13 @@ def load(folder: Path | None, out: Path, code: str | None) -> Index | None:
         if data.get("code") != code:
             return None
         files = {str(k): (tuple(v[0]), str(v[1])) for k, v in data["files"].items()}
-        return Index(out, code, files, {str(k): str(v) for k, v in data["services"].items()})
+        services = {str(k): str(v) for k, v in data["services"].items()}
+        members = {
+            str(path): Spans([str(tag) for tag in tags], array.array("q", places))
+            for path, (tags, places) in data.get("members", {}).items()
+            if len(places) == 2 * len(tags)
+        }
+        return Index(out, code, files, services, members)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
@@ -94,9 +132,11 @@ def record(
     digests: dict[str, str],
     services: dict[str, str],
     verified: dict[str, tuple[Signature, str]] | None = None,
+    members: dict[str, Spans] | None = None,
 ) -> None:
     """Save the index of ``out``: ``digests`` (``{path: sha256}``, the manifest included) as
-    they are on disk now, and the services' render keys. A file ``verified`` (what
+    they are on disk now, the services' render keys, and where the ``members`` of the files
+    every service feeds lie (of files in ``digests`` only). A file ``verified`` (what
     :meth:`Index.known` found in place this run) with the same sha256 keeps the stat it had
     then, unread (had it changed since, the next run would hash it: a miss, never a wrong
     hit). Never raises (a cache that cannot be written only costs time)."""
@@ -111,8 +151,14 @@ def record(
             files[relative] = [list(sig), digest]
     target = index_file(folder, out)
     try:
+        spans = {
+            path: [found.tags, found.places.tolist()]
+            for path, found in (members or {}).items()
+            if path in files
+        }
+        payload = {"code": code, "files": files, "services": services, "members": spans}
         with replaced(target) as file:
-            file.write(orjson.dumps({"code": code, "files": files, "services": services}))
+            file.write(orjson.dumps(payload))
     except OSError:
         pass
 

@@ -103,6 +103,67 @@ def test_editing_one_service_renders_and_writes_only_what_it_feeds(
     assert not any(EDITED not in p for p in written if "/tools/" in p or "/services/" in p)
 
 
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The service ids whose part of each file every service feeds is made (not copied
+    from the file as it is) from now on: ``{what: [service id, ...]}``."""
+    from s402gen import doc_site, openapi
+
+    calls: dict[str, list[str]] = {}
+
+    def counting(module, name: str) -> None:
+        original = getattr(module, name)
+
+        def count(svc, *args, **kwargs):
+            calls.setdefault(name, []).append(svc.route.service_id)
+            return original(svc, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, count)
+
+    counting(render, "mcp_tool")  # tools.json
+    counting(render, "catalog_entry")  # catalog.json and the entry files
+    counting(openapi, "_tool_operation")  # openapi.json's path items
+    counting(doc_site, "search_entry")  # the doc index's search data
+    return calls
+
+
+def test_an_edit_makes_only_the_edited_services_part_of_the_shared_files(
+    built, made, monkeypatch
+) -> None:
+    """catalog.json, tools.json, openapi.json, offers.json and the search data take every
+    other service's part from the file as it is (where the index says it lies)."""
+    project, data = built
+    service(data, EDITED)["action"] = "ListFaceDbsV2"
+    rebuild(project, data)
+    assert made == {
+        "mcp_tool": [EDITED],
+        "catalog_entry": [EDITED],
+        "_tool_operation": [EDITED],
+        "search_entry": [EDITED],
+    }
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+    made.clear()
+    service(data, EDITED)["titleZh"] = "数据库列表"  # again, from the spans the last edit recorded
+    rebuild(project, data)
+    assert made["mcp_tool"] == [EDITED] and made["_tool_operation"] == [EDITED]
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_a_shared_file_changed_behind_the_index_is_made_whole_again(
+    built, made, monkeypatch
+) -> None:
+    """A file every service feeds whose stat is not the recorded one lends nothing: each
+    service's part of it is made again (here tools.json, edited by hand, then forced)."""
+    project, data = built
+    tools = project / "generated" / "mcp" / "tools.json"
+    tools.write_bytes(tools.read_bytes().replace(b'"title": "', b'"title": "X', 1))
+    service(data, EDITED)["summaryZh"] = "改了。"
+    rebuild(project, data, "--force")
+    assert len(made["mcp_tool"]) == len(data["services"])
+    assert made["_tool_operation"] == [EDITED]  # openapi.json is as recorded
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
 def test_a_service_others_link_to_rerenders_their_pages(built, pages, monkeypatch) -> None:
     """Its name shows on the pages listing it as related: their keys cover it."""
     project, data = built
