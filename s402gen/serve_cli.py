@@ -50,10 +50,34 @@ def _runtime_options(command):
             help="Let callers without an API key pay even where the pricing binds the client "
             "(local use; see `s402gen keys`).",
         ),
+        click.option(
+            "--payments",
+            type=click.Choice(["dev", "x402"]),
+            default=None,
+            help="dev: paid on creation (the default); x402: real x402 payments through the "
+            "catalog's facilitator (implied by any --x402-* option).",
+        ),
+        click.option(
+            "--x402-facilitator", metavar="URL", help="x402 facilitator, instead of the catalog's."
+        ),
+        click.option("--x402-network", metavar="CAIP2", help="Network paid on, e.g. eip155:84532."),
+        click.option(
+            "--x402-asset", metavar="ADDRESS", help="Token paid in, instead of the catalog's."
+        ),
+        click.option(
+            "--x402-pay-to", metavar="ADDRESS", help="Address paid, instead of the catalog's."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _x402(payments: str | None, *overrides: str | None) -> tuple[str | None, ...] | None:
+    """The x402 overrides ``(facilitator, network, asset, payTo)`` when x402 payments are
+    taken (``--payments x402``, or any ``--x402-*`` option), else ``None`` (dev payments)."""
+    x402 = payments == "x402" or (payments is None and any(overrides))
+    return overrides if x402 else None
 
 
 def _require_serving(command: str) -> None:
@@ -74,19 +98,6 @@ def _require_serving(command: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8402, show_default=True, type=int, help="Port to listen on.")
 @_runtime_options
-@click.option(
-    "--payments",
-    type=click.Choice(["dev", "x402"]),
-    default=None,
-    help="dev: paid on creation (the default); x402: real x402 payments through the "
-    "catalog's facilitator (implied by any --x402-* option).",
-)
-@click.option(
-    "--x402-facilitator", metavar="URL", help="x402 facilitator, instead of the catalog's."
-)
-@click.option("--x402-network", metavar="CAIP2", help="Network paid on, e.g. eip155:84532.")
-@click.option("--x402-asset", metavar="ADDRESS", help="Token paid in, instead of the catalog's.")
-@click.option("--x402-pay-to", metavar="ADDRESS", help="Address paid, instead of the catalog's.")
 @click.option(
     "--allowed-host",
     "allowed_hosts",
@@ -122,8 +133,6 @@ def serve_command(
     _require_serving("serve")
     from .runtime.serve import serve_generated
 
-    overrides = (x402_facilitator, x402_network, x402_asset, x402_pay_to)
-    x402 = payments == "x402" or (payments is None and any(overrides))
     settings = _settings(None, generated_dir, None)
     code = serve_generated(
         settings.out,
@@ -132,7 +141,7 @@ def serve_command(
         upstream=upstream,
         upstream_endpoint=upstream_endpoint,
         ledger_path=ledger,
-        x402=overrides if x402 else None,
+        x402=_x402(payments, x402_facilitator, x402_network, x402_asset, x402_pay_to),
         allow_dev_payments=allow_dev_payments,
         allowed_hosts=allowed_hosts,
         anonymous=anonymous,
@@ -155,10 +164,16 @@ def mcp_command(
     ledger: str,
     allow_dev_payments: bool,
     anonymous: bool,
+    payments: str | None,
+    x402_facilitator: str | None,
+    x402_network: str | None,
+    x402_asset: str | None,
+    x402_pay_to: str | None,
     discovery: bool,
 ) -> None:
     """Serve the generated MCP tools over stdio (for an MCP client to launch); the client's
-    API key comes from S402GEN_API_KEY."""
+    API key comes from S402GEN_API_KEY. With x402 payments, an unpaid call's result carries
+    the offer and a call pays in its _meta (x402's MCP transport)."""
     _require_serving("mcp")
     from .runtime.serve import serve_mcp_stdio
 
@@ -172,5 +187,6 @@ def mcp_command(
             allow_dev_payments=allow_dev_payments,
             anonymous=anonymous,
             discovery=discovery,
+            x402=_x402(payments, x402_facilitator, x402_network, x402_asset, x402_pay_to),
         )
     )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +119,45 @@ def test_a_refused_facilitator_token_is_an_error_that_does_not_quote_it(tmp_path
     assert done.returncode == 2
     assert f"the x402 facilitator ({fac.url}) cannot be used" in done.stderr
     assert SECRET not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+def test_x402_pays_a_tool_over_mcp_stdio(tmp_path: Path) -> None:
+    """`s402gen mcp --x402-*`, launched over stdio by the mcp SDK's client: an unpaid call's
+    result carries x402's offer, x402's client signs it, and the call paying in its _meta
+    settles on the local chain through x402's facilitator and answers."""
+    import json
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+    from x402.mcp.utils import attach_payment_to_meta, extract_payment_response_from_meta
+    from x402.schemas import parse_payment_required
+
+    chain = start_chain()
+    seller, payer = Account.create().address, Account.create()
+    chain.mint(payer.address, 1_000_000)
+    exe = Path(sys.executable).parent / "s402gen"
+    with ServerThread(facilitator_app(chain, token=SECRET)) as fac:
+        params = StdioServerParameters(
+            command=str(exe) if exe.exists() else "s402gen",
+            args=["mcp", "--generated", str(GENERATED), "--upstream", "emulator", "--ledger",
+                  str(tmp_path / "ledger.sqlite3"), "--no-api-keys",
+                  "--x402-facilitator", fac.url, "--x402-pay-to", seller],
+            cwd=str(tmp_path),
+            env={"X402_FACILITATOR_TOKEN": SECRET},
+        )  # fmt: skip
+
+        async def flow() -> tuple[Any, Any]:
+            async with Client(params) as client:
+                unpaid = await client.call_tool("face_detection", BODY)
+                offer = parse_payment_required(json.loads(unpaid.content[1].text))
+                payload = x402_client(payer, sync=True).create_payment_payload(offer)
+                meta = attach_payment_to_meta({}, payload)["_meta"]
+                return unpaid, await client.call_tool("face_detection", BODY, meta=meta)
+
+        unpaid, paid = anyio.run(flow)
+    assert unpaid.is_error and unpaid.structured_content["error"] == "payment required"
+    assert not paid.is_error, paid.structured_content
+    assert paid.structured_content["data"]["Action"] == "DetectFace"
+    settled = extract_payment_response_from_meta(paid)
+    assert settled is not None and settled.success and settled.payer == payer.address
+    assert chain.balance(seller) == 1_000_000 - chain.balance(payer.address) > 0

@@ -312,10 +312,12 @@ def serve_mcp_stdio(
     allow_dev_payments: bool = False,
     anonymous: bool = False,
     discovery: bool = False,
+    x402: tuple[str | None, ...] | None = None,
 ) -> int:
     """Serve the MCP tools over stdio until the client disconnects; the exit code.
 
-    Payments are the dev provider's, refused with a real upstream unless
+    ``x402`` is as :func:`serve_generated`'s: x402 payments (x402's MCP transport), or
+    ``None`` for the dev provider's, refused with a real upstream unless
     ``allow_dev_payments``; the caller's API key is ``$S402GEN_API_KEY``.
     ``discovery``: list a search tool and a call tool, not one tool a service.
     """
@@ -325,15 +327,17 @@ def serve_mcp_stdio(
     from .service import ServiceRuntime
 
     try:
-        refuse_dev_payments(upstream, allow_dev_payments)
+        if x402 is None:
+            refuse_dev_payments(upstream, allow_dev_payments)
         generated = load_generated(generated_dir)
         specs = generated.specs
         with upstream_for(upstream, upstream_endpoint, specs) as client:
+            gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
             ledger = open_ledger(ledger_path)
             stdio_key = os.environ.get(API_KEY_ENV) or None
             try:
                 auth = client_auth(ledger, ledger_path, anonymous, stdio_key)
-                runtime = ServiceRuntime(specs, ledger=ledger, upstream=client)
+                runtime = ServiceRuntime(specs, ledger=ledger, upstream=client, x402=gateway)
                 search = generated.search() if discovery else None
                 server = build_mcp_server(
                     load_tools(generated_dir),
