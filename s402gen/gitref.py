@@ -1,13 +1,15 @@
 """A catalog as it was in a git commit, for ``s402gen diff --against REF``.
 
-The catalog file is read with ``git show REF:path``. A catalog split with
-``include:`` needs the files its globs name as they were in that commit too:
-they are listed with ``git ls-tree`` and read with ``git cat-file --batch``
-(one process for all of them), and written under a temporary folder at their
-paths from the repository root, next to the catalog, so the loader resolves
-the globs there exactly as it would in a checkout of REF. What is written is a
-superset (``fnmatch``, whose ``*`` also crosses ``/``); the loader's own glob
-picks the files. Only regular files are written, never a link.
+The catalog file is read with ``git cat-file blob REF:path``. A catalog split
+with ``include:`` needs the files its globs name as they were in that commit
+too: they are listed with ``git ls-tree`` and read with ``git cat-file
+--batch`` (one process for all of them), and written under a temporary folder
+at their paths from the repository root, next to the catalog, so the loader
+resolves the globs there as it would in a checkout of REF. What is written is
+a superset: a glob is matched with ``fnmatch``, whose ``*`` also crosses
+``/``, and again with each ``**/`` left out (which ``glob`` lets match no
+folder); the loader's own glob picks the files. Only regular files are
+written, never a link, and never outside the temporary folder.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def catalog_at(spec: str, folder: Path) -> Iterator[Path]:
     ``folder`` is where git runs (the new catalog's folder). Raises :class:`GitError` for
     a bad ref or path, or git missing.
     """
-    blob = git(["show", "--no-textconv", spec], folder)
+    blob = git(["cat-file", "blob", spec], folder)  # a folder or a link is no file
     relative = _spec_path(spec, folder)
     with tempfile.TemporaryDirectory(prefix="s402gen-diff-") as tmp:
         path = Path(tmp, *relative.split("/"))
@@ -94,13 +96,16 @@ def _write_included(ref: str, relative: str, patterns: list[str], folder: Path, 
     """Write under ``root`` every regular file of ``ref`` that a glob of ``patterns``
     (relative to the catalog at ``relative``) may name."""
     base = posixpath.dirname(relative)
-    wanted = [posixpath.normpath(posixpath.join(base, p)) for p in patterns]
+    wanted = set()
+    for pattern in patterns:
+        glob = posixpath.normpath(posixpath.join(base, pattern))
+        wanted |= {glob, glob.replace("**/", "")}
     files: dict[str, bytes] = {}  # path from the root -> object id
     for record in git(["ls-tree", "-r", "-z", "--full-tree", ref], folder).split(b"\0"):
         meta, _, name = record.partition(b"\t")
         mode, _, oid = meta.partition(b" blob ")
         path = os.fsdecode(name)
-        if mode in _FILE_MODES and path != relative:
+        if mode in _FILE_MODES and path != relative and _plain(path):
             if any(fnmatch.fnmatchcase(path, glob) for glob in wanted):
                 files[path] = oid
     if not files:
@@ -108,9 +113,18 @@ def _write_included(ref: str, relative: str, patterns: list[str], folder: Path, 
     answer = git(["cat-file", "--batch"], folder, b"".join(o + b"\n" for o in files.values()))
     at = 0
     for path in files:  # one "<id> blob <size>\n<bytes>\n" per object, in order
-        end = answer.index(b"\n", at)
-        size = int(answer[at:end].rsplit(b" ", 1)[1])
+        end = answer.find(b"\n", at)
+        head = answer[at:end].split(b" ") if end >= 0 else []
+        if len(head) != 3 or head[1] != b"blob" or not head[2].isdigit():
+            raise GitError(f"cannot read {path} in {ref}")
+        size = int(head[2])
         target = root.joinpath(*path.split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(answer[end + 1 : end + 1 + size])
         at = end + 2 + size
+
+
+def _plain(path: str) -> bool:
+    """Whether ``path`` (from a tree) stays inside the folder it is written under: no
+    empty, ``.``, ``..`` or ``.git`` part."""
+    return all(part not in ("", ".", "..", ".git") for part in path.split("/"))

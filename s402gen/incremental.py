@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import weakref
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
@@ -75,7 +76,6 @@ class Reuse:
         #: ``{aggregate path: {member tag: [offset, length]}}`` of the files assembled
         #: this run (:meth:`Splice.record`), for the next index
         self.members: dict[str, Spans] = {}
-        self.spliced = 0  # members copied from the files as they are
 
     def key(self, svc: ir.Service) -> str:
         """The render key of ``svc`` (computed once)."""
@@ -151,14 +151,17 @@ class Splice:
         index = self.reuse.index  # type: ignore[union-attr]
         if index.known(self.path) is None:  # type: ignore[union-attr]
             return
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK  # a FIFO swapped in never hangs
         try:
-            fd = os.open(os.path.join(index.out, self.path), os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(os.path.join(index.out, self.path), flags)
         except OSError:
             return
         if stat_signature(os.fstat(fd)) != index.files[self.path][0]:
             os.close(fd)  # replaced since it was checked
             return
         self._fd, self._spans = fd, index.members[self.path].lookup()
+        # closed by record() or close(); else (a file map never consumed) when dropped
+        self._closer = weakref.finalize(self, os.close, fd)
 
     def _span(self, svc: ir.Service, slot: str) -> tuple[int, int] | None:
         if self._lends:
@@ -184,7 +187,6 @@ class Splice:
         data = os.pread(self._fd, span[1], span[0])  # type: ignore[arg-type]
         if len(data) != span[1]:
             return None
-        self.reuse.spliced += 1  # type: ignore[union-attr]
         return data
 
     def tagged(self, svc: ir.Service, slot: str, data: bytes) -> bytes:
@@ -226,5 +228,5 @@ class Splice:
         """Close the file as it is (reading members ends)."""
         self._lends = False
         if self._fd is not None:
-            os.close(self._fd)
+            self._closer()
             self._fd, self._spans = None, None

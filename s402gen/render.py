@@ -428,8 +428,7 @@ def _catalog_entries(
         for svc, where in zip(catalog.services, spooled):
             data = splice.old(svc, "entry") if where is None else spool.read(*where)
             if data is None:  # catalog.json as it is fell short: make the entry again
-                text = to_json(catalog_entry(svc, flow).to_json())
-                data = text.replace("\n", "\n    ").encode("utf-8")
+                data = jsonstream.dumps(catalog_entry(svc, flow).to_json(), 2)
             yield splice.tagged(svc, "entry", data)
     finally:
         spool.close()

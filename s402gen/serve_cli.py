@@ -4,16 +4,23 @@ when one of them runs (:data:`s402gen.cli.LAZY_COMMANDS`)."""
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from .cli import CONTEXT_SETTINGS, DEFAULT_LEDGER, _settings
 from .exits import Exit, epilog
 
+if TYPE_CHECKING:
+    from .runtime.serve import Serving
 
-def _runtime_options(command):
-    """The options ``serve`` and ``mcp`` share: what to serve, which upstream, which ledger."""
+
+def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``serve`` and ``mcp`` share (what to serve, which upstream, which ledger,
+    which payments), given to ``command`` as one ``serving``
+    (:class:`~s402gen.runtime.serve.Serving`) once the serve extra is known installed."""
     options = [
         click.option(
             "--generated",
@@ -68,16 +75,33 @@ def _runtime_options(command):
             "--x402-pay-to", metavar="ADDRESS", help="Address paid, instead of the catalog's."
         ),
     ]
+
+    @functools.wraps(command)
+    def with_serving(**given: Any) -> Any:
+        _require_serving(click.get_current_context().info_name or "serve")
+        from .runtime.serve import Serving
+
+        overrides = tuple(given.pop(name) for name in _X402_OPTIONS)
+        payments = given.pop("payments")
+        x402 = payments == "x402" or (payments is None and any(overrides))
+        serving = Serving(
+            _settings(None, given.pop("generated_dir"), None).out,
+            upstream=given.pop("upstream"),
+            upstream_endpoint=given.pop("upstream_endpoint"),
+            ledger_path=given.pop("ledger"),
+            x402=overrides if x402 else None,
+            allow_dev_payments=given.pop("allow_dev_payments"),
+            anonymous=given.pop("anonymous"),
+        )
+        return command(serving=serving, **given)
+
     for option in reversed(options):
-        command = option(command)
-    return command
+        with_serving = option(with_serving)
+    return with_serving
 
 
-def _x402(payments: str | None, *overrides: str | None) -> tuple[str | None, ...] | None:
-    """The x402 overrides ``(facilitator, network, asset, payTo)`` when x402 payments are
-    taken (``--payments x402``, or any ``--x402-*`` option), else ``None`` (dev payments)."""
-    x402 = payments == "x402" or (payments is None and any(overrides))
-    return overrides if x402 else None
+#: The x402 overrides, in :attr:`Serving.x402`'s order: facilitator, network, asset, payTo.
+_X402_OPTIONS = ("x402_facilitator", "x402_network", "x402_asset", "x402_pay_to")
 
 
 def _require_serving(command: str) -> None:
@@ -112,40 +136,18 @@ def _require_serving(command: str) -> None:
     help="/mcp lists a search tool and a call tool instead of one tool a service.",
 )
 def serve_command(
+    serving: Serving,
     host: str,
     port: int,
-    generated_dir: str | None,
-    upstream: str,
-    upstream_endpoint: str | None,
-    ledger: str,
-    allow_dev_payments: bool,
-    anonymous: bool,
-    payments: str | None,
-    x402_facilitator: str | None,
-    x402_network: str | None,
-    x402_asset: str | None,
-    x402_pay_to: str | None,
     allowed_hosts: tuple[str, ...],
     mcp_discovery: bool,
 ) -> None:
     """Serve the generated routes: a paid API with the HTTP 402 flow (dev payments, or
     x402), and the MCP tools over streamable HTTP at /mcp."""
-    _require_serving("serve")
     from .runtime.serve import serve_generated
 
-    settings = _settings(None, generated_dir, None)
     code = serve_generated(
-        settings.out,
-        host=host,
-        port=port,
-        upstream=upstream,
-        upstream_endpoint=upstream_endpoint,
-        ledger_path=ledger,
-        x402=_x402(payments, x402_facilitator, x402_network, x402_asset, x402_pay_to),
-        allow_dev_payments=allow_dev_payments,
-        allowed_hosts=allowed_hosts,
-        anonymous=anonymous,
-        mcp_discovery=mcp_discovery,
+        serving, host=host, port=port, allowed_hosts=allowed_hosts, mcp_discovery=mcp_discovery
     )
     sys.exit(code)
 
@@ -157,36 +159,10 @@ def serve_command(
     is_flag=True,
     help="List a search tool and a call tool instead of one tool a service.",
 )
-def mcp_command(
-    generated_dir: str | None,
-    upstream: str,
-    upstream_endpoint: str | None,
-    ledger: str,
-    allow_dev_payments: bool,
-    anonymous: bool,
-    payments: str | None,
-    x402_facilitator: str | None,
-    x402_network: str | None,
-    x402_asset: str | None,
-    x402_pay_to: str | None,
-    discovery: bool,
-) -> None:
+def mcp_command(serving: Serving, discovery: bool) -> None:
     """Serve the generated MCP tools over stdio (for an MCP client to launch); the client's
     API key comes from S402GEN_API_KEY. With x402 payments, an unpaid call's result carries
     the offer and a call pays in its _meta (x402's MCP transport)."""
-    _require_serving("mcp")
     from .runtime.serve import serve_mcp_stdio
 
-    settings = _settings(None, generated_dir, None)
-    sys.exit(
-        serve_mcp_stdio(
-            settings.out,
-            upstream=upstream,
-            upstream_endpoint=upstream_endpoint,
-            ledger_path=ledger,
-            allow_dev_payments=allow_dev_payments,
-            anonymous=anonymous,
-            discovery=discovery,
-            x402=_x402(payments, x402_facilitator, x402_network, x402_asset, x402_pay_to),
-        )
-    )
+    sys.exit(serve_mcp_stdio(serving, discovery=discovery))

@@ -240,6 +240,9 @@ def test_bad_ref_exits_2(repo: Path) -> None:
     assert stderr.endswith(" [S402-E053 unreadable-ref]\n") and "Traceback" not in stderr
     code, _, stderr = run_diff("catalog.yaml", "--against", "HEAD:missing.yaml", cwd=repo / "api")
     assert code == 2 and "missing.yaml" in stderr
+    for folder in ("HEAD:api", "HEAD:"):  # a folder is no catalog
+        code, _, stderr = run_diff("catalog.yaml", "--against", folder, cwd=repo / "api")
+        assert code == 2 and "[S402-E053 unreadable-ref]" in stderr, stderr
     code, _, stderr = run_diff("catalog.yaml", "--against", "--output=x", cwd=repo / "api")
     assert code == 2 and "neither a file nor a git ref" in stderr
     code, stdout, _ = run_diff(
@@ -444,14 +447,20 @@ def test_a_rename_needs_similar_names_or_the_same_description(
     assert rename_similarity("Url", "Zone", old, same) < RENAME_SIMILARITY
 
 
-def test_against_a_git_ref_reads_the_included_files_of_that_ref(tmp_path: Path) -> None:
-    """A catalog split with ``include:`` (examples/marketplace) is compared with the files
-    it included in REF: a service removed from an included file, and one made dearer
-    there, are found; the included files are not read from the working tree."""
+@pytest.mark.parametrize("pattern", ["services/*.yaml", "services/**/*.yaml"])
+def test_against_a_git_ref_reads_the_included_files_of_that_ref(
+    tmp_path: Path, pattern: str
+) -> None:
+    """A catalog split with ``include:`` (examples/marketplace; ``**/`` may match no
+    folder) is compared with the files it included in REF: a service removed from an
+    included file is found; the included files are not read from the working tree."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     project = tmp_path / "shop"
     shutil.copytree(Path(__file__).parents[1] / "examples" / "marketplace", project)
+    catalog = project / "catalog.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    catalog.write_text(text.replace("  - services/*.yaml\n", f"  - {pattern}\n"), "utf-8")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", "shop")
     _git(tmp_path, "commit", "-q", "-m", "first")

@@ -91,14 +91,25 @@ def test_public_urls_still_pass(client) -> None:
         assert client.post(FACE.endpoint, json={"ImageURL": url}).status_code == 402
 
 
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch):
+    """Stands for the system resolver: ``resolver(answers)`` makes ``answers(host)`` the
+    addresses of ``host``, with no answer reused from before."""
+
+    def use(answers) -> None:
+        hosts._resolved.clear()
+        monkeypatch.setattr(hosts, "_getaddrinfo", answers)
+
+    yield use
+    hosts._resolved.clear()
+
+
 def test_a_name_resolving_to_an_internal_address_is_refused_and_not_charged(
-    monkeypatch,
+    resolver,
 ) -> None:
     """The resolver is asked for paid calls, before charging; a name it cannot resolve
     is forwarded (the upstream resolves it on its own)."""
-    monkeypatch.setattr(
-        hosts, "_getaddrinfo", lambda host: ["10.9.8.7"] if host == "intranet.example" else []
-    )
+    resolver(lambda host: ["10.9.8.7"] if host == "intranet.example" else [])
     emulator = start_emulator(SPECS.values())
     try:
         upstream = AlibabaCloudUpstream(
@@ -153,18 +164,18 @@ def test_allow_private_hosts_is_per_parameter(small_project: Path) -> None:
         assert "must not point at a private" in refused.json()["error"]
 
 
-def test_a_names_answer_is_reused_for_a_while(monkeypatch) -> None:
+def test_a_names_answer_is_reused_for_a_while(resolver, monkeypatch) -> None:
     """The resolver is asked once for a name that calls keep naming, and again once the
     answer is older than RESOLVED_TTL_SECONDS; an internal answer is refused each time."""
     asked: list[str] = []
 
-    def resolver(host: str) -> list[str]:
+    def answer(host: str) -> list[str]:
         asked.append(host)
         return ["10.1.2.3"]
 
     clock = [1000.0]
-    monkeypatch.setattr(hosts, "_getaddrinfo", resolver)
-    monkeypatch.setattr(hosts.time, "monotonic", lambda: clock[0])
+    resolver(answer)
+    monkeypatch.setattr(hosts, "_now", lambda: clock[0])
     names = {"reused-answer.example": "ImageURL"}
     for _ in range(3):
         assert hosts.resolved_problem(names) == hosts.refused_message("ImageURL")

@@ -16,6 +16,10 @@ resolves it on its own. A name's answer is reused for :data:`RESOLVED_TTL_SECOND
 (:data:`RESOLVED_NAMES` names at most): every paid call naming an image on one bucket
 asked the resolver again, each time the system resolver's full timeout when it cannot
 answer (5 s of every few calls where no DNS server answers).
+
+The check is best-effort, as any check of a name made on another machine than the
+one that fetches it: a name can answer the upstream otherwise than it answered here,
+or change its answer (DNS rebinding) at any time, within that reuse or not.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ RESOLVED_NAMES = 1024
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _resolved = Recent(RESOLVED_NAMES)  # name -> (monotonic expiry, addresses)
+_now = time.monotonic
 
 
 def refused_message(name: str) -> str:
@@ -96,7 +101,7 @@ def _getaddrinfo(host: str) -> list[str]:
 
 def _resolve(host: str) -> list[str]:
     """``_getaddrinfo(host)``, reused for :data:`RESOLVED_TTL_SECONDS`."""
-    now = time.monotonic()
+    now = _now()
     found = _resolved.get(host)
     if found is not None and found[0] > now:
         return found[1]

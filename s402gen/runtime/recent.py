@@ -46,3 +46,9 @@ class Recent:
             ):
                 self._weight -= self._weigh(self._values.popitem(last=False)[1])
         return value
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._values.clear()
+            self._weight = 0

@@ -12,6 +12,7 @@ import gc
 import importlib
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -19,7 +20,7 @@ import click
 
 from ..exits import Exit
 from .auth import API_KEY_ENV, ClientAuth, HostPolicy, is_loopback
-from .generated import GeneratedError, load_generated
+from .generated import Generated, GeneratedError, load_generated
 from .keys import KeyStore
 from .payments import Ledger
 from .spec import RouteSpec
@@ -232,123 +233,129 @@ def x402_gateway(generated_dir: Path, overrides: tuple[str | None, ...]) -> obje
     return gateway
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What ``serve`` and ``mcp`` are given alike: the compiled output folder; the upstream
+    (``aliyun`` or ``emulator``) and one ``host[:port]`` for every service (``None``: each
+    service's own); the ledger (an SQLite path or a ``postgresql://`` URL); ``x402``, the
+    ``(facilitator URL, network, asset, payTo)`` overrides (each may be ``None``) to take
+    x402 payments, or ``None`` for the dev provider (refused with a real upstream unless
+    ``allow_dev_payments``); ``anonymous`` is ``--no-api-keys``."""
+
+    generated_dir: Path
+    upstream: str
+    upstream_endpoint: str | None
+    ledger_path: str
+    x402: tuple[str | None, ...] | None = None
+    allow_dev_payments: bool = False
+    anonymous: bool = False
+
+
+@dataclass
+class _Started:
+    generated: Generated
+    upstream: Upstream
+    gateway: object | None  # an x402.X402Gateway
+    ledger: Ledger
+    auth: ClientAuth
+
+
+@contextlib.contextmanager
+def _started(serving: Serving, stdio_key: str | None = None) -> Iterator[_Started]:
+    """The output loaded, the upstream (an emulator started), the x402 gateway, the ledger
+    (recovered) and the API keys, for the block; printed on stderr what pays and where.
+    Raises :class:`SetupError` or ``GeneratedError``."""
+    if serving.x402 is None:
+        refuse_dev_payments(serving.upstream, serving.allow_dev_payments)
+    generated = load_generated(serving.generated_dir)  # once: the app takes it as loaded
+    with upstream_for(serving.upstream, serving.upstream_endpoint, generated.specs) as client:
+        if serving.x402 is not None:
+            gateway = x402_gateway(serving.generated_dir, serving.x402)
+        else:
+            gateway = None
+            click.echo(
+                "payments: dev provider (paid on creation, for local use; "
+                "--payments x402 takes real x402 payments)",
+                err=True,
+            )
+        ledger = open_ledger(serving.ledger_path)
+        try:
+            auth = client_auth(ledger, serving.ledger_path, serving.anonymous, stdio_key)
+            yield _Started(generated, client, gateway, ledger, auth)
+        finally:
+            ledger.close()
+
+
 def serve_generated(
-    generated_dir: Path,
+    serving: Serving,
     *,
     host: str,
     port: int,
-    upstream: str,
-    upstream_endpoint: str | None,
-    ledger_path: str,
-    x402: tuple[str | None, ...] | None = None,
-    allow_dev_payments: bool = False,
     allowed_hosts: tuple[str, ...] = (),
-    anonymous: bool = False,
     mcp_discovery: bool = False,
 ) -> int:
     """Serve HTTP (and MCP at /mcp) until interrupted; the exit code (2 on a setup error).
 
+    ``allowed_hosts`` are the ``Host`` names answered (default: loopback on ``port``);
     ``mcp_discovery``: /mcp lists a search tool and a call tool, not one tool a service.
-
-    ``x402`` is ``(facilitator URL, network, asset, payTo)`` overrides (each may be
-    ``None``) to take x402 payments, or ``None`` for the dev provider (refused with a
-    real upstream unless ``allow_dev_payments``). ``allowed_hosts`` are the ``Host``
-    names answered (default: loopback on ``port``); ``anonymous`` is ``--no-api-keys``.
     """
     import uvicorn
 
     from .app import create_app
 
     try:
-        if x402 is None:
-            refuse_dev_payments(upstream, allow_dev_payments)
         policy = host_policy(host, port, allowed_hosts)
-        generated = load_generated(generated_dir)  # once: create_app takes it as loaded
-        specs = generated.specs
-        with upstream_for(upstream, upstream_endpoint, specs) as client:
-            gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
-            if gateway is None:
-                click.echo(
-                    "payments: dev provider (paid on creation, for local use; "
-                    "--payments x402 takes real x402 payments)",
-                    err=True,
-                )
-            ledger = open_ledger(ledger_path)
-            try:
-                auth = client_auth(ledger, ledger_path, anonymous)
-                app = create_app(
-                    generated,
-                    ledger=ledger,
-                    upstream=client,
-                    host_policy=policy,
-                    auth=auth,
-                    x402=gateway,
-                    mcp_discovery=mcp_discovery,
-                )
-                freeze_start_objects()
-                release_freed_memory()  # the start-up's parsing peak is over
-                url = http_url(host, port)
-                click.echo(
-                    f"server402 API on {url} ({len(specs)} paid services at "
-                    "/api/tools/<id>, docs at /, MCP at /mcp)",
-                    err=True,
-                )
-                # uvicorn's own log: "Uvicorn running on ...", then one access line a request
-                uvicorn.run(app, host=host, port=port, log_level="info")
-            finally:
-                ledger.close()
+        with _started(serving) as started:
+            app = create_app(
+                started.generated,
+                ledger=started.ledger,
+                upstream=started.upstream,
+                host_policy=policy,
+                auth=started.auth,
+                x402=started.gateway,
+                mcp_discovery=mcp_discovery,
+            )
+            freeze_start_objects()
+            release_freed_memory()  # the start-up's parsing peak is over
+            click.echo(
+                f"server402 API on {http_url(host, port)} ({len(started.generated.specs)} paid "
+                "services at /api/tools/<id>, docs at /, MCP at /mcp)",
+                err=True,
+            )
+            # uvicorn's own log: "Uvicorn running on ...", then one access line a request
+            uvicorn.run(app, host=host, port=port, log_level="info")
     except (GeneratedError, SetupError) as exc:
         click.echo(f"error: {exc}", err=True)
         return Exit.INVALID
     return Exit.OK
 
 
-def serve_mcp_stdio(
-    generated_dir: Path,
-    *,
-    upstream: str,
-    upstream_endpoint: str | None,
-    ledger_path: str,
-    allow_dev_payments: bool = False,
-    anonymous: bool = False,
-    discovery: bool = False,
-    x402: tuple[str | None, ...] | None = None,
-) -> int:
-    """Serve the MCP tools over stdio until the client disconnects; the exit code.
-
-    ``x402`` is as :func:`serve_generated`'s: x402 payments (x402's MCP transport), or
-    ``None`` for the dev provider's, refused with a real upstream unless
-    ``allow_dev_payments``; the caller's API key is ``$S402GEN_API_KEY``.
-    ``discovery``: list a search tool and a call tool, not one tool a service.
+def serve_mcp_stdio(serving: Serving, *, discovery: bool = False) -> int:
+    """Serve the MCP tools over stdio until the client disconnects; the exit code. With
+    x402 payments, x402's MCP transport (the offer in an unpaid call's result, the payment
+    in a call's _meta); the caller's API key is ``$S402GEN_API_KEY``. ``discovery``: list
+    a search tool and a call tool, not one tool a service.
     """
     import anyio
 
     from .mcp_server import build_mcp_server, load_tools, serve_stdio
     from .service import ServiceRuntime
 
+    stdio_key = os.environ.get(API_KEY_ENV) or None
     try:
-        if x402 is None:
-            refuse_dev_payments(upstream, allow_dev_payments)
-        generated = load_generated(generated_dir)
-        specs = generated.specs
-        with upstream_for(upstream, upstream_endpoint, specs) as client:
-            gateway = x402_gateway(generated_dir, x402) if x402 is not None else None
-            ledger = open_ledger(ledger_path)
-            stdio_key = os.environ.get(API_KEY_ENV) or None
-            try:
-                auth = client_auth(ledger, ledger_path, anonymous, stdio_key)
-                runtime = ServiceRuntime(specs, ledger=ledger, upstream=client, x402=gateway)
-                search = generated.search() if discovery else None
-                server = build_mcp_server(
-                    load_tools(generated_dir),
-                    runtime,
-                    auth=auth,
-                    stdio_key=stdio_key,
-                    search=search,
-                )
-                anyio.run(serve_stdio, server)
-            finally:
-                ledger.close()
+        with _started(serving, stdio_key) as started:
+            specs = started.generated.specs
+            runtime = ServiceRuntime(
+                specs, ledger=started.ledger, upstream=started.upstream, x402=started.gateway
+            )
+            server = build_mcp_server(
+                load_tools(serving.generated_dir),
+                runtime,
+                auth=started.auth,
+                stdio_key=stdio_key,
+                search=started.generated.search() if discovery else None,
+            )
+            anyio.run(serve_stdio, server)
     except (GeneratedError, SetupError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         return Exit.INVALID
