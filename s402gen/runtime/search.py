@@ -23,24 +23,24 @@ non-ASCII runs of ``searchText`` and a Chinese word matches as a substring;
 words shorter than three characters use ``instr`` over the same column
 (SQLite 3.40's trigram ``LIKE`` misses short non-ASCII patterns).
 
-Each term is one SQL statement, whose rowids are kept for the recent
-statements (a new query's terms are mostly those of earlier ones); scores
-(:data:`SCORE_ID` ...) are summed per service in Python, the best ``limit``
-picked with a heap. The rankings of recent queries are kept, and only the
-answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
+Each term is one SQL statement or the intersection of a few, whose rowids are
+kept, as the bits of an int, for the recent statements (a new query's terms are
+mostly those of earlier ones); the scores (:data:`SCORE_ID` ...) of every
+matched service are summed at once by int operations on those bits
+(:class:`_Scores`), and the best ``limit`` picked score level by score level.
+The rankings of recent queries are kept, and only the answered page's entries
+are read (:meth:`CatalogSearch.answer_json`). The
 recent answers are kept as the JSON bytes sent (:meth:`CatalogSearch.answer_body`),
 reused while the listed services' ``quality`` is unchanged.
 """
 
 from __future__ import annotations
 
-import heapq
 import re
 import sqlite3
 import threading
-from array import array
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -100,10 +100,10 @@ MAX_LIMIT = 50
 RANK_CACHE_SIZE = 1024
 #: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
 ENTRY_JSON_CACHE_SIZE = 128
-#: Statements whose rowids are kept (:meth:`CatalogSearch._matches`), and their rowids in
-#: all (4 bytes each: 4 MiB).
+#: Statements whose rowids are kept (:meth:`CatalogSearch._rows`), and their bytes in all
+#: (one bit a service: 250 bytes a statement at 2,000 services).
 MATCH_CACHE_SIZE = 4096
-MATCH_CACHE_ROWIDS = 1 << 20
+MATCH_CACHE_BYTES = 4 << 20
 #: Bytes of recent answers kept ready to send (:meth:`CatalogSearch.answer_body`): ~70
 #: answers of 10 results at 2,000 services (each whole entry ~11 kB).
 BODY_CACHE_BYTES = 8 << 20
@@ -112,6 +112,10 @@ BODY_CACHE_BYTES = 8 << 20
 #: as ``None`` (:meth:`CatalogSearch.key`).
 SearchKey = tuple[str, int, "str | None"]
 _TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
+
+
+def _int_bytes(bits: int) -> int:
+    return bits.bit_length() // 8 + 1
 
 
 def _words(text: str) -> list[str]:
@@ -221,30 +225,68 @@ class SearchIndex:
             return self._db.execute(sql, parameters).fetchall()
 
 
-def _text_match(term: str) -> tuple[str, list[object]] | None:
-    """SQL selecting the rowids whose searchText holds ``term`` (lowercase), with its
-    parameters; ``None`` when ``term`` has no word to look for.
+def _text_match(term: str) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements (SQL, parameters) whose rowids all hold ``term`` (lowercase) in their
+    searchText: the term matches their intersection; none when it has no word to look for.
 
     An ASCII term is a phrase of whole words, the last one a prefix; a term with
     no ASCII letter or digit is a substring of the text's non-ASCII runs; a term
     mixing both needs both parts (each matched as above).
     """
     ascii_words = re.findall(r"[a-z0-9]+", term)
-    others = _NON_ASCII.findall(term)
-    parts: list[tuple[str, list[object]]] = []
+    parts: list[tuple[str, tuple[object, ...]]] = []
     if ascii_words:
         quoted = " + ".join(_quote(w) for w in ascii_words) + " *"
         table = "words" if len(ascii_words) == 1 else "phrases"
-        parts.append((f"SELECT rowid FROM {table} WHERE {table} MATCH ?", [quoted]))
-    for other in others:
+        parts.append((f"SELECT rowid FROM {table} WHERE {table} MATCH ?", (quoted,)))
+    for other in _NON_ASCII.findall(term):
         if len(other) >= _TRIGRAM:
-            parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", [_quote(other)]))
+            parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", (_quote(other),)))
         else:
-            parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", [other]))
-    if not parts:
-        return None
-    sql = " INTERSECT ".join(p[0] for p in parts)
-    return sql, [v for p in parts for v in p[1]]
+            parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", (other,)))
+    return parts
+
+
+class _Scores:
+    """Every row's sum of weights, bit-sliced: slice ``j`` is an int whose bit ``r`` is bit
+    ``j`` of row ``r``'s score, so adding a weight to a set of rows (an int of their bits)
+    costs a few int operations per bit of the weight, whatever the number of rows."""
+
+    def __init__(self) -> None:
+        self.slices: list[int] = []
+
+    def add(self, rows: int, weight: int) -> None:
+        """Add ``weight`` (>= 0) to the score of each row in ``rows`` (a ripple-carry add)."""
+        slices, carry, j = self.slices, 0, 0
+        while weight or carry:
+            if j == len(slices):
+                slices.append(0)
+            bit = slices[j]
+            if weight & 1:
+                slices[j] = bit ^ rows ^ carry
+                carry = (bit & rows) | (carry & (bit ^ rows))
+            else:
+                slices[j] = bit ^ carry
+                carry &= bit
+            weight >>= 1
+            j += 1
+
+    def best(self, rows: int, limit: int) -> list[tuple[int, int]]:
+        """The first ``limit`` of ``rows`` by score, highest first, then by rowid:
+        ``(rowid, score)``."""
+        found: list[tuple[int, int]] = []
+        while rows and len(found) < limit:
+            # the highest score among rows: its bits from the top, and the rows that have it
+            level, score = rows, 0
+            for j in reversed(range(len(self.slices))):
+                if higher := level & self.slices[j]:
+                    level, score = higher, score | 1 << j
+            rows ^= level
+            while level and len(found) < limit:
+                lowest = level & -level
+                level ^= lowest
+                found.append((lowest.bit_length() - 1, score))
+        return found
 
 
 class CatalogSearch:
@@ -292,7 +334,7 @@ class CatalogSearch:
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
         self._entries = Recent(ENTRY_JSON_CACHE_SIZE)
-        self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_ROWIDS, len)
+        self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._document_json = document.to_json()
 
@@ -353,28 +395,31 @@ class CatalogSearch:
         words = _words(query)
         phrase = " ".join(words)
         labels: list[str | None] = []
-        # (label index, weight, rowids): the ids' part (-1) labels nothing
-        parts: list[tuple[int, int, Collection[int]]] = [
-            (-1, SCORE_ID, self._matches(_ID_SQL, [query.lower()]))
-        ]
+        # (label index, weight, rowids as bits): the ids' part (-1) labels nothing
+        parts: list[tuple[int, int, int]] = [(-1, SCORE_ID, self._rows(_ID_SQL, (query.lower(),)))]
 
-        def text(term: str) -> set[int] | None:
-            match = _text_match(term)
-            return None if match is None else set(self._matches(*match))
+        def text(term: str) -> int | None:
+            statements = _text_match(term)
+            if not statements:
+                return None
+            rows = self._rows(*statements[0])
+            for statement in statements[1:]:
+                rows &= self._rows(*statement)
+            return rows
 
-        def add(rowids: set[int] | None, weight: int, label: str | None) -> None:
-            if rowids is not None:
-                parts.append((len(labels), weight, rowids))
+        def add(rows: int | None, weight: int, label: str | None) -> None:
+            if rows is not None:
+                parts.append((len(labels), weight, rows))
             labels.append(label)
 
         if phrase:
             add(text(phrase), SCORE_PHRASE, phrase)
         for word in dict.fromkeys(words):
-            alias = set(self._matches(_ALIAS_SQL, [_quote(word)]))
+            alias = self._rows(_ALIAS_SQL, (_quote(word),))
             parts.append((len(labels), SCORE_ALIAS, alias))
             found = text(word)  # scores only where the word is not an alias's
             add(
-                None if found is None else found - alias,
+                None if found is None else found & ~alias,
                 SCORE_TEXT,
                 word if word != phrase else None,
             )
@@ -383,38 +428,40 @@ class CatalogSearch:
             for term in terms:
                 found = text(term.lower())
                 add(None if found is None else found & members, SCORE_EXPANDED, term)
-        scores: dict[int, int] = {}
-        for _, weight, rowids in parts:
-            for rowid in rowids:
-                scores[rowid] = scores.get(rowid, 0) + weight
+        scores = _Scores()
+        matched = 0
+        for _, weight, rows in parts:
+            if rows:
+                scores.add(rows, weight)
+                matched |= rows
         if category:
-            members = self._category(category)
-            scores = {rowid: score for rowid, score in scores.items() if rowid in members}
-        best = heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
+            matched &= self._category(category)
         ranked = []
-        for rowid, score in best:
+        for rowid, score in scores.best(matched, limit):
             terms = [
                 label
-                for index, _, rowids in parts
-                if index >= 0 and (label := labels[index]) is not None and rowid in rowids
+                for index, _, rows in parts
+                if index >= 0 and (label := labels[index]) is not None and rows >> rowid & 1
             ]
             ranked.append((rowid - 1, score, terms))
-        return len(scores), ranked
+        return matched.bit_count(), ranked
 
-    def _matches(self, sql: str, parameters: Sequence[object]) -> Sequence[int]:
-        """The rowids that ``sql`` selects, kept for the recent statements
-        (:data:`MATCH_CACHE_ROWIDS` rowids in all): the terms of a new query are mostly
-        those of earlier ones."""
+    def _rows(self, sql: str, parameters: tuple[object, ...]) -> int:
+        """The rowids that ``sql`` selects, as the bits of an int (rowid ``r`` is bit ``r``),
+        kept for the recent statements (:data:`MATCH_CACHE_BYTES` in all): the terms of a
+        new query are mostly those of earlier ones."""
         key = (sql, *parameters)
         found = self._match_cache.get(key)
         if found is None:
-            rowids = array("i", (rowid for (rowid,) in self.index.query(sql, parameters)))
-            found = self._match_cache.put(key, rowids)
+            bits = bytearray(len(self.index.rows) // 8 + 1)
+            for (rowid,) in self.index.query(sql, parameters):
+                bits[rowid >> 3] |= 1 << (rowid & 7)
+            found = self._match_cache.put(key, int.from_bytes(bits, "little"))
         return found
 
-    def _category(self, category: str) -> frozenset[int]:
-        """The rowids of ``category``'s services."""
-        return frozenset(self._matches(_CATEGORY_SQL, [category]))
+    def _category(self, category: str) -> int:
+        """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
+        return self._rows(_CATEGORY_SQL, (category,))
 
     def search(
         self,
