@@ -9,6 +9,7 @@ the bytes the app sends must be the search document's own JSON.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -160,3 +161,41 @@ def test_rankings_are_the_plain_rankings_at_2000_services(tmp_path: Path) -> Non
     )
     generated = load_generated(_build(catalog, tmp_path))
     _check(generated, QUERIES[:30], _categories(generated))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e: e,
+        lambda e: {k: v for k, v in e.items() if k != "payment"},  # no quality's place
+        lambda e: {**{k: v for k, v in e.items() if k != "payment"}, "payment": e["payment"]},
+        lambda e: {"payment": e["payment"], **e},  # payment first
+        lambda e: {**e, "sla": {"big": 2**70}},  # written by jsonio.dumps' fallback
+        lambda e: {**e, "why": "kept"},  # a key the answer sets: its place is the entry's
+        lambda e: {"id": e["id"], "quality": 1, **e},
+    ],
+)
+def test_spliced_answer_bytes_are_the_answer_json_written(change) -> None:
+    """answer_body splices each entry's kept bytes around its quality: the same bytes as
+    the whole answer's JSON value written by jsonio.dumps, whatever the entry's keys."""
+    generated = load_generated(GENERATED)
+    entries = [change(generated.entry(n).to_json()) for n in range(len(generated.rows))]
+
+    class Entry:  # what the search reads of an entry: its JSON value
+        def __init__(self, value: dict) -> None:
+            self.value = value
+
+        def to_json(self) -> dict:
+            return self.value
+
+    search = CatalogSearch.from_rows(
+        generated.document, generated.rows, lambda n: Entry(entries[n]), generated.categories
+    )
+    stats = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=None).stats
+    stats.record(generated.rows[0].id, "success", 1.0)
+    for query, limit in (("face", 10), ("人脸检测 2", 3), ("", 1)):
+        for quality in (stats.quality, None):
+            body = search.answer_body(query, limit, quality, version=stats.version)
+            assert body == jsonio.dumps(search.answer_json(query, limit, quality)), query
+            if query == "" and quality is not None and "payment" in entries[0]:
+                assert json.loads(body)["services"][0]["quality"]["callCount"] == 1

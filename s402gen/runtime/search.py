@@ -42,6 +42,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -247,6 +248,55 @@ def _text_match(term: str) -> list[tuple[str, tuple[object, ...]]]:
     return parts
 
 
+#: A ranking's listed entries: the expansions, the total and ``(entry, score, matchTerms)``.
+_Listing = tuple[dict[str, list[str]], int, list[tuple["_Listed", int, list[str]]]]
+#: Keys a search answer adds to a listed entry: an entry holding one is written whole.
+_ADDED = frozenset({"quality", "matchScore", "matchTerms", "why"})
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A catalog entry as answers list it: its JSON value and, to splice answers' bytes, its
+    bytes (orjson's) cut where ``quality`` goes: ``head`` (from ``{`` through ``payment``'s
+    value, no closing brace) and ``tail`` (the keys after it, each after a comma); ``tail``
+    is ``None`` without a ``payment`` key (``head`` is then the whole entry but ``}``), and
+    ``head`` is ``None`` when orjson cannot write the entry or it holds an :data:`_ADDED` key.
+    """
+
+    json: dict[str, Any]
+    head: bytes | None
+    tail: bytes | None
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> "_Listed":
+        """The listed form of an entry's JSON value."""
+        names = list(entry)
+        if not names or _ADDED.intersection(names):
+            return cls(entry, None, None)
+        cut = names.index("payment") + 1 if "payment" in entry else len(names)
+        try:
+            head = orjson.dumps({name: entry[name] for name in names[:cut]})[:-1]
+            rest = orjson.dumps({name: entry[name] for name in names[cut:]})[1:-1]
+        except TypeError:  # an integer beyond 64 bits: jsonio.dumps' fallback writes it
+            return cls(entry, None, None)
+        tail = None if "payment" not in entry else b"," + rest if rest else b""
+        return cls(entry, head, tail)
+
+    @property
+    def id(self) -> str:
+        """The service id."""
+        return self.json["id"]
+
+    def matched(self, score: int, terms: list[str]) -> dict[str, Any]:
+        """The fields a search answer appends: ``matchScore``, ``matchTerms`` and ``why``."""
+        pricing = self.json["pricing"]
+        why = _why(
+            terms, self.json["name"], pricing["amountCents"], pricing["currency"],
+            pricing["policyId"],
+        )  # fmt: skip
+        return {"matchScore": score, "matchTerms": list(terms), "why": why}
+
+
 class _Scores:
     """Every row's sum of weights, bit-sliced: slice ``j`` is an int whose bit ``r`` is bit
     ``j`` of row ``r``'s score, so adding a weight to a set of rows (an int of their bits)
@@ -347,10 +397,10 @@ class CatalogSearch:
             found = self._ranks.put(key, self._rank_uncached(query, limit, category))
         return found
 
-    def _entry_json(self, position: int) -> dict[str, Any]:
+    def _listed(self, position: int) -> _Listed:
         found = self._entries.get(position)
         if found is None:
-            found = self._entries.put(position, self._entry(position).to_json())
+            found = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
         return found
 
     def _rank_uncached(
@@ -542,11 +592,14 @@ class CatalogSearch:
         found = self.cached_body(key, quality is not None, version)
         if found is not None:
             return found
-        stamps: list[tuple[str, int]] = []
-        answer = self._answer(key, quality, wait, version, stamps)
-        if answer is None:
+        listing = self._listing(key, wait)
+        if listing is None:
             return None
-        body = jsonio.dumps(answer)
+        stamps: list[tuple[str, int]] = []
+        body = self._spliced(key, listing, quality, version, stamps)
+        if body is None:  # an entry orjson cannot write: the whole answer as jsonio writes it
+            stamps.clear()
+            body = jsonio.dumps(self._document(key, listing, quality, version, stamps))
         if quality is None or version is not None:
             self._bodies.put((*key, quality is not None), (body, tuple(stamps)))
         return body
@@ -566,16 +619,15 @@ class CatalogSearch:
         return body
 
     def _answer(
-        self,
-        key: SearchKey,
-        quality: Callable[[str], Quality] | None,
-        wait: bool,
-        version: Callable[[str], int] | None = None,
-        stamps: list[tuple[str, int]] | None = None,
+        self, key: SearchKey, quality: Callable[[str], Quality] | None, wait: bool
     ) -> dict[str, Any] | None:
-        """:meth:`answer_json` of ``key``; with ``version``, appends to ``stamps`` each listed
-        service's version, read before its quality."""
-        query, limit, category = key
+        """:meth:`answer_json` of ``key``."""
+        listing = self._listing(key, wait)
+        return None if listing is None else self._document(key, listing, quality)
+
+    def _listing(self, key: SearchKey, wait: bool) -> _Listing | None:
+        """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None``
+        unless they are among the recent ones (no SQLite, no disk)."""
         if wait:
             expansions, total, ranked = self._rank(*key)
         else:
@@ -585,24 +637,12 @@ class CatalogSearch:
             expansions, total, ranked = found
             if any(self._entries.get(position) is None for position, _, _ in ranked):
                 return None
-        services = []
-        for position, score, terms in ranked:
-            entry = self._entry_json(position)
-            item: dict[str, Any] = {}
-            for name, value in entry.items():
-                item[name] = value
-                if name == "payment" and quality is not None:  # quality's place in the entry
-                    if version is not None and stamps is not None:
-                        stamps.append((entry["id"], version(entry["id"])))
-                    item["quality"] = quality(entry["id"]).to_json()
-            pricing = entry["pricing"]
-            item["matchScore"] = score
-            item["matchTerms"] = list(terms)
-            item["why"] = _why(
-                terms, entry["name"], pricing["amountCents"], pricing["currency"],
-                pricing["policyId"],
-            )  # fmt: skip
-            services.append(item)
+        listed = [(self._listed(position), score, terms) for position, score, terms in ranked]
+        return expansions, total, listed
+
+    def _head(self, key: SearchKey, expansions: dict[str, list[str]], total: int) -> dict:
+        """The answer's fields but ``services``."""
+        query, limit, category = key
         filters: dict[str, Any] = {"limit": limit}
         if category:
             filters["category"] = category
@@ -612,8 +652,61 @@ class CatalogSearch:
             "expandedTerms": sorted({t for terms in expansions.values() for t in terms}),
             "filters": filters,
             "total": total,
-            "services": services,
         }
+
+    def _document(
+        self,
+        key: SearchKey,
+        listing: _Listing,
+        quality: Callable[[str], Quality] | None,
+        version: Callable[[str], int] | None = None,
+        stamps: list[tuple[str, int]] | None = None,
+    ) -> dict[str, Any]:
+        """The answer's JSON value; with ``version``, appends to ``stamps`` each listed
+        service's version, read before its quality."""
+        expansions, total, listed = listing
+        services = []
+        for entry, score, terms in listed:
+            item: dict[str, Any] = {}
+            for name, value in entry.json.items():
+                item[name] = value
+                if name == "payment" and quality is not None:  # quality's place in the entry
+                    if version is not None and stamps is not None:
+                        stamps.append((entry.id, version(entry.id)))
+                    item["quality"] = quality(entry.id).to_json()
+            item.update(entry.matched(score, terms))
+            services.append(item)
+        return {**self._head(key, expansions, total), "services": services}
+
+    def _spliced(
+        self,
+        key: SearchKey,
+        listing: _Listing,
+        quality: Callable[[str], Quality] | None,
+        version: Callable[[str], int] | None,
+        stamps: list[tuple[str, int]],
+    ) -> bytes | None:
+        """``jsonio.dumps(self._document(...))``, each listed entry's bytes spliced from its
+        kept halves (:class:`_Listed`) instead of written again; ``None`` when an entry or
+        the answer's other fields need ``jsonio.dumps``' fallback."""
+        expansions, total, listed = listing
+        services = []
+        for entry, score, terms in listed:
+            if entry.head is None:
+                return None
+            parts = [entry.head]
+            if entry.tail is not None and quality is not None:
+                if version is not None:
+                    stamps.append((entry.id, version(entry.id)))
+                parts += (b',"quality":', orjson.dumps(quality(entry.id).to_json()), entry.tail)
+            elif entry.tail is not None:
+                parts.append(entry.tail)
+            parts += (b",", orjson.dumps(entry.matched(score, terms))[1:])
+            services.append(orjson.Fragment(b"".join(parts)))
+        try:
+            return orjson.dumps({**self._head(key, expansions, total), "services": services})
+        except TypeError:  # an integer beyond 64 bits
+            return None
 
     @staticmethod
     def _result(
