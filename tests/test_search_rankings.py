@@ -10,6 +10,7 @@ the bytes the app sends must be the search document's own JSON.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,18 +21,14 @@ from s402gen.runtime import jsonio
 from s402gen.runtime.generated import Generated, load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.search import (
-    _ALIAS_SQL,
-    _ID_SQL,
     SCORE_ALIAS,
     SCORE_EXPANDED,
     SCORE_ID,
     SCORE_PHRASE,
     SCORE_TEXT,
     CatalogSearch,
-    _quote,
-    _text_match,
-    _words,
 )
+from s402gen.runtime.search_index import ALIAS_SQL, CATEGORY_SQL, quote, words
 from s402gen.runtime.service import ServiceRuntime
 
 from .conftest import GENERATED, ROOT, run_cli
@@ -60,22 +57,33 @@ def _plain(search: CatalogSearch, query: str, limit: int, category: str | None) 
     def rows(sql: str, parameters: tuple) -> set[int]:
         return {rowid for (rowid,) in search.index.query(sql, parameters)}
 
-    def text(term: str) -> set[int] | None:
-        statements = _text_match(term)
-        return set.intersection(*(rows(*s) for s in statements)) if statements else None
+    def text(term: str) -> set[int] | None:  # every statement run (none skipped)
+        found = []
+        if ascii_words := re.findall(r"[a-z0-9]+", term):
+            table = "words" if len(ascii_words) == 1 else "phrases"
+            phrase = " + ".join(quote(w) for w in ascii_words) + " *"
+            found.append(rows(f"SELECT rowid FROM {table} WHERE {table} MATCH ?", (phrase,)))
+        for other in re.findall(r"[^\x00-\x7f]+", term):
+            if len(other) >= 3:
+                found.append(rows("SELECT rowid FROM cjk WHERE cjk MATCH ?", (quote(other),)))
+            else:
+                found.append(rows("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", (other,)))
+        return set.intersection(*found) if found else None
 
-    members = {c: rows("SELECT rowid FROM services WHERE category = ?", (c,)) for c in
-               {*search.synonyms, category} if c}  # fmt: skip
-    scored: list[tuple[int, str | None, set[int]]] = [
-        (SCORE_ID, None, rows(_ID_SQL, (query.lower(),)))
-    ]
-    words = _words(query)
-    phrase = " ".join(words)
+    members = {c: rows(CATEGORY_SQL, (c,)) for c in {*search.synonyms, category} if c}
+    ids = {
+        n
+        for n, row in enumerate(search.index.rows, 1)
+        if query.lower() in (row.id, row.tool_name, row.internal_service_id)
+    }
+    scored: list[tuple[int, str | None, set[int]]] = [(SCORE_ID, None, ids)]
+    query_words = words(query)
+    phrase = " ".join(query_words)
     if phrase and (found := text(phrase)) is not None:
         scored.append((SCORE_PHRASE, phrase, found))
-    for word in dict.fromkeys(words):
+    for word in dict.fromkeys(query_words):
         label = word if word != phrase else None
-        alias = rows(_ALIAS_SQL, (_quote(word),))
+        alias = rows(ALIAS_SQL, (quote(word),))
         scored.append((SCORE_ALIAS, label, alias))
         if (found := text(word)) is not None:
             scored.append((SCORE_TEXT, label, found - alias))
@@ -199,3 +207,26 @@ def test_spliced_answer_bytes_are_the_answer_json_written(change) -> None:
             assert body == jsonio.dumps(search.answer_json(query, limit, quality)), query
             if query == "" and quality is not None and "payment" in entries[0]:
                 assert json.loads(body)["services"][0]["quality"]["callCount"] == 1
+
+
+def test_a_new_query_of_kept_statements_needs_no_sqlite() -> None:
+    """A word no service has costs no statement (FTS5's own terms show it matches nothing),
+    so a new query of known terms and such a word is answered without SQLite, where the
+    app asks (``wait=False``: its event loop); one needing a statement is not."""
+    generated = load_generated(GENERATED)
+    search, fresh = generated.search(), generated.search()
+    search.answer_body("face", 10)
+    run = search.index.query
+
+    def no_sqlite(sql: str, parameters: object) -> list:
+        raise AssertionError(f"SQLite ran {sql}")
+
+    search.index.query = no_sqlite  # type: ignore[method-assign]
+    for query in ("face 98765", "FACE 12345 zzzqqq", " face  qqq "):
+        body = search.answer_body(query, 10, wait=False)
+        assert body is not None and body == fresh.answer_body(query, 10), query
+    assert search.answer_body("face detection", 10, wait=False) is None  # a new phrase
+    assert search.answer_body("", 10, wait=False) is None
+    assert search.answer_body("face " * 20 + "9", 10, wait=False) is None  # a long query
+    search.index.query = run  # type: ignore[method-assign]
+    assert search.answer_body("face detection", 10) == fresh.answer_body("face detection", 10)

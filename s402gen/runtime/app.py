@@ -517,7 +517,8 @@ def _add_catalog_routes(
         request: Request, q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
     ) -> Response:
         quality, version = runtime.stats.quality, runtime.stats.version
-        # a repeated query is answered from memory here; SQLite and the disk run in a thread
+        # answered here when it needs neither SQLite nor the disk (a repeated query, or a new
+        # one of known statements); else in a thread
         body = search.answer_body(q, limit, quality, category, version=version, wait=False)
         if body is None:
             body = await run_in_threadpool(

@@ -6,39 +6,26 @@ scored and a ``why`` sentence. Query expansions come from the catalog: each
 category's ``synonyms`` (:class:`Categories`), applied to that category's
 services only; ``category`` filters the answer.
 
-The engine is SQLite FTS5 (Python's own ``sqlite3``), one in-memory database
-built at start from the catalog (:class:`SearchIndex`). English and other
-space-separated words go through the ``unicode61`` tokenizer:
+The engine is SQLite FTS5, one in-memory database built at start from the
+catalog (:mod:`~s402gen.runtime.search_index`, which says how words, phrases
+and Chinese match). A query scores :data:`SCORE_ID` when it is a service's id,
+:data:`SCORE_PHRASE` where its words appear as a phrase, :data:`SCORE_ALIAS` per
+word among the aliases' words (else :data:`SCORE_TEXT` per word in the text) and
+:data:`SCORE_EXPANDED` per expanded term; ties go in catalog order.
 
-- ``aliases``: each alias's words (an exact word scores :data:`SCORE_ALIAS`);
-- ``words``: ``searchText``; a query word matches the *start* of a word, so
-  ``detect`` finds ``detection`` but ``pose`` no longer finds ``exposed``;
-- ``phrases``: ``searchText`` with every run of punctuation kept as a marker
-  token, so a phrase of query words matches only where the text has those
-  words separated by spaces (``face template`` matches ``face template``,
-  not ``face-template``), as the substring scan it replaces did.
-
-Chinese has no spaces to split on: ``cjk`` (tokenizer ``trigram``) holds the
-non-ASCII runs of ``searchText`` and a Chinese word matches as a substring;
-words shorter than three characters use ``instr`` over the same column
-(SQLite 3.40's trigram ``LIKE`` misses short non-ASCII patterns).
-
-Each term is one SQL statement or the intersection of a few, whose rowids are
-kept, as the bits of an int, for the recent statements (a new query's terms are
-mostly those of earlier ones); the scores (:data:`SCORE_ID` ...) of every
+Each term's rowids are kept, as the bits of an int, for the recent statements
+(a new query's terms are mostly those of earlier ones); the scores of every
 matched service are summed at once by int operations on those bits
-(:class:`_Scores`), and the best ``limit`` picked score level by score level.
-The rankings of recent queries are kept, and only the answered page's entries
-are read (:meth:`CatalogSearch.answer_json`). The
+(:class:`~s402gen.runtime.search_index.Scores`), and the best ``limit`` picked
+score level by score level. The rankings of recent queries are kept, and only
+the answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
 recent answers are kept as the JSON bytes sent (:meth:`CatalogSearch.answer_body`),
-reused while the listed services' ``quality`` is unchanged.
+reused while the listed services' ``quality`` is unchanged. A new query whose
+statements are all kept needs no SQLite: the app ranks it on its event loop.
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -49,6 +36,7 @@ from pydantic.alias_generators import to_camel
 from . import jsonio
 from .contract import CatalogDocument, CatalogEntry, Quality
 from .recent import Recent
+from .search_index import CATEGORY_SQL, Scores, SearchIndex, SearchRow, Statement, words
 from .spec import price_label
 
 #: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
@@ -84,12 +72,6 @@ class Categories(BaseModel):
         return self.model_dump(by_alias=True, mode="json")
 
 
-_WORD = re.compile(r"[a-z0-9]+|[^\x00-\x7f]+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-#: A run of anything but ASCII letters, digits and spaces: a phrase does not reach across it.
-_BREAK = re.compile(r"[^a-z0-9\s]+")
-_MARKER = " \ue000 "  # a private-use character: a token of its own to unicode61, never a query's
-
 SCORE_ID = 200  # the query is the service id (or its tool name)
 SCORE_PHRASE = 50  # the whole query appears in the name, keywords or searchText
 SCORE_ALIAS = 20  # a query word is one of the aliases' words
@@ -109,143 +91,25 @@ MATCH_CACHE_BYTES = 4 << 20
 #: answers of 10 results at 2,000 services (each whole entry ~11 kB).
 BODY_CACHE_BYTES = 8 << 20
 
+#: A new query of at most this many words is ranked where asked (the event loop) when every
+#: statement it needs has its rowids kept: no SQLite, ~0.1-0.3 ms (:meth:`CatalogSearch._rank`).
+LOOP_WORDS = 16
+
 #: A search's normalized arguments: the query stripped, the limit clamped, no category
 #: as ``None`` (:meth:`CatalogSearch.key`).
 SearchKey = tuple[str, int, "str | None"]
-_TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
 def _int_bytes(bits: int) -> int:
     return bits.bit_length() // 8 + 1
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+#: A ranking: the expansions, the total and ``(position, score, matchTerms)`` best first.
+_Ranking = tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]
 
 
-@dataclass(frozen=True)
-class SearchRow:
-    """What the index needs of one catalog entry (``discovery`` fields, lowercase or not)."""
-
-    id: str
-    tool_name: str
-    internal_service_id: str
-    category: str
-    aliases: tuple[str, ...]
-    search_text: str
-
-    @classmethod
-    def of(cls, entry: CatalogEntry) -> "SearchRow":
-        """The row of a catalog entry."""
-        d = entry.discovery
-        return cls(
-            entry.id,
-            d.tool_name,
-            entry.internal_service_id,
-            entry.category,
-            tuple(d.aliases),
-            d.search_text,
-        )
-
-
-_ID_SQL = "SELECT rowid FROM ids WHERE key = ?"
-_ALIAS_SQL = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
-_CATEGORY_SQL = "SELECT rowid FROM services WHERE category = ?"
-
-
-def _quote(token: str) -> str:
-    """An FTS5 string: double quotes, inner quotes doubled."""
-    return '"' + token.replace('"', '""') + '"'
-
-
-_SCHEMA = """
-CREATE TABLE services (rowid INTEGER PRIMARY KEY, category TEXT NOT NULL);
-CREATE INDEX services_category ON services (category, rowid);
-CREATE TABLE ids (key TEXT NOT NULL, rowid INTEGER NOT NULL);
-CREATE INDEX ids_key ON ids (key);
-CREATE VIRTUAL TABLE aliases USING fts5(
-    alias, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE words USING fts5(
-    text, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE phrases USING fts5(
-    phrase, content='', detail='full', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE cjk USING fts5(text, tokenize='trigram');
-"""
-
-
-class SearchIndex:
-    """The FTS5 database of a catalog's rows (rowid = catalog position + 1).
-
-    One connection, used by one thread at a time (a lock): SQLite releases the
-    GIL while it runs, and the app runs queries off the event loop.
-    """
-
-    def __init__(self, rows: Sequence[SearchRow]):
-        self.rows = rows
-        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        db = self._db
-        db.executescript(_SCHEMA)
-        db.execute("BEGIN")
-        db.executemany(
-            "INSERT INTO services VALUES (?, ?)",
-            ((n, row.category) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO ids VALUES (?, ?)",
-            (
-                (key, n)
-                for n, row in enumerate(rows, 1)
-                for key in dict.fromkeys((row.id, row.tool_name, row.internal_service_id))
-            ),
-        )
-        db.executemany(
-            "INSERT INTO aliases (rowid, alias) VALUES (?, ?)",
-            ((n, "\n".join(row.aliases)) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO words (rowid, text) VALUES (?, ?)",
-            ((n, row.search_text.lower()) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO phrases (rowid, phrase) VALUES (?, ?)",
-            ((n, _BREAK.sub(_MARKER, row.search_text.lower())) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO cjk (rowid, text) VALUES (?, ?)",
-            (
-                (n, "\n".join(_NON_ASCII.findall(row.search_text.lower())))
-                for n, row in enumerate(rows, 1)
-            ),
-        )
-        db.execute("COMMIT")
-
-    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple]:
-        """Run one statement; its rows."""
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
-
-
-def _text_match(term: str) -> list[tuple[str, tuple[object, ...]]]:
-    """The statements (SQL, parameters) whose rowids all hold ``term`` (lowercase) in their
-    searchText: the term matches their intersection; none when it has no word to look for.
-
-    An ASCII term is a phrase of whole words, the last one a prefix; a term with
-    no ASCII letter or digit is a substring of the text's non-ASCII runs; a term
-    mixing both needs both parts (each matched as above).
-    """
-    ascii_words = re.findall(r"[a-z0-9]+", term)
-    parts: list[tuple[str, tuple[object, ...]]] = []
-    if ascii_words:
-        quoted = " + ".join(_quote(w) for w in ascii_words) + " *"
-        table = "words" if len(ascii_words) == 1 else "phrases"
-        parts.append((f"SELECT rowid FROM {table} WHERE {table} MATCH ?", (quoted,)))
-    for other in _NON_ASCII.findall(term):
-        if len(other) >= _TRIGRAM:
-            parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", (_quote(other),)))
-        else:
-            parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", (other,)))
-    return parts
+class _NeedsSQLite(Exception):
+    """A ranking asked not to wait needs a statement whose rowids are not kept."""
 
 
 #: A ranking's listed entries: the expansions, the total and ``(entry, score, matchTerms)``.
@@ -297,48 +161,6 @@ class _Listed:
         return {"matchScore": score, "matchTerms": list(terms), "why": why}
 
 
-class _Scores:
-    """Every row's sum of weights, bit-sliced: slice ``j`` is an int whose bit ``r`` is bit
-    ``j`` of row ``r``'s score, so adding a weight to a set of rows (an int of their bits)
-    costs a few int operations per bit of the weight, whatever the number of rows."""
-
-    def __init__(self) -> None:
-        self.slices: list[int] = []
-
-    def add(self, rows: int, weight: int) -> None:
-        """Add ``weight`` (>= 0) to the score of each row in ``rows`` (a ripple-carry add)."""
-        slices, carry, j = self.slices, 0, 0
-        while weight or carry:
-            if j == len(slices):
-                slices.append(0)
-            bit = slices[j]
-            if weight & 1:
-                slices[j] = bit ^ rows ^ carry
-                carry = (bit & rows) | (carry & (bit ^ rows))
-            else:
-                slices[j] = bit ^ carry
-                carry &= bit
-            weight >>= 1
-            j += 1
-
-    def best(self, rows: int, limit: int) -> list[tuple[int, int]]:
-        """The first ``limit`` of ``rows`` by score, highest first, then by rowid:
-        ``(rowid, score)``."""
-        found: list[tuple[int, int]] = []
-        while rows and len(found) < limit:
-            # the highest score among rows: its bits from the top, and the rows that have it
-            level, score = rows, 0
-            for j in reversed(range(len(self.slices))):
-                if higher := level & self.slices[j]:
-                    level, score = higher, score | 1 << j
-            rows ^= level
-            while level and len(found) < limit:
-                lowest = level & -level
-                level ^= lowest
-                found.append((lowest.bit_length() - 1, score))
-        return found
-
-
 class CatalogSearch:
     """Search over a compiled catalog document (catalog.json) and its categories.
 
@@ -388,13 +210,21 @@ class CatalogSearch:
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._document_json = document.to_json()
 
-    def _rank(
-        self, query: str, limit: int, category: str | None
-    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
-        key = (query, limit, category)
+    def _rank(self, key: SearchKey, wait: bool = True) -> _Ranking | None:
+        """The ranking of ``key`` (kept for the recent ones). ``wait=False``: ``None`` when
+        it needs SQLite (a statement whose rowids are not kept, or the empty query) or the
+        query has more than :data:`LOOP_WORDS` words."""
         found = self._ranks.get(key)
         if found is None:
-            found = self._ranks.put(key, self._rank_uncached(query, limit, category))
+            query, limit, category = key
+            if not wait and (not query or len(words(query)) > LOOP_WORDS):
+                return None
+            expansions = self.expand(query)
+            try:
+                ranked = self._ranked(query, expansions, limit, category, wait)
+            except _NeedsSQLite:
+                return None
+            found = self._ranks.put(key, (expansions, *ranked))
         return found
 
     def _listed(self, position: int) -> _Listed:
@@ -403,23 +233,17 @@ class CatalogSearch:
             found = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
         return found
 
-    def _rank_uncached(
-        self, query: str, limit: int, category: str | None
-    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
-        expansions = self.expand(query)
-        return expansions, *self._ranked(query, expansions, limit, category)
-
     def expand(self, query: str) -> dict[str, list[str]]:
         """Per category, the terms its synonyms add for ``query`` (sorted, as the live
         catalog lists them); categories that add none are left out."""
         lowered = query.lower()
-        words = _words(lowered)
+        query_words = words(lowered)
         found: dict[str, list[str]] = {}
         for category, synonyms in self.synonyms.items():
             terms: set[str] = set()
             for trigger, more in synonyms.items():
                 key = trigger.lower()
-                if (key in words) if key.isascii() else (key in lowered):
+                if (key in query_words) if key.isascii() else (key in lowered):
                     terms.update(more)
             if terms:
                 found[category] = sorted(terms)
@@ -431,30 +255,34 @@ class CatalogSearch:
         expansions: dict[str, list[str]],
         limit: int,
         category: str | None,
+        wait: bool = True,
     ) -> tuple[int, list[tuple[int, int, list[str]]]]:
         """The number of matching services and the first ``limit`` of them, best first:
-        ``(position, score, matchTerms)``."""
+        ``(position, score, matchTerms)``. Raises :class:`_NeedsSQLite` if ``wait`` is false
+        and a statement's rowids are not kept."""
         filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"  # no query
         if not query:
+            if not wait:
+                raise _NeedsSQLite
             where, params = (filters, [category]) if category else ("", [])
             (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
             found = self.index.query(
                 f"SELECT rowid FROM services{where} ORDER BY rowid LIMIT ?", [*params, limit]
             )
             return total, [(rowid - 1, 0, []) for (rowid,) in found]
-        words = _words(query)
-        phrase = " ".join(words)
+        query_words = words(query)
+        phrase = " ".join(query_words)
         labels: list[str | None] = []
         # (label index, weight, rowids as bits): the ids' part (-1) labels nothing
-        parts: list[tuple[int, int, int]] = [(-1, SCORE_ID, self._rows(_ID_SQL, (query.lower(),)))]
+        parts: list[tuple[int, int, int]] = [(-1, SCORE_ID, self.index.ids(query.lower()))]
 
         def text(term: str) -> int | None:
-            statements = _text_match(term)
+            statements = self.index.text_match(term)
             if not statements:
                 return None
-            rows = self._rows(*statements[0])
+            rows = self._rows(statements[0], wait)
             for statement in statements[1:]:
-                rows &= self._rows(*statement)
+                rows &= self._rows(statement, wait)
             return rows
 
         def add(rows: int | None, weight: int, label: str | None) -> None:
@@ -464,8 +292,8 @@ class CatalogSearch:
 
         if phrase:
             add(text(phrase), SCORE_PHRASE, phrase)
-        for word in dict.fromkeys(words):
-            alias = self._rows(_ALIAS_SQL, (_quote(word),))
+        for word in dict.fromkeys(query_words):
+            alias = self._rows(self.index.alias_match(word), wait)
             parts.append((len(labels), SCORE_ALIAS, alias))
             found = text(word)  # scores only where the word is not an alias's
             add(
@@ -474,18 +302,18 @@ class CatalogSearch:
                 word if word != phrase else None,
             )
         for category_id, terms in expansions.items():
-            members = self._category(category_id)
+            members = self._category(category_id, wait)
             for term in terms:
                 found = text(term.lower())
                 add(None if found is None else found & members, SCORE_EXPANDED, term)
-        scores = _Scores()
+        scores = Scores()
         matched = 0
         for _, weight, rows in parts:
             if rows:
                 scores.add(rows, weight)
                 matched |= rows
         if category:
-            matched &= self._category(category)
+            matched &= self._category(category, wait)
         ranked = []
         for rowid, score in scores.best(matched, limit):
             terms = [
@@ -496,22 +324,23 @@ class CatalogSearch:
             ranked.append((rowid - 1, score, terms))
         return matched.bit_count(), ranked
 
-    def _rows(self, sql: str, parameters: tuple[object, ...]) -> int:
-        """The rowids that ``sql`` selects, as the bits of an int (rowid ``r`` is bit ``r``),
+    def _rows(self, statement: Statement | None, wait: bool = True) -> int:
+        """The rowids that ``statement`` selects (none for ``None``), as the bits of an int,
         kept for the recent statements (:data:`MATCH_CACHE_BYTES` in all): the terms of a
-        new query are mostly those of earlier ones."""
-        key = (sql, *parameters)
-        found = self._match_cache.get(key)
+        new query are mostly those of earlier ones. Raises :class:`_NeedsSQLite` if
+        ``wait`` is false and they are not kept."""
+        if statement is None:
+            return 0
+        found = self._match_cache.get(statement)
         if found is None:
-            bits = bytearray(len(self.index.rows) // 8 + 1)
-            for (rowid,) in self.index.query(sql, parameters):
-                bits[rowid >> 3] |= 1 << (rowid & 7)
-            found = self._match_cache.put(key, int.from_bytes(bits, "little"))
+            if not wait:
+                raise _NeedsSQLite
+            found = self._match_cache.put(statement, self.index.select(statement))
         return found
 
-    def _category(self, category: str) -> int:
+    def _category(self, category: str, wait: bool = True) -> int:
         """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
-        return self._rows(_CATEGORY_SQL, (category,))
+        return self._rows((CATEGORY_SQL, (category,)), wait)
 
     def search(
         self,
@@ -527,7 +356,9 @@ class CatalogSearch:
         while SQLite runs: the app calls it off the event loop.
         """
         query, limit, category = self.key(query, limit, category)
-        expansions, total, ranked = self._rank(query, limit, category)
+        ranking = self._rank((query, limit, category))
+        assert ranking is not None  # it waits for SQLite
+        expansions, total, ranked = ranking
         services = [
             self._result(self._entry(position), score, terms, quality)
             for position, score, terms in ranked
@@ -564,9 +395,11 @@ class CatalogSearch:
         """``search(...).to_json()``, built from each listed entry's JSON (kept for the
         recent entries) instead of copying and serializing the entries' models again.
 
-        With ``wait=False``, ``None`` unless the ranking and every listed entry are
-        among the recent ones: then the answer needs neither SQLite nor the disk, and
-        the app builds it on the event loop (~0.5 ms); else it calls again in a thread.
+        With ``wait=False``, ``None`` unless the answer needs neither SQLite nor the disk:
+        its ranking is kept, or the rowids of every statement it needs (a query of at
+        most :data:`LOOP_WORDS` words), and every listed entry is among the recent ones.
+        The app then builds it on the event loop (~0.1-0.5 ms); else it calls again in
+        a thread.
         """
         return self._answer(self.key(query, limit, category), quality, wait)
 
@@ -626,17 +459,14 @@ class CatalogSearch:
         return None if listing is None else self._document(key, listing, quality)
 
     def _listing(self, key: SearchKey, wait: bool) -> _Listing | None:
-        """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None``
-        unless they are among the recent ones (no SQLite, no disk)."""
-        if wait:
-            expansions, total, ranked = self._rank(*key)
-        else:
-            found = self._ranks.get(key)
-            if found is None:
-                return None
-            expansions, total, ranked = found
-            if any(self._entries.get(position) is None for position, _, _ in ranked):
-                return None
+        """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None`` when
+        they need SQLite (:meth:`_rank`) or the disk (an entry not kept)."""
+        ranking = self._rank(key, wait)
+        if ranking is None:
+            return None
+        expansions, total, ranked = ranking
+        if not wait and any(self._entries.get(position) is None for position, _, _ in ranked):
+            return None
         listed = [(self._listed(position), score, terms) for position, score, terms in ranked]
         return expansions, total, listed
 
