@@ -87,6 +87,8 @@ ENTRY_JSON_CACHE_SIZE = 128
 #: (one bit a service: 250 bytes a statement at 2,000 services).
 MATCH_CACHE_SIZE = 4096
 MATCH_CACHE_BYTES = 4 << 20
+#: Listed services' ``quality`` kept as bytes, per version (:meth:`CatalogSearch.answer_body`).
+QUALITY_CACHE_SIZE = 4096
 #: Bytes of recent answers kept ready to send (:meth:`CatalogSearch.answer_body`): ~70
 #: answers of 10 results at 2,000 services (each whole entry ~11 kB).
 BODY_CACHE_BYTES = 8 << 20
@@ -208,6 +210,7 @@ class CatalogSearch:
         self._entries = Recent(ENTRY_JSON_CACHE_SIZE)
         self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
+        self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
         self._document_json = document.to_json()
 
     def _rank(self, key: SearchKey, wait: bool = True) -> _Ranking | None:
@@ -526,9 +529,16 @@ class CatalogSearch:
                 return None
             parts = [entry.head]
             if entry.tail is not None and quality is not None:
-                if version is not None:
-                    stamps.append((entry.id, version(entry.id)))
-                parts += (b',"quality":', orjson.dumps(quality(entry.id).to_json()), entry.tail)
+                if version is None:
+                    written = orjson.dumps(quality(entry.id).to_json())
+                else:  # the same version, the same quality: its bytes are kept
+                    stamp = (entry.id, version(entry.id))
+                    stamps.append(stamp)
+                    written = self._qualities.get(stamp)
+                    if written is None:
+                        written = orjson.dumps(quality(entry.id).to_json())
+                        self._qualities.put(stamp, written)
+                parts += (b',"quality":', written, entry.tail)
             elif entry.tail is not None:
                 parts.append(entry.tail)
             parts += (b",", orjson.dumps(entry.matched(score, terms))[1:])
