@@ -81,8 +81,10 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 #: Rankings kept per search (query, limit, category): a repeated query costs no SQL.
 RANK_CACHE_SIZE = 1024
-#: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
-ENTRY_JSON_CACHE_SIZE = 128
+#: Listed entries kept as bytes per search (:meth:`CatalogSearch.answer_body`), and those
+#: bytes in all: ~750 entries at 2,000 services (each ~11 kB).
+ENTRY_CACHE_SIZE = 2048
+ENTRY_CACHE_BYTES = 8 << 20
 #: Statements whose rowids are kept (:meth:`CatalogSearch._rows`), and their bytes in all
 #: (one bit a service: 250 bytes a statement at 2,000 services).
 MATCH_CACHE_SIZE = 4096
@@ -114,52 +116,55 @@ class _NeedsSQLite(Exception):
     """A ranking asked not to wait needs a statement whose rowids are not kept."""
 
 
-#: A ranking's listed entries: the expansions, the total and ``(entry, score, matchTerms)``.
-_Listing = tuple[dict[str, list[str]], int, list[tuple["_Listed", int, list[str]]]]
+#: A ranking's listed entries: the expansions, the total and
+#: ``(position, entry, score, matchTerms)``.
+_Listing = tuple[dict[str, list[str]], int, list[tuple[int, "_Listed", int, list[str]]]]
 #: Keys a search answer adds to a listed entry: an entry holding one is written whole.
 _ADDED = frozenset({"quality", "matchScore", "matchTerms", "why"})
 
 
 @dataclass(frozen=True)
 class _Listed:
-    """A catalog entry as answers list it: its JSON value and, to splice answers' bytes, its
-    bytes (orjson's) cut where ``quality`` goes: ``head`` (from ``{`` through ``payment``'s
-    value, no closing brace) and ``tail`` (the keys after it, each after a comma); ``tail``
-    is ``None`` without a ``payment`` key (``head`` is then the whole entry but ``}``), and
-    ``head`` is ``None`` when orjson cannot write the entry or it holds an :data:`_ADDED` key.
+    """What answers need of a listed catalog entry: its id, its ``why`` fields and, to splice
+    answers' bytes, its JSON bytes (orjson's) cut where ``quality`` goes: ``head`` (from
+    ``{`` through ``payment``'s value, no closing brace) and ``tail`` (the keys after it,
+    each after a comma); ``tail`` is ``None`` without a ``payment`` key (``head`` is then
+    the whole entry but ``}``), and ``head`` is ``None`` when orjson cannot write the entry
+    or it holds an :data:`_ADDED` key (the answer is then made from the entry's JSON).
     """
 
-    json: dict[str, Any]
+    id: str
+    name: str
+    pricing: tuple[int, str, str]  # amountCents, currency, policyId
     head: bytes | None
     tail: bytes | None
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> "_Listed":
         """The listed form of an entry's JSON value."""
+        pricing = entry["pricing"]
+        fields = entry["id"], entry["name"], (
+            pricing["amountCents"], pricing["currency"], pricing["policyId"]
+        )  # fmt: skip
         names = list(entry)
-        if not names or _ADDED.intersection(names):
-            return cls(entry, None, None)
+        if _ADDED.intersection(names):
+            return cls(*fields, None, None)
         cut = names.index("payment") + 1 if "payment" in entry else len(names)
         try:
             head = orjson.dumps({name: entry[name] for name in names[:cut]})[:-1]
             rest = orjson.dumps({name: entry[name] for name in names[cut:]})[1:-1]
         except TypeError:  # an integer beyond 64 bits: jsonio.dumps' fallback writes it
-            return cls(entry, None, None)
+            return cls(*fields, None, None)
         tail = None if "payment" not in entry else b"," + rest if rest else b""
-        return cls(entry, head, tail)
+        return cls(*fields, head, tail)
 
-    @property
-    def id(self) -> str:
-        """The service id."""
-        return self.json["id"]
+    def weight(self) -> int:
+        """Bytes kept."""
+        return len(self.head or b"") + len(self.tail or b"") + 200
 
     def matched(self, score: int, terms: list[str]) -> dict[str, Any]:
         """The fields a search answer appends: ``matchScore``, ``matchTerms`` and ``why``."""
-        pricing = self.json["pricing"]
-        why = _why(
-            terms, self.json["name"], pricing["amountCents"], pricing["currency"],
-            pricing["policyId"],
-        )  # fmt: skip
+        why = _why(terms, self.name, *self.pricing)
         return {"matchScore": score, "matchTerms": list(terms), "why": why}
 
 
@@ -207,7 +212,7 @@ class CatalogSearch:
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
-        self._entries = Recent(ENTRY_JSON_CACHE_SIZE)
+        self._entries = Recent(ENTRY_CACHE_SIZE, ENTRY_CACHE_BYTES, _Listed.weight)
         self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
@@ -228,12 +233,6 @@ class CatalogSearch:
             except _NeedsSQLite:
                 return None
             found = self._ranks.put(key, (expansions, *ranked))
-        return found
-
-    def _listed(self, position: int) -> _Listed:
-        found = self._entries.get(position)
-        if found is None:
-            found = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
         return found
 
     def expand(self, query: str) -> dict[str, list[str]]:
@@ -395,8 +394,9 @@ class CatalogSearch:
         *,
         wait: bool = True,
     ) -> dict[str, Any] | None:
-        """``search(...).to_json()``, built from each listed entry's JSON (kept for the
-        recent entries) instead of copying and serializing the entries' models again.
+        """``search(...).to_json()``, built from each listed entry's JSON (``entry(position)``
+        read again: the app's are kept by :meth:`~s402gen.runtime.generated.Generated.entry`)
+        instead of copying the entries' models.
 
         With ``wait=False``, ``None`` unless the answer needs neither SQLite nor the disk:
         its ranking is kept, or the rowids of every statement it needs (a query of at
@@ -468,9 +468,14 @@ class CatalogSearch:
         if ranking is None:
             return None
         expansions, total, ranked = ranking
-        if not wait and any(self._entries.get(position) is None for position, _, _ in ranked):
-            return None
-        listed = [(self._listed(position), score, terms) for position, score, terms in ranked]
+        listed = []
+        for position, score, terms in ranked:
+            entry = self._entries.get(position)
+            if entry is None:
+                if not wait:
+                    return None
+                entry = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
+            listed.append((position, entry, score, terms))
         return expansions, total, listed
 
     def _head(self, key: SearchKey, expansions: dict[str, list[str]], total: int) -> dict:
@@ -499,9 +504,9 @@ class CatalogSearch:
         service's version, read before its quality."""
         expansions, total, listed = listing
         services = []
-        for entry, score, terms in listed:
+        for position, entry, score, terms in listed:
             item: dict[str, Any] = {}
-            for name, value in entry.json.items():
+            for name, value in self._entry(position).to_json().items():
                 item[name] = value
                 if name == "payment" and quality is not None:  # quality's place in the entry
                     if version is not None and stamps is not None:
@@ -524,7 +529,7 @@ class CatalogSearch:
         the answer's other fields need ``jsonio.dumps``' fallback."""
         expansions, total, listed = listing
         services = []
-        for entry, score, terms in listed:
+        for _, entry, score, terms in listed:
             if entry.head is None:
                 return None
             parts = [entry.head]
