@@ -68,10 +68,12 @@ INLINE_BODY_BYTES = 4096
 #: ~0.1-0.6 s).
 BIG_BODY_CHECKS = anyio.CapacityLimiter(1)
 JSON = "application/json"
-#: Searches that need SQLite or the disk run in worker threads, one at a time in the app:
-#: they take turns on one SQLite connection and one GIL anyway, and each more thread
-#: waiting for the GIL lengthens every wait of the others (and of the event loop).
-SEARCH_THREADS = 1
+#: Searches that need SQLite or the disk (a new query's first statements and entries) run in
+#: at most this many worker threads at once. Under a busy event loop each thread gets the
+#: GIL in turns with the loop: one thread drained the first ~50 such searches of
+#: serve_bench's "every query new" load in ~0.5 s (p99 ~500-690 ms), 8 in ~0.1 s (p99
+#: ~40-100 ms); anyio's 40 let them crowd the loop (p99 ~270 ms).
+SEARCH_THREADS = 8
 
 
 class _BodyError(Exception):
