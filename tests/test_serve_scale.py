@@ -166,6 +166,38 @@ def test_a_repeated_search_is_answered_before_fastapi_with_the_same_bytes(emulat
     assert after == {**first.json(), "services": after["services"]}
 
 
+def test_the_answers_before_fastapi_are_fastapis(emulator, monkeypatch) -> None:
+    """A search that needs neither SQLite nor the disk is answered before FastAPI parses its
+    query string (by starlette's QueryParams, as FastAPI does): status, headers and bytes
+    are those of FastAPI's handler, repeated names, odd limits and all."""
+    from s402gen.runtime import app as app_module
+
+    strings = [
+        "q=face", "q=face+123", "q=face&limit=3", "q=face&limit=003", "q=face&limit=%2B3",
+        "q=face&limit=3.0", "q=face&limit=", "q=face&limit=x", "q=a&q=face", "",
+        "q=face&category=face-body", "q=face&category=", "category=face-body&q=face+9",
+        "q=%E4%BA%BA%E8%84%B8+7", "q=face&limit=999999", "q=face&limit=1234567",
+        "q=face&foo=bar", "q=%ZZ", "limit=2&limit=5&q=face", "q=face%00+7", "q=+face+&limit=0",
+    ]  # fmt: skip
+
+    def answers(fast: bool) -> list:
+        if not fast:
+            monkeypatch.setattr(app_module._KeptSearchAnswers, "_answer", lambda self, qs: None)
+        client = TestClient(
+            create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator)),
+            base_url=LOOPBACK_BASE,
+        )
+        found = []
+        for string in strings * 2:  # new, then answered before
+            answer = client.get("/api/catalog/search?" + string)
+            headers = [(k, v) for k, v in answer.headers.items() if k != "date"]
+            found.append((string, answer.status_code, headers, answer.content))
+        monkeypatch.undo()
+        return found
+
+    assert answers(True) == answers(False)
+
+
 def test_the_mcp_sdk_is_imported_on_the_first_mcp_request_not_at_start() -> None:
     """Importing the mcp SDK is ~0.7 s of ``serve``'s start: the app imports it when
     ``/mcp`` is first asked (tests of MCP over HTTP show that it then answers)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -24,6 +25,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.routing import Route
 
 from . import contract, jsonio, protocol, x402_contract
@@ -66,6 +68,12 @@ INLINE_BODY_BYTES = 4096
 #: ~0.1-0.6 s).
 BIG_BODY_CHECKS = anyio.CapacityLimiter(1)
 JSON = "application/json"
+#: Searches that need SQLite or the disk (a new query's first statements and entries) run in
+#: at most this many worker threads at once. Under a busy event loop each thread gets the
+#: GIL in turns with the loop: one thread drained the first ~50 such searches of
+#: serve_bench's "every query new" load in ~0.5 s (p99 ~500-690 ms), 8 in ~0.1 s (p99
+#: ~40-100 ms); anyio's 40 let them crowd the loop (p99 ~270 ms).
+SEARCH_THREADS = 8
 
 
 class _BodyError(Exception):
@@ -471,20 +479,24 @@ def _add_payment_routes(
 KEPT_QUERY_STRINGS = 4096
 #: Longer query strings are not remembered.
 KEPT_QUERY_STRING_BYTES = 512
+#: A ``limit`` the fast path reads itself; any other goes to FastAPI, which validates it.
+_PLAIN_LIMIT = re.compile(r"[0-9]{1,6}")
 
 
 class _KeptSearchAnswers:
-    """The search route's ASGI app: a ``GET`` whose query string was answered before, and
-    whose answer the search keeps unchanged (:meth:`CatalogSearch.cached_body`), gets
-    those bytes at once; anything else goes to FastAPI's handler (``app``), which parses,
-    validates and answers, and remembers the query string's search key."""
+    """The search route's ASGI app: a ``GET`` whose answer needs neither SQLite nor the
+    disk gets its bytes at once, before FastAPI parses it: a query string answered before
+    whose answer the search keeps unchanged (:meth:`CatalogSearch.cached_body`), or any
+    search whose ranking or statements, and entries, are kept (``answer_body(wait=False)``).
+    Anything else goes to FastAPI's handler (``app``), which validates, answers (SQLite and
+    the disk in a thread) and remembers the query string's search key."""
 
     _HEADERS = [(b"content-type", JSON.encode())]
 
-    def __init__(self, app: Any, search: CatalogSearch, version: Any):
+    def __init__(self, app: Any, search: CatalogSearch, stats: Any):
         self.app = app
         self.search = search
-        self.version = version
+        self.stats = stats
         self.keys = Recent(KEPT_QUERY_STRINGS)
 
     def remember(self, query_string: bytes, key: Any) -> None:
@@ -492,9 +504,30 @@ class _KeptSearchAnswers:
         if len(query_string) <= KEPT_QUERY_STRING_BYTES:
             self.keys.put(query_string, key)
 
+    def _answer(self, query_string: bytes) -> bytes | None:
+        version = self.stats.version
+        key = self.keys.get(query_string)
+        if key is not None:
+            body = self.search.cached_body(key, True, version)
+            if body is not None:
+                return body
+        else:  # read as FastAPI reads it (the last of repeated names); a limit it must check
+            params = QueryParams(query_string)
+            limit = params.get("limit")
+            if limit is not None and not _PLAIN_LIMIT.fullmatch(limit):
+                return None
+            limit_value = DEFAULT_LIMIT if limit is None else int(limit)
+            key = self.search.key(params.get("q", ""), limit_value, params.get("category", ""))
+        query, limit_value, category = key
+        body = self.search.answer_body(
+            query, limit_value, self.stats.quality, category, version=version, wait=False
+        )
+        if body is not None:
+            self.remember(query_string, key)
+        return body
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        key = self.keys.get(scope["query_string"]) if scope["method"] == "GET" else None
-        body = self.search.cached_body(key, True, self.version) if key is not None else None
+        body = self._answer(scope["query_string"]) if scope["method"] == "GET" else None
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -509,6 +542,7 @@ def _add_catalog_routes(
     app: FastAPI, runtime: ServiceRuntime, generated: Generated, search: CatalogSearch
 ) -> None:
     app.state.search = search
+    searches = anyio.CapacityLimiter(SEARCH_THREADS)
 
     async def catalog() -> Response:
         return FileResponse(generated.catalog_file, media_type=JSON)
@@ -517,13 +551,11 @@ def _add_catalog_routes(
         request: Request, q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
     ) -> Response:
         quality, version = runtime.stats.quality, runtime.stats.version
-        # a repeated query is answered from memory here; SQLite and the disk run in a thread
-        body = search.answer_body(q, limit, quality, category, version=version, wait=False)
-        if body is None:
-            body = await run_in_threadpool(
-                functools.partial(search.answer_body, version=version),
-                q, limit, quality, category,
-            )  # fmt: skip
+        # what needs neither SQLite nor the disk was answered before FastAPI parsed it
+        body = await anyio.to_thread.run_sync(
+            functools.partial(search.answer_body, version=version),
+            q, limit, quality, category, limiter=searches,
+        )  # fmt: skip
         fast.remember(request.scope["query_string"], search.key(q, limit, category))
         return Response(body, media_type=JSON)
 
@@ -539,7 +571,7 @@ def _add_catalog_routes(
     app.add_api_route("/api/catalog", catalog, methods=["GET"])
     app.add_api_route("/api/catalog/search", catalog_search, methods=["GET"])
     route = app.router.routes[-1]
-    fast = _KeptSearchAnswers(route.app, search, runtime.stats.version)
+    fast = _KeptSearchAnswers(route.app, search, runtime.stats)
     route.app = fast  # a repeated search is answered before FastAPI parses it
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/index.html", index, methods=["GET"], include_in_schema=False)

@@ -1,7 +1,7 @@
 """Load a compiled ``generated/`` folder: route specs, catalog JSON and doc pages.
 
 Loading keeps in memory only what serving needs at once: the route specs, the
-search's fields of each catalog entry (:class:`~s402gen.runtime.search.SearchRow`)
+search's fields of each catalog entry (:class:`~s402gen.runtime.search_index.SearchRow`)
 and the catalog's top-level fields. A whole catalog entry is read from
 ``catalog/services/<id>.json`` when a search answer lists it (a bounded cache
 keeps the recent ones); catalog.json, the doc pages and openapi.json are served
@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .cachedir import cache_dir
 from .contract import CatalogDocument, CatalogEntry
-from .search import CATEGORIES_FILE, CatalogSearch, Categories, SearchRow
+from .search import CATEGORIES_FILE, CatalogSearch, Categories
+from .search_index import SearchRow
 from .spec import RouteSpec
 
 #: Whole catalog entries kept in memory after a search answer listed them.

@@ -6,48 +6,37 @@ scored and a ``why`` sentence. Query expansions come from the catalog: each
 category's ``synonyms`` (:class:`Categories`), applied to that category's
 services only; ``category`` filters the answer.
 
-The engine is SQLite FTS5 (Python's own ``sqlite3``), one in-memory database
-built at start from the catalog (:class:`SearchIndex`). English and other
-space-separated words go through the ``unicode61`` tokenizer:
+The engine is SQLite FTS5, one in-memory database built at start from the
+catalog (:mod:`~s402gen.runtime.search_index`, which says how words, phrases
+and Chinese match). A query scores :data:`SCORE_ID` when it is a service's id,
+:data:`SCORE_PHRASE` where its words appear as a phrase, :data:`SCORE_ALIAS` per
+word among the aliases' words (else :data:`SCORE_TEXT` per word in the text) and
+:data:`SCORE_EXPANDED` per expanded term; ties go in catalog order.
 
-- ``aliases``: each alias's words (an exact word scores :data:`SCORE_ALIAS`);
-- ``words``: ``searchText``; a query word matches the *start* of a word, so
-  ``detect`` finds ``detection`` but ``pose`` no longer finds ``exposed``;
-- ``phrases``: ``searchText`` with every run of punctuation kept as a marker
-  token, so a phrase of query words matches only where the text has those
-  words separated by spaces (``face template`` matches ``face template``,
-  not ``face-template``), as the substring scan it replaces did.
-
-Chinese has no spaces to split on: ``cjk`` (tokenizer ``trigram``) holds the
-non-ASCII runs of ``searchText`` and a Chinese word matches as a substring;
-words shorter than three characters use ``instr`` over the same column
-(SQLite 3.40's trigram ``LIKE`` misses short non-ASCII patterns).
-
-Each term is one SQL statement, whose rowids are kept for the recent
-statements (a new query's terms are mostly those of earlier ones); scores
-(:data:`SCORE_ID` ...) are summed per service in Python, the best ``limit``
-picked with a heap. The rankings of recent queries are kept, and only the
-answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
+Each term's rowids are kept, as the bits of an int, for the recent statements
+(a new query's terms are mostly those of earlier ones); the scores of every
+matched service are summed at once by int operations on those bits
+(:class:`~s402gen.runtime.search_index.Scores`), and the best ``limit`` picked
+score level by score level. The rankings of recent queries are kept, and only
+the answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
 recent answers are kept as the JSON bytes sent (:meth:`CatalogSearch.answer_body`),
-reused while the listed services' ``quality`` is unchanged.
+reused while the listed services' ``quality`` is unchanged. A new query whose
+statements are all kept needs no SQLite: the app ranks it on its event loop.
 """
 
 from __future__ import annotations
 
-import heapq
-import re
-import sqlite3
-import threading
-from array import array
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from . import jsonio
 from .contract import CatalogDocument, CatalogEntry, Quality
 from .recent import Recent
+from .search_index import CATEGORY_SQL, Scores, SearchIndex, SearchRow, Statement, words
 from .spec import price_label
 
 #: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
@@ -83,12 +72,6 @@ class Categories(BaseModel):
         return self.model_dump(by_alias=True, mode="json")
 
 
-_WORD = re.compile(r"[a-z0-9]+|[^\x00-\x7f]+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-#: A run of anything but ASCII letters, digits and spaces: a phrase does not reach across it.
-_BREAK = re.compile(r"[^a-z0-9\s]+")
-_MARKER = " \ue000 "  # a private-use character: a token of its own to unicode61, never a query's
-
 SCORE_ID = 200  # the query is the service id (or its tool name)
 SCORE_PHRASE = 50  # the whole query appears in the name, keywords or searchText
 SCORE_ALIAS = 20  # a query word is one of the aliases' words
@@ -98,153 +81,91 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 #: Rankings kept per search (query, limit, category): a repeated query costs no SQL.
 RANK_CACHE_SIZE = 1024
-#: Listed entries kept as JSON per search (:meth:`CatalogSearch.answer_json`).
-ENTRY_JSON_CACHE_SIZE = 128
-#: Statements whose rowids are kept (:meth:`CatalogSearch._matches`), and their rowids in
-#: all (4 bytes each: 4 MiB).
+#: Listed entries kept as bytes per search (:meth:`CatalogSearch.answer_body`), and those
+#: bytes in all: ~750 entries at 2,000 services (each ~11 kB).
+ENTRY_CACHE_SIZE = 2048
+ENTRY_CACHE_BYTES = 8 << 20
+#: Statements whose rowids are kept (:meth:`CatalogSearch._rows`), and their bytes in all
+#: (one bit a service: 250 bytes a statement at 2,000 services).
 MATCH_CACHE_SIZE = 4096
-MATCH_CACHE_ROWIDS = 1 << 20
+MATCH_CACHE_BYTES = 4 << 20
+#: Listed services' ``quality`` kept as bytes, per version (:meth:`CatalogSearch.answer_body`).
+QUALITY_CACHE_SIZE = 4096
 #: Bytes of recent answers kept ready to send (:meth:`CatalogSearch.answer_body`): ~70
 #: answers of 10 results at 2,000 services (each whole entry ~11 kB).
 BODY_CACHE_BYTES = 8 << 20
 
+#: A new query of at most this many words is ranked where asked (the event loop) when every
+#: statement it needs has its rowids kept: no SQLite, ~0.1-0.3 ms (:meth:`CatalogSearch._rank`).
+LOOP_WORDS = 16
+
 #: A search's normalized arguments: the query stripped, the limit clamped, no category
 #: as ``None`` (:meth:`CatalogSearch.key`).
 SearchKey = tuple[str, int, "str | None"]
-_TRIGRAM = 3  # the trigram tokenizer matches strings of at least 3 characters
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def _int_bytes(bits: int) -> int:
+    return bits.bit_length() // 8 + 1
+
+
+#: A ranking: the expansions, the total and ``(position, score, matchTerms)`` best first.
+_Ranking = tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]
+
+
+class _NeedsSQLite(Exception):
+    """A ranking asked not to wait needs a statement whose rowids are not kept."""
+
+
+#: A ranking's listed entries: the expansions, the total and
+#: ``(position, entry, score, matchTerms)``.
+_Listing = tuple[dict[str, list[str]], int, list[tuple[int, "_Listed", int, list[str]]]]
+#: Keys a search answer adds to a listed entry: an entry holding one is written whole.
+_ADDED = frozenset({"quality", "matchScore", "matchTerms", "why"})
 
 
 @dataclass(frozen=True)
-class SearchRow:
-    """What the index needs of one catalog entry (``discovery`` fields, lowercase or not)."""
+class _Listed:
+    """What answers need of a listed catalog entry: its id, its ``why`` fields and, to splice
+    answers' bytes, its JSON bytes (orjson's) cut where ``quality`` goes: ``head`` (from
+    ``{`` through ``payment``'s value, no closing brace) and ``tail`` (the keys after it,
+    each after a comma); ``tail`` is ``None`` without a ``payment`` key (``head`` is then
+    the whole entry but ``}``), and ``head`` is ``None`` when orjson cannot write the entry
+    or it holds an :data:`_ADDED` key (the answer is then made from the entry's JSON).
+    """
 
     id: str
-    tool_name: str
-    internal_service_id: str
-    category: str
-    aliases: tuple[str, ...]
-    search_text: str
+    name: str
+    pricing: tuple[int, str, str]  # amountCents, currency, policyId
+    head: bytes | None
+    tail: bytes | None
 
     @classmethod
-    def of(cls, entry: CatalogEntry) -> "SearchRow":
-        """The row of a catalog entry."""
-        d = entry.discovery
-        return cls(
-            entry.id,
-            d.tool_name,
-            entry.internal_service_id,
-            entry.category,
-            tuple(d.aliases),
-            d.search_text,
-        )
+    def of(cls, entry: dict[str, Any]) -> "_Listed":
+        """The listed form of an entry's JSON value."""
+        pricing = entry["pricing"]
+        fields = entry["id"], entry["name"], (
+            pricing["amountCents"], pricing["currency"], pricing["policyId"]
+        )  # fmt: skip
+        names = list(entry)
+        if _ADDED.intersection(names):
+            return cls(*fields, None, None)
+        cut = names.index("payment") + 1 if "payment" in entry else len(names)
+        try:
+            head = orjson.dumps({name: entry[name] for name in names[:cut]})[:-1]
+            rest = orjson.dumps({name: entry[name] for name in names[cut:]})[1:-1]
+        except TypeError:  # an integer beyond 64 bits: jsonio.dumps' fallback writes it
+            return cls(*fields, None, None)
+        tail = None if "payment" not in entry else b"," + rest if rest else b""
+        return cls(*fields, head, tail)
 
+    def weight(self) -> int:
+        """Bytes kept."""
+        return len(self.head or b"") + len(self.tail or b"") + 200
 
-_ID_SQL = "SELECT rowid FROM ids WHERE key = ?"
-_ALIAS_SQL = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
-_CATEGORY_SQL = "SELECT rowid FROM services WHERE category = ?"
-
-
-def _quote(token: str) -> str:
-    """An FTS5 string: double quotes, inner quotes doubled."""
-    return '"' + token.replace('"', '""') + '"'
-
-
-_SCHEMA = """
-CREATE TABLE services (rowid INTEGER PRIMARY KEY, category TEXT NOT NULL);
-CREATE INDEX services_category ON services (category, rowid);
-CREATE TABLE ids (key TEXT NOT NULL, rowid INTEGER NOT NULL);
-CREATE INDEX ids_key ON ids (key);
-CREATE VIRTUAL TABLE aliases USING fts5(
-    alias, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE words USING fts5(
-    text, content='', detail='none', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE phrases USING fts5(
-    phrase, content='', detail='full', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE cjk USING fts5(text, tokenize='trigram');
-"""
-
-
-class SearchIndex:
-    """The FTS5 database of a catalog's rows (rowid = catalog position + 1).
-
-    One connection, used by one thread at a time (a lock): SQLite releases the
-    GIL while it runs, and the app runs queries off the event loop.
-    """
-
-    def __init__(self, rows: Sequence[SearchRow]):
-        self.rows = rows
-        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        db = self._db
-        db.executescript(_SCHEMA)
-        db.execute("BEGIN")
-        db.executemany(
-            "INSERT INTO services VALUES (?, ?)",
-            ((n, row.category) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO ids VALUES (?, ?)",
-            (
-                (key, n)
-                for n, row in enumerate(rows, 1)
-                for key in dict.fromkeys((row.id, row.tool_name, row.internal_service_id))
-            ),
-        )
-        db.executemany(
-            "INSERT INTO aliases (rowid, alias) VALUES (?, ?)",
-            ((n, "\n".join(row.aliases)) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO words (rowid, text) VALUES (?, ?)",
-            ((n, row.search_text.lower()) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO phrases (rowid, phrase) VALUES (?, ?)",
-            ((n, _BREAK.sub(_MARKER, row.search_text.lower())) for n, row in enumerate(rows, 1)),
-        )
-        db.executemany(
-            "INSERT INTO cjk (rowid, text) VALUES (?, ?)",
-            (
-                (n, "\n".join(_NON_ASCII.findall(row.search_text.lower())))
-                for n, row in enumerate(rows, 1)
-            ),
-        )
-        db.execute("COMMIT")
-
-    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple]:
-        """Run one statement; its rows."""
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
-
-
-def _text_match(term: str) -> tuple[str, list[object]] | None:
-    """SQL selecting the rowids whose searchText holds ``term`` (lowercase), with its
-    parameters; ``None`` when ``term`` has no word to look for.
-
-    An ASCII term is a phrase of whole words, the last one a prefix; a term with
-    no ASCII letter or digit is a substring of the text's non-ASCII runs; a term
-    mixing both needs both parts (each matched as above).
-    """
-    ascii_words = re.findall(r"[a-z0-9]+", term)
-    others = _NON_ASCII.findall(term)
-    parts: list[tuple[str, list[object]]] = []
-    if ascii_words:
-        quoted = " + ".join(_quote(w) for w in ascii_words) + " *"
-        table = "words" if len(ascii_words) == 1 else "phrases"
-        parts.append((f"SELECT rowid FROM {table} WHERE {table} MATCH ?", [quoted]))
-    for other in others:
-        if len(other) >= _TRIGRAM:
-            parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", [_quote(other)]))
-        else:
-            parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", [other]))
-    if not parts:
-        return None
-    sql = " INTERSECT ".join(p[0] for p in parts)
-    return sql, [v for p in parts for v in p[1]]
+    def matched(self, score: int, terms: list[str]) -> dict[str, Any]:
+        """The fields a search answer appends: ``matchScore``, ``matchTerms`` and ``why``."""
+        why = _why(terms, self.name, *self.pricing)
+        return {"matchScore": score, "matchTerms": list(terms), "why": why}
 
 
 class CatalogSearch:
@@ -291,43 +212,40 @@ class CatalogSearch:
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
-        self._entries = Recent(ENTRY_JSON_CACHE_SIZE)
-        self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_ROWIDS, len)
+        self._entries = Recent(ENTRY_CACHE_SIZE, ENTRY_CACHE_BYTES, _Listed.weight)
+        self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
+        self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
         self._document_json = document.to_json()
 
-    def _rank(
-        self, query: str, limit: int, category: str | None
-    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
-        key = (query, limit, category)
+    def _rank(self, key: SearchKey, wait: bool = True) -> _Ranking | None:
+        """The ranking of ``key`` (kept for the recent ones). ``wait=False``: ``None`` when
+        it needs SQLite (a statement whose rowids are not kept, or the empty query) or the
+        query has more than :data:`LOOP_WORDS` words."""
         found = self._ranks.get(key)
         if found is None:
-            found = self._ranks.put(key, self._rank_uncached(query, limit, category))
+            query, limit, category = key
+            if not wait and (not query or len(words(query)) > LOOP_WORDS):
+                return None
+            expansions = self.expand(query)
+            try:
+                ranked = self._ranked(query, expansions, limit, category, wait)
+            except _NeedsSQLite:
+                return None
+            found = self._ranks.put(key, (expansions, *ranked))
         return found
-
-    def _entry_json(self, position: int) -> dict[str, Any]:
-        found = self._entries.get(position)
-        if found is None:
-            found = self._entries.put(position, self._entry(position).to_json())
-        return found
-
-    def _rank_uncached(
-        self, query: str, limit: int, category: str | None
-    ) -> tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]:
-        expansions = self.expand(query)
-        return expansions, *self._ranked(query, expansions, limit, category)
 
     def expand(self, query: str) -> dict[str, list[str]]:
         """Per category, the terms its synonyms add for ``query`` (sorted, as the live
         catalog lists them); categories that add none are left out."""
         lowered = query.lower()
-        words = _words(lowered)
+        query_words = words(lowered)
         found: dict[str, list[str]] = {}
         for category, synonyms in self.synonyms.items():
             terms: set[str] = set()
             for trigger, more in synonyms.items():
                 key = trigger.lower()
-                if (key in words) if key.isascii() else (key in lowered):
+                if (key in query_words) if key.isascii() else (key in lowered):
                     terms.update(more)
             if terms:
                 found[category] = sorted(terms)
@@ -339,82 +257,92 @@ class CatalogSearch:
         expansions: dict[str, list[str]],
         limit: int,
         category: str | None,
+        wait: bool = True,
     ) -> tuple[int, list[tuple[int, int, list[str]]]]:
         """The number of matching services and the first ``limit`` of them, best first:
-        ``(position, score, matchTerms)``."""
+        ``(position, score, matchTerms)``. Raises :class:`_NeedsSQLite` if ``wait`` is false
+        and a statement's rowids are not kept."""
         filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"  # no query
         if not query:
+            if not wait:
+                raise _NeedsSQLite
             where, params = (filters, [category]) if category else ("", [])
             (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
             found = self.index.query(
                 f"SELECT rowid FROM services{where} ORDER BY rowid LIMIT ?", [*params, limit]
             )
             return total, [(rowid - 1, 0, []) for (rowid,) in found]
-        words = _words(query)
-        phrase = " ".join(words)
+        query_words = words(query)
+        phrase = " ".join(query_words)
         labels: list[str | None] = []
-        # (label index, weight, rowids): the ids' part (-1) labels nothing
-        parts: list[tuple[int, int, Collection[int]]] = [
-            (-1, SCORE_ID, self._matches(_ID_SQL, [query.lower()]))
-        ]
+        # (label index, weight, rowids as bits): the ids' part (-1) labels nothing
+        parts: list[tuple[int, int, int]] = [(-1, SCORE_ID, self.index.ids(query.lower()))]
 
-        def text(term: str) -> set[int] | None:
-            match = _text_match(term)
-            return None if match is None else set(self._matches(*match))
+        def text(term: str) -> int | None:
+            statements = self.index.text_match(term)
+            if not statements:
+                return None
+            rows = self._rows(statements[0], wait)
+            for statement in statements[1:]:
+                rows &= self._rows(statement, wait)
+            return rows
 
-        def add(rowids: set[int] | None, weight: int, label: str | None) -> None:
-            if rowids is not None:
-                parts.append((len(labels), weight, rowids))
+        def add(rows: int | None, weight: int, label: str | None) -> None:
+            if rows is not None:
+                parts.append((len(labels), weight, rows))
             labels.append(label)
 
         if phrase:
             add(text(phrase), SCORE_PHRASE, phrase)
-        for word in dict.fromkeys(words):
-            alias = set(self._matches(_ALIAS_SQL, [_quote(word)]))
+        for word in dict.fromkeys(query_words):
+            alias = self._rows(self.index.alias_match(word), wait)
             parts.append((len(labels), SCORE_ALIAS, alias))
             found = text(word)  # scores only where the word is not an alias's
             add(
-                None if found is None else found - alias,
+                None if found is None else found & ~alias,
                 SCORE_TEXT,
                 word if word != phrase else None,
             )
         for category_id, terms in expansions.items():
-            members = self._category(category_id)
+            members = self._category(category_id, wait)
             for term in terms:
                 found = text(term.lower())
                 add(None if found is None else found & members, SCORE_EXPANDED, term)
-        scores: dict[int, int] = {}
-        for _, weight, rowids in parts:
-            for rowid in rowids:
-                scores[rowid] = scores.get(rowid, 0) + weight
+        scores = Scores()
+        matched = 0
+        for _, weight, rows in parts:
+            if rows:
+                scores.add(rows, weight)
+                matched |= rows
         if category:
-            members = self._category(category)
-            scores = {rowid: score for rowid, score in scores.items() if rowid in members}
-        best = heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
+            matched &= self._category(category, wait)
         ranked = []
-        for rowid, score in best:
+        for rowid, score in scores.best(matched, limit):
             terms = [
                 label
-                for index, _, rowids in parts
-                if index >= 0 and (label := labels[index]) is not None and rowid in rowids
+                for index, _, rows in parts
+                if index >= 0 and (label := labels[index]) is not None and rows >> rowid & 1
             ]
             ranked.append((rowid - 1, score, terms))
-        return len(scores), ranked
+        return matched.bit_count(), ranked
 
-    def _matches(self, sql: str, parameters: Sequence[object]) -> Sequence[int]:
-        """The rowids that ``sql`` selects, kept for the recent statements
-        (:data:`MATCH_CACHE_ROWIDS` rowids in all): the terms of a new query are mostly
-        those of earlier ones."""
-        key = (sql, *parameters)
-        found = self._match_cache.get(key)
+    def _rows(self, statement: Statement | None, wait: bool = True) -> int:
+        """The rowids that ``statement`` selects (none for ``None``), as the bits of an int,
+        kept for the recent statements (:data:`MATCH_CACHE_BYTES` in all): the terms of a
+        new query are mostly those of earlier ones. Raises :class:`_NeedsSQLite` if
+        ``wait`` is false and they are not kept."""
+        if statement is None:
+            return 0
+        found = self._match_cache.get(statement)
         if found is None:
-            rowids = array("i", (rowid for (rowid,) in self.index.query(sql, parameters)))
-            found = self._match_cache.put(key, rowids)
+            if not wait:
+                raise _NeedsSQLite
+            found = self._match_cache.put(statement, self.index.select(statement))
         return found
 
-    def _category(self, category: str) -> frozenset[int]:
-        """The rowids of ``category``'s services."""
-        return frozenset(self._matches(_CATEGORY_SQL, [category]))
+    def _category(self, category: str, wait: bool = True) -> int:
+        """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
+        return self._rows((CATEGORY_SQL, (category,)), wait)
 
     def search(
         self,
@@ -430,7 +358,9 @@ class CatalogSearch:
         while SQLite runs: the app calls it off the event loop.
         """
         query, limit, category = self.key(query, limit, category)
-        expansions, total, ranked = self._rank(query, limit, category)
+        ranking = self._rank((query, limit, category))
+        assert ranking is not None  # it waits for SQLite
+        expansions, total, ranked = ranking
         services = [
             self._result(self._entry(position), score, terms, quality)
             for position, score, terms in ranked
@@ -464,12 +394,15 @@ class CatalogSearch:
         *,
         wait: bool = True,
     ) -> dict[str, Any] | None:
-        """``search(...).to_json()``, built from each listed entry's JSON (kept for the
-        recent entries) instead of copying and serializing the entries' models again.
+        """``search(...).to_json()``, built from each listed entry's JSON (``entry(position)``
+        read again: the app's are kept by :meth:`~s402gen.runtime.generated.Generated.entry`)
+        instead of copying the entries' models.
 
-        With ``wait=False``, ``None`` unless the ranking and every listed entry are
-        among the recent ones: then the answer needs neither SQLite nor the disk, and
-        the app builds it on the event loop (~0.5 ms); else it calls again in a thread.
+        With ``wait=False``, ``None`` unless the answer needs neither SQLite nor the disk:
+        its ranking is kept, or the rowids of every statement it needs (a query of at
+        most :data:`LOOP_WORDS` words), and every listed entry is among the recent ones.
+        The app then builds it on the event loop (~0.1-0.5 ms); else it calls again in
+        a thread.
         """
         return self._answer(self.key(query, limit, category), quality, wait)
 
@@ -495,11 +428,14 @@ class CatalogSearch:
         found = self.cached_body(key, quality is not None, version)
         if found is not None:
             return found
-        stamps: list[tuple[str, int]] = []
-        answer = self._answer(key, quality, wait, version, stamps)
-        if answer is None:
+        listing = self._listing(key, wait)
+        if listing is None:
             return None
-        body = jsonio.dumps(answer)
+        stamps: list[tuple[str, int]] = []
+        body = self._spliced(key, listing, quality, version, stamps)
+        if body is None:  # an entry orjson cannot write: the whole answer as jsonio writes it
+            stamps.clear()
+            body = jsonio.dumps(self._document(key, listing, quality, version, stamps))
         if quality is None or version is not None:
             self._bodies.put((*key, quality is not None), (body, tuple(stamps)))
         return body
@@ -519,43 +455,32 @@ class CatalogSearch:
         return body
 
     def _answer(
-        self,
-        key: SearchKey,
-        quality: Callable[[str], Quality] | None,
-        wait: bool,
-        version: Callable[[str], int] | None = None,
-        stamps: list[tuple[str, int]] | None = None,
+        self, key: SearchKey, quality: Callable[[str], Quality] | None, wait: bool
     ) -> dict[str, Any] | None:
-        """:meth:`answer_json` of ``key``; with ``version``, appends to ``stamps`` each listed
-        service's version, read before its quality."""
-        query, limit, category = key
-        if wait:
-            expansions, total, ranked = self._rank(*key)
-        else:
-            found = self._ranks.get(key)
-            if found is None:
-                return None
-            expansions, total, ranked = found
-            if any(self._entries.get(position) is None for position, _, _ in ranked):
-                return None
-        services = []
+        """:meth:`answer_json` of ``key``."""
+        listing = self._listing(key, wait)
+        return None if listing is None else self._document(key, listing, quality)
+
+    def _listing(self, key: SearchKey, wait: bool) -> _Listing | None:
+        """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None`` when
+        they need SQLite (:meth:`_rank`) or the disk (an entry not kept)."""
+        ranking = self._rank(key, wait)
+        if ranking is None:
+            return None
+        expansions, total, ranked = ranking
+        listed = []
         for position, score, terms in ranked:
-            entry = self._entry_json(position)
-            item: dict[str, Any] = {}
-            for name, value in entry.items():
-                item[name] = value
-                if name == "payment" and quality is not None:  # quality's place in the entry
-                    if version is not None and stamps is not None:
-                        stamps.append((entry["id"], version(entry["id"])))
-                    item["quality"] = quality(entry["id"]).to_json()
-            pricing = entry["pricing"]
-            item["matchScore"] = score
-            item["matchTerms"] = list(terms)
-            item["why"] = _why(
-                terms, entry["name"], pricing["amountCents"], pricing["currency"],
-                pricing["policyId"],
-            )  # fmt: skip
-            services.append(item)
+            entry = self._entries.get(position)
+            if entry is None:
+                if not wait:
+                    return None
+                entry = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
+            listed.append((position, entry, score, terms))
+        return expansions, total, listed
+
+    def _head(self, key: SearchKey, expansions: dict[str, list[str]], total: int) -> dict:
+        """The answer's fields but ``services``."""
+        query, limit, category = key
         filters: dict[str, Any] = {"limit": limit}
         if category:
             filters["category"] = category
@@ -565,8 +490,68 @@ class CatalogSearch:
             "expandedTerms": sorted({t for terms in expansions.values() for t in terms}),
             "filters": filters,
             "total": total,
-            "services": services,
         }
+
+    def _document(
+        self,
+        key: SearchKey,
+        listing: _Listing,
+        quality: Callable[[str], Quality] | None,
+        version: Callable[[str], int] | None = None,
+        stamps: list[tuple[str, int]] | None = None,
+    ) -> dict[str, Any]:
+        """The answer's JSON value; with ``version``, appends to ``stamps`` each listed
+        service's version, read before its quality."""
+        expansions, total, listed = listing
+        services = []
+        for position, entry, score, terms in listed:
+            item: dict[str, Any] = {}
+            for name, value in self._entry(position).to_json().items():
+                item[name] = value
+                if name == "payment" and quality is not None:  # quality's place in the entry
+                    if version is not None and stamps is not None:
+                        stamps.append((entry.id, version(entry.id)))
+                    item["quality"] = quality(entry.id).to_json()
+            item.update(entry.matched(score, terms))
+            services.append(item)
+        return {**self._head(key, expansions, total), "services": services}
+
+    def _spliced(
+        self,
+        key: SearchKey,
+        listing: _Listing,
+        quality: Callable[[str], Quality] | None,
+        version: Callable[[str], int] | None,
+        stamps: list[tuple[str, int]],
+    ) -> bytes | None:
+        """``jsonio.dumps(self._document(...))``, each listed entry's bytes spliced from its
+        kept halves (:class:`_Listed`) instead of written again; ``None`` when an entry or
+        the answer's other fields need ``jsonio.dumps``' fallback."""
+        expansions, total, listed = listing
+        services = []
+        for _, entry, score, terms in listed:
+            if entry.head is None:
+                return None
+            parts = [entry.head]
+            if entry.tail is not None and quality is not None:
+                if version is None:
+                    written = orjson.dumps(quality(entry.id).to_json())
+                else:  # the same version, the same quality: its bytes are kept
+                    stamp = (entry.id, version(entry.id))
+                    stamps.append(stamp)
+                    written = self._qualities.get(stamp)
+                    if written is None:
+                        written = orjson.dumps(quality(entry.id).to_json())
+                        self._qualities.put(stamp, written)
+                parts += (b',"quality":', written, entry.tail)
+            elif entry.tail is not None:
+                parts.append(entry.tail)
+            parts += (b",", orjson.dumps(entry.matched(score, terms))[1:])
+            services.append(orjson.Fragment(b"".join(parts)))
+        try:
+            return orjson.dumps({**self._head(key, expansions, total), "services": services})
+        except TypeError:  # an integer beyond 64 bits
+            return None
 
     @staticmethod
     def _result(
