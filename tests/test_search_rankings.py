@@ -28,7 +28,13 @@ from s402gen.runtime.search import (
     SCORE_TEXT,
     CatalogSearch,
 )
-from s402gen.runtime.search_index import ALIAS_SQL, CATEGORY_SQL, quote, words
+from s402gen.runtime.search_index import (
+    ALIAS_SQL,
+    CATEGORY_SQL,
+    quote,
+    unicode61_tokens,
+    words,
+)
 from s402gen.runtime.service import ServiceRuntime
 
 from .conftest import GENERATED, ROOT, run_cli
@@ -44,6 +50,7 @@ QUERIES = (
     '"face"', "face*", "face OR body", "NEAR(face body)", "face\ue000detection", "-", "é",
     "café face", "face 人脸 detection", "人", "检测服务器", "api tools", "/api/tools/face-search",
     "face_detection", "face-detection", "face-detection x", "recognize faces in a photo",
+    "人脸，检测", "「人脸」", "人脸、", "，",
 )  # fmt: skip
 LIMITS = (1, 3, 10, 50)
 
@@ -83,7 +90,8 @@ def _plain(search: CatalogSearch, query: str, limit: int, category: str | None) 
         scored.append((SCORE_PHRASE, phrase, found))
     for word in dict.fromkeys(query_words):
         label = word if word != phrase else None
-        alias = rows(ALIAS_SQL, (quote(word),))
+        tokens = unicode61_tokens(word)  # each token among the aliases' (no positions kept)
+        alias = rows(ALIAS_SQL, (" ".join(quote(t) for t in tokens),)) if tokens else set()
         scored.append((SCORE_ALIAS, label, alias))
         if (found := text(word)) is not None:
             scored.append((SCORE_TEXT, label, found - alias))
@@ -230,3 +238,19 @@ def test_a_new_query_of_kept_statements_needs_no_sqlite() -> None:
     assert search.answer_body("face " * 20 + "9", 10, wait=False) is None  # a long query
     search.index.query = run  # type: ignore[method-assign]
     assert search.answer_body("face detection", 10) == fresh.answer_body("face detection", 10)
+
+
+def test_a_query_word_split_by_punctuation_is_searched_not_a_503() -> None:
+    """A Chinese word with Chinese punctuation inside (``人脸，检测``) is several tokens to FTS5:
+    quoted whole among the aliases, a phrase query the aliases table cannot run made every
+    such search answer 503 "payment ledger busy"."""
+    from fastapi.testclient import TestClient
+
+    from s402gen.runtime.app import create_app
+
+    from .conftest import LOOPBACK_BASE
+
+    with TestClient(create_app(GENERATED, ledger=Ledger()), base_url=LOOPBACK_BASE) as client:
+        answer = client.get("/api/catalog/search", params={"q": "人脸，检测"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["services"][0]["id"] == "face-detection"

@@ -32,6 +32,7 @@ import bisect
 import re
 import sqlite3
 import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -57,6 +58,23 @@ def words(text: str) -> list[str]:
     """The query words of ``text``: lowercase runs of ASCII letters and digits, and runs of
     non-ASCII characters."""
     return _WORD.findall(text.lower())
+
+
+def unicode61_tokens(text: str) -> list[str]:
+    """``text`` split as FTS5's ``unicode61`` tokenizer splits it by default: at every
+    space and punctuation character (Unicode categories Z* and P*; sqlite.org/fts5.html,
+    "Unicode61 Tokenizer")."""
+    tokens, token = [], []
+    for char in text:
+        if unicodedata.category(char)[0] in "ZP":
+            if token:
+                tokens.append("".join(token))
+                token = []
+        else:
+            token.append(char)
+    if token:
+        tokens.append("".join(token))
+    return tokens
 
 
 def quote(token: str) -> str:
@@ -196,10 +214,14 @@ class SearchIndex:
 
     def alias_match(self, word: str) -> Statement | None:
         """The statement selecting the rows with ``word`` (a query word) among their aliases'
-        words; ``None`` when the index shows none has it."""
+        words (each of its tokens, when punctuation splits it: the table keeps no
+        positions for a phrase); ``None`` when the index shows none has it."""
         if _ASCII_WORD.fullmatch(word) and not self._holds("aliases", [word]):
             return None  # (one unicode61 token: a non-ASCII run may be several)
-        return ALIAS_SQL, (quote(word),)
+        tokens = unicode61_tokens(word)
+        if not tokens:
+            return None
+        return ALIAS_SQL, (" ".join(quote(token) for token in tokens),)
 
     def text_match(self, term: str) -> list[Statement | None]:
         """The statements whose rows all hold ``term`` (lowercase) in their searchText: the
