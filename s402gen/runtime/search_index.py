@@ -60,6 +60,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+class SearchError(RuntimeError):
+    """The search index could not run a statement: an internal error (HTTP 500), never
+    taken for the payment ledger's ``sqlite3`` errors (which answer 503)."""
+
+
 def unicode61_tokens(text: str) -> list[str]:
     """``text`` split as FTS5's ``unicode61`` tokenizer splits it by default: at every
     space and punctuation character (Unicode categories Z* and P*; sqlite.org/fts5.html,
@@ -173,9 +178,13 @@ class SearchIndex:
                 self._ids.setdefault(key, []).append(n)
 
     def query(self, sql: str, parameters: Sequence[object]) -> list[tuple]:
-        """Run one statement; its rows."""
+        """Run one statement; its rows. Raises :class:`SearchError` when SQLite refuses it
+        (a bug of the search: its own ``sqlite3`` errors would read as the ledger's)."""
         with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise SearchError(f"search statement failed: {exc} ({sql}, {parameters})") from exc
 
     def select(self, statement: Statement) -> int:
         """The rowids a statement selects, as the bits of an int.
