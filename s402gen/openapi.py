@@ -21,7 +21,7 @@ import orjson
 from . import ir, jsonstream
 from .runtime import contract, protocol, x402_contract
 from .runtime.payments import payment_required
-from .runtime.search import DEFAULT_LIMIT
+from .runtime.search import DEFAULT_LIMIT, MAX_QUERY_CHARS
 
 #: What stands for one service's part of the document: ``(service, slot, make) -> value``.
 MemberOf = Callable[[ir.Service, str, Callable[[], Any]], Any]
@@ -367,7 +367,7 @@ def _catalog_paths() -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "description": "The query: words, ids, tool names.",
-                        "schema": {"type": "string", "default": ""},
+                        "schema": {"type": "string", "default": "", "maxLength": MAX_QUERY_CHARS},
                     },
                     {
                         "name": "limit",
@@ -380,7 +380,8 @@ def _catalog_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The ranked answer.", "content": document},
                     "422": {
-                        "description": "`limit` is not an integer (FastAPI's validation error).",
+                        "description": "`limit` is not an integer, or `q` is too long "
+                        "(FastAPI's validation error).",
                         "content": {JSON: {"schema": {"type": "object"}}},
                     },
                 },

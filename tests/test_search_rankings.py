@@ -50,7 +50,7 @@ QUERIES = (
     '"face"', "face*", "face OR body", "NEAR(face body)", "face\ue000detection", "-", "é",
     "café face", "face 人脸 detection", "人", "检测服务器", "api tools", "/api/tools/face-search",
     "face_detection", "face-detection", "face-detection x", "recognize faces in a photo",
-    "人脸，检测", "「人脸」", "人脸、", "，",
+    "人脸，检测", "「人脸」", "人脸、", "，", "人脸😀检测", "人脸€检测", "人脸\u200b检测", "人\xad脸",
 )  # fmt: skip
 LIMITS = (1, 3, 10, 50)
 
@@ -254,3 +254,41 @@ def test_a_query_word_split_by_punctuation_is_searched_not_a_503() -> None:
         answer = client.get("/api/catalog/search", params={"q": "人脸，检测"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["services"][0]["id"] == "face-detection"
+
+
+def test_unicode61_tokens_split_as_sqlites_tokenizer() -> None:
+    """A word is one token to FTS5 exactly when unicode61_tokens finds one (quoted in a
+    table keeping no positions, several tokens are a phrase SQLite refuses)."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE VIRTUAL TABLE t USING fts5(x, content='', detail='none', "
+        "tokenize='unicode61 remove_diacritics 0')"
+    )
+    for char in "😀€\u200b\xad\u0301_+々〇\ue000\u3000，-'a1é\x07":
+        word = f"人脸{char}检测"
+        try:
+            db.execute("SELECT rowid FROM t WHERE t MATCH ?", (quote(word),)).fetchall()
+            one = True
+        except sqlite3.OperationalError:
+            one = False
+        assert one == (len(unicode61_tokens(word)) == 1), repr(char)
+
+
+def test_a_query_longer_than_max_query_chars_is_refused() -> None:
+    """A query over MAX_QUERY_CHARS answers FastAPI's 422 (it is not searched, on the event
+    loop or in a thread); one of exactly that length is searched."""
+    from fastapi.testclient import TestClient
+
+    from s402gen.runtime.app import create_app
+    from s402gen.runtime.search import MAX_QUERY_CHARS
+
+    from .conftest import LOOPBACK_BASE
+
+    with TestClient(create_app(GENERATED, ledger=Ledger()), base_url=LOOPBACK_BASE) as client:
+        for _ in range(2):  # the second time, the early path has the first's key kept
+            too_long = client.get("/api/catalog/search", params={"q": "人" * (MAX_QUERY_CHARS + 1)})
+            assert too_long.status_code == 422, too_long.text
+        fits = client.get("/api/catalog/search", params={"q": "face " * (MAX_QUERY_CHARS // 5)})
+    assert fits.status_code == 200 and fits.json()["services"]

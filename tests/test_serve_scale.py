@@ -182,7 +182,7 @@ def test_the_answers_before_fastapi_are_fastapis(emulator, monkeypatch) -> None:
 
     def answers(fast: bool) -> list:
         if not fast:
-            monkeypatch.setattr(app_module._KeptSearchAnswers, "_answer", lambda self, qs: None)
+            monkeypatch.setattr(app_module._EarlySearchAnswers, "_answer", lambda self, qs: None)
         client = TestClient(
             create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator)),
             base_url=LOOPBACK_BASE,

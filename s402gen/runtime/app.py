@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -43,7 +43,7 @@ from .generated import Generated, GeneratedError, load_generated
 from .ledger_store import busy_errors
 from .payments import Ledger, PaymentProvider
 from .recent import Recent
-from .search import DEFAULT_LIMIT, CatalogSearch
+from .search import DEFAULT_LIMIT, MAX_QUERY_CHARS, CatalogSearch
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .spec import RouteSpec
 from .upstream import (
@@ -475,7 +475,7 @@ def _add_payment_routes(
     app.add_api_route(protocol.VERIFY_PAYMENT_URL, verify_payment, methods=["GET"])
 
 
-#: Query strings remembered (each with its search's key) by :class:`_KeptSearchAnswers`.
+#: Query strings remembered (each with its search's key) by :class:`_EarlySearchAnswers`.
 KEPT_QUERY_STRINGS = 4096
 #: Longer query strings are not remembered.
 KEPT_QUERY_STRING_BYTES = 512
@@ -483,7 +483,7 @@ KEPT_QUERY_STRING_BYTES = 512
 _PLAIN_LIMIT = re.compile(r"[0-9]{1,6}")
 
 
-class _KeptSearchAnswers:
+class _EarlySearchAnswers:
     """The search route's ASGI app: a ``GET`` whose answer needs neither SQLite nor the
     disk gets its bytes at once, before FastAPI parses it: a query string answered before
     whose answer the search keeps unchanged (:meth:`CatalogSearch.cached_body`), or any
@@ -513,11 +513,13 @@ class _KeptSearchAnswers:
                 return body
         else:  # read as FastAPI reads it (the last of repeated names); a limit it must check
             params = QueryParams(query_string)
-            limit = params.get("limit")
+            limit, query = params.get("limit"), params.get("q", "")
             if limit is not None and not _PLAIN_LIMIT.fullmatch(limit):
                 return None
+            if len(query) > MAX_QUERY_CHARS:
+                return None  # FastAPI refuses it
             limit_value = DEFAULT_LIMIT if limit is None else int(limit)
-            key = self.search.key(params.get("q", ""), limit_value, params.get("category", ""))
+            key = self.search.key(query, limit_value, params.get("category", ""))
         query, limit_value, category = key
         body = self.search.answer_body(
             query, limit_value, self.stats.quality, category, version=version, wait=False
@@ -548,7 +550,10 @@ def _add_catalog_routes(
         return FileResponse(generated.catalog_file, media_type=JSON)
 
     async def catalog_search(
-        request: Request, q: str = "", limit: int = DEFAULT_LIMIT, category: str = ""
+        request: Request,
+        q: str = Query("", max_length=MAX_QUERY_CHARS),
+        limit: int = DEFAULT_LIMIT,
+        category: str = "",
     ) -> Response:
         quality, version = runtime.stats.quality, runtime.stats.version
         # what needs neither SQLite nor the disk was answered before FastAPI parsed it
@@ -571,8 +576,8 @@ def _add_catalog_routes(
     app.add_api_route("/api/catalog", catalog, methods=["GET"])
     app.add_api_route("/api/catalog/search", catalog_search, methods=["GET"])
     route = app.router.routes[-1]
-    fast = _KeptSearchAnswers(route.app, search, runtime.stats)
-    route.app = fast  # a repeated search is answered before FastAPI parses it
+    fast = _EarlySearchAnswers(route.app, search, runtime.stats)
+    route.app = fast  # a search needing neither SQLite nor the disk: before FastAPI parses it
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/index.html", index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/tools/{service_id}", doc_page, methods=["GET"], include_in_schema=False)

@@ -22,7 +22,7 @@ import mcp.types as types
 from . import protocol
 from .auth import ClientAuth
 from .mcp_server import _error, _result, call_service
-from .search import MAX_LIMIT, CatalogSearch
+from .search import MAX_LIMIT, MAX_QUERY_CHARS, CatalogSearch
 from .service import ServiceRuntime, UnknownService
 
 #: Results a search answers when the call names no ``limit`` (each carries a whole entry).
@@ -39,7 +39,11 @@ SEARCH_TOOL = types.Tool(
     input_schema={
         "type": "object",
         "properties": {
-            "query": {"type": "string", "description": "What the service should do."},
+            "query": {
+                "type": "string",
+                "description": "What the service should do.",
+                "maxLength": MAX_QUERY_CHARS,
+            },
             "limit": {
                 "type": "integer",
                 "minimum": 1,
@@ -111,6 +115,8 @@ class Discovery:
         category = arguments.get("category")
         if not isinstance(query, str):
             return _error("query must be a string")
+        if len(query) > MAX_QUERY_CHARS:
+            return _error(f"query must be at most {MAX_QUERY_CHARS} characters")
         if not isinstance(limit, int) or isinstance(limit, bool):
             return _error("limit must be an integer")
         if category is not None and not isinstance(category, str):

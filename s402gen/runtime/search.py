@@ -18,7 +18,7 @@ Each term's rowids are kept, as the bits of an int, for the recent statements
 matched service are summed at once by int operations on those bits
 (:class:`~s402gen.runtime.search_index.Scores`), and the best ``limit`` picked
 score level by score level. The rankings of recent queries are kept, and only
-the answered page's entries are read (:meth:`CatalogSearch.answer_json`). The
+the answered page's entries are read (:meth:`CatalogSearch.answer_body`). The
 recent answers are kept as the JSON bytes sent (:meth:`CatalogSearch.answer_body`),
 reused while the listed services' ``quality`` is unchanged. A new query whose
 statements are all kept needs no SQLite: the app ranks it on its event loop.
@@ -79,12 +79,15 @@ SCORE_TEXT = 5  # a query word appears in the searchText
 SCORE_EXPANDED = 3  # an expanded term appears in the searchText
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
+#: Longest query (characters) searched; a longer one is refused (HTTP 422, an MCP error):
+#: a 2 MB query ran seconds of SQL under the index's lock and kept megabytes.
+MAX_QUERY_CHARS = 256
 #: Rankings kept per search (query, limit, category): a repeated query costs no SQL.
 RANK_CACHE_SIZE = 1024
 #: Listed entries kept as bytes per search (:meth:`CatalogSearch.answer_body`), and those
 #: bytes in all: ~750 entries at 2,000 services (each ~11 kB).
-ENTRY_CACHE_SIZE = 2048
-ENTRY_CACHE_BYTES = 8 << 20
+LISTED_CACHE_SIZE = 2048
+LISTED_CACHE_BYTES = 8 << 20
 #: Statements whose rowids are kept (:meth:`CatalogSearch._rows`), and their bytes in all
 #: (one bit a service: 250 bytes a statement at 2,000 services).
 MATCH_CACHE_SIZE = 4096
@@ -212,7 +215,7 @@ class CatalogSearch:
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
-        self._entries = Recent(ENTRY_CACHE_SIZE, ENTRY_CACHE_BYTES, _Listed.weight)
+        self._entries = Recent(LISTED_CACHE_SIZE, LISTED_CACHE_BYTES, _Listed.weight)
         self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
@@ -365,14 +368,12 @@ class CatalogSearch:
             self._result(self._entry(position), score, terms, quality)
             for position, score, terms in ranked
         ]
-        filters: dict[str, object] = {"limit": limit}
-        if category:
-            filters["category"] = category
+        head = self._head((query, limit, category), expansions, total)
         return self.catalog.model_copy(
             update={
                 "query": query,
-                "expanded_terms": sorted({t for terms in expansions.values() for t in terms}),
-                "filters": filters,
+                "expanded_terms": head["expandedTerms"],
+                "filters": head["filters"],
                 "total": total,
                 "services": services,
             }
@@ -396,7 +397,8 @@ class CatalogSearch:
     ) -> dict[str, Any] | None:
         """``search(...).to_json()``, built from each listed entry's JSON (``entry(position)``
         read again: the app's are kept by :meth:`~s402gen.runtime.generated.Generated.entry`)
-        instead of copying the entries' models.
+        instead of copying the entries' models: :meth:`answer_body`'s answer as a value
+        (the app sends :meth:`answer_body`'s bytes; the tests hold them to this).
 
         With ``wait=False``, ``None`` unless the answer needs neither SQLite nor the disk:
         its ranking is kept, or the rowids of every statement it needs (a query of at
@@ -434,6 +436,8 @@ class CatalogSearch:
         stamps: list[tuple[str, int]] = []
         body = self._spliced(key, listing, quality, version, stamps)
         if body is None:  # an entry orjson cannot write: the whole answer as jsonio writes it
+            if not wait:
+                return None  # its entries' models are read again: the disk
             stamps.clear()
             body = jsonio.dumps(self._document(key, listing, quality, version, stamps))
         if quality is None or version is not None:

@@ -66,12 +66,15 @@ class SearchError(RuntimeError):
 
 
 def unicode61_tokens(text: str) -> list[str]:
-    """``text`` split as FTS5's ``unicode61`` tokenizer splits it by default: at every
-    space and punctuation character (Unicode categories Z* and P*; sqlite.org/fts5.html,
-    "Unicode61 Tokenizer")."""
+    """``text`` split as FTS5's ``unicode61`` tokenizer (``remove_diacritics 0``) splits
+    it: a token is a run of letters, digits, marks and private-use characters (Unicode
+    categories L*, N*, M*, Co), anything else separates (spaces, punctuation, symbols,
+    format characters). Checked against SQLite's tokenizer (tests/test_search_rankings.py);
+    sqlite.org/fts5.html, "Unicode61 Tokenizer", describes it."""
     tokens, token = [], []
     for char in text:
-        if unicodedata.category(char)[0] in "ZP":
+        category = unicodedata.category(char)
+        if category[0] not in "LNM" and category != "Co":
             if token:
                 tokens.append("".join(token))
                 token = []
