@@ -157,3 +157,22 @@ def test_dev_provider_keeps_the_payment_time_on_verify() -> None:
     payment = ledger.create(SPEC, provider, "", SPEC.payment.provider_id)
     assert payment.paid_at == 42.0
     assert ledger.verify(payment.payment_id, provider).paid_at == 42.0
+
+
+def test_a_statement_sqlite_refuses_is_not_a_busy_ledger(tmp_path: Path) -> None:
+    """Only a ledger held past its busy timeout answers 503 "retry later"; any other error
+    of the driver is a bug, a 500 (it answered 503 too, and a client retried it for ever)."""
+    from fastapi.testclient import TestClient
+
+    from s402gen.runtime.app import create_app
+
+    from .conftest import LOOPBACK_BASE
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    with ledger.store.transaction(write=True) as tx:
+        tx.run("DROP TABLE payments")
+    app = create_app(GENERATED, ledger=ledger)
+    with TestClient(app, base_url=LOOPBACK_BASE, raise_server_exceptions=False) as client:
+        answer = client.post("/api/payments", json={"serviceId": "face-detection"})
+    assert answer.status_code == 500
+    ledger.close()

@@ -40,7 +40,7 @@ from .auth import (
     shown_to,
 )
 from .generated import Generated, GeneratedError, load_generated
-from .ledger_store import busy_errors
+from .ledger_store import LedgerBusy
 from .payments import Ledger, PaymentProvider
 from .recent import Recent
 from .search import DEFAULT_LIMIT, MAX_QUERY_CHARS, CatalogSearch
@@ -226,8 +226,7 @@ def create_app(
     _add_catalog_routes(app, runtime, generated, search)
     _add_openapi_routes(app, openapi)
     app.add_exception_handler(AuthRefused, _unauthorized)  # a key refused, in any route
-    for busy in busy_errors():  # the ledger held past its busy timeout: 503, nothing spent
-        app.add_exception_handler(busy, _ledger_busy)
+    app.add_exception_handler(LedgerBusy, _ledger_busy)  # 503, nothing spent
     return app
 
 

@@ -147,10 +147,10 @@ class SQLiteStore:
         db = self._connection()
         guard = self._write if (write or self.memory) else contextlib.nullcontext()
         if not write:
-            with guard:
+            with _busy_as_ledger_busy(), guard:
                 yield Transaction(db.cursor(), postgres=False)
             return
-        with guard, self._across_processes(write):
+        with _busy_as_ledger_busy(), guard, self._across_processes(write):
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
@@ -243,7 +243,7 @@ class PostgresStore:
             min_size=1,
             max_size=POSTGRES_POOL_SIZE,
             # a row or table held by another session past the busy timeout is an error
-            # (busy_errors), as SQLite's busy_timeout is, rather than an endless wait
+            # (LedgerBusy), as SQLite's busy_timeout is, rather than an endless wait
             kwargs={"autocommit": True, "options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"},
             timeout=BUSY_TIMEOUT_MS / 1000,
             open=True,
@@ -270,7 +270,7 @@ class PostgresStore:
     def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
         """A transaction on a pooled connection (PostgreSQL commits are durable already);
         without ``write``, each statement reads the latest commits on its own."""
-        with self._pool.connection() as db:
+        with _busy_as_ledger_busy(), self._pool.connection() as db:
             if not write:
                 yield Transaction(db.cursor(), postgres=True)
                 return
@@ -299,19 +299,36 @@ class PostgresStore:
         self._owner_db.close()
 
 
-def busy_errors() -> tuple[type[Exception], ...]:
-    """The errors that mean the ledger stayed held by someone else past
-    :data:`BUSY_TIMEOUT_MS`: SQLite's ``OperationalError`` (database is locked), and, once
-    a PostgreSQL ledger is open (psycopg imported), psycopg's ``OperationalError`` (a
-    ``lock_timeout``, a lost connection) and the pool's ``PoolTimeout``. The gateway answers
-    them with 503 and ``Retry-After``: nothing was spent."""
-    errors: list[type[Exception]] = [sqlite3.OperationalError]
+class LedgerBusy(Exception):
+    """The ledger stayed held by someone else past :data:`BUSY_TIMEOUT_MS` (or, on
+    PostgreSQL, could not be reached): the transaction did nothing. The gateway answers
+    503 with ``Retry-After``. Raised by the stores' ``transaction`` from the driver's error
+    (``__cause__``)."""
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether the driver's ``exc`` means the ledger was held or unreachable: SQLite's
+    busy or locked (``sqlite_errorname``); once a PostgreSQL ledger is open (psycopg
+    imported), psycopg's ``OperationalError`` (a ``lock_timeout``, a lost connection) and
+    the pool's ``PoolTimeout``. Any other error is a bug, not a busy ledger."""
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "")
+        return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
     psycopg, pool = sys.modules.get("psycopg"), sys.modules.get("psycopg_pool")
-    if psycopg is not None:
-        errors.append(psycopg.OperationalError)
-    if pool is not None:
-        errors.append(pool.PoolTimeout)
-    return tuple(errors)
+    return (psycopg is not None and isinstance(exc, psycopg.OperationalError)) or (
+        pool is not None and isinstance(exc, pool.PoolTimeout)
+    )
+
+
+@contextlib.contextmanager
+def _busy_as_ledger_busy() -> Iterator[None]:
+    """Turn the driver's busy errors raised in the block into :class:`LedgerBusy`."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_busy(exc):
+            raise LedgerBusy(str(exc)) from exc
+        raise
 
 
 def open_store(location: str | Path) -> SQLiteStore | PostgresStore:

@@ -34,7 +34,7 @@ from mcp.shared.message import SessionMessage
 
 from . import contract, protocol
 from .auth import AuthRefused, ClientAuth, shown_to
-from .ledger_store import busy_errors
+from .ledger_store import LedgerBusy
 from .payments import payment_required
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .validation import RequestError
@@ -190,7 +190,7 @@ def build_mcp_server(
     ) -> types.CallToolResult:
         try:
             return await call_tool(ctx, params)
-        except busy_errors():  # the ledger stayed held past its busy timeout
+        except LedgerBusy:  # the ledger stayed held past its busy timeout
             return _error(protocol.LEDGER_BUSY)
 
     async def call_tool(
