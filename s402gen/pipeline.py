@@ -168,6 +168,7 @@ def compile_text(
     return _compile_document(document, name, None, environ, False, checks)
 
 
+@gc_paused()  # the model, the IR and the cached entries stay alive
 def _compile_document(
     document: LoadedDocument,
     name: str,
@@ -176,19 +177,6 @@ def _compile_document(
     upstream: bool,
     checks: bool,
     cache: Cache | None = None,
-) -> Compilation:
-    with gc_paused():  # the model, the IR and the cached entries stay alive
-        return _compile_tree(document, name, templates, environ, upstream, checks, cache)
-
-
-def _compile_tree(
-    document: LoadedDocument,
-    name: str,
-    templates: Path | None,
-    environ: Mapping[str, str] | None,
-    upstream: bool,
-    checks: bool,
-    cache: Cache | None,
 ) -> Compilation:
     authored, diagnostics = parse_model(document)
     if authored is None:
