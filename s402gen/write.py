@@ -194,6 +194,16 @@ def _start_staged(
     return sink
 
 
+def _opened(folder: OutputFolder, path: str) -> tuple[BinaryIO | None, str | None]:
+    """``path`` in ``folder`` open for reading at its start (``None``: absent), and the
+    reason it cannot be read (``"<path> <reason>"``: a link, folder or special file, see
+    :class:`UnsafePath`; then ``None`` for the file)."""
+    try:
+        return folder.open_read(path), None
+    except UnsafePath as exc:
+        return None, f"{exc.path} {exc.reason}"
+
+
 def _sha256(handle: BinaryIO) -> str:
     """The sha256 of the whole file ``handle``, read in blocks from its start."""
     handle.seek(0)
@@ -320,10 +330,7 @@ def _build(
                 digests[path] = chunks.digest
                 report.unchanged += 1
                 continue
-            try:
-                current, unsafe = folder.open_read(path), None
-            except UnsafePath as exc:
-                current, unsafe = None, f"{exc.path} {exc.reason}"
+            current, unsafe = _opened(folder, path)
             staged = functools.partial(folder.create, f"{plan.staging}/{path}")
             with current if current is not None else contextlib.nullcontext():
                 digests[path], same = _consume(chunks, current, staged)
@@ -430,10 +437,9 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
         if isinstance(chunks, Unchanged):
             digests[path] = chunks.digest
             continue
-        try:
-            current = out.open_read(path) if out is not None else None
-        except UnsafePath as exc:
-            current, unsafe[path] = None, f"{exc.path} {exc.reason}"
+        current, reason = _opened(out, path) if out is not None else (None, None)
+        if reason is not None:
+            unsafe[path] = reason
         with current if current is not None else contextlib.nullcontext():
             digests[path], same = _consume(chunks, current, None)
         if not same:
