@@ -73,8 +73,8 @@ class Reuse:
         self._by_id = {svc.route.service_id: svc for svc in catalog.services}
         self._digests: dict[str, bytes] = {}
         self._known = digests
-        #: ``{aggregate path: {member tag: [offset, length]}}`` of the files assembled
-        #: this run (:meth:`Splice.record`), for the next index
+        #: where the members of each file every service feeds lie, ``{path: spans}``, for
+        #: the files assembled this run (:meth:`Splice.record`), for the next index
         self.members: dict[str, Spans] = {}
 
     def key(self, svc: ir.Service) -> str:
@@ -123,6 +123,11 @@ class Reuse:
         return data.decode("utf-8")
 
 
+def _tag(svc: ir.Service, slot: str) -> str:
+    """The tag of ``svc``'s member ``slot`` in a file every service feeds."""
+    return f"{slot} {svc.route.service_id}"
+
+
 class Splice:
     """The members of one file every service feeds (``path``, relative to the output
     folder): each service's part of it, tagged ``"<slot> <service id>"`` (a tool of
@@ -169,7 +174,7 @@ class Splice:
         if self._spans is None or self.reuse is None or self.reuse.index is None:
             return None
         service_id = svc.route.service_id
-        span = self._spans.get(f"{slot} {service_id}")
+        span = self._spans.get(_tag(svc, slot))
         if span is None or self.reuse.index.services.get(service_id) != self.reuse.key(svc):
             return None
         return span
@@ -194,15 +199,14 @@ class Splice:
         is without a cache)."""
         if self.reuse is None:
             return data
-        return jsonstream.tagged(f"{slot} {svc.route.service_id}", data)
+        return jsonstream.tagged(_tag(svc, slot), data)
 
     def member(self, svc: ir.Service, slot: str, make: Callable[[], Any]) -> Any:
         """``svc``'s member ``slot`` as a :class:`~s402gen.jsonstream.Member` (its old bytes
         when :meth:`old` has them); without a cache, ``make()``."""
         if self.reuse is None:
             return make()
-        tag = f"{slot} {svc.route.service_id}"
-        return jsonstream.Member(tag, make, self.old(svc, slot))
+        return jsonstream.Member(_tag(svc, slot), make, self.old(svc, slot))
 
     def record(self, chunks: Iterable[str | bytes]) -> Iterator[str | bytes]:
         """``chunks`` passed on; once all are, where each tagged piece lies is kept in
