@@ -406,7 +406,9 @@ class CatalogSearch:
         The app then builds it on the event loop (~0.1-0.5 ms); else it calls again in
         a thread.
         """
-        return self._answer(self.key(query, limit, category), quality, wait)
+        key = self.key(query, limit, category)
+        listing = self._listing(key, wait)
+        return None if listing is None else self._document(key, listing, quality)
 
     def answer_body(
         self,
@@ -457,13 +459,6 @@ class CatalogSearch:
         if quality and (version is None or any(version(s) != n for s, n in stamps)):
             return None
         return body
-
-    def _answer(
-        self, key: SearchKey, quality: Callable[[str], Quality] | None, wait: bool
-    ) -> dict[str, Any] | None:
-        """:meth:`answer_json` of ``key``."""
-        listing = self._listing(key, wait)
-        return None if listing is None else self._document(key, listing, quality)
 
     def _listing(self, key: SearchKey, wait: bool) -> _Listing | None:
         """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None`` when
