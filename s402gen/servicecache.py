@@ -3,10 +3,11 @@ checks and derives that one service again.
 
 A service's ``service``-scope findings (:mod:`s402gen.validate`: everything but
 the checks across services) and its IR (:func:`s402gen.derive.derive`) are
-a function of the service's own loaded data, its position, and the shared
-sections it reads (defaults, providers, pricing policies, payment providers,
-presets, categories: every top-level key of the catalog but ``services``).
-Each service gets a key, the sha256 of
+a function of the service's own loaded data, the shared sections it reads
+(defaults, providers, pricing policies, payment providers, presets, categories:
+every top-level key of the catalog but ``services``) and its position, which
+only numbers it: the IR's ``index`` and the ``("services", index, ...)`` paths of
+its findings. Each service gets a key, the sha256 of
 
 - the fingerprint: the code key (:func:`s402gen.cache.code_key`: s402gen's
   source, templates, the libraries that shape the text, Python), the versions
@@ -14,12 +15,15 @@ Each service gets a key, the sha256 of
   :data:`FORMAT`;
 - the shared sections, canonically (orjson of the loaded tree, key order
   kept: it shapes the output);
-- its index and its own loaded data, canonically.
+- its own loaded data, canonically.
 
-An entry holds what a compile found under that key: the issues of the
-``model`` and ``ir`` rules (message, path, hint; located again with this
-compile's source map, so that a service moved down by an edit above it is
-reported at its new line) and the IR. The ``catalog`` rules (unique ids,
+The position is not in the key: a service inserted, removed or moved leaves the
+others' entries valid. An entry holds what a compile found under that key: the
+position it was found at, the issues of the ``model`` and ``ir`` rules (message,
+path, hint) and the IR. Taken at another position, the IR is renumbered and the
+paths under the old ``("services", index)`` are moved to the new one; every issue
+is located again with this compile's source map, so that a service moved down
+by an edit above it is reported at its new line. The ``catalog`` rules (unique ids,
 routes, related services, legacy id prefixes, protocols) run every time.
 
 The entries of a catalog live in one file in the cache folder
@@ -40,6 +44,7 @@ folder.)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -58,7 +63,7 @@ from .incremental import ir_digest
 
 FOLDER = "services"  # under the cache folder
 #: The first line of a cache file; change it when what an entry holds changes.
-FORMAT = b"s402gen-service-cache 1\n"
+FORMAT = b"s402gen-service-cache 2\n"
 #: Libraries the rules run besides those of the code key (RE2 patterns, JSON Schema
 #: formats and references, pydantic's core).
 LIBRARIES = (
@@ -205,9 +210,11 @@ def _write_index(
 
 @dataclass
 class _Entry:
-    """What one compile found for one service (``None``: not reached, e.g. a ``model``
-    error elsewhere stopped the compile before derive); ``dirty``: not what is stored."""
+    """What one compile found for service ``index`` (``None``: not reached, e.g. a
+    ``model`` error elsewhere stopped the compile before derive); ``dirty``: not what is
+    stored."""
 
+    index: int
     model: list[validate.Found] | None = None
     service: ir.Service | None = None
     ir: list[validate.Found] | None = None
@@ -220,21 +227,49 @@ class _Entry:
             None if part is None else [(rule.code, issue) for rule, issue in part]
             for part in (self.model, self.ir)
         )
-        return model, self.service, found, self.digest
+        return self.index, model, self.service, found, self.digest
 
     @classmethod
     def restore(cls, stored: Any, index: int) -> _Entry | None:
-        """The entry ``stored`` for service ``index``; ``None`` when it is not one."""
+        """The entry ``stored`` taken for service ``index`` (renumbered when it was found
+        at another position); ``None`` when it is not one."""
         try:
-            model, service, found, digest = stored
-            entry = cls(_found(model), service, _found(found), False, digest)
+            found_at, model, service, found, digest = stored
+            entry = cls(found_at, _found(model), service, _found(found), False, digest)
         except Exception:  # noqa: BLE001 - a broken entry is a miss
             return None
-        if service is not None and not (isinstance(service, ir.Service) and service.index == index):
+        if not isinstance(found_at, int) or found_at < 0:
+            return None
+        if service is not None and not (
+            isinstance(service, ir.Service) and service.index == found_at
+        ):
             return None
         if not (digest is None if service is None else isinstance(digest, bytes)):
             return None
+        if found_at != index:
+            entry.index = index
+            entry.model, entry.ir = (
+                _moved(part, found_at, index) for part in (entry.model, entry.ir)
+            )
+            if service is not None:
+                entry.service = dataclasses.replace(service, index=index)
         return entry
+
+
+def _moved(found: list[validate.Found] | None, old: int, new: int) -> list[validate.Found] | None:
+    """``found`` of a service at position ``old`` as found at ``new``: the paths under
+    ``("services", old)`` moved under ``("services", new)``."""
+    if found is None:
+        return None
+    here = ("services", old)
+    return [
+        (
+            (rule, dataclasses.replace(issue, path=("services", new, *issue.path[2:])))
+            if issue.path[:2] == here
+            else (rule, issue)
+        )
+        for rule, issue in found
+    ]
 
 
 @functools.cache
@@ -281,10 +316,9 @@ class Session:
                 self.keys.append(None)
                 continue
             digest = common.copy()
-            for part in (str(index).encode(), own):
-                digest.update(len(part).to_bytes(8, "big") + part)
+            digest.update(len(own).to_bytes(8, "big") + own)
             self.keys.append(digest.hexdigest())
-        self._entries = [_Entry() for _ in self.keys]
+        self._entries = [_Entry(index) for index in range(len(self.keys))]
         self._batches: list[Where] = []  # of the file
         self._placed: dict[str, tuple[int, int]] = {}  # key: (batch, position) of those read
         self._stored = 0  # entries the file holds, in use or not

@@ -181,6 +181,59 @@ def test_a_removed_or_added_service_is_reported_the_same(
     assert any(d.rule.name == "duplicate-id" for d in result.diagnostics)
 
 
+def inserted(data: dict, at: int) -> str:
+    """Insert at ``at`` a new service made from the fourth one; returns its id."""
+    svc = copy.deepcopy(data["services"][3])
+    for key in ("legacyId", "toolName"):
+        svc.pop(key, None)
+    svc["id"], svc["action"] = "inserted-service", svc["action"] + "Inserted"
+    data["services"].insert(at, svc)
+    return svc["id"]
+
+
+FAULTS = {  # set in the services below the insertion: what they report, by rule
+    "warning": ("titleZh", None, "no-chinese-title"),
+    "ir-error": ("exampleRequest", {"NotAParameter": 1}, "unknown-example-parameter"),
+    "model-error": ("required", ["Missing"], "unknown-required-parameter"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("at", [0, 6])
+def test_a_service_inserted_above_others_leaves_their_entries_valid(
+    at: int, fault: str, tmp_path: Path, real_catalog_data: dict, derived: list[str]
+) -> None:
+    """The position is not in a service's key: the services below an insertion move, are
+    renumbered and located again (their findings at their new place: ``same`` compares
+    them with an uncached compile's) and are not derived again."""
+    key, value, rule = FAULTS[fault]
+    for svc in real_catalog_data["services"][7:9]:
+        if value is None:
+            svc.pop(key, None)
+        else:
+            svc[key] = value
+    new: list[str] = []
+
+    result, again = edit_and_compare(
+        tmp_path, real_catalog_data, lambda data: new.append(inserted(data, at)), derived
+    )
+    assert sum(d.rule.name == rule for d in result.diagnostics) == 2
+    assert again == (new if result.ok or fault == "ir-error" else [])
+
+
+def test_services_moved_or_removed_are_not_derived_again(
+    tmp_path: Path, real_catalog_data: dict, derived: list[str]
+) -> None:
+    def edit(data: dict) -> None:
+        services = data["services"]
+        services[0], services[-1] = services[-1], services[0]
+        del services[4]
+
+    result, again = edit_and_compare(tmp_path, real_catalog_data, edit, derived)
+    assert result.ok
+    assert again == []
+
+
 def test_findings_across_services_are_found_when_one_service_changes(
     tmp_path: Path, real_catalog_data: dict, derived: list[str]
 ) -> None:
