@@ -39,6 +39,7 @@ from .refusals import refusals
 
 if TYPE_CHECKING:
     from .incremental import Reuse
+    from .statcache import Spans
     from .pipeline import Compilation
 
 T = TypeVar("T")
@@ -226,14 +227,24 @@ def _reuse(caches: _Caches, result: Compilation) -> Reuse | None:
     return Reuse(caches.code, result.catalog, caches.index, user, result.digests)
 
 
-def _record(caches: _Caches, out: Path, manifest: str, reuse: Reuse | None) -> None:
-    """Save the stat index of ``out``, which now holds ``manifest``'s files."""
-    if reuse is None:
+def _made(reuse: Reuse | None) -> tuple[dict[str, str], dict[str, Spans]] | None:
+    """What the stat index keeps of ``reuse`` once the files are made: the services' render
+    keys and where the members lie (``None`` without a cache). Taken before the IR is let
+    go: the index is made without it (the last and highest memory of a build)."""
+    return None if reuse is None else (reuse.keys, reuse.members)
+
+
+def _record(
+    caches: _Caches, out: Path, manifest: str, made: tuple[dict[str, str], dict[str, Spans]] | None
+) -> None:
+    """Save the stat index of ``out``, which now holds ``manifest``'s files (``made``: see
+    :func:`_made`)."""
+    if made is None:
         return
     digests = dict(json.loads(manifest)["files"])
     digests[write.MANIFEST] = write.sha256(manifest)
     verified = caches.index.verified if caches.index is not None else None
-    statcache.record(caches.folder, out, caches.code, digests, reuse.keys, verified, reuse.members)
+    statcache.record(caches.folder, out, caches.code, digests, made[0], verified, made[1])
 
 
 def _entry(manifest: str, result: Compilation) -> cache.Entry:
@@ -430,9 +441,12 @@ def _build(
             f"{len(report.written)} written, {len(report.removed)} removed, "
             f"{report.unchanged} unchanged"
         )
-    _record(caches, settings.out, report.manifest, reuse)
+    entry, made = _entry(report.manifest, result), _made(reuse)
+    del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
+    gc.collect()
+    _record(caches, settings.out, report.manifest, made)
     if not report.kept_modified:
-        cache.store(caches.folder, caches.key, _entry(report.manifest, result))
+        cache.store(caches.folder, caches.key, entry)
     if fail_on_change and (report.written or report.removed):
         sys.exit(EXIT_FINDINGS)
 
@@ -472,8 +486,11 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
     if fmt == "json":
         emit(result.diagnostics + drifted, fmt, **document)
     if drift.clean:
-        _record(caches, settings.out, drift.manifest, reuse)
-        cache.store(caches.folder, caches.key, _entry(drift.manifest, result))
+        entry, made = _entry(drift.manifest, result), _made(reuse)
+        del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
+        gc.collect()
+        _record(caches, settings.out, drift.manifest, made)
+        cache.store(caches.folder, caches.key, entry)
         if fmt != "json" and not quiet:
             click.echo(f"{where} is up to date")
         return
