@@ -44,7 +44,7 @@ from typing import Any, NamedTuple, NoReturn
 import click
 import yaml
 
-from . import ir, model, phrasing, render
+from . import ir, model_base, model_defaults, phrasing, render
 from .cli import CONTEXT_SETTINGS, emit, format_option
 from .derive import example_value
 from .diagnostics import Diagnostic, Finding, Location, Rule, Rules, has_errors
@@ -219,7 +219,7 @@ class _Importer:
         for sid in self.ids:
             if "outputSchema" in self.fields[sid]:
                 self.fields[sid]["outputSchema"] = _readable(schemas[sid], types[sid])
-        order = [field.alias for field in model.Defaults.model_fields.values()]
+        order = [field.alias for field in model_defaults.Defaults.model_fields.values()]
         rank = {key: order.index(key) if key in order else len(order) for key in self.defaults}
         defaults = {key: self.defaults[key] for key in sorted(rank, key=rank.__getitem__)}
         first_wins = list(reversed(self.entries))
@@ -392,7 +392,7 @@ class _Importer:
                 for extra in sorted(set(prop) - {*_SCHEMA_KEYS, "description"}):
                     self.note(sid, f"inputSchema.properties.{name}.{extra}", "not expressible")
                 spec = {k: prop[k] for k in _SCHEMA_KEYS if k in prop}
-                if spec.get("type") not in model.JSON_TYPES:
+                if spec.get("type") not in model_base.JSON_TYPES:
                     self.note(sid, f"inputSchema.properties.{name}.type", "not a JSON type name")
                     spec["type"] = "string"
                 description = prop.get("description", _DEFAULT)
@@ -440,7 +440,7 @@ class _Importer:
                 words = re.findall(r"[a-z0-9]+", text.lower())[:4]
                 base = "-".join(words or [spec["type"], spec.get("format", "param")])
             name, number = base, 1
-            while name in presets or name in model.JSON_TYPES:
+            while name in presets or name in model_base.JSON_TYPES:
                 number, name = number + 1, f"{base}-{number + 1}"
             presets[name] = _readable({k: v for k, v in spec.items() if v != _DEFAULT})
             best, score = None, -1
