@@ -167,7 +167,7 @@ def keywords(
 ) -> tuple[str, ...]:
     """The action, :func:`title_keyword` (when titled), ``shared``, the action's words in
     lower case, then ``own``; without repeats. The importer's inverse is in
-    ``importer._Importer._keywords_and_providers`` (it needs every service at once)."""
+    ``import_recover.Importer._keywords_and_providers`` (it needs every service at once)."""
     title = [title_keyword(label, title_zh)] if title_zh else []
     return unique([action, *title, *shared, *action_words(action), *own])
 

@@ -29,6 +29,8 @@ COMPILER_MODULES = (
     "s402gen.config",
     "s402gen.cache",
     "s402gen.importer",
+    "s402gen.import_cli",
+    "s402gen.import_recover",
     "s402gen.breaking",
     "s402gen.upstream_check",
 )
