@@ -293,7 +293,7 @@ def _progress(files: Iterator[T], quiet: bool) -> contextlib.AbstractContextMana
 #: Commands whose modules are imported only when they run: ``check`` starts faster.
 LAZY_COMMANDS = {
     "diff": ("s402gen.breaking", "diff_command"),
-    "import": ("s402gen.importer", "import_command"),
+    "import": ("s402gen.import_cli", "import_command"),
     "keys": ("s402gen.keys_cli", "keys_command"),
     "mcp": ("s402gen.serve_cli", "mcp_command"),
     "serve": ("s402gen.serve_cli", "serve_command"),

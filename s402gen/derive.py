@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Protocol
 
-from . import ir, model, phrasing
+from . import ir, model, model_defaults, model_parameters, phrasing
 from .phrasing import kebab, split_words, unique
 from .runtime import contract, protocol, x402_contract
 from .runtime.spec import DEFAULT_PROTOCOL
@@ -64,17 +64,19 @@ def example_value(name: str, prop: dict[str, Any]) -> Any:
     }[prop["type"]]
 
 
-def merge_list(inherited: Iterable[str], value: list[str] | model.Extend | None) -> list[str]:
+def merge_list(
+    inherited: Iterable[str], value: list[str] | model_defaults.Extend | None
+) -> list[str]:
     """A list key resolved against the inherited one: a list replaces it, ``{extend: [...]}``
     appends to it, ``None`` keeps it."""
     if value is None:
         return list(inherited)
-    if isinstance(value, model.Extend):
+    if isinstance(value, model_defaults.Extend):
         return [*inherited, *value.extend]
     return list(value)
 
 
-def _scoped(inherited: model.Defaults, scoped: Any) -> model.Defaults:
+def _scoped(inherited: model_defaults.Defaults, scoped: Any) -> model_defaults.Defaults:
     """``inherited`` with every key ``scoped`` (a provider's or category's defaults) sets."""
     if scoped is None:
         return inherited
@@ -105,7 +107,7 @@ def category_of(catalog: model.Catalog, svc: model.Service) -> str:
     return (scoped.category if scoped else None) or catalog.defaults.category
 
 
-def resolve_defaults(catalog: model.Catalog, svc: model.Service) -> model.Defaults:
+def resolve_defaults(catalog: model.Catalog, svc: model.Service) -> model_defaults.Defaults:
     """What ``svc`` inherits: the global ``defaults``, overridden by its provider's
     ``defaults``, overridden by its category's (the service's own keys win over all three)."""
     provider = catalog.providers.get(provider_of(catalog, svc))
@@ -118,8 +120,8 @@ def resolve_defaults(catalog: model.Catalog, svc: model.Service) -> model.Defaul
 def inherited_path(catalog: model.Catalog, svc: model.Service, key: str) -> tuple:
     """Where the value ``svc`` inherits for ``key`` (camelCase) is written: its category's
     ``defaults``, else its provider's, else the global ``defaults``."""
-    name = model.Defaults.model_fields.keys()
-    field = next(f for f in name if model.Defaults.model_fields[f].alias == key)
+    name = model_defaults.Defaults.model_fields.keys()
+    field = next(f for f in name if model_defaults.Defaults.model_fields[f].alias == key)
     owners = (
         ("categories", category_of(catalog, svc), catalog.categories),
         ("providers", provider_of(catalog, svc), catalog.providers),
@@ -140,9 +142,11 @@ class _Deriver:
         """``table[name]``: the ``unknown-reference`` rule has checked that it is there."""
         return table[name]
 
-    def parameter(self, name: str, param: model.Parameter, path: tuple) -> tuple[dict, Any, str]:
+    def parameter(
+        self, name: str, param: model_parameters.Parameter, path: tuple
+    ) -> tuple[dict, Any, str]:
         """Resolve one parameter: (property schema, example, required context)."""
-        preset: model.Preset | None = None
+        preset: model_parameters.Preset | None = None
         if param.preset is not None:
             preset = self.lookup(self.catalog.presets, param.preset, "preset", path + ("preset",))
         merged: dict[str, Any] = preset.model_dump(exclude_none=True) if preset else {}
@@ -153,7 +157,7 @@ class _Deriver:
         example = merged.get("example", example_value(name, prop))
         return sorted_json(prop), example, merged.get("required_context", "")
 
-    def allows_private_hosts(self, param: model.Parameter) -> bool:
+    def allows_private_hosts(self, param: model_parameters.Parameter) -> bool:
         """The parameter's ``allowPrivateHosts``, else its preset's, else ``False``."""
         if param.allow_private_hosts is not None:
             return param.allow_private_hosts
@@ -304,7 +308,7 @@ def route_spec(
 
 def service_texts(
     svc: model.Service,
-    d: model.Defaults,
+    d: model_defaults.Defaults,
     provider: model.Provider | None,
     task: str,
     description: str,
@@ -364,7 +368,7 @@ def service_discovery(
 
 def service_examples(
     svc: model.Service,
-    d: model.Defaults,
+    d: model_defaults.Defaults,
     messages: ir.Messages,
     url_params: list[str],
     required: list[str],
@@ -429,7 +433,7 @@ def pricing(policy_id: str, policy: model.PricingPolicy | None) -> ir.Pricing:
 
 
 def stated_hints(
-    catalog: model.Catalog, svc: model.Service, d: model.Defaults
+    catalog: model.Catalog, svc: model.Service, d: model_defaults.Defaults
 ) -> model.Annotations:
     """The MCP hints the catalog's fields state for ``svc``: ``readOnly`` and
     ``destructive`` from any level; ``idempotent`` when the service, its category or its

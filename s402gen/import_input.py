@@ -18,7 +18,7 @@ from typing import Any, Union, get_args, get_origin
 import jsonschema
 import pydantic
 
-from . import model
+from . import model_base
 from .runtime import contract, protocol
 from .validate import TOOL_NAME_PATTERN
 
@@ -42,8 +42,8 @@ NEEDS = {
 _S = {"type": "string"}
 #: The authoring model's constraints on what the import reads, beyond the contract's types.
 CONSTRAINTS: dict[str, dict[str, Any]] = {
-    "id": {"pattern": model.ID_PATTERN},
-    "internalServiceId": {"pattern": model.ID_PATTERN},
+    "id": {"pattern": model_base.ID_PATTERN},
+    "internalServiceId": {"pattern": model_base.ID_PATTERN},
     "keywords": {"minItems": 1},
     "useCases": {"minItems": 1},
     "inputSchema": {
@@ -54,13 +54,13 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
                 "type": "object",
                 "additionalProperties": {"type": "object"},
                 "propertyNames": {
-                    "pattern": model.PARAMETER_PATTERN,
+                    "pattern": model_base.PARAMETER_PATTERN,
                     "not": {"const": protocol.MCP_ARGUMENT},
                 },
             },
         }
     },
-    "exampleResponse.data.Action": {"pattern": model.ACTION_PATTERN},
+    "exampleResponse.data.Action": {"pattern": model_base.ACTION_PATTERN},
     "pricing.currency": {"pattern": "^[A-Z]{3}$"},
     "discovery.toolName": {"pattern": TOOL_NAME_PATTERN.pattern},
     "sla.uptime": {"pattern": r"^\d+(\.\d+)?%$"},

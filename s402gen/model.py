@@ -7,12 +7,18 @@ the catalog JSON they compile to. Shared settings live once under
 ``providers``, ``pricingPolicies``, ``paymentProviders``, ``presets`` and
 ``defaults``; a service names what it uses and overrides only what differs.
 
-Every constraint on one field is here (types, patterns, bounds, reserved
-names, template placeholders, repeats in a list). A validator that reports a
-particular rule raises ``PydanticCustomError`` whose type is the rule's name
-(``missing-key``, ``invalid-value``): :mod:`s402gen.validate` reports it so.
-Rules between fields or sections (references, uniqueness) live in
-:mod:`s402gen.validate`.
+This module holds the document (:class:`Catalog`, its editor schema) and its
+sections: catalog info, providers, pricing policies, payment providers,
+categories and services. Parameters and presets are in
+:mod:`s402gen.model_parameters`, defaults in :mod:`s402gen.model_defaults`,
+the base they share in :mod:`s402gen.model_base`.
+
+Every constraint on one field is in these modules (types, patterns, bounds,
+reserved names, template placeholders, repeats in a list). A validator that
+reports a particular rule raises ``PydanticCustomError`` whose type is the
+rule's name (``missing-key``, ``invalid-value``): :mod:`s402gen.validate`
+reports it so. Rules between fields or sections (references, uniqueness)
+live in :mod:`s402gen.validate`.
 """
 
 from __future__ import annotations
@@ -20,79 +26,27 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    create_model,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .iso4217 import CURRENCY_CODES
-from .runtime.protocol import MCP_ARGUMENT
+from .model_base import ACTION_PATTERN, ID_PATTERN, AuthoringModel, key
+from .model_defaults import (
+    LIST_RULE,
+    CategoryDefaults,
+    Defaults,
+    ListOrExtend,
+    ProviderDefaults,
+    Sla,
+)
+from .model_parameters import Parameter, ParameterName, Preset
 from .runtime.spec import DEFAULT_PROTOCOL
 
-JsonType = Literal["string", "number", "integer", "boolean", "array", "object"]
-JSON_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array", "object")
 
-ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
-ACTION_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
-PARAMETER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
-
-
-#: Placeholders each template of ``defaults`` may use.
-TEMPLATE_PLACEHOLDERS = {
-    "task_template": ("summary",),
-    "description_template": ("task", "parameters", "required"),
-}
-PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-def _parameter_name(name: str) -> str:
-    """A parameter name: an upstream name, not the MCP payment argument."""
-    if name == MCP_ARGUMENT:
-        raise PydanticCustomError(
-            "invalid-value",
-            "parameter name '{name}' is reserved for the MCP payment token",
-            {"name": name},
-        )
-    if not re.fullmatch(PARAMETER_PATTERN, name):
-        raise PydanticCustomError(
-            "invalid-value",
-            "parameter name '{name}' must match {pattern}",
-            {"name": name, "pattern": PARAMETER_PATTERN},
-        )
-    return name
-
-
-ParameterName = Annotated[str, AfterValidator(_parameter_name)]
-
-
-def key(doc: str, example: Any, default: Any = ..., **constraints: Any) -> Any:
-    """A documented key: its description and an example, for the editor schema."""
-    return Field(default, description=doc, examples=[example], **constraints)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        strict=True,
-        alias_generator=to_camel,
-        populate_by_name=False,
-    )
-
-
-class CatalogInfo(_Model):
+class CatalogInfo(AuthoringModel):
     """Catalog-wide facts: the marketplace's display name and the catalog's date."""
 
     marketplace: str = key(
@@ -124,7 +78,7 @@ class CatalogInfo(_Model):
         return value
 
 
-class Provider(_Model):
+class Provider(AuthoringModel):
     """An upstream API product (Alibaba Cloud OpenAPI, RPC style)."""
 
     product: str = key("Alibaba Cloud product code.", "facebody")
@@ -166,7 +120,7 @@ class Provider(_Model):
         "alibabacloud-facebody20191230",
         None,
     )
-    defaults: "ProviderDefaults | None" = key(
+    defaults: ProviderDefaults | None = key(  # type: ignore[valid-type]
         "Defaults of this provider's services: they win over the global `defaults` and lose "
         "to the service's category and the service itself.",
         {"nameSuffix": "Image Enhancement", "keywords": {"extend": ["image enhancement"]}},
@@ -204,7 +158,7 @@ def _endpoint_problem(value: str) -> str | None:
     return None if port is None or port > 0 else "port 0"
 
 
-class PricingPolicy(_Model):
+class PricingPolicy(AuthoringModel):
     """How a service is priced and how its payment token may be spent."""
 
     amount_cents: int = key("Price per call, in cents of `currency`.", 20, ge=0)
@@ -235,7 +189,7 @@ class PricingPolicy(_Model):
         return self
 
 
-class PaymentProvider(_Model):
+class PaymentProvider(AuthoringModel):
     """A payment provider a service accepts payment through.
 
     An ``x402_facilitator`` provider with ``network`` and ``asset`` gets x402 v2
@@ -282,121 +236,7 @@ class PaymentProvider(_Model):
         return self
 
 
-class Parameter(_Model):
-    """One input parameter: a preset name, a JSON type name, or a mapping.
-
-    Written as a string (``ImageURL: image-url`` or ``Limit: number``) it
-    names a preset or a JSON type; as a mapping, every key given overrides
-    the preset's value.
-    """
-
-    preset: str | None = key("Name of a preset under `presets`.", "image-url", None)
-    type: JsonType | None = key("JSON type of the value.", "string", None)
-    format: str | None = key("JSON Schema format; `uri` means an http(s) URL.", "uri", None)
-    description: str | None = key(
-        "What the parameter is; default: `defaults.parameterDescription`.",
-        "Name of the face database.",
-        None,
-    )
-    example: Any = key("Value used in the example request.", "https://example.com/image.jpg", None)
-    items: dict[str, Any] | None = key(
-        "JSON Schema of array items.",
-        {"type": "object", "properties": {"ImageURL": {"type": "string"}}},
-        None,
-    )
-    enum: list[Any] | None = key("The only values allowed.", [0, 1], None)
-    minimum: int | float | None = key("Smallest number allowed.", 0, None)
-    maximum: int | float | None = key("Largest number allowed.", 1, None)
-    required_context: str | None = key(
-        "What a caller needs to use this parameter.", "public-image-url", None
-    )
-    allow_private_hosts: bool | None = key(
-        "Whether the parameter's URLs may name private, loopback or link-local hosts; "
-        "default: they may not, and the gateway refuses them.",
-        False,
-        None,
-    )
-    wire: str | None = key(
-        "How the parameter goes on the wire, as the official SDK sends it; one of the "
-        "provider protocol's styles (`aliyun-rpc`: `flat` (default), `json`, `repeatList`, "
-        "`simple`, `query`).",
-        "json",
-        None,
-    )
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
-        mapping = handler(core_schema)
-        shorthand = {
-            "type": "string",
-            "description": "A preset name, or a JSON type name for a plain parameter.",
-            "examples": ["image-url", "number"],
-        }
-        return {"anyOf": [shorthand, mapping]}
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _shorthand(cls, value: Any, handler: Any) -> Any:
-        """A string is ``{"type": ...}`` or ``{"preset": ...}``; the parameter it makes is
-        shared by every use (frozen: thousands of services name a few presets)."""
-        if not isinstance(value, str):
-            return handler(value)
-        found = _SHORTHANDS.get(value)
-        if found is None:
-            found = handler({"type" if value in JSON_TYPES else "preset": value})
-            if len(_SHORTHANDS) < MAX_SHORTHANDS:
-                _SHORTHANDS[value] = found
-        return found
-
-    @model_validator(mode="after")
-    def _typed(self) -> "Parameter":
-        if self.preset is None and self.type is None:
-            raise PydanticCustomError("missing-key", "a parameter needs a preset or a type")
-        return self
-
-
-#: The parameter each shorthand string made (see :meth:`Parameter._shorthand`), at most
-#: :data:`MAX_SHORTHANDS` of them.
-_SHORTHANDS: dict[str, Parameter] = {}
-MAX_SHORTHANDS = 4096
-
-
-class Preset(_Model):
-    """A reusable parameter definition; ``{name}`` in the description is the parameter name."""
-
-    type: JsonType = key("JSON type of the value.", "string")
-    format: str | None = key("JSON Schema format; `uri` means an http(s) URL.", "uri", None)
-    description: str | None = key(
-        "What a parameter of this preset is; {name} is the parameter's name.",
-        "Public http or https image URL accepted by the Alibaba Cloud API.",
-        None,
-    )
-    example: Any = key("Value used in example requests.", "https://example.com/image.jpg", None)
-    items: dict[str, Any] | None = key("JSON Schema of array items.", {"type": "object"}, None)
-    enum: list[Any] | None = key("The only values allowed.", ["a", "b"], None)
-    minimum: int | float | None = key("Smallest number allowed.", 0, None)
-    maximum: int | float | None = key("Largest number allowed.", 1, None)
-    required_context: str | None = key(
-        "What a caller needs to use such a parameter.", "public-image-url", None
-    )
-    allow_private_hosts: bool | None = key(
-        "Whether such a parameter's URLs may name private, loopback or link-local hosts "
-        "(default: no).",
-        False,
-        None,
-    )
-
-
-class Sla(_Model):
-    """Service level published with a service."""
-
-    uptime: str = key("Availability promised, in percent.", "99.5%", pattern=r"^\d+(\.\d+)?%$")
-    max_latency: str = key(
-        "Slowest answer promised, in milliseconds.", "5000ms", pattern=r"^\d+ms$"
-    )
-
-
-class ErrorExample(_Model):
+class ErrorExample(AuthoringModel):
     """A request the route rejects, with its status and error text."""
 
     input: dict[str, Any] = key("The request body.", {})
@@ -404,7 +244,7 @@ class ErrorExample(_Model):
     status_code: int = key("The HTTP status of the answer.", 400, 400, ge=400, le=499)
 
 
-class Annotations(_Model):
+class Annotations(AuthoringModel):
     """MCP tool annotation overrides (over `readOnly`, `destructive`, `idempotent`, verbs)."""
 
     read_only_hint: bool | None = key("The tool changes nothing upstream.", True, None)
@@ -413,163 +253,7 @@ class Annotations(_Model):
     open_world_hint: bool | None = key("The tool reaches outside systems.", True, None)
 
 
-def _placeholders(cls: Any, template: str | None, info: Any) -> str | None:
-    """A template whose ``{placeholders}`` are all known for its key."""
-    known = TEMPLATE_PLACEHOLDERS[info.field_name]
-    for found in PLACEHOLDER.findall(template or ""):
-        if found not in known:
-            raise PydanticCustomError(
-                "invalid-value",
-                "unknown placeholder {found}; known: {known}",
-                {"found": "{" + found + "}", "known": ", ".join("{" + k + "}" for k in known)},
-            )
-    return template
-
-
-class Defaults(_Model):
-    """Settings every service gets unless it overrides them."""
-
-    provider: str = key("Provider (under `providers`) of every service.", "facebody")
-    pricing_policy: str = key("Pricing policy (under `pricingPolicies`).", "aliyun-viapi")
-    payment_provider: str = key("Payment provider (under `paymentProviders`).", "x402-base-usdc")
-    category: str = key("Marketplace category.", "face-body")
-    name_suffix: str = key(
-        "Appended to the action's words to make the name.", "Face And Body Analysis"
-    )
-    task_template: str = key(
-        "Task phrase of a service without `task`; {summary} is its summaryZh.",
-        "the visual analysis task described by action {summary}",
-    )
-    description_template: str = key(
-        "Service description; placeholders {task}, {parameters}, {required}.",
-        "Use this visual AI API when the task needs {task}. Send the schema keys exactly "
-        "as listed ({parameters}); {required}.",
-    )
-    tags: list[str] = key("Marketplace tags.", ["computer-vision", "face-body"])
-    keywords: list[str] = key("Shared keywords, after the action and title.", ["face detection"])
-    use_cases: list[str] = key(
-        "Shared use cases, after the service's task.",
-        ["Call one focused visual AI capability directly with JSON inputs"],
-    )
-    limitations: list[str] = key(
-        "Limitations listed with every service.", ["Binary file upload is not exposed"]
-    )
-    required_context: list[str] = key(
-        "What every caller needs, after the parameters' needs.", ["aliyun-credentials"]
-    )
-    complexity: str = key("How demanding a call is.", "moderate")
-    typical_response_time: str = key("Usual latency.", "1200ms")
-    cacheable: bool = key("Answers may be cached.", True)
-    idempotent: bool = key(
-        "The catalog's `idempotent` field. Set for a service, its category or its provider, "
-        "it is also the MCP idempotentHint (else the action's verb decides the hint).",
-        True,
-    )
-    read_only: bool | None = key(
-        "The MCP readOnlyHint: the service changes nothing upstream (default: from the "
-        "action's verb; `annotations` overrides).",
-        True,
-        None,
-    )
-    destructive: bool | None = key(
-        "The MCP destructiveHint: the service may delete upstream data (default: from the "
-        "action's verb; `annotations` overrides).",
-        False,
-        None,
-    )
-    output_format: str = key("Format of the answer.", "json")
-    sla: Sla = key("Service level.", {"uptime": "99.5%", "maxLatency": "5000ms"})
-    related_services: list[str] = key(
-        "Candidates for relatedServices; the service itself is skipped.",
-        ["face-database-add-face", "face-template-create"],
-    )
-    related_services_limit: int = key("How many related services each lists.", 3, ge=0)
-    parameter_description: str = key(
-        "Description of a parameter that has none; {name} is its name.",
-        "Alibaba Cloud RPC parameter {name}.",
-    )
-    input_schema_description: str = key(
-        "Description of every input schema.", "Use Alibaba Cloud RPC parameter names exactly."
-    )
-    output_schema: dict[str, Any] = key(
-        "JSON Schema of the success envelope.",
-        {"type": "object", "properties": {"requestId": {"type": "string"}}},
-    )
-    example_result: str = key(
-        "Result text of derived example responses.", "example result from Alibaba Cloud facebody"
-    )
-
-    _known_placeholders = field_validator(*TEMPLATE_PLACEHOLDERS)(_placeholders)
-
-
-class Extend(_Model):
-    """A list that adds to the inherited one instead of replacing it."""
-
-    extend: list[str] = key("Added after the inherited list's items.", ["image enhancement"])
-
-
-def _list_kind(value: Any) -> str:
-    return "[extend]" if isinstance(value, dict) else "[list]"
-
-
-#: A list that replaces the inherited one, or ``{extend: [...]}`` that appends to it. (The
-#: bracketed tags never name data: :mod:`s402gen.structure` leaves them out of locations.)
-ListOrExtend = Annotated[
-    Annotated[list[str], Tag("[list]")] | Annotated[Extend, Tag("[extend]")],
-    Discriminator(_list_kind),
-]
-
-#: How a scoped default's list combines with the inherited one (the editor schema shows it).
-LIST_RULE = (
-    " In a provider's or category's `defaults` (and a service's `tags`, `limitations`): "
-    "a list replaces the inherited one; `{extend: [...]}` appends to it."
-)
-
-
-def _scoped_defaults(name: str, doc: str, leave_out: tuple[str, ...]) -> type[_Model]:
-    """A copy of :class:`Defaults` with every key optional and lists able to extend.
-
-    Resolution (:func:`s402gen.derive.resolve_defaults`): service > category >
-    provider > global ``defaults``.
-    """
-    fields: dict[str, Any] = {}
-    for field_name, info in Defaults.model_fields.items():
-        if field_name in leave_out:
-            continue
-        annotation: Any = info.annotation
-        description = info.description or ""
-        if annotation == list[str]:
-            annotation = ListOrExtend
-            description += LIST_RULE
-        elif info.metadata:  # bounds such as ge=0
-            annotation = Annotated[(annotation, *info.metadata)]
-        fields[field_name] = (
-            annotation | None,
-            Field(None, description=description, examples=info.examples),
-        )
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        name,
-        __base__=_Model,
-        __doc__=doc,
-        __validators__={"placeholders": field_validator(*TEMPLATE_PLACEHOLDERS)(_placeholders)},
-        **fields,
-    )
-
-
-ProviderDefaults = _scoped_defaults(
-    "ProviderDefaults",
-    "Defaults of one provider's services (a service's category and the service win).",
-    ("provider",),
-)
-CategoryDefaults = _scoped_defaults(
-    "CategoryDefaults",
-    "Defaults of one category's services (the service wins; they win over the provider's).",
-    ("provider", "category"),
-)
-Provider.model_rebuild()
-
-
-class Category(_Model):
+class Category(AuthoringModel):
     """A marketplace category: how the doc index groups services and search filters them."""
 
     label: str = key("English label (doc index heading).", "Image enhancement")
@@ -591,7 +275,7 @@ class Category(_Model):
     )
 
 
-class Service(_Model):
+class Service(AuthoringModel):
     """One paid service: one upstream action. Keys left out come from `defaults`."""
 
     id: str = key("Canonical public id, kebab case.", "face-detection", pattern=ID_PATTERN)
@@ -697,7 +381,7 @@ class Service(_Model):
         return names
 
 
-class Catalog(_Model):
+class Catalog(AuthoringModel):
     """The whole catalog.yaml document."""
 
     catalog: CatalogInfo = key(

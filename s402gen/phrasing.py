@@ -8,7 +8,7 @@ The marketplace's templates are the authoring model's documented examples
 (:func:`example`), never copied.
 
 Pure functions over strings; no diagnostics (the authoring model has
-checked every template's placeholders, ``model.TEMPLATE_PLACEHOLDERS``).
+checked every template's placeholders, ``model_defaults.TEMPLATE_PLACEHOLDERS``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from . import model
-from .model import PLACEHOLDER
+from . import model_defaults
+from .model_defaults import PLACEHOLDER
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
 
@@ -25,7 +25,7 @@ _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
 def example(key: str) -> Any:
     """The authoring model's documented example of ``defaults.<key>`` (snake_case field
     name): the marketplace's own phrase, for an import whose input shows none."""
-    return model.Defaults.model_fields[key].examples[0]
+    return model_defaults.Defaults.model_fields[key].examples[0]
 
 
 def unique(items: Iterable[str]) -> tuple[str, ...]:
@@ -167,7 +167,7 @@ def keywords(
 ) -> tuple[str, ...]:
     """The action, :func:`title_keyword` (when titled), ``shared``, the action's words in
     lower case, then ``own``; without repeats. The importer's inverse is in
-    ``importer._Importer._keywords_and_providers`` (it needs every service at once)."""
+    ``import_recover.Importer._keywords_and_providers`` (it needs every service at once)."""
     title = [title_keyword(label, title_zh)] if title_zh else []
     return unique([action, *title, *shared, *action_words(action), *own])
 

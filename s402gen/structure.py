@@ -1,11 +1,12 @@
 """Structure: the loaded tree as the authoring model, with every field constraint's finding.
 
 :func:`parse_model` validates the tree with the pydantic model
-(:mod:`s402gen.model`, where every constraint on one field lives) and maps
-each pydantic error back to ``catalog.yaml:LINE:COL``. Messages name a
-service by its id (``service 'face-detection'``); unknown keys and
-enum-like values get a did-you-mean hint; a model validator names its rule
-through the error type (``missing-key``).
+(:mod:`s402gen.model` and the ``model_*`` modules it is built from, where
+every constraint on one field lives) and maps each pydantic error back to
+``catalog.yaml:LINE:COL``. Messages name a service by its id (``service
+'face-detection'``); unknown keys and enum-like values get a did-you-mean
+hint; a model validator names its rule through the error type
+(``missing-key``).
 """
 
 from __future__ import annotations

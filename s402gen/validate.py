@@ -1,7 +1,8 @@
 """Validate stage: the semantic rule registry, every rule one function.
 
-Field constraints live in the authoring model (:mod:`s402gen.model`, reported
-by :func:`s402gen.structure.parse_model`). Every other rule is one function
+Field constraints live in the authoring model (:mod:`s402gen.model` and the
+``model_*`` modules it is built from, reported by
+:func:`s402gen.structure.parse_model`). Every other rule is one function
 registered under its rule with :func:`rule`:
 ``model`` rules check the authoring model before derive (references between
 sections, so derive only resolves), ``ir`` rules check the derived catalog
@@ -19,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Protocol, Sequence
 
-from . import ir, model
+from . import ir, model, model_base
 from .derive import inherited_path, provider_of
 from .diagnostics import Finding, Rule, Rules, did_you_mean
 from .load import SourceMap
@@ -241,7 +242,9 @@ def unknown_reference(ctx: Context) -> Iterator[Issue]:
         for name, param in svc.params.items():
             if param.preset is not None:  # a shorthand may have meant a JSON type
                 where = path + ("params", name, "preset")
-                yield from _reference(c.presets, param.preset, "preset", where, model.JSON_TYPES)
+                yield from _reference(
+                    c.presets, param.preset, "preset", where, model_base.JSON_TYPES
+                )
 
 
 def _scoped_defaults(c: model.Catalog) -> Iterator[tuple[tuple, Any]]:
@@ -383,13 +386,13 @@ def invalid_tool_name(ctx: Context) -> Iterator[Issue]:
 @rule(Rules.INVALID_DERIVED_LEGACY_ID, scope="catalog")
 def invalid_derived_legacy_id(ctx: Context) -> Iterator[Issue]:
     """A legacy id made of a provider's ``legacyIdPrefix`` and the action that does not match
-    :data:`model.ID_PATTERN`, the check a written ``legacyId`` gets; its legacy endpoint
+    :data:`model_base.ID_PATTERN`, the check a written ``legacyId`` gets; its legacy endpoint
     would not be one literal path (``{p:path}`` would capture other services' requests).
     Reported once per provider, at its prefix."""
     assert ctx.catalog is not None
     bad: dict[str, list[ir.Service]] = {}
     for svc, authored, _ in ctx.pairs():
-        if authored.legacy_id is None and not re.fullmatch(model.ID_PATTERN, svc.legacy_id):
+        if authored.legacy_id is None and not re.fullmatch(model_base.ID_PATTERN, svc.legacy_id):
             bad.setdefault(provider_of(ctx.authored, authored), []).append(svc)
     for name, services in bad.items():
         first, more = services[0], len(services) - 1
@@ -398,7 +401,7 @@ def invalid_derived_legacy_id(ctx: Context) -> Iterator[Issue]:
         yield Issue(
             f"legacyIdPrefix {prefix!r} of provider '{name}' makes legacy id "
             f"{first.legacy_id!r} of service '{first.id}'{others}, which must match "
-            f"{model.ID_PATTERN}",
+            f"{model_base.ID_PATTERN}",
             ("providers", name, "legacyIdPrefix"),
             "use lowercase letters, digits and single hyphens, ending with '-'",
             first.id,

@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from s402gen import compile_catalog
-from s402gen.importer import import_command
+from s402gen.import_cli import import_command
 
 from .conftest import CATALOG, SEEDS
 from .seed_differences import ABSENT, differences_for
@@ -254,7 +254,7 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
     first, second = run(SEED), run(SEED)
     assert first.exit_code == second.exit_code == 0
     assert first.stdout_bytes == second.stdout_bytes
-    script = "from s402gen.importer import import_command; import_command()"
+    script = "from s402gen.import_cli import import_command; import_command()"
     outputs = []
     for seed in ("0", "1"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "S402GEN_CACHE_DIR": "off"}

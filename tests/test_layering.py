@@ -15,6 +15,9 @@ COMPILER_LIBRARIES = ("jinja2", "yaml", "black")
 COMPILER_MODULES = (
     "s402gen.pipeline",
     "s402gen.model",
+    "s402gen.model_base",
+    "s402gen.model_defaults",
+    "s402gen.model_parameters",
     "s402gen.derive",
     "s402gen.render",
     "s402gen.validate",
@@ -26,6 +29,8 @@ COMPILER_MODULES = (
     "s402gen.config",
     "s402gen.cache",
     "s402gen.importer",
+    "s402gen.import_cli",
+    "s402gen.import_recover",
     "s402gen.breaking",
     "s402gen.upstream_check",
 )
