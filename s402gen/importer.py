@@ -46,9 +46,9 @@ import yaml
 
 from . import ir, render
 from .diagnostics import Diagnostic, has_errors
-from .import_input import ImportEntry, ImportFailure, read_catalog_json, read_text
+from .import_input import ImportEntry, ImportFailure, read_catalog_json
 from .import_recover import Importer
-from .pipeline import compile_text
+from .pipeline import compile_catalog, compile_text
 from .runtime import protocol
 
 _SERVICE_KEYS = (  # noqa: SIM905 - the order of a service's keys in the YAML
@@ -124,16 +124,17 @@ def _compile(text: str, name: str, check: bool) -> tuple[ir.Catalog | None, list
 
 
 def read_related_source(path: str) -> list[dict[str, Any]]:
-    """The catalog entries of ``path``, a catalog JSON or a catalog.yaml (compiled in memory).
+    """The catalog entries of ``path``, a catalog JSON or a catalog.yaml (compiled in memory,
+    with the files its ``include:`` names).
 
     Raises :class:`ImportFailure` when it cannot be read or is invalid.
     """
     if not path.endswith((".yaml", ".yml")):
         return read_catalog_json(path)["services"]
-    compiled, problems = _compile(read_text(path), path, check=True)
-    if compiled is None or has_errors(problems):
-        raise ImportFailure(path, [d.format() for d in problems if has_errors([d])])
-    return [render.catalog_entry(svc).to_json() for svc in compiled.services]
+    result = compile_catalog(path, display_name=path, environ={})
+    if result.catalog is None or not result.ok:
+        raise ImportFailure(path, [d.format() for d in result.diagnostics if has_errors([d])])
+    return [render.catalog_entry(svc).to_json() for svc in result.catalog.services]
 
 
 def import_catalog(

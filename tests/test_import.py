@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from s402gen import compile_catalog
 from s402gen.import_cli import import_command
 
-from .conftest import CATALOG, SEEDS
+from .conftest import CATALOG, SEEDS, write_catalog
 from .seed_differences import ABSENT, differences_for
 
 SEED = SEEDS / "003_2aa762c7e94b4462.txt"
@@ -188,6 +188,27 @@ def test_yaml_factors_shared_values(imported) -> None:
     assert detection["keywords"] == ["face attributes", "face landmarks", "face quality"]
     # parameters in the order that gives inputTypes [object, boolean, string, uri, number]
     assert list(detection["params"]) == ["Landmark", "ImageURL", "MaxFaceNumber", "Pose", "Quality"]
+
+
+def test_related_services_are_pulled_from_the_included_files_of_a_source(
+    tmp_path: Path, real_catalog_data: dict, imported
+) -> None:
+    """A catalog.yaml split with ``include:`` is read whole: the services the seed's
+    relatedServices name live in an included file (and so does every other)."""
+    root = copy.deepcopy(real_catalog_data)
+    services = root.pop("services")
+    root["include"] = ["services/*.yaml"]
+    root["services"] = []
+    (tmp_path / "services").mkdir()
+    write_catalog(tmp_path / "services" / "all.yaml", {"services": services})
+    source = write_catalog(tmp_path / "catalog.yaml", root)
+    out = tmp_path / "imported.yaml"
+    result = run(SEED, "--output", out, "--related-from", source)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"wrote {out}: 10 services (+2 from {source})\n"
+    assert out.read_text(encoding="utf-8").replace(str(source), str(CATALOG)) == imported[
+        0
+    ].read_text(encoding="utf-8")
 
 
 def test_unknown_related_services_are_left_out_and_reported(tmp_path: Path) -> None:
