@@ -176,3 +176,77 @@ def test_a_statement_sqlite_refuses_is_not_a_busy_ledger(tmp_path: Path) -> None
         answer = client.post("/api/payments", json={"serviceId": "face-detection"})
     assert answer.status_code == 500
     ledger.close()
+
+
+_HOLD_LOCK = """
+import fcntl, os, signal, sys, time
+held = open(sys.argv[1], "ab")
+fcntl.flock(held, fcntl.LOCK_EX)
+print("held", flush=True)
+if sys.argv[2] == "stop":
+    os.kill(os.getpid(), signal.SIGSTOP)
+time.sleep(float(sys.argv[2]) if sys.argv[2] != "stop" else 60)
+"""
+
+
+def _holder(tmp_path: Path, how: str):
+    """A process holding the writers' file lock of ``tmp_path``'s ledger: stopped
+    (``how="stop"``), or for ``how`` seconds."""
+    import subprocess
+    import sys
+
+    lock = str(tmp_path / "ledger.sqlite3.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, lock, how], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_stopped_process_holding_the_file_lock_makes_writes_busy_not_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write waits for the other processes' file lock no longer than the busy timeout,
+    then raises LedgerBusy (503) having done nothing; the wait it gave up on, once its
+    lock comes, lets it go (another process can take it)."""
+    import fcntl
+    import os
+    import signal
+    import time
+
+    from s402gen.runtime import ledger_store
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    monkeypatch.setattr(ledger_store, "BUSY_TIMEOUT_MS", 300)
+    holder = _holder(tmp_path, "stop")
+    try:
+        for _ in range(2):  # the second queues behind the first's abandoned wait
+            started = time.monotonic()
+            with pytest.raises(ledger_store.LedgerBusy):
+                ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+            assert 0.25 < time.monotonic() - started < 3
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    with ledger.store.transaction() as tx:
+        assert tx.one("SELECT COUNT(*) FROM payments")[0] == 0
+    payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+    assert ledger.find_token(payment.token) == payment
+    with open(tmp_path / "ledger.sqlite3.lock", "ab") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nothing kept it
+    ledger.close()
+
+
+def test_a_write_that_finds_the_file_lock_held_for_a_moment_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    holder = _holder(tmp_path, "0.3")
+    started = time.monotonic()
+    payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+    assert time.monotonic() - started > 0.2  # it waited for the lock, and got it
+    assert holder.wait(timeout=10) == 0
+    assert ledger.find_token(payment.token) == payment
+    ledger.close()

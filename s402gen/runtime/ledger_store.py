@@ -28,11 +28,13 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import queue
 import secrets
 import socket
 import sqlite3
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -87,11 +89,13 @@ class SQLiteStore:
 
     A file gets one connection per thread (reads run side by side under
     WAL); writers queue on a lock of this process, then on an OS file lock
-    (``flock`` of ``<file>.lock``) shared with the other processes on the
-    file, instead of polling in SQLite's busy handler (which sleeps 1, 2, 5,
+    (:class:`_FileLock` of ``<file>.lock``) shared with the other processes on
+    the file, instead of polling in SQLite's busy handler (which sleeps 1, 2, 5,
     ... ms between tries: two replicas writing at once spent most of their
-    time asleep). Anything else holding the database makes a write wait up to
-    :data:`BUSY_TIMEOUT_MS`. ``:memory:`` is one connection behind the lock.
+    time asleep). A write waits for both locks and for anything else holding
+    the database up to :data:`BUSY_TIMEOUT_MS` in all, then raises
+    :class:`LedgerBusy` (a stopped process that holds the file lock never
+    stalls the others for longer). ``:memory:`` is one connection behind the lock.
     """
 
     dialect = "sqlite"
@@ -107,11 +111,11 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._shared = self._connect() if self.memory else None
-        self._lock_file = None if self.memory else open(self.path + ".lock", "ab")
+        self._file_lock = None if self.memory else _FileLock(self.path + ".lock")
         try:
             if not self.memory:  # under the writers' OS lock: two processes switching a
                 # new file to WAL at once can get SQLITE_BUSY at once, past the busy handler
-                with self._across_processes(write=True):
+                with _busy_as_ledger_busy(), self._locked(write=True):
                     self._connection().execute("PRAGMA journal_mode = WAL")
             with self.transaction(write=True) as tx:
                 version = tx.one("PRAGMA user_version")[0]
@@ -145,12 +149,11 @@ class SQLiteStore:
         that what it reads stays true until it commits; ``durable`` syncs the commit to
         disk. Without ``write``, each statement reads the latest commits on its own."""
         db = self._connection()
-        guard = self._write if (write or self.memory) else contextlib.nullcontext()
         if not write:
-            with _busy_as_ledger_busy(), guard:
+            with _busy_as_ledger_busy(), self._locked(write=False):
                 yield Transaction(db.cursor(), postgres=False)
             return
-        with _busy_as_ledger_busy(), guard, self._across_processes(write):
+        with _busy_as_ledger_busy(), self._locked(write=True):
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
@@ -165,18 +168,28 @@ class SQLiteStore:
                     db.execute("PRAGMA synchronous = NORMAL")
 
     @contextlib.contextmanager
-    def _across_processes(self, write: bool) -> Iterator[None]:
-        """The writers of other processes on this file queue on an OS lock (``flock`` on
-        ``<file>.lock``), which wakes the next one as soon as it is free, where SQLite's
-        busy handler would sleep 1, 2, 5, ... ms between tries."""
-        if not write or self._lock_file is None:
+    def _locked(self, write: bool) -> Iterator[None]:
+        """A writer (or any user of ``:memory:``) takes this process's lock, then the
+        other processes' (:class:`_FileLock`), both within :data:`BUSY_TIMEOUT_MS`; raises
+        :class:`LedgerBusy` when either stays held."""
+        if not (write or self.memory):
             yield
             return
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        if not self._write.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise LedgerBusy("another writer of this process held the ledger")
         try:
-            yield
+            if self._file_lock is None:
+                yield
+                return
+            if not self._file_lock.acquire(deadline - time.monotonic()):
+                raise LedgerBusy(f"another process held {self._file_lock.path}")
+            try:
+                yield
+            finally:
+                self._file_lock.release()
         finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._write.release()
 
     def owner_alive(self, owner: str) -> bool:
         """Whether the ledger ``owner`` may still be running: an SQLite file is used on one
@@ -204,8 +217,83 @@ class SQLiteStore:
             for db in self._connections:
                 db.close()
             self._connections.clear()
-            if self._lock_file is not None:
-                self._lock_file.close()
+            if self._file_lock is not None:
+                self._file_lock.close()
+
+
+class _Wait:
+    """One wait for a :class:`_FileLock`: ``done`` once ``granted``; ``abandoned`` when its
+    thread stopped waiting (then the lock, once got, is let go)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.granted = False
+        self.abandoned = False
+
+
+class _FileLock:
+    """An exclusive ``flock`` of the file ``path`` (created if missing) that a thread waits
+    for at most a given time.
+
+    ``flock`` wakes a waiter as soon as the lock is free but cannot give up: a wait that
+    finds the lock held is handed to a waiter thread (one per lock, started on the first
+    such wait), and the caller waits for it with a timeout. A wait given up on stays
+    queued: when the waiter gets the lock for it, it lets it go at once. Not reentrant;
+    one thread at a time waits for it (the store's process lock sees to that).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = open(path, "ab")
+        self._state = threading.Lock()
+        self._waits: queue.SimpleQueue[_Wait | None] = queue.SimpleQueue()
+        self._pending = 0  # waits handed to the waiter and not yet granted or let go
+        self._waiter: threading.Thread | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; whether it was taken."""
+        with self._state:
+            if self._pending == 0:  # else the waiter's flock, still pending, comes first
+                try:
+                    fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    pass
+            wait = _Wait()
+            self._pending += 1
+            if self._waiter is None:
+                self._waiter = threading.Thread(
+                    target=self._wait_in_turn, name="s402gen-ledger-lock", daemon=True
+                )
+                self._waiter.start()
+        self._waits.put(wait)
+        wait.done.wait(max(timeout, 0.0))
+        with self._state:
+            wait.abandoned = not wait.granted
+            return wait.granted
+
+    def release(self) -> None:
+        """Let the lock go (taken by :meth:`acquire`)."""
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def _wait_in_turn(self) -> None:
+        while (wait := self._waits.get()) is not None:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+            with self._state:
+                self._pending -= 1
+                if wait.abandoned:
+                    fcntl.flock(self._file, fcntl.LOCK_UN)
+                else:
+                    wait.granted = True
+                    wait.done.set()
+        self._file.close()
+
+    def close(self) -> None:
+        """Close the file (once the waiter, if any, is done with the waits it holds)."""
+        if self._waiter is None:
+            self._file.close()
+        else:
+            self._waits.put(None)
 
 
 def _advisory_key(owner: str) -> int:
