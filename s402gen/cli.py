@@ -443,7 +443,7 @@ def _build(
         )
     entry, made = _entry(report.manifest, result), _made(reuse)
     del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
-    gc.collect()
+    gc.collect(1)
     _record(caches, settings.out, report.manifest, made)
     if not report.kept_modified:
         cache.store(caches.folder, caches.key, entry)
@@ -488,7 +488,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
     if drift.clean:
         entry, made = _entry(drift.manifest, result), _made(reuse)
         del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
-        gc.collect()
+        gc.collect(1)
         _record(caches, settings.out, drift.manifest, made)
         cache.store(caches.folder, caches.key, entry)
         if fmt != "json" and not quiet:
