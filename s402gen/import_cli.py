@@ -19,7 +19,7 @@ from .importer import import_catalog, read_related_source
 
 def _findings(failure: ImportFailure, rule: Rule) -> list[Finding]:
     where = Location(failure.file, 1, 1)
-    return [Finding(rule, message, where) for message in failure.messages]
+    return [*failure.found, *(Finding(rule, message, where) for message in failure.messages)]
 
 
 def _warning(file: str, service: str, field: str, message: str) -> Finding:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Sequence, Union, get_args, get_origin
 
 import jsonschema
 import pydantic
 
 from . import model_base
+from .diagnostics import Finding
 from .runtime import contract, protocol
 from .validate import TOOL_NAME_PATTERN
 
@@ -176,11 +177,12 @@ MAX_PROBLEMS = 20
 
 
 class ImportFailure(Exception):
-    """``file`` cannot be imported; ``messages`` say why, one line each."""
+    """``file`` cannot be imported; ``messages`` say why, one line each, after ``found``:
+    the findings, located where they are, of a catalog.yaml that does not compile."""
 
-    def __init__(self, file: str, messages: list[str]):
+    def __init__(self, file: str, messages: list[str], found: Sequence[Finding] = ()):
         super().__init__("; ".join(messages))
-        self.file, self.messages = file, messages
+        self.file, self.messages, self.found = file, messages, tuple(found)
 
 
 def document_problems(document: Any) -> list[str]:

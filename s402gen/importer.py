@@ -133,7 +133,8 @@ def read_related_source(path: str) -> list[dict[str, Any]]:
         return read_catalog_json(path)["services"]
     result = compile_catalog(path, display_name=path, environ={})
     if result.catalog is None or not result.ok:
-        raise ImportFailure(path, [d.format() for d in result.diagnostics if has_errors([d])])
+        errors = [d for d in result.diagnostics if has_errors([d])]
+        raise ImportFailure(path, ["does not compile (its errors are reported)"], errors)
     return [render.catalog_entry(svc).to_json() for svc in result.catalog.services]
 
 

@@ -211,6 +211,23 @@ def test_related_services_are_pulled_from_the_included_files_of_a_source(
     ].read_text(encoding="utf-8")
 
 
+def test_a_related_source_that_does_not_compile_is_reported_where_it_is_wrong(
+    tmp_path: Path, real_catalog_data: dict
+) -> None:
+    """Its own findings, each at its line (not wrapped in one message at 1:1), then the
+    import's."""
+    real_catalog_data["services"][2]["required"] = ["Missing"]
+    source = write_catalog(tmp_path / "catalog.yaml", real_catalog_data)
+    result = run(SEED, "--related-from", source, "--format", "json")
+    assert result.exit_code == 2
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["name"], f["file"]) for f in findings] == [
+        ("unknown-required-parameter", str(source)),
+        ("invalid-import-input", str(source)),
+    ]
+    assert findings[0]["line"] > 1 and "Missing" in findings[0]["message"]
+
+
 def test_unknown_related_services_are_left_out_and_reported(tmp_path: Path) -> None:
     out = tmp_path / "catalog.yaml"
     result = run(SEED, "-o", out)
