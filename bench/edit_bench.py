@@ -2,11 +2,13 @@
 
 Usage (from the repository root, in the project's virtualenv)::
 
-    python bench/edit_bench.py [--sizes 2000 10000] [--runs 3] [--exe PATH]
+    python bench/edit_bench.py [--sizes 2000 10000] [--runs 3] [--change edit|insert] [--exe PATH]
 
 For each N it writes the synthetic catalog of N services (``bench.py``'s
 ``synthetic_catalog``) and a copy whose middle service has another action
-(so its route, entry and page and every aggregate change), builds it cold
+(so its route, entry and page and every aggregate change; with ``--change
+insert``, a copy with a new service inserted at the top instead, so that every
+other service moves down by one), builds it cold
 into an empty output folder with an empty cache folder, then ``--runs``
 times copies the other version over the same catalog path and builds again
 (as an editor saving the file would). Every build is a whole process;
@@ -20,6 +22,7 @@ another s402gen (say, an older checkout's) on the same catalogs.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import shutil
 import statistics
@@ -52,6 +55,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--runs", type=int, default=3, help="edits per size (default 3)")
     parser.add_argument("--exe", help="the s402gen to time (default: this virtualenv's)")
+    parser.add_argument(
+        "--change",
+        choices=("edit", "insert"),
+        default="edit",
+        help="edit the middle service's action (default), or insert a service at the top",
+    )
     args = parser.parse_args()
     exe = args.exe or str(Path(sys.executable).parent / "s402gen")
     real = yaml.safe_load((REPO / "catalog.yaml").read_text(encoding="utf-8"))
@@ -61,7 +70,13 @@ def main() -> None:
         for size in args.sizes:
             data = synthetic_catalog(real, size)
             versions = [yaml.safe_dump(data, allow_unicode=True, sort_keys=False)]
-            data["services"][size // 2]["action"] += "Edited"
+            middle = data["services"][size // 2]
+            if args.change == "edit":
+                middle["action"] += "Edited"
+            else:
+                new = copy.deepcopy(middle)
+                new["id"], new["action"] = new["id"] + "-inserted", new["action"] + "Inserted"
+                data["services"].insert(0, new)
             versions.append(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
             catalog, out = work / "catalog.yaml", work / "out"
             shutil.rmtree(out, ignore_errors=True)
@@ -75,7 +90,7 @@ def main() -> None:
                 runs.append(build(exe, catalog, out, env))
             walls = [r[0] for r in runs]
             print(
-                f"N={size} edit one service, build: min {min(walls):.2f} s, median "
+                f"N={size} {args.change} one service, build: min {min(walls):.2f} s, median "
                 f"{statistics.median(walls):.2f} s wall, median "
                 f"{statistics.median(r[2] for r in runs):.2f} s CPU, "
                 f"{max(r[1] for r in runs):.0f} MiB; load average {os.getloadavg()[0]:.1f}"

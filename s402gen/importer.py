@@ -46,7 +46,7 @@ import yaml
 
 from . import ir, render
 from .diagnostics import Diagnostic, has_errors
-from .import_input import ImportEntry, ImportFailure, read_catalog_json
+from .import_input import ImportEntry, ImportFailure, read_catalog_json, read_text
 from .import_recover import Importer
 from .pipeline import compile_catalog, compile_text
 from .runtime import protocol
@@ -131,6 +131,7 @@ def read_related_source(path: str) -> list[dict[str, Any]]:
     """
     if not path.endswith((".yaml", ".yml")):
         return read_catalog_json(path)["services"]
+    read_text(path)  # one that cannot be read is said so as any input (not as the catalog)
     result = compile_catalog(path, display_name=path, environ={})
     if result.catalog is None or not result.ok:
         errors = [d for d in result.diagnostics if has_errors([d])]

@@ -179,28 +179,39 @@ def test_a_statement_sqlite_refuses_is_not_a_busy_ledger(tmp_path: Path) -> None
 
 
 _HOLD_LOCK = """
-import fcntl, os, signal, sys, time
+import fcntl, os, signal, sys
 held = open(sys.argv[1], "ab")
 fcntl.flock(held, fcntl.LOCK_EX)
 print("held", flush=True)
 if sys.argv[2] == "stop":
     os.kill(os.getpid(), signal.SIGSTOP)
-time.sleep(float(sys.argv[2]) if sys.argv[2] != "stop" else 60)
+sys.stdin.readline()  # held until told
 """
 
 
 def _holder(tmp_path: Path, how: str):
     """A process holding the writers' file lock of ``tmp_path``'s ledger: stopped
-    (``how="stop"``), or for ``how`` seconds."""
+    (``how="stop"``), or until a line comes on its stdin (``how="stdin"``)."""
     import subprocess
     import sys
 
     lock = str(tmp_path / "ledger.sqlite3.lock")
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, lock, how], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLD_LOCK, lock, how],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline() == "held\n"
     return holder
+
+
+def _kill(holder) -> None:
+    import os
+    import signal
+
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
 
 
 def test_a_stopped_process_holding_the_file_lock_makes_writes_busy_not_stuck(
@@ -210,8 +221,6 @@ def test_a_stopped_process_holding_the_file_lock_makes_writes_busy_not_stuck(
     then raises LedgerBusy (503) having done nothing; the wait it gave up on, once its
     lock comes, lets it go (another process can take it)."""
     import fcntl
-    import os
-    import signal
     import time
 
     from s402gen.runtime import ledger_store
@@ -226,8 +235,7 @@ def test_a_stopped_process_holding_the_file_lock_makes_writes_busy_not_stuck(
                 ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
             assert 0.25 < time.monotonic() - started < 3
     finally:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
+        _kill(holder)
     with ledger.store.transaction() as tx:
         assert tx.one("SELECT COUNT(*) FROM payments")[0] == 0
     payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
@@ -237,16 +245,61 @@ def test_a_stopped_process_holding_the_file_lock_makes_writes_busy_not_stuck(
     ledger.close()
 
 
+def _in_thread(function):
+    """``function()`` started in a thread; returns the thread and a list that gets its
+    result (or the exception it raised)."""
+    import threading
+
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(function())
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_write_that_records_what_happened_waits_for_the_lock_however_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finishing a call (the upstream answered) is not given up on: a 503 then would lose
+    it. It waits past the busy timeout, and is done once the lock is free."""
+    from s402gen.runtime import ledger_store
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+    reservation = ledger.reserve(payment.token, SPEC.service_id, None)
+    assert ledger.mark_sent(reservation.call_id)
+    monkeypatch.setattr(ledger_store, "BUSY_TIMEOUT_MS", 100)
+    holder = _holder(tmp_path, "stop")
+    try:
+        thread, outcome = _in_thread(lambda: ledger.finish(reservation.call_id))
+        thread.join(1.0)  # ten busy timeouts
+        assert thread.is_alive() and outcome == []
+    finally:
+        _kill(holder)
+    thread.join(10)
+    assert outcome == [True]
+    assert ledger.call_state(reservation.call_id) == "done"
+    ledger.close()
+
+
 def test_a_write_that_finds_the_file_lock_held_for_a_moment_waits_for_it(
     tmp_path: Path,
 ) -> None:
-    import time
-
     ledger = Ledger(tmp_path / "ledger.sqlite3")
-    holder = _holder(tmp_path, "0.3")
-    started = time.monotonic()
-    payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
-    assert time.monotonic() - started > 0.2  # it waited for the lock, and got it
-    assert holder.wait(timeout=10) == 0
+    holder = _holder(tmp_path, "stdin")
+    thread, outcome = _in_thread(
+        lambda: ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+    )
+    thread.join(0.3)
+    assert thread.is_alive() and outcome == []  # waiting for the lock
+    holder.communicate("go\n", timeout=10)  # it lets the lock go and ends
+    thread.join(10)
+    (payment,) = outcome
     assert ledger.find_token(payment.token) == payment
     ledger.close()

@@ -94,6 +94,37 @@ def test_a_postgres_ledger_held_by_another_session_answers_503(postgres_url: str
         ledger.close()
 
 
+def test_a_postgres_write_that_records_what_happened_waits_for_the_rows(
+    postgres_url: str,
+) -> None:
+    """As on SQLite: finishing a call is not given up on after the busy timeout (a 503
+    would lose it); it is done once the other session lets the table go."""
+    import threading
+
+    import psycopg
+
+    from s402gen.runtime import ledger_store
+
+    ledger = Ledger(postgres_url)
+    try:
+        payment = ledger.create(SPEC, DevProvider(), "", SPEC.payment.provider_id)
+        reservation = ledger.reserve(payment.token, SPEC.service_id, None)
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+            outcome: list = []
+            thread = threading.Thread(
+                target=lambda: outcome.append(ledger.finish(reservation.call_id)), daemon=True
+            )
+            thread.start()
+            thread.join(ledger_store.BUSY_TIMEOUT_MS / 1000 + 1)
+            assert thread.is_alive() and outcome == []  # past the busy timeout, waiting
+        thread.join(10)  # the holder's transaction ended with the block
+        assert outcome == [True]
+        assert ledger.call_state(reservation.call_id) == "done"
+    finally:
+        ledger.close()
+
+
 def test_postgres_schema_2_is_migrated(postgres_url: str) -> None:
     import psycopg
 

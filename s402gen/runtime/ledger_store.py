@@ -92,10 +92,12 @@ class SQLiteStore:
     (:class:`_FileLock` of ``<file>.lock``) shared with the other processes on
     the file, instead of polling in SQLite's busy handler (which sleeps 1, 2, 5,
     ... ms between tries: two replicas writing at once spent most of their
-    time asleep). A write waits for both locks and for anything else holding
-    the database up to :data:`BUSY_TIMEOUT_MS` in all, then raises
-    :class:`LedgerBusy` (a stopped process that holds the file lock never
-    stalls the others for longer). ``:memory:`` is one connection behind the lock.
+    time asleep). A write waits for both locks up to :data:`BUSY_TIMEOUT_MS`, then
+    raises :class:`LedgerBusy` (a stopped process that holds the file lock never
+    stalls the others for longer), and up to :data:`BUSY_TIMEOUT_MS` more for
+    anything else holding the database (SQLite's busy timeout); a ``patient`` one
+    (see :meth:`transaction`) waits for the locks as long as it takes.
+    ``:memory:`` is one connection behind the process's lock.
     """
 
     dialect = "sqlite"
@@ -115,9 +117,9 @@ class SQLiteStore:
         try:
             if not self.memory:  # under the writers' OS lock: two processes switching a
                 # new file to WAL at once can get SQLITE_BUSY at once, past the busy handler
-                with _busy_as_ledger_busy(), self._locked(write=True):
+                with _busy_as_ledger_busy(), self._locked(write=True, patient=True):
                     self._connection().execute("PRAGMA journal_mode = WAL")
-            with self.transaction(write=True) as tx:
+            with self.transaction(write=True, patient=True) as tx:
                 version = tx.one("PRAGMA user_version")[0]
                 for migration in ledger_schema.pending(version):
                     for statement in migration.sql(self.dialect):
@@ -144,16 +146,21 @@ class SQLiteStore:
         return db
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
+    def transaction(
+        self, write: bool = False, durable: bool = False, patient: bool = False
+    ) -> Iterator[Transaction]:
         """A write transaction: it takes the write locks first (``BEGIN IMMEDIATE``), so
         that what it reads stays true until it commits; ``durable`` syncs the commit to
-        disk. Without ``write``, each statement reads the latest commits on its own."""
+        disk; ``patient`` waits for the writers' locks without a limit (a write that
+        records what already happened: money moved, an upstream call made; a 503 would
+        lose it). Without ``write``, each statement reads the latest commits on its own.
+        Raises :class:`LedgerBusy` when the ledger stays held (see the class)."""
         db = self._connection()
         if not write:
             with _busy_as_ledger_busy(), self._locked(write=False):
                 yield Transaction(db.cursor(), postgres=False)
             return
-        with _busy_as_ledger_busy(), self._locked(write=True):
+        with _busy_as_ledger_busy(), self._locked(write=True, patient=patient):
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
@@ -168,21 +175,23 @@ class SQLiteStore:
                     db.execute("PRAGMA synchronous = NORMAL")
 
     @contextlib.contextmanager
-    def _locked(self, write: bool) -> Iterator[None]:
+    def _locked(self, write: bool, patient: bool = False) -> Iterator[None]:
         """A writer (or any user of ``:memory:``) takes this process's lock, then the
-        other processes' (:class:`_FileLock`), both within :data:`BUSY_TIMEOUT_MS`; raises
-        :class:`LedgerBusy` when either stays held."""
+        other processes' (:class:`_FileLock`), both within :data:`BUSY_TIMEOUT_MS` unless
+        ``patient``; raises :class:`LedgerBusy` when either stays held."""
         if not (write or self.memory):
             yield
             return
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        if not self._write.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        limit = None if patient else BUSY_TIMEOUT_MS / 1000
+        deadline = None if limit is None else time.monotonic() + limit
+        if not self._write.acquire(timeout=-1 if limit is None else limit):
             raise LedgerBusy("another writer of this process held the ledger")
         try:
             if self._file_lock is None:
                 yield
                 return
-            if not self._file_lock.acquire(deadline - time.monotonic()):
+            left = None if deadline is None else deadline - time.monotonic()
+            if not self._file_lock.acquire(left):
                 raise LedgerBusy(f"another process held {self._file_lock.path}")
             try:
                 yield
@@ -222,13 +231,15 @@ class SQLiteStore:
 
 
 class _Wait:
-    """One wait for a :class:`_FileLock`: ``done`` once ``granted``; ``abandoned`` when its
-    thread stopped waiting (then the lock, once got, is let go)."""
+    """One wait for a :class:`_FileLock`: ``done`` once ``granted`` (or once ``flock``
+    failed with ``error``); ``abandoned`` when its thread stopped waiting (then the lock,
+    once got, is let go)."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.granted = False
         self.abandoned = False
+        self.error: OSError | None = None
 
 
 class _FileLock:
@@ -250,8 +261,9 @@ class _FileLock:
         self._pending = 0  # waits handed to the waiter and not yet granted or let go
         self._waiter: threading.Thread | None = None
 
-    def acquire(self, timeout: float) -> bool:
-        """Take the lock within ``timeout`` seconds; whether it was taken."""
+    def acquire(self, timeout: float | None) -> bool:
+        """Take the lock within ``timeout`` seconds (``None``: however long it takes);
+        whether it was taken. Raises ``OSError`` when ``flock`` fails."""
         with self._state:
             if self._pending == 0:  # else the waiter's flock, still pending, comes first
                 try:
@@ -259,18 +271,23 @@ class _FileLock:
                     return True
                 except BlockingIOError:
                     pass
-            wait = _Wait()
-            self._pending += 1
             if self._waiter is None:
-                self._waiter = threading.Thread(
+                waiter = threading.Thread(
                     target=self._wait_in_turn, name="s402gen-ledger-lock", daemon=True
                 )
-                self._waiter.start()
+                waiter.start()
+                self._waiter = waiter
+            wait = _Wait()
+            self._pending += 1
         self._waits.put(wait)
-        wait.done.wait(max(timeout, 0.0))
-        with self._state:
-            wait.abandoned = not wait.granted
-            return wait.granted
+        try:
+            wait.done.wait(None if timeout is None else max(timeout, 0.0))
+        finally:  # given up on (or interrupted): the waiter lets the lock go once got
+            with self._state:
+                wait.abandoned = not wait.granted
+        if wait.error is not None:
+            raise wait.error
+        return wait.granted
 
     def release(self) -> None:
         """Let the lock go (taken by :meth:`acquire`)."""
@@ -278,7 +295,14 @@ class _FileLock:
 
     def _wait_in_turn(self) -> None:
         while (wait := self._waits.get()) is not None:
-            fcntl.flock(self._file, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+            except OSError as exc:  # e.g. ENOLCK: told to the one waiting, if any
+                with self._state:
+                    self._pending -= 1
+                    wait.error = exc
+                    wait.done.set()
+                continue
             with self._state:
                 self._pending -= 1
                 if wait.abandoned:
@@ -338,7 +362,7 @@ class PostgresStore:
             name="s402gen-ledger",
         )
         try:
-            with self.transaction(write=True) as tx:
+            with self.transaction(write=True, patient=True) as tx:
                 tx.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
                 tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
                 row = tx.one("SELECT max(version) FROM schema_version")
@@ -355,14 +379,21 @@ class PostgresStore:
             raise
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = False, durable: bool = False) -> Iterator[Transaction]:
+    def transaction(
+        self, write: bool = False, durable: bool = False, patient: bool = False
+    ) -> Iterator[Transaction]:
         """A transaction on a pooled connection (PostgreSQL commits are durable already);
-        without ``write``, each statement reads the latest commits on its own."""
+        ``patient``: its statements wait for the rows and tables they need without a limit
+        (``lock_timeout`` 0; as :meth:`SQLiteStore.transaction`'s). Without ``write``, each
+        statement reads the latest commits on its own. Raises :class:`LedgerBusy` when a
+        lock stays held or no connection comes within :data:`BUSY_TIMEOUT_MS`."""
         with _busy_as_ledger_busy(), self._pool.connection() as db:
             if not write:
                 yield Transaction(db.cursor(), postgres=True)
                 return
             with db.transaction():
+                if patient:
+                    db.execute("SET LOCAL lock_timeout = 0")
                 yield Transaction(db.cursor(), postgres=True)
 
     @contextlib.contextmanager

@@ -271,7 +271,7 @@ class Ledger:
 
     def release_signature(self, signature_hash: str) -> None:
         """Forget a claim whose settlement failed (nothing was paid; it may be tried again)."""
-        with self._store.transaction(write=True) as tx:
+        with self._store.transaction(write=True, patient=True) as tx:
             tx.run(
                 "DELETE FROM x402_signatures WHERE signature_hash = ? AND state = 'claimed'",
                 (signature_hash,),
@@ -283,7 +283,7 @@ class Ledger:
 
         Returns the record, or ``None`` when the payment is unknown or not pending.
         """
-        with self._store.transaction(write=True, durable=True) as tx:
+        with self._store.transaction(write=True, durable=True, patient=True) as tx:
             changed = tx.run(
                 "UPDATE payments SET status = 'paid', paid_at = ?, tx_hash = ?, payer = ?, "
                 "network = ?, settled_amount = ? WHERE payment_id = ? AND status = 'pending'",
@@ -320,7 +320,7 @@ class Ledger:
 
     def discard(self, payment_id: str) -> None:
         """Delete a payment that is still pending (its x402 settlement failed)."""
-        with self._store.transaction(write=True) as tx:
+        with self._store.transaction(write=True, patient=True) as tx:
             tx.run(
                 "DELETE FROM payments WHERE payment_id = ? AND status = 'pending'", (payment_id,)
             )
@@ -412,13 +412,13 @@ class Ledger:
     def mark_sent(self, call_id: str) -> bool:
         """Record that the upstream request is about to leave; ``False`` when the call is
         no longer ``reserved`` (a recovery gave it back): then it must not be sent."""
-        with self._store.transaction(write=True) as tx:
+        with self._store.transaction(write=True, patient=True) as tx:
             return self._move(tx, call_id, ("reserved",), "sent")
 
     def finish(self, call_id: str) -> bool:
         """Record a call done (the upstream answered it; its call stays spent); ``False``
         when it was finished or given back before."""
-        with self._store.transaction(write=True) as tx:
+        with self._store.transaction(write=True, patient=True) as tx:
             return self._move(tx, call_id, ("reserved", "sent"), "done")
 
     def give_back(self, call_id: str) -> bool:
@@ -429,7 +429,7 @@ class Ledger:
         :data:`MAX_GIVE_BACKS` give-backs; past that it is charged (recorded
         ``done``) and this returns ``False``, as it does for a call already finished.
         """
-        with self._store.transaction(write=True) as tx:
+        with self._store.transaction(write=True, patient=True) as tx:
             return self._give_back(tx, call_id)
 
     def _give_back(self, tx: Transaction, call_id: str) -> bool:
@@ -462,7 +462,7 @@ class Ledger:
             with self._store.owner_lock(owner) as dead:
                 if not dead:
                     continue
-                with self._store.transaction(write=True) as tx:
+                with self._store.transaction(write=True, patient=True) as tx:
                     calls = tx.all(
                         "SELECT call_id, state FROM calls "
                         "WHERE owner = ? AND state IN ('reserved', 'sent')",
