@@ -13,6 +13,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+# The mcp SDK's stdio client takes the sys.stderr of the moment it is first imported as its
+# servers' stderr: imported first by an in-process `s402gen mcp` under run_cli, it would be
+# the CliRunner's, which has no file descriptor, and every later stdio client would fail.
+import mcp.client.stdio  # noqa: F401
 import pytest
 import uvicorn
 import yaml
