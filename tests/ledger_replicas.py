@@ -272,28 +272,70 @@ def race_one_token(ledger: str, folder: Path, replicas: int, calls: int) -> list
                 replica.stop()
 
 
+_STATES = "SELECT c.state, p.token FROM calls c JOIN payments p ON p.payment_id = c.payment_id"
+
+
 @contextlib.contextmanager
 def writes_held(ledger: str) -> Iterator[Callable[[], list[tuple[str, str]]]]:
     """Hold every replica's ledger writes (SQLite: the writers' ``flock``; PostgreSQL: an
     EXCLUSIVE lock on ``calls``, which still lets plain reads through); yields a function
     that reads each call's ``(state, token)``."""
-    query = "SELECT c.state, p.token FROM calls c JOIN payments p ON p.payment_id = c.payment_id"
     if ledger.startswith("postgresql://"):
         import psycopg
 
         with psycopg.connect(ledger) as db:
             db.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
             try:
-                yield lambda: db.execute(query).fetchall()
+                yield lambda: db.execute(_STATES).fetchall()
             finally:
                 db.rollback()
         return
     with open(ledger + ".lock", "ab") as lock, sqlite3.connect(ledger) as db:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield lambda: db.execute(query).fetchall()
+            yield lambda: db.execute(_STATES).fetchall()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def writes_held_when(
+    ledger: str, wanted: Callable[[list[tuple[str, str]]], bool]
+) -> Iterator[list[tuple[str, str]]]:
+    """Hold the ledger writes at a moment the calls' ``(state, token)`` are ``wanted``;
+    yields them. Between two looks the writes go on for a moment.
+
+    PostgreSQL queues lock requests in order. SQLite's ``flock`` is not fair: a waiter
+    this process blocks in is woken after a replica with writers queued has taken the
+    lock again, and gets it once the replica's queue is empty; so a look tries for the
+    lock without blocking, over and over, and gets it between two of the replica's
+    writes. Raises ``AssertionError`` when the states are never wanted.
+    """
+    seen: list[tuple[str, str]] = []
+    for attempt in range(3000):
+        time.sleep(0.0002 * (1 + attempt % 5))  # let a few writes through
+        if ledger.startswith("postgresql://"):
+            with writes_held(ledger) as states:
+                seen = states()
+                if wanted(seen):
+                    yield seen
+                    return
+            continue
+        with open(ledger + ".lock", "ab") as lock, sqlite3.connect(ledger) as db:
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    continue
+            try:
+                seen = db.execute(_STATES).fetchall()
+                if wanted(seen):
+                    yield seen
+                    return
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    raise AssertionError(f"never caught calls in the wanted states: {seen}")
 
 
 def crash_with_calls_in_every_state(ledger: str, folder: Path, calls: int = 30) -> None:
@@ -302,9 +344,10 @@ def crash_with_calls_in_every_state(ledger: str, folder: Path, calls: int = 30) 
     equals the upstream's runs of its call: reserved calls are given back and pay again.
 
     The moment is chosen, not hoped for: the calls start while the ledger's writes are
-    held, so they queue; then the test lets writes through a few milliseconds at a time,
-    holds them again, reads the calls' states, and kills only once a call is reserved
-    beside one sent, and every sent call has reached the upstream (the emulator's log).
+    held, so they queue, and the upstream holds every call it gets (a sent call stays
+    sent); then the test lets writes through a moment at a time
+    (:func:`writes_held_when`), and kills only once a call is reserved beside one sent,
+    with writes held, and every sent call has reached the upstream (the emulator's log).
     """
     with gated_emulator() as (emulator, gate):
         replica = start_replicas(ledger, emulator, folder, 1)[0]
@@ -319,26 +362,23 @@ def crash_with_calls_in_every_state(ledger: str, folder: Path, calls: int = 30) 
                 threading.Thread(target=_call_quietly, args=(replica.base, payment, i))
                 for i, payment in enumerate(payments)
             ]
+            gate.clear()  # a sent call stays sent (held at the upstream) until the kill
             with writes_held(ledger):  # every call queues for the ledger first
                 for thread in threads:
                     thread.start()
                 time.sleep(1)
-            seen: list[tuple[str, str]] = []
-            for attempt in range(2000):
-                with writes_held(ledger) as states:
-                    seen = states()
-                    reserved = [token for state, token in seen if state == "reserved"]
-                    sent = [index[token] for state, token in seen if state == "sent"]
-                    if reserved and sent:
-                        deadline = time.monotonic() + 10
-                        while not all(upstream_runs(emulator, i) for i in sent):
-                            assert time.monotonic() < deadline, "a sent call never arrived"
-                            time.sleep(0.01)
-                        replica.kill()
-                        break
-                time.sleep(0.001 * (1 + attempt % 4))  # let a few writes through
-            else:
-                raise AssertionError(f"never caught calls both reserved and sent: {seen}")
+
+            def mixed(seen: list[tuple[str, str]]) -> bool:
+                return {"reserved", "sent"} <= {state for state, _ in seen}
+
+            with writes_held_when(ledger, mixed) as seen:
+                reserved = [token for state, token in seen if state == "reserved"]
+                sent = [index[token] for state, token in seen if state == "sent"]
+                deadline = time.monotonic() + 10
+                while not all(upstream_runs(emulator, i) for i in sent):
+                    assert time.monotonic() < deadline, "a sent call never arrived"
+                    time.sleep(0.01)
+                replica.kill()
             gate.set()
             for thread in threads:
                 thread.join(timeout=60)
