@@ -26,6 +26,7 @@ statements are all kept needs no SQLite: the app ranks it on its event loop.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -36,7 +37,16 @@ from pydantic.alias_generators import to_camel
 from . import jsonio
 from .contract import CatalogDocument, CatalogEntry, Quality
 from .recent import Recent
-from .search_index import CATEGORY_SQL, Scores, SearchIndex, SearchRow, Statement, words
+from .search_index import (
+    CATEGORY_SQL,
+    IndexBusy,
+    Scores,
+    SearchIndex,
+    SearchRow,
+    Statement,
+    words,
+)
+from .search_warm import WARM_MATCH_BYTES, PackedEntries, Pacer
 from .spec import price_label
 
 #: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
@@ -101,6 +111,10 @@ BODY_CACHE_BYTES = 8 << 20
 #: A new query of at most this many words is ranked where asked (the event loop) when every
 #: statement it needs has its rowids kept: no SQLite, ~0.1-0.3 ms (:meth:`CatalogSearch._rank`).
 LOOP_WORDS = 16
+#: Statements such a query may run where asked all the same (:meth:`CatalogSearch._rank`),
+#: each an index lookup (~0.1-2.5 ms at 2,000 services): a new phrase's statement there
+#: costs less than a worker thread's trips for the GIL under a busy loop (~5 ms each).
+LOOP_STATEMENTS = 2
 
 #: A search's normalized arguments: the query stripped, the limit clamped, no category
 #: as ``None`` (:meth:`CatalogSearch.key`).
@@ -116,7 +130,8 @@ _Ranking = tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]
 
 
 class _NeedsSQLite(Exception):
-    """A ranking asked not to wait needs a statement whose rowids are not kept."""
+    """A ranking asked not to wait needs a statement whose rowids are not kept (its one
+    argument; ``None``: the empty query's)."""
 
 
 #: A ranking's listed entries: the expansions, the total and
@@ -219,22 +234,36 @@ class CatalogSearch:
         self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
+        # read ahead by warm(): every entry packed, every one-word statement's rowids
+        self._packed = PackedEntries(_Listed)
+        self._warmed: dict[Statement, int] = {}
         self._document_json = document.to_json()
 
-    def _rank(self, key: SearchKey, wait: bool = True) -> _Ranking | None:
+    def _rank(self, key: SearchKey, wait: bool = True, statements: int = 0) -> _Ranking | None:
         """The ranking of ``key`` (kept for the recent ones). ``wait=False``: ``None`` when
         it needs SQLite (a statement whose rowids are not kept, or the empty query) or the
-        query has more than :data:`LOOP_WORDS` words."""
+        query has more than :data:`LOOP_WORDS` words; but up to ``statements`` statements
+        that look their rows up in an index (:meth:`SearchIndex.indexed`) are run here,
+        when no other thread is running one."""
         found = self._ranks.get(key)
         if found is None:
             query, limit, category = key
             if not wait and (not query or len(words(query)) > LOOP_WORDS):
                 return None
             expansions = self.expand(query)
-            try:
-                ranked = self._ranked(query, expansions, limit, category, wait)
-            except _NeedsSQLite:
-                return None
+            while True:
+                try:
+                    ranked = self._ranked(query, expansions, limit, category, wait)
+                    break
+                except _NeedsSQLite as needs:
+                    statement = needs.args[0]
+                    if statement is None or statements <= 0 or not self.index.indexed(statement):
+                        return None
+                    try:
+                        self._match_cache.put(statement, self.index.select(statement, False))
+                    except IndexBusy:
+                        return None
+                    statements -= 1
             found = self._ranks.put(key, (expansions, *ranked))
         return found
 
@@ -268,7 +297,7 @@ class CatalogSearch:
         filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"  # no query
         if not query:
             if not wait:
-                raise _NeedsSQLite
+                raise _NeedsSQLite(None)
             where, params = (filters, [category]) if category else ("", [])
             (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
             found = self.index.query(
@@ -336,12 +365,42 @@ class CatalogSearch:
         ``wait`` is false and they are not kept."""
         if statement is None:
             return 0
-        found = self._match_cache.get(statement)
+        found = self._warmed.get(statement)
+        if found is None:
+            found = self._match_cache.get(statement)
         if found is None:
             if not wait:
-                raise _NeedsSQLite
+                raise _NeedsSQLite(statement)
             found = self._match_cache.put(statement, self.index.select(statement))
         return found
+
+    def warm(self, stop: threading.Event | None = None) -> None:
+        """Read ahead what new queries need, so that their answers need neither SQLite nor
+        the disk (or less of it): the rowids of each statement a one-word query of one of the
+        index's terms runs (:meth:`~s402gen.runtime.search_index.SearchIndex.term_statements`,
+        :data:`~s402gen.runtime.search_warm.WARM_MATCH_BYTES` in all), then every catalog
+        entry as a search answer lists it, packed (:class:`~.search_warm.PackedEntries`).
+
+        Answers do not change: the same statements on the same index, the same entries.
+        The app runs it in a thread after start (~0.4 s CPU for the statements and ~1 s
+        for the entries at 2,000 services); it gives the GIL back between units
+        (:class:`~.search_warm.Pacer`) and returns early once ``stop`` is set. Raises
+        :class:`~s402gen.runtime.generated.GeneratedError` if an entry's file is gone.
+        """
+        kept, pause = 0, Pacer()
+        for statement in self.index.term_statements():
+            if stop is not None and stop.is_set():
+                return
+            if statement not in self._warmed and kept < WARM_MATCH_BYTES:
+                self._warmed[statement] = rows = self.index.select(statement)
+                kept += _int_bytes(rows) + 100
+            pause()
+        for position in range(len(self.index.rows)):
+            if (stop is not None and stop.is_set()) or self._packed.full():
+                return
+            if position not in self._packed:
+                self._packed.put(position, _Listed.of(self._entry(position).to_json()))
+            pause()
 
     def _category(self, category: str, wait: bool = True) -> int:
         """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
@@ -394,6 +453,7 @@ class CatalogSearch:
         category: str | None = None,
         *,
         wait: bool = True,
+        statements: int = 0,
     ) -> dict[str, Any] | None:
         """``search(...).to_json()``, built from each listed entry's JSON (``entry(position)``
         read again: the app's are kept by :meth:`~s402gen.runtime.generated.Generated.entry`)
@@ -404,10 +464,12 @@ class CatalogSearch:
         its ranking is kept, or the rowids of every statement it needs (a query of at
         most :data:`LOOP_WORDS` words), and every listed entry is among the recent ones.
         The app then builds it on the event loop (~0.1-0.5 ms); else it calls again in
-        a thread.
+        a thread. Up to ``statements`` of the statements it needs run here all the same,
+        when each is an index lookup and the index is free (:meth:`_rank`); the app
+        allows :data:`LOOP_STATEMENTS`.
         """
         key = self.key(query, limit, category)
-        listing = self._listing(key, wait)
+        listing = self._listing(key, wait, statements)
         return None if listing is None else self._document(key, listing, quality)
 
     def answer_body(
@@ -419,6 +481,7 @@ class CatalogSearch:
         *,
         version: Callable[[str], int] | None = None,
         wait: bool = True,
+        statements: int = 0,
     ) -> bytes | None:
         """:meth:`answer_json` as the JSON bytes sent (``jsonio.dumps``), kept for the recent
         answers (:data:`BODY_CACHE_BYTES` in all) and answered again by :meth:`cached_body`.
@@ -426,13 +489,14 @@ class CatalogSearch:
         ``version(service_id)`` (:meth:`~s402gen.runtime.service.Stats.version`) changes
         whenever ``quality(service_id)`` may: a kept answer is reused while it is the same
         for every service listed. With ``quality`` but no ``version`` nothing is kept.
-        ``wait=False``: ``None`` when the answer needs SQLite or the disk (as answer_json).
+        ``wait=False``: ``None`` when the answer needs SQLite or the disk (as answer_json,
+        and ``statements`` as there).
         """
         key = self.key(query, limit, category)
         found = self.cached_body(key, quality is not None, version)
         if found is not None:
             return found
-        listing = self._listing(key, wait)
+        listing = self._listing(key, wait, statements)
         if listing is None:
             return None
         stamps: list[tuple[str, int]] = []
@@ -460,10 +524,11 @@ class CatalogSearch:
             return None
         return body
 
-    def _listing(self, key: SearchKey, wait: bool) -> _Listing | None:
+    def _listing(self, key: SearchKey, wait: bool, statements: int = 0) -> _Listing | None:
         """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None`` when
-        they need SQLite (:meth:`_rank`) or the disk (an entry not kept)."""
-        ranking = self._rank(key, wait)
+        they need SQLite (:meth:`_rank`, and ``statements`` there) or the disk (an entry
+        neither kept nor packed by :meth:`warm`)."""
+        ranking = self._rank(key, wait, statements)
         if ranking is None:
             return None
         expansions, total, ranked = ranking
@@ -471,9 +536,12 @@ class CatalogSearch:
         for position, score, terms in ranked:
             entry = self._entries.get(position)
             if entry is None:
-                if not wait:
+                entry = self._packed.get(position)  # in memory, unpacked: no disk
+                if entry is None and not wait:
                     return None
-                entry = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
+                if entry is None:
+                    entry = _Listed.of(self._entry(position).to_json())
+                self._entries.put(position, entry)
             listed.append((position, entry, score, terms))
         return expansions, total, listed
 

@@ -1,0 +1,123 @@
+"""What the catalog search reads ahead, after start, so that a query never asked before
+needs neither the disk nor, mostly, SQLite: each listed entry's bytes packed in memory
+(:class:`PackedEntries`) and the rowids of every one-word statement the index's terms
+make (:meth:`~s402gen.runtime.search.CatalogSearch.warm` fills both).
+
+Why: the first searches of new queries, under load, each ran a few statements and read
+ten entries from the disk in a worker thread; each of those steps releases the GIL and
+takes it back from a busy event loop (up to the 5 ms switch interval each time), and the
+threads queue on the index's one connection, so the first few dozen took 0.1-1.3 s
+(``bench/README.md``, issue 12, search).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+#: Bytes of packed entries kept in all: ~2.4 kB an entry at 2,000 services (~10 kB
+#: unpacked), 4.7 MB for all of them; beyond it the rest are read from disk when listed.
+PACKED_BYTES = 24 << 20
+#: Bytes of warmed statements' rowids kept in all (one bit a service: 250 bytes a
+#: statement at 2,000 services, ~4,600 statements).
+WARM_MATCH_BYTES = 8 << 20
+#: zlib's level for the packed entries (1: 5.3 MB at 2,000, 6: 4.7 MB for twice the time).
+_LEVEL = 6
+
+
+class ListedLike(Protocol):
+    """What is packed of a listed entry (:class:`~s402gen.runtime.search._Listed`)."""
+
+    id: str
+    name: str
+    pricing: tuple[int, str, str]
+    head: bytes | None
+    tail: bytes | None
+
+
+@dataclass(frozen=True)
+class _Packed:
+    fields: tuple[str, str, tuple[int, str, str]]  # id, name, pricing
+    data: bytes  # zlib of head + tail
+    cut: int  # len(head)
+    has_tail: bool
+
+
+class PackedEntries:
+    """Listed entries by catalog position, their bytes zlib-compressed (thread-safe: each
+    position is set once, and a dict's item is set and read atomically).
+
+    ``make(id, name, pricing, head, tail)`` builds the listed entry :meth:`get` returns.
+    Entries without bytes (``head`` ``None``: the answer is written from the model) are
+    not kept, nor any beyond ``budget`` bytes in all.
+    """
+
+    def __init__(self, make: Callable[..., Any], budget: int = PACKED_BYTES):
+        self._make = make
+        self._budget = budget
+        self._packed: dict[int, _Packed] = {}
+        self.bytes = 0
+
+    def __contains__(self, position: int) -> bool:
+        return position in self._packed
+
+    def full(self) -> bool:
+        """Whether the byte budget is spent."""
+        return self.bytes >= self._budget
+
+    def put(self, position: int, listed: ListedLike) -> None:
+        """Keep ``listed`` (when it has bytes and the budget allows)."""
+        if listed.head is None or self.full():
+            return
+        tail = listed.tail or b""
+        data = zlib.compress(listed.head + tail, _LEVEL)
+        fields = (listed.id, listed.name, listed.pricing)
+        self._packed[position] = _Packed(fields, data, len(listed.head), listed.tail is not None)
+        self.bytes += len(data) + 150
+
+    def get(self, position: int) -> Any:
+        """The listed entry at ``position`` (unpacked: ~40 us at 10 kB), or ``None``."""
+        packed = self._packed.get(position)
+        if packed is None:
+            return None
+        data = zlib.decompress(packed.data)
+        head, tail = data[: packed.cut], data[packed.cut :]
+        return self._make(*packed.fields, head, tail if packed.has_tail else None)
+
+
+class Warmer(Protocol):
+    """What :func:`warm_in_background` runs: :meth:`~s402gen.runtime.search.CatalogSearch.warm`."""
+
+    def warm(self, stop: threading.Event | None = None) -> None: ...
+
+
+#: Seconds of warming between two pauses (:class:`Pacer`): under a saturated event loop
+#: the warming thread gets about this much of every switch interval (5 ms) more.
+WARM_SLICE_S = 0.002
+
+
+class Pacer:
+    """Called between two units of warming: every :data:`WARM_SLICE_S` it lets the event
+    loop have the GIL (a sleep of 0 releases it, and a thread waiting for it, the loop when
+    it has work, takes it first), so warming delays a request by at most about that."""
+
+    def __init__(self, slice_s: float = WARM_SLICE_S):
+        self._slice = slice_s
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if now - self._since >= self._slice:
+            time.sleep(0)
+            self._since = time.perf_counter()
+
+
+def warm_in_background(search: Warmer) -> tuple[threading.Thread, threading.Event]:
+    """Start ``search.warm`` in a daemon thread; the thread and the event that stops it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=search.warm, args=(stop,), name="search-warm", daemon=True)
+    thread.start()
+    return thread, stop
