@@ -499,7 +499,8 @@ class _EarlySearchAnswers:
     """The search route's ASGI app: a ``GET`` whose answer needs neither SQLite nor the
     disk gets its bytes at once, before FastAPI parses it: a query string answered before
     whose answer the search keeps unchanged (:meth:`CatalogSearch.cached_body`), or any
-    search whose ranking or statements, and entries, are kept (``answer_body(wait=False)``).
+    search whose ranking or statements, and entries, are kept (``answer_body(wait=False)``),
+    running up to :data:`~s402gen.runtime.search.LOOP_STATEMENTS` index lookups itself.
     Anything else goes to FastAPI's handler (``app``), which validates, answers (SQLite and
     the disk in a thread) and remembers the query string's search key."""
 

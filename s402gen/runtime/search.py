@@ -26,6 +26,7 @@ statements are all kept needs no SQLite: the app ranks it on its event loop.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -376,8 +377,9 @@ class CatalogSearch:
 
     def warm(self, stop: threading.Event | None = None) -> None:
         """Read ahead what new queries need, so that their answers need neither SQLite nor
-        the disk (or less of it): the rowids of each statement a one-word query of one of the
-        index's terms runs (:meth:`~s402gen.runtime.search_index.SearchIndex.term_statements`,
+        the disk (or less of it): the rowids of each statement the categories' synonyms add
+        and each a one-word query of one of the index's terms runs
+        (:meth:`~s402gen.runtime.search_index.SearchIndex.term_statements`;
         :data:`~s402gen.runtime.search_warm.WARM_MATCH_BYTES` in all), then every catalog
         entry as a search answer lists it, packed (:class:`~.search_warm.PackedEntries`).
 
@@ -388,7 +390,13 @@ class CatalogSearch:
         :class:`~s402gen.runtime.generated.GeneratedError` if an entry's file is gone.
         """
         kept, pause = 0, Pacer()
-        for statement in self.index.term_statements():
+        expanded: list[Statement | None] = []  # what a query's synonyms add
+        for category, synonyms in self.synonyms.items():
+            expanded.append((CATEGORY_SQL, (category,)))
+            for term in {t for terms in synonyms.values() for t in terms}:
+                expanded += self.index.text_match(term.lower())
+        statements = [s for s in dict.fromkeys(expanded) if s is not None]
+        for statement in itertools.chain(statements, self.index.term_statements()):
             if stop is not None and stop.is_set():
                 return
             if statement not in self._warmed and kept < WARM_MATCH_BYTES:
