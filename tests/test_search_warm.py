@@ -148,3 +148,24 @@ def test_the_app_warms_after_start_without_waiting(warm: bool, monkeypatch) -> N
             assert warming is None and not started.is_set()
     if warm:
         assert not warming.is_alive()  # stopped and joined at shutdown, though not released
+
+
+def test_warming_runs_at_a_short_switch_interval_and_restores_it() -> None:
+    """The warming thread's file reads and statements each give up the GIL and take it back
+    from a busy loop: it runs with Python's switch interval at WARM_SWITCH_INTERVAL_S, and
+    the interval is back as it was when it ends."""
+    import sys
+
+    from s402gen.runtime.search_warm import WARM_SWITCH_INTERVAL_S, warm_in_background
+
+    seen: list[float] = []
+
+    class Warmer:
+        def warm(self, stop: threading.Event | None = None) -> None:
+            seen.append(sys.getswitchinterval())
+
+    before = sys.getswitchinterval()
+    thread, _ = warm_in_background(Warmer())
+    thread.join(10)
+    assert seen == [pytest.approx(min(before, WARM_SWITCH_INTERVAL_S))]
+    assert sys.getswitchinterval() == before

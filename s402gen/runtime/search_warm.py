@@ -12,8 +12,8 @@ threads queue on the index's one connection, so the first few dozen took 0.1-1.3
 
 from __future__ import annotations
 
+import sys
 import threading
-import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -94,30 +94,28 @@ class Warmer(Protocol):
     def warm(self, stop: threading.Event | None = None) -> None: ...
 
 
-#: Seconds of warming between two pauses (:class:`Pacer`): under a saturated event loop
-#: the warming thread gets about this much of every switch interval (5 ms) more.
-WARM_SLICE_S = 0.002
+#: Python's switch interval (seconds) while warming: a thread waiting for the GIL waits this
+#: long before asking its holder to let go (Python's default: 5 ms). Each file read and
+#: SQLite statement of the warming gives the GIL up and waits to take it back from a busy
+#: loop: at 5 ms it took 16-18 s to warm 2,000 services under serve_bench's load.
+WARM_SWITCH_INTERVAL_S = 0.0005
 
 
-class Pacer:
-    """Called between two units of warming: every :data:`WARM_SLICE_S` it lets the event
-    loop have the GIL (a sleep of 0 releases it, and a thread waiting for it, the loop when
-    it has work, takes it first), so warming delays a request by at most about that."""
-
-    def __init__(self, slice_s: float = WARM_SLICE_S):
-        self._slice = slice_s
-        self._since = time.perf_counter()
-
-    def __call__(self) -> None:
-        now = time.perf_counter()
-        if now - self._since >= self._slice:
-            time.sleep(0)
-            self._since = time.perf_counter()
+def _warm_quickly(search: Warmer, stop: threading.Event) -> None:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, WARM_SWITCH_INTERVAL_S))
+    try:
+        search.warm(stop)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def warm_in_background(search: Warmer) -> tuple[threading.Thread, threading.Event]:
-    """Start ``search.warm`` in a daemon thread; the thread and the event that stops it."""
+    """Start ``search.warm`` in a daemon thread, with Python's switch interval at
+    :data:`WARM_SWITCH_INTERVAL_S` until it ends; the thread and the event that stops it."""
     stop = threading.Event()
-    thread = threading.Thread(target=search.warm, args=(stop,), name="search-warm", daemon=True)
+    thread = threading.Thread(
+        target=_warm_quickly, args=(search, stop), name="search-warm", daemon=True
+    )
     thread.start()
     return thread, stop
