@@ -169,3 +169,22 @@ def test_warming_runs_at_a_short_switch_interval_and_restores_it() -> None:
     thread.join(10)
     assert seen == [pytest.approx(min(before, WARM_SWITCH_INTERVAL_S))]
     assert sys.getswitchinterval() == before
+
+
+def test_a_failed_warming_is_logged_and_restores_the_switch_interval(caplog) -> None:
+    """An entry's file gone mid-warming stops the warming, logged; the server goes on (its
+    answers read the entries as before and report a missing one themselves)."""
+    import sys
+
+    from s402gen.runtime.generated import GeneratedError
+    from s402gen.runtime.search_warm import warm_in_background
+
+    class Warmer:
+        def warm(self, stop: threading.Event | None = None) -> None:
+            raise GeneratedError("generated/ is not a complete s402gen output: gone.json")
+
+    before = sys.getswitchinterval()
+    thread, _ = warm_in_background(Warmer())
+    thread.join(10)
+    assert sys.getswitchinterval() == before
+    assert "search warming stopped" in caplog.text and "gone.json" in caplog.text

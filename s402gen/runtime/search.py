@@ -393,7 +393,7 @@ class CatalogSearch:
         expanded: list[Statement | None] = []  # what a query's synonyms add
         for category, synonyms in self.synonyms.items():
             expanded.append((CATEGORY_SQL, (category,)))
-            for term in {t for terms in synonyms.values() for t in terms}:
+            for term in dict.fromkeys(t for terms in synonyms.values() for t in terms):
                 expanded += self.index.text_match(term.lower())
         statements = [s for s in dict.fromkeys(expanded) if s is not None]
         for statement in itertools.chain(statements, self.index.term_statements()):

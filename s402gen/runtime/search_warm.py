@@ -12,11 +12,14 @@ threads queue on the index's one connection, so the first few dozen took 0.1-1.3
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
+
+logger = logging.getLogger(__name__)
 
 #: Bytes of packed entries kept in all: ~2.4 kB an entry at 2,000 services (~10 kB
 #: unpacked), 4.7 MB for all of them; beyond it the rest are read from disk when listed.
@@ -106,6 +109,8 @@ def _warm_quickly(search: Warmer, stop: threading.Event) -> None:
     sys.setswitchinterval(min(before, WARM_SWITCH_INTERVAL_S))
     try:
         search.warm(stop)
+    except Exception:  # e.g. an entry's file gone: its answers then read it and say so
+        logger.exception("search warming stopped; answers read what it did not")
     finally:
         sys.setswitchinterval(before)
 
