@@ -11,7 +11,7 @@ import pytest
 from s402gen.runtime.generated import load_generated
 from s402gen.runtime.payments import Ledger
 from s402gen.runtime.search import LOOP_STATEMENTS, CatalogSearch
-from s402gen.runtime.search_warm import PackedEntries
+from s402gen.runtime.search_warm import Listed, PackedEntries
 
 from .conftest import GENERATED, LOOPBACK_BASE
 
@@ -106,15 +106,15 @@ def test_packed_entries_keep_their_bytes_within_the_budget() -> None:
     listed = [search._entries.get(n) for n in range(len(search.index.rows))]
     listed = [e for e in listed if e is not None]
     assert len(listed) > 3
-    packed = PackedEntries(type(listed[0]), budget=10**9)
+    packed = PackedEntries(budget=10**9)
     for n, entry in enumerate(listed):
         packed.put(n, entry)
     assert [packed.get(n) for n in range(len(listed))] == listed
-    small = PackedEntries(type(listed[0]), budget=1)
+    small = PackedEntries(budget=1)
     small.put(0, listed[0])
     small.put(1, listed[1])
     assert small.get(0) == listed[0] and small.get(1) is None and small.full()
-    no_bytes = type(listed[0])(listed[0].id, listed[0].name, listed[0].pricing, None, None)
+    no_bytes = Listed(listed[0].id, listed[0].name, listed[0].pricing, None, None)
     packed.put(len(listed), no_bytes)
     assert len(listed) not in packed
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
@@ -47,8 +46,7 @@ from .search_index import (
     Statement,
     words,
 )
-from .search_warm import WARM_MATCH_BYTES, PackedEntries
-from .spec import price_label
+from .search_warm import WARM_MATCH_BYTES, Listed, PackedEntries, why
 
 #: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
 CATEGORIES_FILE = "catalog/categories.json"
@@ -137,54 +135,7 @@ class _NeedsSQLite(Exception):
 
 #: A ranking's listed entries: the expansions, the total and
 #: ``(position, entry, score, matchTerms)``.
-_Listing = tuple[dict[str, list[str]], int, list[tuple[int, "_Listed", int, list[str]]]]
-#: Keys a search answer adds to a listed entry: an entry holding one is written whole.
-_ADDED = frozenset({"quality", "matchScore", "matchTerms", "why"})
-
-
-@dataclass(frozen=True)
-class _Listed:
-    """What answers need of a listed catalog entry: its id, its ``why`` fields and, to splice
-    answers' bytes, its JSON bytes (orjson's) cut where ``quality`` goes: ``head`` (from
-    ``{`` through ``payment``'s value, no closing brace) and ``tail`` (the keys after it,
-    each after a comma); ``tail`` is ``None`` without a ``payment`` key (``head`` is then
-    the whole entry but ``}``), and ``head`` is ``None`` when orjson cannot write the entry
-    or it holds an :data:`_ADDED` key (the answer is then made from the entry's JSON).
-    """
-
-    id: str
-    name: str
-    pricing: tuple[int, str, str]  # amountCents, currency, policyId
-    head: bytes | None
-    tail: bytes | None
-
-    @classmethod
-    def of(cls, entry: dict[str, Any]) -> "_Listed":
-        """The listed form of an entry's JSON value."""
-        pricing = entry["pricing"]
-        fields = entry["id"], entry["name"], (
-            pricing["amountCents"], pricing["currency"], pricing["policyId"]
-        )  # fmt: skip
-        names = list(entry)
-        if _ADDED.intersection(names):
-            return cls(*fields, None, None)
-        cut = names.index("payment") + 1 if "payment" in entry else len(names)
-        try:
-            head = orjson.dumps({name: entry[name] for name in names[:cut]})[:-1]
-            rest = orjson.dumps({name: entry[name] for name in names[cut:]})[1:-1]
-        except TypeError:  # an integer beyond 64 bits: jsonio.dumps' fallback writes it
-            return cls(*fields, None, None)
-        tail = None if "payment" not in entry else b"," + rest if rest else b""
-        return cls(*fields, head, tail)
-
-    def weight(self) -> int:
-        """Bytes kept."""
-        return len(self.head or b"") + len(self.tail or b"") + 200
-
-    def matched(self, score: int, terms: list[str]) -> dict[str, Any]:
-        """The fields a search answer appends: ``matchScore``, ``matchTerms`` and ``why``."""
-        why = _why(terms, self.name, *self.pricing)
-        return {"matchScore": score, "matchTerms": list(terms), "why": why}
+_Listing = tuple[dict[str, list[str]], int, list[tuple[int, "Listed", int, list[str]]]]
 
 
 class CatalogSearch:
@@ -231,12 +182,12 @@ class CatalogSearch:
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
-        self._entries = Recent(LISTED_CACHE_SIZE, LISTED_CACHE_BYTES, _Listed.weight)
+        self._entries = Recent(LISTED_CACHE_SIZE, LISTED_CACHE_BYTES, Listed.weight)
         self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
         # read ahead by warm(): every entry packed, every one-word statement's rowids
-        self._packed = PackedEntries(_Listed)
+        self._packed = PackedEntries()
         self._warmed: dict[Statement, int] = {}
         self._document_json = document.to_json()
 
@@ -406,7 +357,7 @@ class CatalogSearch:
             if (stop is not None and stop.is_set()) or self._packed.full():
                 return
             if position not in self._packed:
-                self._packed.put(position, _Listed.of(self._entry(position).to_json()))
+                self._packed.put(position, Listed.of(self._entry(position).to_json()))
 
     def _category(self, category: str, wait: bool = True) -> int:
         """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
@@ -546,7 +497,7 @@ class CatalogSearch:
                 if entry is None and not wait:
                     return None
                 if entry is None:
-                    entry = _Listed.of(self._entry(position).to_json())
+                    entry = Listed.of(self._entry(position).to_json())
                 self._entries.put(position, entry)
             listed.append((position, entry, score, terms))
         return expansions, total, listed
@@ -598,7 +549,7 @@ class CatalogSearch:
         stamps: list[tuple[str, int]],
     ) -> bytes | None:
         """``jsonio.dumps(self._document(...))``, each listed entry's bytes spliced from its
-        kept halves (:class:`_Listed`) instead of written again; ``None`` when an entry or
+        kept halves (:class:`Listed`) instead of written again; ``None`` when an entry or
         the answer's other fields need ``jsonio.dumps``' fallback."""
         expansions, total, listed = listing
         services = []
@@ -640,15 +591,8 @@ class CatalogSearch:
                 "quality": quality(entry.id) if quality is not None else None,
                 "match_score": score,
                 "match_terms": terms,
-                "why": _why(
+                "why": why(
                     terms, entry.name, pricing.amount_cents, pricing.currency, pricing.policy_id
                 ),
             }
         )
-
-
-def _why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
-    """A result's ``why``: the terms that scored, the service's name and price."""
-    matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
-    price = price_label(amount_cents, currency)
-    return f'{matched} "{name}". Price is {price} per policy {policy}.'

@@ -1,7 +1,9 @@
-"""What the catalog search reads ahead, after start, so that a query never asked before
-needs neither the disk nor, mostly, SQLite: each listed entry's bytes packed in memory
-(:class:`PackedEntries`) and the rowids of every one-word statement the index's terms
-make (:meth:`~s402gen.runtime.search.CatalogSearch.warm` fills both).
+"""What the catalog search keeps of the entries its answers list (:class:`Listed`: their
+bytes, cut where ``quality`` goes; :class:`PackedEntries`: those of every entry, packed),
+and its read-ahead after start (:func:`warm_in_background`), so that a query never asked
+before needs neither the disk nor, mostly, SQLite: every entry packed in memory and the
+rowids of every one-word statement the index's terms make
+(:meth:`~s402gen.runtime.search.CatalogSearch.warm` fills both).
 
 Why: the first searches of new queries, under load, each ran a few statements and read
 ten entries from the disk in a worker thread; each of those steps releases the GIL and
@@ -17,7 +19,11 @@ import sys
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol, Sequence
+
+import orjson
+
+from .spec import price_label
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +37,53 @@ WARM_MATCH_BYTES = 8 << 20
 _LEVEL = 6
 
 
-class ListedLike(Protocol):
-    """What is packed of a listed entry (:class:`~s402gen.runtime.search._Listed`)."""
+#: Keys a search answer adds to a listed entry: an entry holding one is written whole.
+_ADDED = frozenset({"quality", "matchScore", "matchTerms", "why"})
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What answers need of a listed catalog entry: its id, its ``why`` fields and, to splice
+    answers' bytes, its JSON bytes (orjson's) cut where ``quality`` goes: ``head`` (from
+    ``{`` through ``payment``'s value, no closing brace) and ``tail`` (the keys after it,
+    each after a comma); ``tail`` is ``None`` without a ``payment`` key (``head`` is then
+    the whole entry but ``}``), and ``head`` is ``None`` when orjson cannot write the entry
+    or it holds an :data:`_ADDED` key (the answer is then made from the entry's JSON).
+    """
 
     id: str
     name: str
-    pricing: tuple[int, str, str]
+    pricing: tuple[int, str, str]  # amountCents, currency, policyId
     head: bytes | None
     tail: bytes | None
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> "Listed":
+        """The listed form of an entry's JSON value."""
+        pricing = entry["pricing"]
+        fields = entry["id"], entry["name"], (
+            pricing["amountCents"], pricing["currency"], pricing["policyId"]
+        )  # fmt: skip
+        names = list(entry)
+        if _ADDED.intersection(names):
+            return cls(*fields, None, None)
+        cut = names.index("payment") + 1 if "payment" in entry else len(names)
+        try:
+            head = orjson.dumps({name: entry[name] for name in names[:cut]})[:-1]
+            rest = orjson.dumps({name: entry[name] for name in names[cut:]})[1:-1]
+        except TypeError:  # an integer beyond 64 bits: jsonio.dumps' fallback writes it
+            return cls(*fields, None, None)
+        tail = None if "payment" not in entry else b"," + rest if rest else b""
+        return cls(*fields, head, tail)
+
+    def weight(self) -> int:
+        """Bytes kept."""
+        return len(self.head or b"") + len(self.tail or b"") + 200
+
+    def matched(self, score: int, terms: list[str]) -> dict[str, Any]:
+        """The fields a search answer appends: ``matchScore``, ``matchTerms`` and ``why``."""
+        sentence = why(terms, self.name, *self.pricing)
+        return {"matchScore": score, "matchTerms": list(terms), "why": sentence}
 
 
 @dataclass(frozen=True)
@@ -53,13 +98,11 @@ class PackedEntries:
     """Listed entries by catalog position, their bytes zlib-compressed (thread-safe: each
     position is set once, and a dict's item is set and read atomically).
 
-    ``make(id, name, pricing, head, tail)`` builds the listed entry :meth:`get` returns.
     Entries without bytes (``head`` ``None``: the answer is written from the model) are
     not kept, nor any beyond ``budget`` bytes in all.
     """
 
-    def __init__(self, make: Callable[..., Any], budget: int = PACKED_BYTES):
-        self._make = make
+    def __init__(self, budget: int = PACKED_BYTES):
         self._budget = budget
         self._packed: dict[int, _Packed] = {}
         self.bytes = 0
@@ -71,7 +114,7 @@ class PackedEntries:
         """Whether the byte budget is spent."""
         return self.bytes >= self._budget
 
-    def put(self, position: int, listed: ListedLike) -> None:
+    def put(self, position: int, listed: Listed) -> None:
         """Keep ``listed`` (when it has bytes and the budget allows)."""
         if listed.head is None or self.full():
             return
@@ -81,14 +124,14 @@ class PackedEntries:
         self._packed[position] = _Packed(fields, data, len(listed.head), listed.tail is not None)
         self.bytes += len(data) + 150
 
-    def get(self, position: int) -> Any:
+    def get(self, position: int) -> Listed | None:
         """The listed entry at ``position`` (unpacked: ~40 us at 10 kB), or ``None``."""
         packed = self._packed.get(position)
         if packed is None:
             return None
         data = zlib.decompress(packed.data)
         head, tail = data[: packed.cut], data[packed.cut :]
-        return self._make(*packed.fields, head, tail if packed.has_tail else None)
+        return Listed(*packed.fields, head, tail if packed.has_tail else None)
 
 
 class Warmer(Protocol):
@@ -124,3 +167,10 @@ def warm_in_background(search: Warmer) -> tuple[threading.Thread, threading.Even
     )
     thread.start()
     return thread, stop
+
+
+def why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
+    """A result's ``why``: the terms that scored, the service's name and price."""
+    matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
+    price = price_label(amount_cents, currency)
+    return f'{matched} "{name}". Price is {price} per policy {policy}.'
