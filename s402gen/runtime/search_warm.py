@@ -86,12 +86,10 @@ class Listed:
         return {"matchScore": score, "matchTerms": list(terms), "why": sentence}
 
 
-@dataclass(frozen=True)
-class _Packed:
-    fields: tuple[str, str, tuple[int, str, str]]  # id, name, pricing
-    data: bytes  # zlib of head + tail
-    cut: int  # len(head)
-    has_tail: bool
+#: One packed entry: ``((id, name, pricing), zlib of head + tail, len(head), has a tail)``;
+#: a plain tuple of atoms, which the garbage collector stops tracking (the start's objects
+#: are frozen out of its reach, these are made after: a full collection would scan them).
+_Packed = tuple[tuple[str, str, tuple[int, str, str]], bytes, int, bool]
 
 
 class PackedEntries:
@@ -121,7 +119,7 @@ class PackedEntries:
         tail = listed.tail or b""
         data = zlib.compress(listed.head + tail, _LEVEL)
         fields = (listed.id, listed.name, listed.pricing)
-        self._packed[position] = _Packed(fields, data, len(listed.head), listed.tail is not None)
+        self._packed[position] = (fields, data, len(listed.head), listed.tail is not None)
         self.bytes += len(data) + 150
 
     def get(self, position: int) -> Listed | None:
@@ -129,9 +127,9 @@ class PackedEntries:
         packed = self._packed.get(position)
         if packed is None:
             return None
-        data = zlib.decompress(packed.data)
-        head, tail = data[: packed.cut], data[packed.cut :]
-        return Listed(*packed.fields, head, tail if packed.has_tail else None)
+        fields, data, cut, has_tail = packed
+        data = zlib.decompress(data)
+        return Listed(*fields, data[:cut], data[cut:] if has_tail else None)
 
 
 class Warmer(Protocol):
