@@ -283,7 +283,9 @@ def test_catalog_is_served_from_disk_and_answers_read_whole_entries(emulator) ->
 @pytest.mark.slow
 def test_search_runs_off_the_event_loop(emulator) -> None:
     """While a search is held inside its worker thread, other requests are answered."""
-    app = create_app(GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator))
+    app = create_app(
+        GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator), warm_search=False
+    )  # its warming would read the entries the test holds
     search = app.state.search
     entered, release = threading.Event(), threading.Event()
     read_entry = search._entry

@@ -43,7 +43,8 @@ from .generated import Generated, GeneratedError, load_generated
 from .ledger_store import LedgerBusy
 from .payments import Ledger, PaymentProvider
 from .recent import Recent
-from .search import DEFAULT_LIMIT, MAX_QUERY_CHARS, CatalogSearch
+from .search import DEFAULT_LIMIT, LOOP_STATEMENTS, MAX_QUERY_CHARS, CatalogSearch
+from .search_warm import warm_in_background
 from .service import PaymentNeeded, ServiceRuntime, UnknownService, UpstreamFailed
 from .spec import RouteSpec
 from .upstream import (
@@ -157,6 +158,7 @@ def create_app(
     auth: ClientAuth | None = None,
     x402: Any = None,
     mcp_discovery: bool = False,
+    warm_search: bool = True,
 ) -> FastAPI:
     """A FastAPI app serving ``generated_dir`` (a folder, or one already loaded with
     :func:`~s402gen.runtime.generated.load_generated`), with the MCP server at ``/mcp``.
@@ -173,6 +175,9 @@ def create_app(
     payments are created pending and paid at ``POST /api/payments/{paymentId}/x402``.
     ``mcp_discovery`` serves MCP's discovery mode (a search tool and a call tool,
     :mod:`~s402gen.runtime.mcp_discovery`) instead of one tool a service.
+    ``warm_search``: once the app's lifespan starts, a thread reads ahead what the
+    search's new queries need (:meth:`~s402gen.runtime.search.CatalogSearch.warm`;
+    ``app.state.search_warming`` is that thread, ``None`` without it).
     """
     generated = (
         generated_dir if isinstance(generated_dir, Generated) else load_generated(generated_dir)
@@ -208,7 +213,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mcp.running():
-            yield
+            # what new queries need, read ahead once serving: start is not delayed
+            warming, stop = warm_in_background(search) if warm_search else (None, None)
+            app.state.search_warming = warming
+            try:
+                yield
+            finally:
+                if warming is not None and stop is not None:
+                    stop.set()
+                    await anyio.to_thread.run_sync(warming.join)
 
     openapi = generated.root / "openapi.json"  # the compiled document replaces FastAPI's own
     if not openapi.is_file():
@@ -486,7 +499,8 @@ class _EarlySearchAnswers:
     """The search route's ASGI app: a ``GET`` whose answer needs neither SQLite nor the
     disk gets its bytes at once, before FastAPI parses it: a query string answered before
     whose answer the search keeps unchanged (:meth:`CatalogSearch.cached_body`), or any
-    search whose ranking or statements, and entries, are kept (``answer_body(wait=False)``).
+    search whose ranking or statements, and entries, are kept (``answer_body(wait=False)``),
+    running up to :data:`~s402gen.runtime.search.LOOP_STATEMENTS` index lookups itself.
     Anything else goes to FastAPI's handler (``app``), which validates, answers (SQLite and
     the disk in a thread) and remembers the query string's search key."""
 
@@ -521,7 +535,13 @@ class _EarlySearchAnswers:
             key = self.search.key(query, limit_value, params.get("category", ""))
         query, limit_value, category = key
         body = self.search.answer_body(
-            query, limit_value, self.stats.quality, category, version=version, wait=False
+            query,
+            limit_value,
+            self.stats.quality,
+            category,
+            version=version,
+            wait=False,
+            statements=LOOP_STATEMENTS,
         )
         if body is not None:
             self.remember(query_string, key)

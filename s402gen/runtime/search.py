@@ -26,7 +26,8 @@ statements are all kept needs no SQLite: the app ranks it on its event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import threading
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
@@ -36,8 +37,16 @@ from pydantic.alias_generators import to_camel
 from . import jsonio
 from .contract import CatalogDocument, CatalogEntry, Quality
 from .recent import Recent
-from .search_index import CATEGORY_SQL, Scores, SearchIndex, SearchRow, Statement, words
-from .spec import price_label
+from .search_index import (
+    CATEGORY_SQL,
+    IndexBusy,
+    Scores,
+    SearchIndex,
+    SearchRow,
+    Statement,
+    words,
+)
+from .search_warm import WARM_MATCH_BYTES, Listed, PackedEntries, why
 
 #: Where a build writes the declared categories (:class:`Categories`), under ``generated/``.
 CATEGORIES_FILE = "catalog/categories.json"
@@ -101,6 +110,10 @@ BODY_CACHE_BYTES = 8 << 20
 #: A new query of at most this many words is ranked where asked (the event loop) when every
 #: statement it needs has its rowids kept: no SQLite, ~0.1-0.3 ms (:meth:`CatalogSearch._rank`).
 LOOP_WORDS = 16
+#: Statements such a query may run where asked all the same (:meth:`CatalogSearch._rank`),
+#: each an index lookup (~0.1-2.5 ms at 2,000 services): a new phrase's statement there
+#: costs less than a worker thread's trips for the GIL under a busy loop (~5 ms each).
+LOOP_STATEMENTS = 2
 
 #: A search's normalized arguments: the query stripped, the limit clamped, no category
 #: as ``None`` (:meth:`CatalogSearch.key`).
@@ -116,59 +129,13 @@ _Ranking = tuple[dict[str, list[str]], int, list[tuple[int, int, list[str]]]]
 
 
 class _NeedsSQLite(Exception):
-    """A ranking asked not to wait needs a statement whose rowids are not kept."""
+    """A ranking asked not to wait needs a statement whose rowids are not kept (its one
+    argument; ``None``: the empty query's)."""
 
 
 #: A ranking's listed entries: the expansions, the total and
 #: ``(position, entry, score, matchTerms)``.
-_Listing = tuple[dict[str, list[str]], int, list[tuple[int, "_Listed", int, list[str]]]]
-#: Keys a search answer adds to a listed entry: an entry holding one is written whole.
-_ADDED = frozenset({"quality", "matchScore", "matchTerms", "why"})
-
-
-@dataclass(frozen=True)
-class _Listed:
-    """What answers need of a listed catalog entry: its id, its ``why`` fields and, to splice
-    answers' bytes, its JSON bytes (orjson's) cut where ``quality`` goes: ``head`` (from
-    ``{`` through ``payment``'s value, no closing brace) and ``tail`` (the keys after it,
-    each after a comma); ``tail`` is ``None`` without a ``payment`` key (``head`` is then
-    the whole entry but ``}``), and ``head`` is ``None`` when orjson cannot write the entry
-    or it holds an :data:`_ADDED` key (the answer is then made from the entry's JSON).
-    """
-
-    id: str
-    name: str
-    pricing: tuple[int, str, str]  # amountCents, currency, policyId
-    head: bytes | None
-    tail: bytes | None
-
-    @classmethod
-    def of(cls, entry: dict[str, Any]) -> "_Listed":
-        """The listed form of an entry's JSON value."""
-        pricing = entry["pricing"]
-        fields = entry["id"], entry["name"], (
-            pricing["amountCents"], pricing["currency"], pricing["policyId"]
-        )  # fmt: skip
-        names = list(entry)
-        if _ADDED.intersection(names):
-            return cls(*fields, None, None)
-        cut = names.index("payment") + 1 if "payment" in entry else len(names)
-        try:
-            head = orjson.dumps({name: entry[name] for name in names[:cut]})[:-1]
-            rest = orjson.dumps({name: entry[name] for name in names[cut:]})[1:-1]
-        except TypeError:  # an integer beyond 64 bits: jsonio.dumps' fallback writes it
-            return cls(*fields, None, None)
-        tail = None if "payment" not in entry else b"," + rest if rest else b""
-        return cls(*fields, head, tail)
-
-    def weight(self) -> int:
-        """Bytes kept."""
-        return len(self.head or b"") + len(self.tail or b"") + 200
-
-    def matched(self, score: int, terms: list[str]) -> dict[str, Any]:
-        """The fields a search answer appends: ``matchScore``, ``matchTerms`` and ``why``."""
-        why = _why(terms, self.name, *self.pricing)
-        return {"matchScore": score, "matchTerms": list(terms), "why": why}
+_Listing = tuple[dict[str, list[str]], int, list[tuple[int, "Listed", int, list[str]]]]
 
 
 class CatalogSearch:
@@ -215,26 +182,40 @@ class CatalogSearch:
         self._entry = entry
         # the catalog does not change while served: a repeated query is not ranked again
         self._ranks = Recent(RANK_CACHE_SIZE)
-        self._entries = Recent(LISTED_CACHE_SIZE, LISTED_CACHE_BYTES, _Listed.weight)
+        self._entries = Recent(LISTED_CACHE_SIZE, LISTED_CACHE_BYTES, Listed.weight)
         self._match_cache = Recent(MATCH_CACHE_SIZE, MATCH_CACHE_BYTES, _int_bytes)
         self._bodies = Recent(RANK_CACHE_SIZE, BODY_CACHE_BYTES, lambda kept: len(kept[0]))
         self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
+        # read ahead by warm(): every entry packed, every one-word statement's rowids
+        self._packed = PackedEntries()
+        self._warmed: dict[Statement, int] = {}
         self._document_json = document.to_json()
 
-    def _rank(self, key: SearchKey, wait: bool = True) -> _Ranking | None:
+    def _rank(self, key: SearchKey, wait: bool = True, statements: int = 0) -> _Ranking | None:
         """The ranking of ``key`` (kept for the recent ones). ``wait=False``: ``None`` when
         it needs SQLite (a statement whose rowids are not kept, or the empty query) or the
-        query has more than :data:`LOOP_WORDS` words."""
+        query has more than :data:`LOOP_WORDS` words; but up to ``statements`` statements
+        that look their rows up in an index (:meth:`SearchIndex.indexed`) are run here,
+        when no other thread is running one."""
         found = self._ranks.get(key)
         if found is None:
             query, limit, category = key
             if not wait and (not query or len(words(query)) > LOOP_WORDS):
                 return None
             expansions = self.expand(query)
-            try:
-                ranked = self._ranked(query, expansions, limit, category, wait)
-            except _NeedsSQLite:
-                return None
+            while True:
+                try:
+                    ranked = self._ranked(query, expansions, limit, category, wait)
+                    break
+                except _NeedsSQLite as needs:
+                    statement = needs.args[0]
+                    if statement is None or statements <= 0 or not self.index.indexed(statement):
+                        return None
+                    try:
+                        self._match_cache.put(statement, self.index.select(statement, False))
+                    except IndexBusy:
+                        return None
+                    statements -= 1
             found = self._ranks.put(key, (expansions, *ranked))
         return found
 
@@ -268,7 +249,7 @@ class CatalogSearch:
         filters = " WHERE rowid IN (SELECT rowid FROM services WHERE category = ?)"  # no query
         if not query:
             if not wait:
-                raise _NeedsSQLite
+                raise _NeedsSQLite(None)
             where, params = (filters, [category]) if category else ("", [])
             (total,) = self.index.query(f"SELECT count(*) FROM services{where}", params)[0]
             found = self.index.query(
@@ -336,12 +317,47 @@ class CatalogSearch:
         ``wait`` is false and they are not kept."""
         if statement is None:
             return 0
-        found = self._match_cache.get(statement)
+        found = self._warmed.get(statement)
+        if found is None:
+            found = self._match_cache.get(statement)
         if found is None:
             if not wait:
-                raise _NeedsSQLite
+                raise _NeedsSQLite(statement)
             found = self._match_cache.put(statement, self.index.select(statement))
         return found
+
+    def warm(self, stop: threading.Event | None = None) -> None:
+        """Read ahead what new queries need, so that their answers need neither SQLite nor
+        the disk (or less of it): the rowids of each statement the categories' synonyms add
+        and each a one-word query of one of the index's terms runs
+        (:meth:`~s402gen.runtime.search_index.SearchIndex.term_statements`;
+        :data:`~s402gen.runtime.search_warm.WARM_MATCH_BYTES` in all), then every catalog
+        entry as a search answer lists it, packed (:class:`~.search_warm.PackedEntries`).
+
+        Answers do not change: the same statements on the same index, the same entries.
+        The app runs it in a thread after start (~0.3 s CPU for the statements and ~0.8 s
+        for the entries at 2,000 services; :func:`~.search_warm.warm_in_background`) and
+        it returns early once ``stop`` is set. Raises
+        :class:`~s402gen.runtime.generated.GeneratedError` if an entry's file is gone.
+        """
+        kept = 0
+        expanded: list[Statement | None] = []  # what a query's synonyms add
+        for category, synonyms in self.synonyms.items():
+            expanded.append((CATEGORY_SQL, (category,)))
+            for term in dict.fromkeys(t for terms in synonyms.values() for t in terms):
+                expanded += self.index.text_match(term.lower())
+        statements = [s for s in dict.fromkeys(expanded) if s is not None]
+        for statement in itertools.chain(statements, self.index.term_statements()):
+            if stop is not None and stop.is_set():
+                return
+            if statement not in self._warmed and kept < WARM_MATCH_BYTES:
+                self._warmed[statement] = rows = self.index.select(statement)
+                kept += _int_bytes(rows) + 100
+        for position in range(len(self.index.rows)):
+            if (stop is not None and stop.is_set()) or self._packed.full():
+                return
+            if position not in self._packed:
+                self._packed.put(position, Listed.of(self._entry(position).to_json()))
 
     def _category(self, category: str, wait: bool = True) -> int:
         """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
@@ -394,6 +410,7 @@ class CatalogSearch:
         category: str | None = None,
         *,
         wait: bool = True,
+        statements: int = 0,
     ) -> dict[str, Any] | None:
         """``search(...).to_json()``, built from each listed entry's JSON (``entry(position)``
         read again: the app's are kept by :meth:`~s402gen.runtime.generated.Generated.entry`)
@@ -404,10 +421,12 @@ class CatalogSearch:
         its ranking is kept, or the rowids of every statement it needs (a query of at
         most :data:`LOOP_WORDS` words), and every listed entry is among the recent ones.
         The app then builds it on the event loop (~0.1-0.5 ms); else it calls again in
-        a thread.
+        a thread. Up to ``statements`` of the statements it needs run here all the same,
+        when each is an index lookup and the index is free (:meth:`_rank`); the app
+        allows :data:`LOOP_STATEMENTS`.
         """
         key = self.key(query, limit, category)
-        listing = self._listing(key, wait)
+        listing = self._listing(key, wait, statements)
         return None if listing is None else self._document(key, listing, quality)
 
     def answer_body(
@@ -419,6 +438,7 @@ class CatalogSearch:
         *,
         version: Callable[[str], int] | None = None,
         wait: bool = True,
+        statements: int = 0,
     ) -> bytes | None:
         """:meth:`answer_json` as the JSON bytes sent (``jsonio.dumps``), kept for the recent
         answers (:data:`BODY_CACHE_BYTES` in all) and answered again by :meth:`cached_body`.
@@ -426,13 +446,14 @@ class CatalogSearch:
         ``version(service_id)`` (:meth:`~s402gen.runtime.service.Stats.version`) changes
         whenever ``quality(service_id)`` may: a kept answer is reused while it is the same
         for every service listed. With ``quality`` but no ``version`` nothing is kept.
-        ``wait=False``: ``None`` when the answer needs SQLite or the disk (as answer_json).
+        ``wait=False``: ``None`` when the answer needs SQLite or the disk (as answer_json,
+        and ``statements`` as there).
         """
         key = self.key(query, limit, category)
         found = self.cached_body(key, quality is not None, version)
         if found is not None:
             return found
-        listing = self._listing(key, wait)
+        listing = self._listing(key, wait, statements)
         if listing is None:
             return None
         stamps: list[tuple[str, int]] = []
@@ -460,10 +481,11 @@ class CatalogSearch:
             return None
         return body
 
-    def _listing(self, key: SearchKey, wait: bool) -> _Listing | None:
+    def _listing(self, key: SearchKey, wait: bool, statements: int = 0) -> _Listing | None:
         """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None`` when
-        they need SQLite (:meth:`_rank`) or the disk (an entry not kept)."""
-        ranking = self._rank(key, wait)
+        they need SQLite (:meth:`_rank`, and ``statements`` there) or the disk (an entry
+        neither kept nor packed by :meth:`warm`)."""
+        ranking = self._rank(key, wait, statements)
         if ranking is None:
             return None
         expansions, total, ranked = ranking
@@ -471,9 +493,12 @@ class CatalogSearch:
         for position, score, terms in ranked:
             entry = self._entries.get(position)
             if entry is None:
-                if not wait:
+                entry = self._packed.get(position)  # in memory, unpacked: no disk
+                if entry is None and not wait:
                     return None
-                entry = self._entries.put(position, _Listed.of(self._entry(position).to_json()))
+                if entry is None:
+                    entry = Listed.of(self._entry(position).to_json())
+                self._entries.put(position, entry)
             listed.append((position, entry, score, terms))
         return expansions, total, listed
 
@@ -524,7 +549,7 @@ class CatalogSearch:
         stamps: list[tuple[str, int]],
     ) -> bytes | None:
         """``jsonio.dumps(self._document(...))``, each listed entry's bytes spliced from its
-        kept halves (:class:`_Listed`) instead of written again; ``None`` when an entry or
+        kept halves (:class:`Listed`) instead of written again; ``None`` when an entry or
         the answer's other fields need ``jsonio.dumps``' fallback."""
         expansions, total, listed = listing
         services = []
@@ -566,15 +591,8 @@ class CatalogSearch:
                 "quality": quality(entry.id) if quality is not None else None,
                 "match_score": score,
                 "match_terms": terms,
-                "why": _why(
+                "why": why(
                     terms, entry.name, pricing.amount_cents, pricing.currency, pricing.policy_id
                 ),
             }
         )
-
-
-def _why(terms: Sequence[str], name: str, amount_cents: int, currency: str, policy: str) -> str:
-    """A result's ``why``: the terms that scored, the service's name and price."""
-    matched = f"Matched {', '.join(terms)} for" if terms else "Listed"
-    price = price_label(amount_cents, currency)
-    return f'{matched} "{name}". Price is {price} per policy {policy}.'

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .contract import CatalogEntry
 
@@ -51,6 +51,8 @@ Statement = tuple[str, tuple[object, ...]]
 
 ALIAS_SQL = "SELECT rowid FROM aliases WHERE aliases MATCH ?"
 CATEGORY_SQL = "SELECT rowid FROM services WHERE category = ?"
+#: A short Chinese word's statement: it reads every row's text (the others use an index).
+INSTR_SQL = "SELECT rowid FROM cjk WHERE instr(text, ?) > 0"
 _TERM_TABLES = ("aliases", "words", "phrases")
 
 
@@ -58,6 +60,10 @@ def words(text: str) -> list[str]:
     """The query words of ``text``: lowercase runs of ASCII letters and digits, and runs of
     non-ASCII characters."""
     return _WORD.findall(text.lower())
+
+
+class IndexBusy(Exception):
+    """A statement asked not to wait found the index's connection in use."""
 
 
 class SearchError(RuntimeError):
@@ -180,17 +186,29 @@ class SearchIndex:
             for key in dict.fromkeys((row.id, row.tool_name, row.internal_service_id)):
                 self._ids.setdefault(key, []).append(n)
 
-    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple]:
+    def query(self, sql: str, parameters: Sequence[object], wait: bool = True) -> list[tuple]:
         """Run one statement; its rows. Raises :class:`SearchError` when SQLite refuses it
-        (a bug of the search: its own ``sqlite3`` errors would read as the ledger's)."""
-        with self._lock:
-            try:
-                return self._db.execute(sql, parameters).fetchall()
-            except sqlite3.Error as exc:
-                raise SearchError(f"search statement failed: {exc} ({sql}, {parameters})") from exc
+        (a bug of the search: its own ``sqlite3`` errors would read as the ledger's), and
+        :class:`IndexBusy` when ``wait`` is false and another thread is running one."""
+        if not self._lock.acquire(blocking=wait):
+            raise IndexBusy
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise SearchError(f"search statement failed: {exc} ({sql}, {parameters})") from exc
+        finally:
+            self._lock.release()
 
-    def select(self, statement: Statement) -> int:
-        """The rowids a statement selects, as the bits of an int.
+    @staticmethod
+    def indexed(statement: Statement) -> bool:
+        """Whether ``statement`` looks its rows up in an index (FTS5's, or the categories'),
+        whose cost is that of the postings of its terms (~0.1-2.5 ms at 2,000 services),
+        rather than reading every row (a short Chinese word's, :data:`INSTR_SQL`)."""
+        return statement[0] != INSTR_SQL
+
+    def select(self, statement: Statement, wait: bool = True) -> int:
+        """The rowids a statement selects, as the bits of an int (:meth:`query`: errors, and
+        ``wait``).
 
         They come back as one row (``group_concat``): each row fetched is one
         ``sqlite3_step``, around which Python releases the GIL, and a thread taking
@@ -198,7 +216,7 @@ class SearchIndex:
         time: 2,000 rows fetched one by one kept a search ~2 s in its thread.
         """
         sql, parameters = statement
-        (found,) = self.query(f"SELECT group_concat(rowid) FROM ({sql})", parameters)[0]
+        (found,) = self.query(f"SELECT group_concat(rowid) FROM ({sql})", parameters, wait)[0]
         bits = bytearray(len(self.rows) // 8 + 1)
         for rowid in map(int, found.split(",")) if found else ():
             bits[rowid >> 3] |= 1 << (rowid & 7)
@@ -223,6 +241,17 @@ class SearchIndex:
             return True
         at = bisect.bisect_left(terms, start)
         return at < len(terms) and terms[at].startswith(start)
+
+    def term_statements(self) -> Iterator[Statement]:
+        """The statements a one-word query of each term of the index runs: for each term of
+        ``aliases``, its alias match (:meth:`alias_match`); for each ASCII term of ``words``,
+        its text match (:meth:`text_match`). Each is the key a query with that word uses."""
+        for term in self._terms["aliases"]:
+            if (statement := self.alias_match(term)) is not None:
+                yield statement
+        for term in self._terms["words"]:
+            if _ASCII_WORD.fullmatch(term):
+                yield from (s for s in self.text_match(term) if s is not None)
 
     def alias_match(self, word: str) -> Statement | None:
         """The statement selecting the rows with ``word`` (a query word) among their aliases'
@@ -257,7 +286,7 @@ class SearchIndex:
             if len(other) >= _TRIGRAM:
                 parts.append(("SELECT rowid FROM cjk WHERE cjk MATCH ?", (quote(other),)))
             else:
-                parts.append(("SELECT rowid FROM cjk WHERE instr(text, ?) > 0", (other,)))
+                parts.append((INSTR_SQL, (other,)))
         return parts
 
 
