@@ -357,6 +357,35 @@ def test_mcp_discovery_mode_in_memory(emulator) -> None:
     anyio.run(scenario)
 
 
+def test_mcp_discovery_searches_share_the_search_threads(emulator) -> None:
+    """MCP's search tool runs under the limiter it is given (``create_app`` gives the one of
+    ``/api/catalog/search``): held by others, a search waits for it."""
+    generated = load_generated(GENERATED)
+    runtime = ServiceRuntime(generated.specs, ledger=Ledger(), upstream=emulator_upstream(emulator))
+    threads = anyio.CapacityLimiter(1)
+    server = build_mcp_server(
+        load_tools(GENERATED), runtime, search=generated.search(), search_threads=threads
+    )
+
+    async def scenario() -> None:
+        found: list = []
+        async with Client(server) as client:
+            holder = object()
+            await threads.acquire_on_behalf_of(holder)
+            async with anyio.create_task_group() as group:
+
+                async def search() -> None:
+                    found.append(await client.call_tool(protocol.SEARCH_TOOL, {"query": "face"}))
+
+                group.start_soon(search)
+                await anyio.sleep(0.3)
+                assert found == []  # waiting for the thread the holder has
+                threads.release_on_behalf_of(holder)
+        assert found and not found[0].is_error
+
+    anyio.run(scenario)
+
+
 @pytest.mark.slow
 def test_mcp_discovery_mode_over_http(emulator) -> None:
     app = create_app(

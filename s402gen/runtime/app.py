@@ -70,7 +70,8 @@ INLINE_BODY_BYTES = 4096
 BIG_BODY_CHECKS = anyio.CapacityLimiter(1)
 JSON = "application/json"
 #: Searches that need SQLite or the disk (a new query's first statements and entries) run in
-#: at most this many worker threads at once. Under a busy event loop each thread gets the
+#: at most this many worker threads at once (``/api/catalog/search`` and MCP's
+#: ``search_services`` together). Under a busy event loop each thread gets the
 #: GIL in turns with the loop: one thread drained the first ~50 such searches of
 #: serve_bench's "every query new" load in ~0.5 s (p99 ~500-690 ms), 8 in ~0.1 s (p99
 #: ~40-100 ms); anyio's 40 let them crowd the loop (p99 ~270 ms).
@@ -192,6 +193,7 @@ def create_app(
     host_policy = host_policy or HostPolicy.loopback()
     auth = auth or ClientAuth()
     search = generated.search()
+    searches = anyio.CapacityLimiter(SEARCH_THREADS)  # the REST search's and MCP's alike
 
     def mcp_server() -> Any:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -203,6 +205,7 @@ def create_app(
             runtime,
             auth=auth,
             search=search if mcp_discovery else None,
+            search_threads=searches,
         )
         return StreamableHTTPSessionManager(
             app=server, stateless=True, security_settings=host_policy.mcp_settings()
@@ -236,7 +239,7 @@ def create_app(
     app.state.generated = generated
     _add_tool_routes(app, runtime, generated.specs, max_body_bytes, auth)
     _add_payment_routes(app, runtime, max_body_bytes, auth)
-    _add_catalog_routes(app, runtime, generated, search)
+    _add_catalog_routes(app, runtime, generated, search, searches)
     _add_openapi_routes(app, openapi)
     app.add_exception_handler(AuthRefused, _unauthorized)  # a key refused, in any route
     app.add_exception_handler(LedgerBusy, _ledger_busy)  # 503, nothing spent
@@ -560,10 +563,13 @@ class _EarlySearchAnswers:
 
 
 def _add_catalog_routes(
-    app: FastAPI, runtime: ServiceRuntime, generated: Generated, search: CatalogSearch
+    app: FastAPI,
+    runtime: ServiceRuntime,
+    generated: Generated,
+    search: CatalogSearch,
+    searches: anyio.CapacityLimiter,
 ) -> None:
     app.state.search = search
-    searches = anyio.CapacityLimiter(SEARCH_THREADS)
 
     async def catalog() -> Response:
         return FileResponse(generated.catalog_file, media_type=JSON)

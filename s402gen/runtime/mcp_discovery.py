@@ -79,11 +79,18 @@ CALL_TOOL = types.Tool(
 
 
 class Discovery:
-    """The search and call tools of one MCP server, over ``runtime`` and ``search``."""
+    """The search and call tools of one MCP server, over ``runtime`` and ``search``; its
+    searches run in worker threads under ``threads`` (``None``: anyio's default limiter)."""
 
-    def __init__(self, runtime: ServiceRuntime, search: CatalogSearch):
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        search: CatalogSearch,
+        threads: anyio.CapacityLimiter | None = None,
+    ):
         self.runtime = runtime
         self.search = search
+        self.threads = threads
         self.tools = {SEARCH_TOOL.name: SEARCH_TOOL, CALL_TOOL.name: CALL_TOOL}
 
     def listed(self, tools: Sequence[types.Tool]) -> list[types.Tool]:
@@ -122,7 +129,12 @@ class Discovery:
         if category is not None and not isinstance(category, str):
             return _error("category must be a string")
         answer = await anyio.to_thread.run_sync(
-            self.search.search, query, limit, self.runtime.stats.quality, category or None
+            self.search.search,
+            query,
+            limit,
+            self.runtime.stats.quality,
+            category or None,
+            limiter=self.threads,
         )
         return _result(answer)
 

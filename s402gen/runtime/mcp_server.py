@@ -153,6 +153,7 @@ def build_mcp_server(
     auth: ClientAuth | None = None,
     stdio_key: str | None = None,
     search: Any = None,
+    search_threads: Any = None,
 ) -> Server:
     """A low-level MCP server for ``tools``, calling through ``runtime``; ``page_size``
     tools a ``tools/list`` page. ``auth`` identifies the caller by the API key of the HTTP
@@ -162,7 +163,9 @@ def build_mcp_server(
     With ``search`` (a :class:`~s402gen.runtime.search.CatalogSearch`), the
     discovery mode: ``tools/list`` answers only the search and call tools of
     :mod:`s402gen.runtime.mcp_discovery` and the payment tools; every service
-    stays callable through the call tool (and by its own name).
+    stays callable through the call tool (and by its own name); its searches run in
+    worker threads under ``search_threads`` (an ``anyio.CapacityLimiter``; ``None``:
+    anyio's default).
     """
     specs = {spec.tool_name: spec for spec in runtime.specs}
     auth = auth or ClientAuth()
@@ -171,7 +174,7 @@ def build_mcp_server(
     if search is not None:
         from .mcp_discovery import Discovery
 
-        discovery = Discovery(runtime, search)
+        discovery = Discovery(runtime, search, search_threads)
         listed = discovery.listed(tools)
 
     def caller(ctx: ServerRequestContext) -> str | None:
