@@ -386,6 +386,28 @@ def test_mcp_discovery_searches_share_the_search_threads(emulator) -> None:
     anyio.run(scenario)
 
 
+def test_the_app_gives_mcp_discovery_the_rest_search_limiter(
+    emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s402gen.runtime import mcp_server
+
+    given: dict = {}
+    build = mcp_server.build_mcp_server
+
+    def capture(*args, **kwargs):
+        given.update(kwargs)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(mcp_server, "build_mcp_server", capture)
+    app = create_app(
+        GENERATED, ledger=Ledger(), upstream=emulator_upstream(emulator), mcp_discovery=True
+    )
+    (route,) = [r for r in app.router.routes if getattr(r, "path", "") == "/mcp"]
+    route.endpoint._make()  # what /mcp's first request makes
+    assert given["search"] is app.state.search
+    assert given["search_threads"] is app.state.search_threads
+
+
 @pytest.mark.slow
 def test_mcp_discovery_mode_over_http(emulator) -> None:
     app = create_app(

@@ -76,6 +76,8 @@ JSON = "application/json"
 #: serve_bench's "every query new" load in ~0.5 s (p99 ~500-690 ms), 8 in ~0.1 s (p99
 #: ~40-100 ms); anyio's 40 let them crowd the loop (p99 ~270 ms).
 SEARCH_THREADS = 8
+#: How long shutdown waits for the search's read-ahead to stop, in seconds.
+WARM_JOIN_SECONDS = 5.0
 
 
 class _BodyError(Exception):
@@ -223,8 +225,9 @@ def create_app(
                 yield
             finally:
                 if warming is not None and stop is not None:
-                    stop.set()
-                    await anyio.to_thread.run_sync(warming.join)
+                    stop.set()  # seen between two statements or entries (milliseconds); a
+                    # read that hangs (a network disk) is not waited for: a daemon thread
+                    await anyio.to_thread.run_sync(warming.join, WARM_JOIN_SECONDS)
 
     openapi = generated.root / "openapi.json"  # the compiled document replaces FastAPI's own
     if not openapi.is_file():
@@ -569,7 +572,7 @@ def _add_catalog_routes(
     search: CatalogSearch,
     searches: anyio.CapacityLimiter,
 ) -> None:
-    app.state.search = search
+    app.state.search, app.state.search_threads = search, searches
 
     async def catalog() -> Response:
         return FileResponse(generated.catalog_file, media_type=JSON)

@@ -188,6 +188,9 @@ class CatalogSearch:
         self._qualities = Recent(QUALITY_CACHE_SIZE)  # (service id, version): quality's bytes
         # read ahead by warm(): every entry packed, every one-word statement's rowids
         self._packed = PackedEntries()
+        #: set by :meth:`warm` once every entry is packed (until then an answer may need the
+        #: disk, and statements run on the loop for it would be run for nothing)
+        self._every_entry_packed = False
         self._warmed: dict[Statement, int] = {}
         self._document_json = document.to_json()
 
@@ -334,7 +337,9 @@ class CatalogSearch:
         :data:`~s402gen.runtime.search_warm.WARM_MATCH_BYTES` in all), then every catalog
         entry as a search answer lists it, packed (:class:`~.search_warm.PackedEntries`).
 
-        Answers do not change: the same statements on the same index, the same entries.
+        Answers do not change: the same statements on the same index, the same entries
+        (the generated folder is not rebuilt under a running gateway: an entry packed is
+        what its file held then).
         The app runs it in a thread after start (~0.3 s CPU for the statements and ~0.8 s
         for the entries at 2,000 services; :func:`~.search_warm.warm_in_background`) and
         it returns early once ``stop`` is set. Raises
@@ -358,6 +363,7 @@ class CatalogSearch:
                 return
             if position not in self._packed:
                 self._packed.put(position, Listed.of(self._entry(position).to_json()))
+        self._every_entry_packed = True
 
     def _category(self, category: str, wait: bool = True) -> int:
         """The rowids of ``category``'s services, as bits (:meth:`_rows`)."""
@@ -483,9 +489,10 @@ class CatalogSearch:
 
     def _listing(self, key: SearchKey, wait: bool, statements: int = 0) -> _Listing | None:
         """The ranking of ``key`` and its listed entries; with ``wait=False``, ``None`` when
-        they need SQLite (:meth:`_rank`, and ``statements`` there) or the disk (an entry
-        neither kept nor packed by :meth:`warm`)."""
-        ranking = self._rank(key, wait, statements)
+        they need SQLite (:meth:`_rank`, and ``statements`` there, which run only once
+        every entry is packed: until then the entries may need the disk anyway) or the disk
+        (an entry neither kept nor packed by :meth:`warm`)."""
+        ranking = self._rank(key, wait, statements if self._every_entry_packed else 0)
         if ranking is None:
             return None
         expansions, total, ranked = ranking

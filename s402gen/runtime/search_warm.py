@@ -14,12 +14,13 @@ threads queue on the index's one connection, so the first few dozen took 0.1-1.3
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import orjson
 
@@ -145,15 +146,42 @@ class Warmer(Protocol):
 WARM_SWITCH_INTERVAL_S = 0.0005
 
 
+class _SwitchInterval:
+    """Python's switch interval at :data:`WARM_SWITCH_INTERVAL_S` while any warming runs
+    (two apps in one process may warm at once): the first to start keeps the interval it
+    found, the last to end puts it back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._before = 0.0
+
+    @contextlib.contextmanager
+    def short(self) -> Iterator[None]:
+        """The block runs with the short interval."""
+        with self._lock:
+            if self._running == 0:
+                self._before = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._before, WARM_SWITCH_INTERVAL_S))
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    sys.setswitchinterval(self._before)
+
+
+_SWITCH_INTERVAL = _SwitchInterval()
+
+
 def _warm_quickly(search: Warmer, stop: threading.Event) -> None:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, WARM_SWITCH_INTERVAL_S))
-    try:
-        search.warm(stop)
-    except Exception:  # e.g. an entry's file gone: its answers then read it and say so
-        logger.exception("search warming stopped; answers read what it did not")
-    finally:
-        sys.setswitchinterval(before)
+    with _SWITCH_INTERVAL.short():
+        try:
+            search.warm(stop)
+        except Exception:  # e.g. an entry's file gone: its answers then read it and say so
+            logger.exception("search warming stopped; answers read what it did not")
 
 
 def warm_in_background(search: Warmer) -> tuple[threading.Thread, threading.Event]:
