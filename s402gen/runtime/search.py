@@ -355,7 +355,9 @@ class CatalogSearch:
         for statement in itertools.chain(statements, self.index.term_statements()):
             if stop is not None and stop.is_set():
                 return
-            if statement not in self._warmed and kept < WARM_MATCH_BYTES:
+            if kept >= WARM_MATCH_BYTES:
+                break
+            if statement not in self._warmed:
                 self._warmed[statement] = rows = self.index.select(statement)
                 kept += _int_bytes(rows) + 100
         for position in range(len(self.index.rows)):
