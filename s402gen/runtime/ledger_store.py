@@ -421,8 +421,8 @@ class PostgresStore:
 class LedgerBusy(Exception):
     """The ledger stayed held by someone else past :data:`BUSY_TIMEOUT_MS` (or, on
     PostgreSQL, could not be reached): the transaction did nothing. The gateway answers
-    503 with ``Retry-After``. Raised by the stores' ``transaction`` from the driver's error
-    (``__cause__``)."""
+    503 with ``Retry-After``. Raised by the stores' ``transaction``: from the driver's
+    error (``__cause__``), or, on SQLite, when the writers' locks stay held."""
 
 
 def _is_busy(exc: BaseException) -> bool:
