@@ -18,11 +18,13 @@ be copied from the file as it is (:class:`s402gen.incremental.Splice`).
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from typing import Any, Callable, Iterable, Iterator
 
-from . import ir, jsonstream, openapi
+from . import documents, ir, jsonstream, openapi
+from .runtime import x402_contract
 
 
 class Spool:
@@ -102,18 +104,22 @@ def openapi_json(catalog: ir.Catalog, member: openapi.MemberOf | None = None) ->
 
 
 def offers_json(
-    offers: dict[str, Any], member: Callable[[str, Any], Any] | None = None
+    catalog: ir.Catalog, member: Callable[[ir.Service, Callable[[], Any]], Any] | None = None
 ) -> Iterator[bytes]:
-    """``x402/offers.json`` as ``x402_offers.json.jinja`` writes it, one service at a time;
-    ``member(service id, offer)`` is what is written for each offer (default: the offer)."""
+    """``x402/offers.json`` as ``x402_offers.json.jinja`` writes it, one offer made and
+    written at a time (:func:`documents.x402_offer`); ``member(service, make)`` is what
+    is written for each service paid through x402 (default: ``make()``, its offer)."""
 
-    def services(by_id: dict[str, Any]) -> jsonstream.Items:
-        if member is None:
-            return jsonstream.Items(by_id.items())
-        return jsonstream.Items((key, member(key, value)) for key, value in by_id.items())
+    def offers() -> Iterator[tuple[str, Any]]:
+        for svc in catalog.services:
+            if svc.route.payment.provider_id in catalog.x402_terms:
+                make = functools.partial(documents.x402_offer, catalog, svc)
+                yield svc.route.service_id, make() if member is None else member(svc, make)
 
+    head = x402_contract.offers_document(catalog.x402_providers, {})
     tree = jsonstream.Items(
-        (key, services(value) if key == "services" else value) for key, value in offers.items()
+        (key, jsonstream.Items(offers()) if key == "services" else value)
+        for key, value in head.items()
     )
     yield from json_file(tree)
 

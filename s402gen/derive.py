@@ -230,17 +230,6 @@ class _Deriver:
             ),
         )
         examples_ = service_examples(svc, d, route.messages, url_params, required, examples)
-        x402 = x402_contract.service_offer(
-            payment_id,
-            payment,
-            endpoint=route.endpoint,
-            description=description,
-            amount_cents=route.pricing.amount_cents,
-            input_schema=input_schema,
-            output_schema=output_schema,
-            example_request=examples_.request,
-            example_response=examples_.response,
-        )
         return ir.Service(
             index=index,
             module=phrasing.tool_name(svc.id),
@@ -255,7 +244,6 @@ class _Deriver:
                 svc, route, texts, props, output_schema_source, stated_hints(self.catalog, svc, d)
             ),
             examples=examples_,
-            x402=x402,
         )
 
 
@@ -351,14 +339,13 @@ def service_discovery(
     output_schema: dict[str, Any],
     stated: model.Annotations,
 ) -> ir.Discovery:
-    """Aliases, searchText, payment hint, input and output types, MCP hints (``stated``:
+    """Aliases, payment hint, input and output types, MCP hints (``stated``:
     what the catalog's fields say of them, see :func:`stated_hints`)."""
     input_types = schema_types({"type": "object", "properties": props})
     output_types = schema_types(output_schema)
     aliases = [texts.name, texts.category, *texts.tags, *texts.keywords]
     return ir.Discovery(
         aliases=unique([*aliases, svc.id, route.tool_name, route.endpoint]),
-        search_text=search_text(route, texts, input_types, output_types),
         payment_hint=protocol.payment_hint(svc.id),
         input_types=input_types,
         output_types=output_types,
@@ -474,29 +461,6 @@ def tool_annotations(
     )
 
 
-def search_text(
-    route: ir.RouteSpec, texts: ir.Texts, input_types: Iterable[str], output_types: Iterable[str]
-) -> str:
-    """``discovery.searchText``: id, name, the description twice, category, types, tags,
-    keywords, use cases, limitations and endpoint, space-separated."""
-    return " ".join(
-        [
-            route.service_id,
-            texts.name,
-            texts.description,
-            texts.description,
-            texts.category,
-            *input_types,
-            *output_types,
-            *texts.tags,
-            *texts.keywords,
-            *texts.use_cases,
-            *texts.limitations,
-            route.endpoint,
-        ]
-    )
-
-
 def _pick(override: Any, default: Any) -> Any:
     return default if override is None else override
 
@@ -541,7 +505,11 @@ def derive(
         for pid, provider in catalog.payment_providers.items()
         if (settings := x402_contract.provider_settings(pid, provider)) is not None
     }
-    x402_offers = {svc.route.service_id: svc.x402 for svc in services if svc.x402 is not None}
+    x402_terms = {
+        pid: terms
+        for pid, provider in catalog.payment_providers.items()
+        if (terms := x402_contract.offer_terms(pid, provider)) is not None
+    }
     return ir.Catalog(
         marketplace=catalog.catalog.marketplace,
         generated_at=catalog.catalog.generated_at or generated_at,
@@ -558,5 +526,6 @@ def derive(
             for name, category in catalog.categories.items()
         ),
         includes=tuple(catalog.include),
-        x402=x402_contract.offers_document(x402_providers, x402_offers),
+        x402_providers=x402_providers,
+        x402_terms=x402_terms,
     )

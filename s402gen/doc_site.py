@@ -201,7 +201,7 @@ def search_entry(svc: ir.Service) -> dict[str, str]:
         texts.summary_zh,
         texts.category,
         *svc.discovery.aliases,
-        svc.discovery.search_text,
+        svc.search_text,
     )
     return {"id": route.service_id, "text": " ".join(dict.fromkeys(parts)).lower()}
 

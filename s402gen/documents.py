@@ -12,7 +12,7 @@ import functools
 from typing import Any, Iterable, Iterator
 
 from . import ir, jsonstream
-from .runtime import contract, protocol, search
+from .runtime import contract, protocol, search, x402_contract
 
 
 def to_json(value: Any, level: int = 0, sort_keys: bool = False) -> str:
@@ -64,7 +64,7 @@ def catalog_entry(
         ),
         discovery=contract.Discovery(
             tool_name=route.tool_name,
-            search_text=discovery.search_text,
+            search_text=svc.search_text,
             aliases=list(discovery.aliases),
             locale_hints=list(protocol.LOCALE_HINTS),
             use_cases=list(texts.use_cases),
@@ -187,3 +187,41 @@ def categories_json(catalog: ir.Catalog) -> dict[str, Any]:
             for c in catalog.categories
         ]
     ).to_json()
+
+
+def x402_offer(catalog: ir.Catalog, svc: ir.Service) -> dict[str, Any] | None:
+    """What ``svc``'s 402 offers through its x402 payment provider, or ``None`` when it is
+    paid through another (:func:`s402gen.runtime.x402_contract.service_offer`).
+
+    Made when asked for: an offer repeats the service's schemas and examples inside the
+    Bazaar extension (about 4 kB of dicts a service), so the IR does not hold it.
+    """
+    terms = catalog.x402_terms.get(svc.route.payment.provider_id)
+    if terms is None:
+        return None
+    route = svc.route
+    return x402_contract.service_offer(
+        terms,
+        endpoint=route.endpoint,
+        description=svc.texts.description,
+        amount_cents=route.pricing.amount_cents,
+        input_schema=route.input_schema,
+        output_schema=svc.output_schema,
+        example_request=svc.examples.request,
+        example_response=svc.examples.response,
+    )
+
+
+def x402_offers(catalog: ir.Catalog) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(service id, offer)`` of every service paid through x402, in catalog order, made
+    one at a time (:func:`x402_offer`)."""
+    for svc in catalog.services:
+        offer = x402_offer(catalog, svc)
+        if offer is not None:
+            yield svc.route.service_id, offer
+
+
+def offers_document(catalog: ir.Catalog) -> dict[str, Any]:
+    """``generated/x402/offers.json`` whole, offers included (what a user's
+    ``x402_offers.json.jinja`` gets; the packaged one streams it, :mod:`s402gen.aggregates`)."""
+    return x402_contract.offers_document(catalog.x402_providers, dict(x402_offers(catalog)))

@@ -3,7 +3,7 @@
 Each service gets a render key: the sha256 of the code key
 (:func:`s402gen.cache.code_key`: templates, s402gen, libraries, Python,
 ``SOURCE_DATE_EPOCH``), the catalog-wide facts its files show (marketplace
-name, ``generatedAt``, categories), its own IR (position excluded) and the IR
+name, ``generatedAt``, categories, x402 providers' terms), its own IR (position excluded) and the IR
 of the services its doc page links to (a category counts by its labels, not its members,
 unless a user template folder is in use). Its own files (``routes/<module>.py``,
 ``catalog/services/<id>.json``, ``docs/tools/<id>.html``) are rendered
@@ -68,7 +68,8 @@ class Reuse:
         categories = catalog.categories
         if not user_templates:  # the packaged page shows a category's labels, not its members
             categories = tuple(dataclasses.replace(c, services=()) for c in categories)
-        context = (catalog.marketplace, catalog.generated_at, categories)
+        # an x402 offer is made from its provider's terms (a member of offers.json)
+        context = (catalog.marketplace, catalog.generated_at, categories, catalog.x402_terms)
         self._context = code.encode() + b"\0" + _ir_bytes(context)
         self._by_id = {svc.route.service_id: svc for svc in catalog.services}
         self._digests: dict[str, bytes] = {}

@@ -1,7 +1,10 @@
 """Intermediate representation: the compiled catalog, ready to render.
 
 Frozen dataclasses; every field a template needs is computed by
-:mod:`s402gen.derive`, so templates only loop and substitute. A service is
+:mod:`s402gen.derive`, so templates only loop and substitute. Two large values
+are made from held fields when asked for rather than held, so that the IR of a
+big catalog stays small: a service's search text (:attr:`Service.search_text`)
+and its x402 offer (:func:`s402gen.documents.x402_offer`). A service is
 split by concern: its route contract (the runtime's :class:`RouteSpec`,
 not a copy of its fields), its texts, its discovery facts and its examples. JSON-like
 fields (schemas, examples) are plain dicts and lists with keys already in
@@ -10,7 +13,7 @@ output order; nothing downstream mutates them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .runtime.spec import Messages, Payment, Pricing, RouteSpec, Upstream
@@ -92,7 +95,6 @@ class Discovery:
     """How search and agents find a service and learn to call and pay for it."""
 
     aliases: tuple[str, ...]
-    search_text: str
     payment_hint: str
     input_types: tuple[str, ...]
     output_types: tuple[str, ...]
@@ -125,8 +127,6 @@ class Service:
     texts: Texts
     discovery: Discovery
     examples: Examples
-    #: What its x402 402 answer offers (``generated/x402/offers.json``), or ``None``.
-    x402: dict[str, Any] | None = None
 
     # the route contract's facts under their usual names (held by ``route``)
     id = property(lambda self: self.route.service_id, doc="The canonical service id.")
@@ -149,6 +149,32 @@ class Service:
     example_request = property(lambda self: self.examples.request, doc="``examples.request``.")
     example_response = property(lambda self: self.examples.response, doc="The example answer.")
     error_examples = property(lambda self: self.examples.errors, doc="``examples.errors``.")
+
+    @property
+    def search_text(self) -> str:
+        """``discovery.searchText``: id, name, the description twice, category, input and
+        output types, tags, keywords, use cases, limitations and endpoint, space-separated.
+
+        Made when asked for, from the fields above: held, it was the largest string of
+        a service (2.5 kB at 10,000 services, 25 MiB in all).
+        """
+        route, texts, discovery = self.route, self.texts, self.discovery
+        return " ".join(
+            [
+                route.service_id,
+                texts.name,
+                texts.description,
+                texts.description,
+                texts.category,
+                *discovery.input_types,
+                *discovery.output_types,
+                *texts.tags,
+                *texts.keywords,
+                *texts.use_cases,
+                *texts.limitations,
+                route.endpoint,
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -174,8 +200,12 @@ class Catalog:
     services: tuple[Service, ...]
     categories: tuple[Category, ...] = ()
     includes: tuple[str, ...] = ()  # the ``include:`` globs (the catalog is split in files)
-    #: ``generated/x402/offers.json`` (see :mod:`s402gen.runtime.x402_contract`).
-    x402: dict[str, Any] | None = None
+    #: the x402 payment providers' runtime settings by provider id (``offers.json``'s
+    #: ``providers``; :func:`s402gen.runtime.x402_contract.provider_settings`)
+    x402_providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: what their offers share, by provider id (:func:`~s402gen.runtime.x402_contract.offer_terms`);
+    #: a service's offer is made from it when rendered (:func:`s402gen.documents.x402_offer`)
+    x402_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def route_spec(svc: Service) -> RouteSpec:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import aggregates, doc_site, ir, jsonstream, model, openapi
+from . import aggregates, doc_site, documents, ir, jsonstream, model, openapi
 from .config import packaged_templates
 from .documents import (  # noqa: F401 - re-exported: the documents the files hold
     catalog_document,
@@ -319,14 +319,13 @@ def iter_files(
     offers_template = env.get_template("x402_offers.json.jinja")
     if _packaged(offers_template):
         splice = Splice(reuse, x402_contract.OFFERS_FILE)
-
-        def offer(service_id: str, value: Any) -> Any:
-            return splice.member(by_id[service_id], "offer", lambda: value)
-
-        offers = aggregates.offers_json(catalog.x402 or {}, offer)
+        offers = aggregates.offers_json(
+            catalog, lambda svc, make: splice.member(svc, "offer", make)
+        )
         yield x402_contract.OFFERS_FILE, splice.record(offers)
     else:
-        yield x402_contract.OFFERS_FILE, _render(offers_template, offers=catalog.x402 or {})
+        offers_document = documents.offers_document(catalog)
+        yield x402_contract.OFFERS_FILE, _render(offers_template, offers=offers_document)
     # the output contract: the JSON Schema of each document the catalog and the gateway publish
     contract_template = env.get_template("contract_schema.json.jinja")
     for name, schema in contract.published_schemas().items():

@@ -63,7 +63,7 @@ from .incremental import ir_digest
 
 FOLDER = "services"  # under the cache folder
 #: The first line of a cache file; change it when what an entry holds changes.
-FORMAT = b"s402gen-service-cache 2\n"
+FORMAT = b"s402gen-service-cache 3\n"
 #: Libraries the rules run besides those of the code key (RE2 patterns, JSON Schema
 #: formats and references, pydantic's core).
 LIBRARIES = (

@@ -104,9 +104,32 @@ def provider_settings(provider_id: str, provider: Any) -> dict[str, Any] | None:
     return settings
 
 
+def offer_terms(provider_id: str, provider: Any) -> dict[str, Any] | None:
+    """What every offer through an x402 payment provider shares, or ``None`` when it
+    declares no x402 network: ``{providerId, decimals, requirement}``, ``requirement``
+    being the ``accepts`` item without its ``amount`` (``payTo`` is ``""`` when it
+    comes from the environment). A few hundred bytes a provider, computed once; the
+    offers themselves are made from it one service at a time (:func:`service_offer`).
+    """
+    if provider_settings(provider_id, provider) is None:
+        return None
+    requirement = {
+        "scheme": SCHEME,
+        "network": provider.network,
+        "asset": provider.asset,
+        "payTo": provider.pay_to or "",
+        "maxTimeoutSeconds": provider.max_timeout_seconds,
+        "extra": {"name": provider.token_name, "version": provider.token_version},
+    }
+    return {
+        "providerId": provider_id,
+        "decimals": provider.asset_decimals,
+        "requirement": requirement,
+    }
+
+
 def service_offer(
-    provider_id: str,
-    provider: Any,
+    terms: dict[str, Any],
     *,
     endpoint: str,
     description: str,
@@ -115,26 +138,24 @@ def service_offer(
     output_schema: dict[str, Any],
     example_request: dict[str, Any] | None,
     example_response: dict[str, Any] | None,
-) -> dict[str, Any] | None:
-    """What a service's 402 offers through an x402 provider, or ``None`` without one.
+) -> dict[str, Any]:
+    """What a service's 402 offers through the x402 provider of ``terms``
+    (:func:`offer_terms`).
 
     ``{providerId, resource: {url, description, mimeType}, accepts: [...],
     extensions: {bazaar}}``; ``resource.url`` is the route's path (the runtime
-    makes it absolute) and ``payTo`` is ``""`` when it comes from the environment.
+    makes it absolute).
     """
-    if provider_settings(provider_id, provider) is None:
-        return None
+    shared = terms["requirement"]
     requirement = {
-        "scheme": SCHEME,
-        "network": provider.network,
-        "asset": provider.asset,
-        "amount": asset_amount(amount_cents, provider.asset_decimals),
-        "payTo": provider.pay_to or "",
-        "maxTimeoutSeconds": provider.max_timeout_seconds,
-        "extra": {"name": provider.token_name, "version": provider.token_version},
+        "scheme": shared["scheme"],
+        "network": shared["network"],
+        "asset": shared["asset"],
+        "amount": asset_amount(amount_cents, terms["decimals"]),
+        **{key: shared[key] for key in ("payTo", "maxTimeoutSeconds", "extra")},
     }
     return {
-        "providerId": provider_id,
+        "providerId": terms["providerId"],
         "resource": {"url": endpoint, "description": description, "mimeType": "application/json"},
         "accepts": [requirement],
         "extensions": bazaar_extension(
