@@ -188,6 +188,7 @@ def _compile_document(
         from .servicecache import Session
 
         session = Session(cache, document.data)
+    document.data = None  # the plain tree, let go: the model holds it (11 MiB at 10,000 services)
     diagnostics += document.problems + check_model(authored, document.source, session)
     if has_errors(diagnostics):
         if session is not None:

@@ -232,6 +232,31 @@ def test_a_user_entry_template_still_feeds_every_entry_to_catalog_json(built, mo
     )
 
 
+def test_new_x402_terms_make_every_offer_again(built, monkeypatch) -> None:
+    """An offer is made from its service's IR and its x402 provider's terms, which that IR
+    does not hold: the terms are in every service's key."""
+    project, data = built
+    provider = data["paymentProviders"]["x402-base-usdc"]
+    provider["assetDecimals"], provider["maxTimeoutSeconds"] = 8, 120
+    written, _ = rebuild(project, data)
+    assert "generated/x402/offers.json" in written
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_a_user_offers_template_gets_every_offer(built, monkeypatch) -> None:
+    """A user's x402_offers.json.jinja gets the whole document, offers made for it."""
+    project, data = built
+    mine = project / "mine"
+    mine.mkdir()
+    offers = render.packaged_templates() / "x402_offers.json.jinja"
+    (mine / offers.name).write_text(offers.read_text("utf-8") + "\n", "utf-8")
+    written, _ = rebuild(project, data, "--templates", "mine")
+    assert written == {"generated/x402/offers.json", "generated/manifest.json"}
+    packaged = cold(project, data, monkeypatch)["x402/offers.json"]
+    assert (project / "generated/x402/offers.json").read_bytes() == packaged + b"\n"
+    assert len(yaml.safe_load(packaged)["services"]) == len(data["services"])
+
+
 def test_a_hand_edit_keeping_size_and_mtime_is_still_seen(built) -> None:
     """The stat index compares ctime and inode too: restoring the mtime does not hide an edit."""
     project, _ = built

@@ -20,7 +20,7 @@ def price_label(amount_cents: int, currency: str) -> str:
     return f"{currency} {amount_cents // 100}.{amount_cents % 100:02d}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Upstream:
     """The upstream call: ``action`` of ``product`` at ``version``, through ``protocol``.
 
@@ -45,7 +45,7 @@ class Upstream:
     wire: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pricing:
     """Price per call (``amount_cents`` in cents of ``currency``) and token rules."""
 
@@ -73,7 +73,7 @@ class Pricing:
         return price_label(self.amount_cents, self.currency)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Payment:
     """The payment provider a service is paid through, e.g. ``x402-base-usdc``."""
 
@@ -81,7 +81,7 @@ class Payment:
     provider: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Messages:
     """The route's 400 error texts.
 
@@ -96,7 +96,7 @@ class Messages:
     invalid_url: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteSpec:
     """Everything a router needs to serve one service.
 
