@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runtime.spec import Messages, Payment, Pricing, RouteSpec, Upstream
+from .runtime.spec import Messages, Payment, Pricing, RouteSpec, Slotted, Upstream
 
 __all__ = [
     "Catalog",
@@ -38,7 +38,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class Param:
+class Param(Slotted):
     """One input parameter as the runtime sees it."""
 
     name: str
@@ -48,7 +48,7 @@ class Param:
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorExample:
+class ErrorExample(Slotted):
     """A request the route rejects: ``input`` gets HTTP ``status_code`` with ``error``."""
 
     input: dict[str, Any]
@@ -57,7 +57,7 @@ class ErrorExample:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolAnnotations:
+class ToolAnnotations(Slotted):
     """MCP tool annotations (spec revision 2025-11-25)."""
 
     read_only: bool
@@ -67,7 +67,7 @@ class ToolAnnotations:
 
 
 @dataclass(frozen=True, slots=True)
-class Texts:
+class Texts(Slotted):
     """What people and agents read about a service: the catalog entry's descriptive fields
     and the doc page (phrased by :mod:`s402gen.phrasing`)."""
 
@@ -92,7 +92,7 @@ class Texts:
 
 
 @dataclass(frozen=True, slots=True)
-class Discovery:
+class Discovery(Slotted):
     """How search and agents find a service and learn to call and pay for it."""
 
     aliases: tuple[str, ...]
@@ -103,7 +103,7 @@ class Discovery:
 
 
 @dataclass(frozen=True, slots=True)
-class Examples:
+class Examples(Slotted):
     """A request that works, the answer it gets, and requests the route rejects."""
 
     request: dict[str, Any] | None
@@ -112,7 +112,7 @@ class Examples:
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)  # a weak reference sees it let go
-class Service:
+class Service(Slotted):
     """One compiled service, by concern; ``index`` is its position under ``services:``.
 
     ``route`` is what its route module declares (the runtime's own
@@ -179,7 +179,7 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
-class Category:
+class Category(Slotted):
     """A declared marketplace category: its labels, and the ids of its services in catalog
     order. ``synonyms`` maps a query word to the words it also matches (search expansions)."""
 
@@ -192,7 +192,7 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True)
-class Catalog:
+class Catalog(Slotted):
     """The compiled catalog: services in catalog order and the catalog-wide facts.
     ``categories`` are the declared ones, in declaration order (empty when none is)."""
 

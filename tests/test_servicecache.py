@@ -402,3 +402,31 @@ def test_repeated_edits_keep_the_file_bounded(tmp_path: Path, real_catalog_data:
     assert max(sizes) <= 2.2 * first
     assert any(later < earlier for earlier, later in zip(sizes, sizes[1:]))  # written anew
     same(compiled(catalog, folder), compiled(catalog, None))
+
+
+def test_the_ir_pickles_field_by_field_and_back_equal() -> None:
+    """Every IR class is a slotted frozen dataclass pickled as its class called with its
+    fields (:class:`s402gen.runtime.spec.Slotted`), which holds only while every field
+    is an ``__init__`` argument: a compiled service comes back from pickle equal."""
+    import dataclasses
+    import pickle
+
+    from s402gen import ir
+    from s402gen.runtime import spec
+
+    classes = [
+        cls
+        for module in (ir, spec)
+        for cls in vars(module).values()
+        if dataclasses.is_dataclass(cls) and cls.__module__ == module.__name__
+    ]
+    assert len(classes) >= 14
+    for cls in classes:
+        assert issubclass(cls, spec.Slotted) and "__slots__" in vars(cls), cls
+        assert cls.__match_args__ == tuple(f.name for f in dataclasses.fields(cls)), cls
+    compiled = compile_catalog(CATALOG)
+    assert compiled.catalog is not None
+    for svc in compiled.catalog.services:
+        again = pickle.loads(pickle.dumps(svc, protocol=pickle.HIGHEST_PROTOCOL))
+        assert again == svc and ir_digest(again) == ir_digest(svc)
+    assert pickle.loads(pickle.dumps(compiled.catalog)) == compiled.catalog
