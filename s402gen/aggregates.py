@@ -111,10 +111,9 @@ def offers_json(
     is written for each service paid through x402 (default: ``make()``, its offer)."""
 
     def offers() -> Iterator[tuple[str, Any]]:
-        for svc in catalog.services:
-            if svc.route.payment.provider_id in catalog.x402_terms:
-                make = functools.partial(documents.x402_offer, catalog, svc)
-                yield svc.route.service_id, make() if member is None else member(svc, make)
+        for svc in documents.x402_paid(catalog):
+            make = functools.partial(documents.x402_offer, catalog, svc)
+            yield svc.route.service_id, make() if member is None else member(svc, make)
 
     head = x402_contract.offers_document(catalog.x402_providers, {})
     tree = jsonstream.Items(

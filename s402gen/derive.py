@@ -137,6 +137,19 @@ class _Deriver:
     def __init__(self, catalog: model.Catalog):
         self.catalog = catalog
         self.defaults = catalog.defaults  # of the service being derived
+        #: ``{id(schema): (schema, its sorted copy)}`` (:meth:`inherited_schema`)
+        self._inherited: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        #: ``{(name, id(parameter), default description): (parameter, resolved)}``
+        self._parameters: dict[tuple, tuple[Any, tuple[dict, Any, str]]] = {}
+
+    def inherited_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """:func:`sorted_json` of an output schema a service inherits from ``defaults``: made
+        once for each defaults' schema and shared by every service inheriting it (IR
+        values are never mutated; 13 MiB at 10,000 services if each had its own copy)."""
+        found = self._inherited.get(id(schema))
+        if found is None or found[0] is not schema:
+            found = self._inherited[id(schema)] = (schema, sorted_json(schema))
+        return found[1]
 
     def lookup(self, table: dict[str, Any], name: str, kind: str, path: tuple) -> Any:
         """``table[name]``: the ``unknown-reference`` rule has checked that it is there."""
@@ -145,7 +158,21 @@ class _Deriver:
     def parameter(
         self, name: str, param: model_parameters.Parameter, path: tuple
     ) -> tuple[dict, Any, str]:
-        """Resolve one parameter: (property schema, example, required context)."""
+        """Resolve one parameter: (property schema, example, required context).
+
+        A parameter model written as shorthand is one object for every use
+        (:meth:`~s402gen.model_parameters.Parameter._shorthand`), and so is what it
+        resolves to here under the same default description: made once, shared by the
+        services using it (IR values are never mutated)."""
+        key = (name, id(param), self.defaults.parameter_description)
+        found = self._parameters.get(key)
+        if found is None or found[0] is not param:
+            found = self._parameters[key] = (param, self._parameter(name, param, path))
+        return found[1]
+
+    def _parameter(
+        self, name: str, param: model_parameters.Parameter, path: tuple
+    ) -> tuple[dict, Any, str]:
         preset: model_parameters.Preset | None = None
         if param.preset is not None:
             preset = self.lookup(self.catalog.presets, param.preset, "preset", path + ("preset",))
@@ -210,7 +237,10 @@ class _Deriver:
             "type": "object",
         }
         output_schema_source = svc.output_schema or d.output_schema
-        output_schema = sorted_json(output_schema_source)
+        if svc.output_schema:
+            output_schema = sorted_json(output_schema_source)
+        else:
+            output_schema = self.inherited_schema(output_schema_source)
 
         task = svc.task or phrasing.task_phrase(d.task_template, svc.summary_zh)
         description = phrasing.describe(d.description_template, task, props, required)

@@ -189,19 +189,22 @@ def categories_json(catalog: ir.Catalog) -> dict[str, Any]:
     ).to_json()
 
 
-def x402_offer(catalog: ir.Catalog, svc: ir.Service) -> dict[str, Any] | None:
-    """What ``svc``'s 402 offers through its x402 payment provider, or ``None`` when it is
-    paid through another (:func:`s402gen.runtime.x402_contract.service_offer`).
+def x402_paid(catalog: ir.Catalog) -> Iterator[ir.Service]:
+    """The services paid through an x402 payment provider, in catalog order."""
+    return (svc for svc in catalog.services if svc.route.payment.provider_id in catalog.x402_terms)
+
+
+def x402_offer(catalog: ir.Catalog, svc: ir.Service) -> dict[str, Any]:
+    """What ``svc``'s 402 offers through its x402 payment provider
+    (:func:`s402gen.runtime.x402_contract.service_offer`); ``svc`` is one of
+    :func:`x402_paid`'s (else ``KeyError``).
 
     Made when asked for: an offer repeats the service's schemas and examples inside the
     Bazaar extension (about 4 kB of dicts a service), so the IR does not hold it.
     """
-    terms = catalog.x402_terms.get(svc.route.payment.provider_id)
-    if terms is None:
-        return None
     route = svc.route
     return x402_contract.service_offer(
-        terms,
+        catalog.x402_terms[route.payment.provider_id],
         endpoint=route.endpoint,
         description=svc.texts.description,
         amount_cents=route.pricing.amount_cents,
@@ -212,16 +215,8 @@ def x402_offer(catalog: ir.Catalog, svc: ir.Service) -> dict[str, Any] | None:
     )
 
 
-def x402_offers(catalog: ir.Catalog) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(service id, offer)`` of every service paid through x402, in catalog order, made
-    one at a time (:func:`x402_offer`)."""
-    for svc in catalog.services:
-        offer = x402_offer(catalog, svc)
-        if offer is not None:
-            yield svc.route.service_id, offer
-
-
 def offers_document(catalog: ir.Catalog) -> dict[str, Any]:
     """``generated/x402/offers.json`` whole, offers included (what a user's
     ``x402_offers.json.jinja`` gets; the packaged one streams it, :mod:`s402gen.aggregates`)."""
-    return x402_contract.offers_document(catalog.x402_providers, dict(x402_offers(catalog)))
+    offers = {svc.route.service_id: x402_offer(catalog, svc) for svc in x402_paid(catalog)}
+    return x402_contract.offers_document(catalog.x402_providers, offers)

@@ -3,9 +3,10 @@
 Each service gets a render key: the sha256 of the code key
 (:func:`s402gen.cache.code_key`: templates, s402gen, libraries, Python,
 ``SOURCE_DATE_EPOCH``), the catalog-wide facts its files show (marketplace
-name, ``generatedAt``, categories, x402 providers' terms), its own IR (position excluded) and the IR
-of the services its doc page links to (a category counts by its labels, not its members,
-unless a user template folder is in use). Its own files (``routes/<module>.py``,
+name, ``generatedAt``, categories, the x402 providers' terms), its own IR
+(position excluded) and the IR of the services its doc page links to (a
+category counts by its labels, not its members, unless a user template folder
+is in use). Its own files (``routes/<module>.py``,
 ``catalog/services/<id>.json``, ``docs/tools/<id>.html``) are rendered
 from exactly those, so when a service's key is the one the stat index
 (:mod:`s402gen.statcache`) recorded and a file's stat is the recorded one,

@@ -126,7 +126,7 @@ def test_index_groups_every_service_under_its_category(real_catalog_data, tmp_pa
     index = result.files["docs/index.html"]
     first, second = (index.index(f'<h2 id="category-{g.category}-heading">') for g in groups)
     assert first < second
-    assert f'<h2 id="category-body-analysis-heading">Body analysis</h2>' in index  # its label
+    assert '<h2 id="category-body-analysis-heading">Body analysis</h2>' in index  # its label
     assert index.index(f'data-service="{body[0]}"') > second  # listed under its own heading
     page = result.files[f"docs/tools/{body[0]}.html"]
     assert 'href="../index.html#category-body-analysis"' in page

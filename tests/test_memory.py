@@ -32,6 +32,57 @@ def test_a_shorthand_parameter_is_one_model_for_every_use() -> None:
     assert all(p is same[0] for same in uses.values() for p in same)
 
 
+def test_an_inherited_output_schema_is_one_dict_for_every_service() -> None:
+    """Services that inherit ``defaults.outputSchema`` share its sorted copy; one with its
+    own schema gets its own, and each one's IR is what it says."""
+    text = REAL.read_text(encoding="utf-8")
+    text = text.replace(
+        "    action: ListFaceDbs\n",
+        "    action: ListFaceDbs\n    outputSchema: {type: object, required: [requestId]}\n",
+        1,
+    )
+    compiled = compile_text(text, "catalog.yaml")
+    assert compiled.ok and compiled.catalog is not None, compiled.diagnostics
+    services = compiled.catalog.services
+    own = [s for s in services if s.upstream.action == "ListFaceDbs"]
+    inheriting = [s for s in services if s.upstream.action != "ListFaceDbs"]
+    assert len(own) == 1 and len(inheriting) == len(services) - 1
+    assert own[0].output_schema == {"required": ["requestId"], "type": "object"}
+    shared = inheriting[0].output_schema
+    assert shared["required"] == ["requestId", "data"] and list(shared) == sorted(shared)
+    assert all(s.output_schema is shared for s in inheriting)
+
+
+def test_a_shorthand_parameter_resolves_once_for_each_default_description() -> None:
+    """The services using one shorthand parameter share its resolved schema while their
+    default parameter description is the same; a category describing parameters
+    otherwise gets its own."""
+    text = REAL.read_text(encoding="utf-8").replace(
+        "categories:\n",
+        "categories:\n  other:\n    label: Other\n"
+        "    defaults: {parameterDescription: 'Other parameter {name}.'}\n",
+        1,
+    )
+    text = text.replace(
+        "    action: ListFaceDbs\n", "    action: ListFaceDbs\n    category: other\n"
+    )
+    compiled = compile_text(text, "catalog.yaml")
+    assert compiled.ok and compiled.catalog is not None, compiled.diagnostics
+    limits = {
+        svc.upstream.action: svc.input_schema["properties"]["Limit"]
+        for svc in compiled.catalog.services
+        if "Limit" in svc.input_schema["properties"]
+    }
+    assert limits["ListFaceDbs"]["description"] == "Other parameter Limit."
+    assert limits["ListFaceEntities"]["description"] == "Alibaba Cloud RPC parameter Limit."
+    images = [  # written `ImageURL: image-url` (one service adds `wire: query` to it)
+        svc.input_schema["properties"]["ImageURL"]
+        for svc in compiled.catalog.services
+        if "ImageURL" in svc.input_schema["properties"] and not svc.upstream.wire
+    ]
+    assert len(images) > 10 and all(image is images[0] for image in images)
+
+
 def test_a_shorthand_parameter_that_is_wrong_is_still_located() -> None:
     text = SMALL.read_text(encoding="utf-8").replace(
         "      MaxFaceNumber: {type: integer, minimum: 1}", "      MaxFaceNumber: no-such-preset"
