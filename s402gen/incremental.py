@@ -3,10 +3,10 @@
 Each service gets a render key: the sha256 of the code key
 (:func:`s402gen.cache.code_key`: templates, s402gen, libraries, Python,
 ``SOURCE_DATE_EPOCH``), the catalog-wide facts its files show (marketplace
-name, ``generatedAt``, categories, the x402 providers' terms), its own IR
-(position excluded) and the IR of the services its doc page links to (a
-category counts by its labels, not its members, unless a user template folder
-is in use). Its own files (``routes/<module>.py``,
+name, ``generatedAt``, categories), its own IR (position excluded), its x402
+provider's terms (its offer is made from them) and the IR of the services its
+doc page links to (a category counts by its labels, not its members, unless a
+user template folder is in use). Its own files (``routes/<module>.py``,
 ``catalog/services/<id>.json``, ``docs/tools/<id>.html``) are rendered
 from exactly those, so when a service's key is the one the stat index
 (:mod:`s402gen.statcache`) recorded and a file's stat is the recorded one,
@@ -69,9 +69,10 @@ class Reuse:
         categories = catalog.categories
         if not user_templates:  # the packaged page shows a category's labels, not its members
             categories = tuple(dataclasses.replace(c, services=()) for c in categories)
-        # an x402 offer is made from its provider's terms (a member of offers.json)
-        context = (catalog.marketplace, catalog.generated_at, categories, catalog.x402_terms)
+        context = (catalog.marketplace, catalog.generated_at, categories)
         self._context = code.encode() + b"\0" + _ir_bytes(context)
+        #: an x402 offer is made from the IR and its provider's terms: they are in its key
+        self._terms = {pid: _ir_bytes(terms) for pid, terms in catalog.x402_terms.items()}
         self._by_id = {svc.route.service_id: svc for svc in catalog.services}
         self._digests: dict[str, bytes] = {}
         self._known = digests
@@ -85,6 +86,7 @@ class Reuse:
         if found is None:
             digest = hashlib.sha256(self._context)
             digest.update(self._own(svc))
+            digest.update(self._terms.get(svc.route.payment.provider_id, b"null"))
             for other in svc.texts.related_services:
                 if other in self._by_id:
                     digest.update(self._own(self._by_id[other]))

@@ -116,6 +116,13 @@ _SHORTHANDS: dict[str, Parameter] = {}
 MAX_SHORTHANDS = 4096
 
 
+def is_shorthand(param: Parameter) -> bool:
+    """Whether ``param`` is the one model a shorthand string made, shared by every use of
+    that string (:meth:`Parameter._shorthand`)."""
+    written = param.preset if param.preset is not None else param.type
+    return written is not None and _SHORTHANDS.get(written) is param
+
+
 class Preset(AuthoringModel):
     """A reusable parameter definition; ``{name}`` in the description is the parameter name."""
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 
-from . import ir, render, write
+from . import ir, write
 from .derive import derive
 from .diagnostics import (
     CatalogError,
@@ -33,6 +33,7 @@ from .structure import parse_model
 from .validate import check_catalog, check_model
 
 if TYPE_CHECKING:
+    from . import render
     from .incremental import Reuse
     from .servicecache import Cache
 
@@ -75,6 +76,8 @@ class Compilation:
         """
         if self.catalog is None or not self.ok:
             raise CatalogError(self.diagnostics)
+        from . import render  # Jinja and the documents: imported when rendering (0.2 s)
+
         with self._render_errors():
             for path, chunks in render.iter_files(self.catalog, self.templates, reuse):
                 if isinstance(chunks, write.Unchanged):
@@ -88,9 +91,11 @@ class Compilation:
 
     @contextlib.contextmanager
     def _render_errors(self) -> Iterator[None]:
+        from .render import TemplateFailure
+
         try:
             yield
-        except render.TemplateFailure as exc:
+        except TemplateFailure as exc:
             where = Location(exc.filename or self.source_name, exc.lineno or 1, 1)
             problem = Diagnostic(Rules.TEMPLATE_ERROR, f"template error: {exc}", where)
             raise CatalogError([problem]) from None

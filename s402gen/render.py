@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .incremental import Reuse
 
 INDENT = "    "
+STREAM_PIECE = 1 << 16  # characters: what :func:`_stream` joins before passing them on
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLAIN = re.compile(r"[^\"'\\\x00-\x1f\x7f]*\Z")
 
@@ -221,7 +222,12 @@ def _render(template: jinja2.Template, **context: Any) -> list[str]:
 
 
 def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
+    """What ``template`` renders, in pieces of about :data:`STREAM_PIECE` characters
+    (Jinja's own are a few characters each: joined, so that the writer sees few), never
+    held whole: a page listing every service is megabytes of small strings."""
     chunks = template.generate(**context)
+    pending: list[str] = []
+    size = 0
     while True:
         try:
             with _bounded_stack(template):
@@ -231,8 +237,14 @@ def _stream(template: jinja2.Template, **context: Any) -> Iterator[str]:
         except Exception as exc:
             raise _located(exc, template) from None
         if chunk is None:
-            return
-        yield chunk
+            break
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_PIECE:
+            yield "".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending)
 
 
 def iter_files(
@@ -330,7 +342,7 @@ def iter_files(
     contract_template = env.get_template("contract_schema.json.jinja")
     for name, schema in contract.published_schemas().items():
         yield f"contract/{name}.schema.json", _render(contract_template, schema=schema)
-    yield "docs/index.html", _render(
+    yield "docs/index.html", _stream(
         env.get_template("doc_index.html.jinja"),
         services=services,
         marketplace=catalog.marketplace,

@@ -232,14 +232,22 @@ def test_a_user_entry_template_still_feeds_every_entry_to_catalog_json(built, mo
     )
 
 
-def test_new_x402_terms_make_every_offer_again(built, monkeypatch) -> None:
+def test_new_x402_terms_make_every_offer_through_that_provider_again(
+    built, pages, monkeypatch
+) -> None:
     """An offer is made from its service's IR and its x402 provider's terms, which that IR
-    does not hold: the terms are in every service's key."""
+    does not hold: the terms are in the key of each service paid through that provider,
+    and only in theirs."""
     project, data = built
+    data["paymentProviders"]["offline"] = {"provider": "x402_facilitator"}  # no offers
+    service(data, EDITED)["paymentProvider"] = "offline"
+    rebuild(project, data)
+    pages.clear()
     provider = data["paymentProviders"]["x402-base-usdc"]
     provider["assetDecimals"], provider["maxTimeoutSeconds"] = 8, 120
     written, _ = rebuild(project, data)
     assert "generated/x402/offers.json" in written
+    assert EDITED not in pages and len(pages) == len(data["services"]) - 1
     assert snapshot(project / "generated") == cold(project, data, monkeypatch)
 
 

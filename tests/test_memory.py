@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from s402gen import derive
 from s402gen.load import load_text
 from s402gen.pipeline import compile_text
 from s402gen.structure import parse_model
@@ -81,6 +82,29 @@ def test_a_shorthand_parameter_resolves_once_for_each_default_description() -> N
         if "ImageURL" in svc.input_schema["properties"] and not svc.upstream.wire
     ]
     assert len(images) > 10 and all(image is images[0] for image in images)
+
+
+def test_services_alike_share_their_messages_error_examples_and_sla() -> None:
+    """The 400 texts, the made error examples and the SLA depend on a few names alone:
+    services with the same ones share one object, and each has its own names' texts."""
+    made = derive.error_examples(("ImageURL",), ("ImageURL", "Mode"))
+    assert made is derive.error_examples(("ImageURL",), ("ImageURL", "Mode"))
+    assert [(e.input, e.error, e.status_code) for e in made] == [
+        ({}, "ImageURL is required", 400),
+        ({"ImageURL": "not-a-url"}, "ImageURL must be a valid http or https URL", 400),
+    ]
+    compiled = compile_text(REAL.read_text(encoding="utf-8"), "catalog.yaml")
+    assert compiled.catalog is not None
+    groups: dict[tuple, list] = {}
+    for svc in compiled.catalog.services:
+        groups.setdefault(tuple(svc.messages.required), []).append(svc)
+    assert len(groups) > 1 and max(len(alike) for alike in groups.values()) > 10
+    for names, alike in groups.items():
+        assert all(svc.messages is alike[0].messages for svc in alike)
+        assert [m.split()[0] for m in alike[0].messages.required.values()] == list(names)
+    services = compiled.catalog.services
+    assert all(svc.sla is services[0].sla for svc in services)
+    assert services[0].sla == {"uptime": "99.5%", "maxLatency": "5000ms"}
 
 
 def test_a_shorthand_parameter_that_is_wrong_is_still_located() -> None:
