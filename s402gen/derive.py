@@ -142,6 +142,8 @@ class _Deriver:
         self._inherited: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         #: ``{(name, id(parameter), default description): (parameter, resolved)}``
         self._parameters: dict[tuple, tuple[Any, tuple[dict, Any, str]]] = {}
+        #: input schemas of shorthand parameters only (:meth:`input_schema`)
+        self._schemas: dict[tuple, dict[str, Any]] = {}
 
     def inherited_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """:func:`sorted_json` of an output schema a service inherits from ``defaults``: made
@@ -151,6 +153,27 @@ class _Deriver:
         if found is None or found[0] is not schema:
             found = self._inherited[id(schema)] = (schema, sorted_json(schema))
         return found[1]
+
+    def input_schema(
+        self, description: str, props: dict[str, Any], required: list[str], shared: bool
+    ) -> dict[str, Any]:
+        """A service's input schema. When every parameter is ``shared`` (written as
+        shorthand, so ``props`` are :meth:`parameter`'s shared dicts), services with the same
+        parameters, required ones and description share one schema (and one validator in
+        the checks, :mod:`s402gen.validate_examples`)."""
+        names = sorted(props)
+        key = (description, tuple((n, id(props[n])) for n in names), tuple(required))
+        found = self._schemas.get(key) if shared else None
+        if found is None:
+            found = {
+                "description": description,
+                "properties": {name: props[name] for name in names},
+                "required": required,
+                "type": "object",
+            }
+            if shared:  # the props named by id are held by the parameters' memo
+                self._schemas[key] = found
+        return found
 
     def lookup(self, table: dict[str, Any], name: str, kind: str, path: tuple) -> Any:
         """``table[name]``: the ``unknown-reference`` rule has checked that it is there."""
@@ -233,12 +256,8 @@ class _Deriver:
             if context:
                 contexts.append(context)
         required = sorted(set(svc.required))
-        input_schema = {
-            "description": d.input_schema_description,
-            "properties": {name: props[name] for name in sorted(props)},
-            "required": required,
-            "type": "object",
-        }
+        shorthand = all(model_parameters.is_shorthand(p) for p in svc.params.values())
+        input_schema = self.input_schema(d.input_schema_description, props, required, shorthand)
         output_schema_source = svc.output_schema or d.output_schema
         if svc.output_schema:
             output_schema = sorted_json(output_schema_source)

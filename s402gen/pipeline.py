@@ -194,6 +194,8 @@ def _compile_document(
 
         session = Session(cache, document.data)
     document.data = None  # the plain tree, let go: the model holds it (11 MiB at 10,000 services)
+    if session is not None:
+        session.read()
     diagnostics += document.problems + check_model(authored, document.source, session)
     if has_errors(diagnostics):
         if session is not None:

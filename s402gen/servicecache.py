@@ -324,10 +324,11 @@ class Session:
         self._stored = 0  # entries the file holds, in use or not
         self._size = 0  # bytes of the file
         self._sizes: dict[int, int] = {}  # batch: entries it holds
-        self._read()
 
-    def _read(self) -> None:
-        """Take this compile's services' entries from the cache file, batch by batch."""
+    def read(self) -> None:
+        """Take this compile's services' entries from the cache file, batch by batch (until
+        then, every service is a miss). Called once the loaded tree is let go: the
+        entries hold every service's IR."""
         try:
             handle = open(self.cache.file, "rb")
         except OSError:

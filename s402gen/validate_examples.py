@@ -22,7 +22,7 @@ def invalid_example_response(ctx: Context) -> Iterator[Issue]:
     for svc, authored, path in ctx.pairs():
         if output_problem(svc.output_schema) is not None:
             continue
-        for error in schema_validator(svc.output_schema).iter_errors(svc.example_response):
+        for error in _validator(ctx, svc.output_schema).iter_errors(svc.example_response):
             yield Issue(
                 f"example response of service '{svc.id}' does not match its output schema: "
                 f"{describe_error(error)}",
@@ -43,11 +43,21 @@ def _input_ok(svc: ir.Service) -> bool:
     return all(schema_problem(prop) is None for prop in svc.input_schema["properties"].values())
 
 
+def _validator(ctx: Context, schema: dict[str, Any]) -> Any:
+    """The validator of ``schema``, made once for each schema (services may share one:
+    :meth:`s402gen.derive._Deriver.input_schema`, an inherited output schema)."""
+    validators = ctx.memo.setdefault("schema validators", {})
+    found = validators.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = validators[id(schema)] = (schema, schema_validator(schema))
+    return found[1]
+
+
 def _route(ctx: Context, svc: ir.Service) -> RequestValidator:
     """The route's own request validator (built once per service for every rule)."""
     key = ("route", svc.index)
     if key not in ctx.memo:
-        ctx.memo[key] = RequestValidator.for_spec(ir.route_spec(svc))
+        ctx.memo[key] = RequestValidator(ir.route_spec(svc), _validator(ctx, svc.input_schema))
     return ctx.memo[key]
 
 

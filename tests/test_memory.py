@@ -107,6 +107,35 @@ def test_services_alike_share_their_messages_error_examples_and_sla() -> None:
     assert services[0].sla == {"uptime": "99.5%", "maxLatency": "5000ms"}
 
 
+def test_services_with_the_same_shorthand_parameters_share_one_input_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Their input schema is one dict, and the checks make one validator for each schema
+    object; a service with a parameter written out has its own."""
+    from s402gen import validate_examples
+
+    made: list[int] = []
+    real_validator = validate_examples.schema_validator
+
+    def counting(schema: dict) -> object:
+        made.append(id(schema))
+        return real_validator(schema)
+
+    monkeypatch.setattr(validate_examples, "schema_validator", counting)
+    compiled = compile_text(REAL.read_text(encoding="utf-8"), "catalog.yaml")
+    assert compiled.ok and compiled.catalog is not None
+    services = compiled.catalog.services
+    by_schema: dict[int, list] = {}
+    for svc in services:
+        by_schema.setdefault(id(svc.input_schema), []).append(svc)
+    shared = max(by_schema.values(), key=len)
+    assert len(shared) > 5 and len({tuple(s.input_schema["properties"]) for s in shared}) == 1
+    written_out = [s for s in services if s.upstream.wire]  # `{preset: image-url, wire: ...}`
+    assert written_out and all(len(by_schema[id(s.input_schema)]) == 1 for s in written_out)
+    schemas = {id(s.input_schema) for s in services} | {id(s.output_schema) for s in services}
+    assert len(set(made)) == len(made) < len(services) and set(made) <= schemas
+
+
 def test_a_shorthand_parameter_that_is_wrong_is_still_located() -> None:
     text = SMALL.read_text(encoding="utf-8").replace(
         "      MaxFaceNumber: {type: integer, minimum: 1}", "      MaxFaceNumber: no-such-preset"
