@@ -12,7 +12,7 @@ and :mod:`s402gen.validate`.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Callable, Generic, Hashable, Iterable, Protocol, Sequence, TypeVar
 
 from . import ir, model, model_defaults, model_parameters, phrasing
 from .phrasing import kebab, split_words, unique
@@ -27,9 +27,29 @@ ADDING_VERBS = frozenset({"Add", "Batch", "Create", "Gen"})
 #: First words of actions that destroy upstream state (MCP ``destructiveHint`` true).
 DESTRUCTIVE_VERBS = frozenset({"Delete"})
 
+T = TypeVar("T")
+
 #: The ``requestId`` of every ``exampleResponse``.
 EXAMPLE_REQUEST_ID = "example-request-id"
 _SCHEMA_KEYS = ("type", "format", "enum", "minimum", "maximum", "items")
+
+
+class MadeOnce(Generic[T]):
+    """Values made once for each object (by identity: equal but distinct objects get their
+    own), and for each further key, then shared: IR values are never mutated, so services
+    made from one shared object may share what is made of it. The objects are held, so
+    that an id stays theirs for as long as the table lives."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple, tuple[Any, T]] = {}
+
+    def get(self, owner: Any, make: Callable[[], T], *more: Hashable) -> T:
+        """What ``make()`` made for ``owner`` and ``more`` (made now the first time)."""
+        key = (id(owner), *more)
+        found = self._made.get(key)
+        if found is None:
+            found = self._made[key] = (owner, make())
+        return found[1]
 
 
 def sorted_json(value: Any) -> Any:
@@ -138,10 +158,10 @@ class _Deriver:
     def __init__(self, catalog: model.Catalog):
         self.catalog = catalog
         self.defaults = catalog.defaults  # of the service being derived
-        #: ``{id(schema): (schema, its sorted copy)}`` (:meth:`inherited_schema`)
-        self._inherited: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-        #: ``{(name, id(parameter), default description): (parameter, resolved)}``
-        self._parameters: dict[tuple, tuple[Any, tuple[dict, Any, str]]] = {}
+        #: an inherited schema's sorted copy (:meth:`inherited_schema`)
+        self._inherited: MadeOnce[dict[str, Any]] = MadeOnce()
+        #: a shorthand parameter's resolution, by name and default description
+        self._parameters: MadeOnce[tuple[dict, Any, str]] = MadeOnce()
         #: input schemas of shorthand parameters only (:meth:`input_schema`)
         self._schemas: dict[tuple, dict[str, Any]] = {}
 
@@ -149,10 +169,7 @@ class _Deriver:
         """:func:`sorted_json` of an output schema a service inherits from ``defaults``: made
         once for each defaults' schema and shared by every service inheriting it (IR
         values are never mutated; 13 MiB at 10,000 services if each had its own copy)."""
-        found = self._inherited.get(id(schema))
-        if found is None or found[0] is not schema:
-            found = self._inherited[id(schema)] = (schema, sorted_json(schema))
-        return found[1]
+        return self._inherited.get(schema, lambda: sorted_json(schema))
 
     def input_schema(
         self, description: str, props: dict[str, Any], required: list[str], shared: bool
@@ -190,11 +207,12 @@ class _Deriver:
         services using it (IR values are never mutated)."""
         if not model_parameters.is_shorthand(param):
             return self._parameter(name, param, path)
-        key = (name, id(param), self.defaults.parameter_description)
-        found = self._parameters.get(key)
-        if found is None or found[0] is not param:
-            found = self._parameters[key] = (param, self._parameter(name, param, path))
-        return found[1]
+        return self._parameters.get(
+            param,
+            lambda: self._parameter(name, param, path),
+            name,
+            self.defaults.parameter_description,
+        )
 
     def _parameter(
         self, name: str, param: model_parameters.Parameter, path: tuple

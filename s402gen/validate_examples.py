@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from . import ir
+from .derive import MadeOnce
 from .diagnostics import Rules, did_you_mean
 from .runtime import hosts
 from .runtime.validation import RequestError, RequestValidator, schema_validator
@@ -46,11 +47,8 @@ def _input_ok(svc: ir.Service) -> bool:
 def _validator(ctx: Context, schema: dict[str, Any]) -> Any:
     """The validator of ``schema``, made once for each schema (services may share one:
     :meth:`s402gen.derive._Deriver.input_schema`, an inherited output schema)."""
-    validators = ctx.memo.setdefault("schema validators", {})
-    found = validators.get(id(schema))
-    if found is None or found[0] is not schema:
-        found = validators[id(schema)] = (schema, schema_validator(schema))
-    return found[1]
+    validators = ctx.memo.setdefault("schema validators", MadeOnce())
+    return validators.get(schema, lambda: schema_validator(schema))
 
 
 def _route(ctx: Context, svc: ir.Service) -> RequestValidator:
