@@ -152,7 +152,9 @@ def service_offer(
         "network": shared["network"],
         "asset": shared["asset"],
         "amount": asset_amount(amount_cents, terms["decimals"]),
-        **{key: shared[key] for key in ("payTo", "maxTimeoutSeconds", "extra")},
+        "payTo": shared["payTo"],
+        "maxTimeoutSeconds": shared["maxTimeoutSeconds"],
+        "extra": shared["extra"],
     }
     return {
         "providerId": terms["providerId"],
