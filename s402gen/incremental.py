@@ -152,7 +152,7 @@ class Splice:
         self._fd: int | None = None
         index = reuse.index if reuse is not None else None
         #: the file is opened on the first member asked for (``False``: it lends nothing)
-        self._lends = index is not None and path in index.members
+        self._lends = index is not None and index.lends(path)
 
     def _open(self) -> None:
         """Open the file as it is, if its stat is the recorded one (on the open file too)."""
@@ -165,10 +165,11 @@ class Splice:
             fd = os.open(os.path.join(index.out, self.path), flags)
         except OSError:
             return
-        if stat_signature(os.fstat(fd)) != index.files[self.path][0]:
+        recorded = index.recorded(self.path)  # type: ignore[union-attr]
+        if recorded is None or stat_signature(os.fstat(fd)) != recorded[0]:
             os.close(fd)  # replaced since it was checked
             return
-        self._fd, self._spans = fd, index.members[self.path].lookup()
+        self._fd, self._spans = fd, index.spans(self.path)  # type: ignore[union-attr]
         # closed by record() or close(); else (a file map never consumed) when dropped
         self._closer = weakref.finalize(self, os.close, fd)
 

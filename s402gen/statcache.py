@@ -56,6 +56,11 @@ class Spans:
 
 
 FOLDER = "outputs"  # under the cache folder
+#: The index's layout (its ``format`` key); an index of another one is ignored.
+FORMAT = 2
+_SHA = 32  # bytes of a sha256
+_STAT = 4  # ints of a signature
+_TAGS = "\n"  # joins a file's tags (a tag is a slot and a service id: never a newline)
 
 
 def signature(path: str) -> Signature | None:
@@ -74,30 +79,68 @@ def stat_signature(st: os.stat_result) -> Signature | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-@dataclass
 class Index:
-    """``files``: ``{relative path: (signature, sha256)}``; ``services``: ``{service id:
-    render key}``; ``members``: ``{relative path: spans}``, where each service's part of a
-    file every service feeds lies (:class:`s402gen.incremental.Splice`); ``code``: the
-    :func:`s402gen.cache.code_key` they were made with."""
+    """The recorded state of the output folder ``out``, made with the
+    :func:`s402gen.cache.code_key` ``code``: each file's stat signature and sha256 (kept
+    packed, a row per file: 30,000 files at 10,000 services), each service's render key
+    (``services``: ``{service id: render key}``), and where each service's part of a file
+    every service feeds lies (:meth:`spans`, for :class:`s402gen.incremental.Splice`).
 
-    out: Path
-    code: str
-    files: dict[str, tuple[Signature, str]] = field(default_factory=dict)
-    services: dict[str, str] = field(default_factory=dict)
-    members: dict[str, Spans] = field(default_factory=dict)
-    #: what :meth:`known` found in place: ``{relative path: (signature, sha256)}``
-    verified: dict[str, tuple[Signature, str]] = field(default_factory=dict)
+    :attr:`verified` collects the files :meth:`known` found in place.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        code: str,
+        paths: list[str],
+        stats: array.array,
+        sha256: bytes,
+        services: dict[str, str],
+        members: dict[str, tuple[str, array.array]],
+    ):
+        if len(stats) != _STAT * len(paths) or len(sha256) != _SHA * len(paths):
+            raise ValueError("the rows do not match the paths")
+        self.out = out
+        self.code = code
+        self._rows = {path: row for row, path in enumerate(paths)}
+        self._stats = stats
+        self._sha256 = sha256
+        self.services = services
+        self._members = members  # {path: (tags joined by _TAGS, places)}
+        #: the files :meth:`known` found in place
+        self.verified: set[str] = set()
+
+    def paths(self) -> list[str]:
+        """The files recorded, relative to :attr:`out`."""
+        return list(self._rows)
+
+    def recorded(self, relative: str) -> tuple[Signature, str] | None:
+        """The signature and sha256 recorded for ``relative``; ``None`` when none is."""
+        row = self._rows.get(relative)
+        if row is None:
+            return None
+        at = _STAT * row
+        sig: Signature = tuple(self._stats[at : at + _STAT])  # type: ignore[assignment]
+        return sig, self._sha256[_SHA * row : _SHA * (row + 1)].hex()
 
     def known(self, relative: str) -> str | None:
         """The sha256 of ``relative`` when its stat is the recorded one, else ``None``."""
-        recorded = self.files.get(relative)
-        if recorded is None:
+        recorded = self.recorded(relative)
+        if recorded is None or signature(os.path.join(self.out, relative)) != recorded[0]:
             return None
-        if signature(os.path.join(self.out, relative)) != recorded[0]:
-            return None
-        self.verified[relative] = recorded
+        self.verified.add(relative)
         return recorded[1]
+
+    def lends(self, relative: str) -> bool:
+        """Whether where the members of ``relative`` lie was recorded."""
+        return relative in self._members
+
+    def spans(self, relative: str) -> dict[str, tuple[int, int]]:
+        """``{tag: (byte offset, byte length)}`` of the members of ``relative`` (empty when
+        none were recorded)."""
+        tags, places = self._members.get(relative, ("", array.array("q")))
+        return Spans(tags.split(_TAGS) if tags else [], places).lookup()
 
 
 def index_file(folder: Path, out: Path) -> Path:
@@ -106,22 +149,28 @@ def index_file(folder: Path, out: Path) -> Path:
     return folder / FOLDER / f"{name}.json"
 
 
+def _packed(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
 def load(folder: Path | None, out: Path, code: str | None) -> Index | None:
-    """The index of ``out`` made with ``code``; ``None`` when absent, unreadable or stale."""
+    """The index of ``out`` made with ``code``; ``None`` when absent, unreadable, stale or
+    of another :data:`FORMAT`."""
     if folder is None or code is None:
         return None
     try:
         data = orjson.loads(index_file(folder, out).read_bytes())
-        if data.get("code") != code:
+        if data.get("format") != FORMAT or data.get("code") != code:
             return None
-        files = {str(k): (tuple(v[0]), str(v[1])) for k, v in data["files"].items()}
+        paths = [str(path) for path in data["paths"]]
+        stats = array.array("q", _packed(data["stats"]))
         services = {str(k): str(v) for k, v in data["services"].items()}
         members = {}
-        for path, (tags, packed) in data.get("members", {}).items():
-            places = array.array("q", base64.b64decode(packed, validate=True))
-            if len(places) == 2 * len(tags):
-                members[str(path)] = Spans([str(tag) for tag in tags], places)
-        return Index(out, code, files, services, members)
+        for path, (tags, packed) in data["members"].items():
+            places = array.array("q", _packed(packed))
+            if len(places) == 2 * (tags.count(_TAGS) + 1 if tags else 0):
+                members[str(path)] = (str(tags), places)
+        return Index(out, code, paths, stats, _packed(data["sha256"]), services, members)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
@@ -132,36 +181,56 @@ def record(
     code: str | None,
     digests: dict[str, str],
     services: dict[str, str],
-    verified: dict[str, tuple[Signature, str]] | None = None,
+    previous: Index | None = None,
     members: dict[str, Spans] | None = None,
 ) -> None:
     """Save the index of ``out``: ``digests`` (``{path: sha256}``, the manifest included) as
     they are on disk now, the services' render keys, and where the ``members`` of the files
-    every service feeds lie (of files in ``digests`` only). A file ``verified`` (what
-    :meth:`Index.known` found in place this run) with the same sha256 keeps the stat it had
-    then, unread (had it changed since, the next run would hash it: a miss, never a wrong
-    hit). Never raises (a cache that cannot be written only costs time)."""
+    every service feeds lie (of files in ``digests`` only). A file the ``previous`` index
+    (this run's) verified in place (:meth:`Index.known`) with the same sha256 keeps the
+    stat it had then, unread (had it changed since, the next run would hash it: a miss,
+    never a wrong hit). Never raises (a cache that cannot be written only costs time)."""
     if folder is None or code is None:
         return
-    files = {}
-    verified = verified or {}
+    paths: list[str] = []
+    stats = array.array("q")
+    sha256 = bytearray()
+    verified = previous.verified if previous is not None else set()
     for relative, digest in digests.items():
-        seen = verified.get(relative)
+        seen = previous.recorded(relative) if relative in verified else None  # type: ignore
         sig = seen[0] if seen and seen[1] == digest else signature(os.path.join(out, relative))
         if sig is not None:
-            files[relative] = [list(sig), digest]
-    target = index_file(folder, out)
+            paths.append(relative)
+            stats.extend(sig)
+            sha256 += bytes.fromhex(digest)
+    kept = set(paths)
+    spans = {
+        path: [_TAGS.join(found.tags), _base64(found.places.tobytes())]
+        for path, found in (members or {}).items()
+        if path in kept
+    }
+    parts = {  # written a part at a time: the whole would be one more copy of it all
+        "format": FORMAT,
+        "code": code,
+        "paths": paths,
+        "stats": _base64(stats.tobytes()),
+        "sha256": _base64(bytes(sha256)),
+        "services": services,
+        "members": spans,
+    }
     try:
-        spans = {  # the places packed (base64 of the machine's int64s): 10 MiB fewer ints
-            path: [found.tags, base64.b64encode(found.places.tobytes()).decode("ascii")]
-            for path, found in (members or {}).items()
-            if path in files
-        }
-        payload = {"code": code, "files": files, "services": services, "members": spans}
-        with replaced(target) as file:
-            file.write(orjson.dumps(payload))
+        with replaced(index_file(folder, out)) as file:
+            for number, (key, value) in enumerate(parts.items()):
+                file.write(b"{" if number == 0 else b",")
+                file.write(orjson.dumps(key) + b":")
+                file.write(orjson.dumps(value))
+            file.write(b"}")
     except OSError:
         pass
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def forget(folder: Path | None, out: Path) -> None:

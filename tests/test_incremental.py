@@ -11,6 +11,8 @@ shows that the reuse is real: only the edited service's page is rendered.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from pathlib import Path
 
@@ -288,6 +290,14 @@ def test_the_index_is_ignored_when_written_for_other_code(built, private_cache) 
     out = project / "generated"
     (index_file,) = (private_cache / statcache.FOLDER).glob("*.json")
     assert statcache.load(private_cache, out, "another code key") is None
+    data = json.loads(index_file.read_text(encoding="utf-8"))
+    assert statcache.load(private_cache, out, data["code"]) is not None
+    index_file.write_text(json.dumps({**data, "format": 1}), encoding="utf-8")  # an older one
+    assert statcache.load(private_cache, out, data["code"]) is None
+    stats = base64.b64decode(data["stats"])
+    data["stats"] = base64.b64encode(stats[:-32]).decode()  # one file's stat short
+    index_file.write_text(json.dumps(data), encoding="utf-8")
+    assert statcache.load(private_cache, out, data["code"]) is None
     index_file.write_text("{not json", encoding="utf-8")
     assert statcache.load(private_cache, out, "any") is None
     assert run_cli("check", cwd=project)[0] == 0  # hashes every file instead
@@ -301,7 +311,7 @@ def test_every_file_is_known_right_after_a_build(built, private_cache) -> None:
     index = statcache.load(private_cache, out, code)
     assert index is not None and len(index.services) == len(data["services"])
     on_disk = snapshot(out)
-    assert set(index.files) == set(on_disk)
+    assert set(index.paths()) == set(on_disk)
     assert all(index.known(path) for path in on_disk)
     (out / "openapi.json").write_bytes(on_disk["openapi.json"])  # rewritten: a new mtime
     assert index.known("openapi.json") is None
@@ -319,7 +329,7 @@ def test_the_index_after_an_edit_holds_every_file_as_it_is(built, private_cache)
     index = statcache.load(private_cache, out, code)
     assert index is not None
     on_disk = snapshot(out)
-    assert set(index.files) == set(on_disk)
+    assert set(index.paths()) == set(on_disk)
     assert all(index.known(path) == statcache_sha(content) for path, content in on_disk.items())
     page = out / "docs" / "tools" / "face-search.html"
     page.write_bytes(page.read_bytes() + b" ")  # a hand edit of a file the edit left alone
