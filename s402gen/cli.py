@@ -187,6 +187,7 @@ class _Caches:
     hit: cache.Entry | None = None
     code: str | None = None
     index: statcache.Index | None = None
+    index_read: bool = False  # index is what statcache.load gave (else not read yet)
 
 
 def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
@@ -198,10 +199,12 @@ def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
     if found.folder is None:
         return found
     found.key = cache.input_key(settings.catalog, settings.templates, os.environ, found.code)
-    found.index = statcache.load(found.folder, settings.out, found.code)
     entry = cache.lookup(found.folder, found.key)
+    if entry is None:  # the stat index is read once the compile is done (see _reuse)
+        return found
+    _load_index(found, settings.out)
     known = found.index.known if found.index is not None else None
-    if entry is None or not write.matches_manifest(out, entry.manifest, known):
+    if not write.matches_manifest(out, entry.manifest, known):
         return found
     for _, line in entry.diagnostics:
         click.echo(line, err=True)
@@ -218,11 +221,23 @@ def _service_cache(settings: Settings) -> _Caches:
     return _Caches(folder, code=cache.code_key(settings.templates, os.environ))
 
 
-def _reuse(caches: _Caches, result: Compilation) -> Reuse | None:
-    """What the compile may take from the last one (``None`` without a cache)."""
+def _load_index(caches: _Caches, out: Path) -> None:
+    """Read the stat index of the output folder ``out`` into ``caches`` (once)."""
+    if not caches.index_read:
+        caches.index_read = True
+        caches.index = statcache.load(caches.folder, out, caches.code)
+
+
+def _reuse(caches: _Caches, result: Compilation, out: Path) -> Reuse | None:
+    """What the compile may take from the last one (``None`` without a cache). The stat
+    index of ``out`` is read now if the lookup did not need it: into what the compile's
+    loaded tree and model left free (12 MiB at 10,000 services, which the compile's
+    peak no longer holds)."""
     if caches.code is None or result.catalog is None:
         return None
     from .incremental import Reuse
+
+    _load_index(caches, out)
 
     user = result.templates is not None
     return Reuse(caches.code, result.catalog, caches.index, user, result.digests)
@@ -420,7 +435,7 @@ def _build(
             click.echo(f"0 written, 0 removed, {unchanged} unchanged")
         return
     result = _compile(settings, caches=caches)
-    reuse = _reuse(caches, result)
+    reuse = _reuse(caches, result, settings.out)
     statcache.forget(caches.folder, settings.out)  # rebuilt below once the build is done
     known = caches.index.known if caches.index is not None else None
     try:
@@ -483,7 +498,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
             click.echo(f"{_display(settings.out)} is up to date")
         return
     result = _compile(settings, fmt, caches=caches)
-    reuse = _reuse(caches, result)
+    reuse = _reuse(caches, result, settings.out)
     try:
         drift = write.check(output, lambda: result.iter_files(reuse))
     except CatalogError as exc:

@@ -71,8 +71,9 @@ def abandon(folder: OutputFolder, plan: Plan) -> None:
     _remove_journal(folder)
 
 
-def commit(folder: OutputFolder, plan: Plan) -> Applied:
-    """Make the staged files durable, journal ``plan`` (phase ``commit``), then apply it."""
+def commit(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = None) -> Applied:
+    """Make the staged files durable, journal ``plan`` (phase ``commit``), then apply it
+    (``recorded``: as in :func:`apply`)."""
     folder.sync()
     document = {
         "phase": "commit",
@@ -81,17 +82,20 @@ def commit(folder: OutputFolder, plan: Plan) -> Applied:
         "deletions": plan.deletions,
     }
     _write_journal(folder, plan.staging, document)
-    return apply(folder, plan)
+    return apply(folder, plan, recorded)
 
 
-def apply(folder: OutputFolder, plan: Plan) -> Applied:
+def apply(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = None) -> Applied:
     """Roll ``plan`` forward: move each staged file still in the staging folder into place,
     delete each recorded orphan that still matches its digest, remove the staging folder
-    and the journal. Safe to repeat after being cut short."""
+    and the journal. Safe to repeat after being cut short. ``recorded`` is the
+    ``{path: sha256}`` of the folder's manifest when the build that made ``plan`` read it
+    (default: read now; it is the previous one until the manifest moves, last)."""
     from .write import MANIFEST, read_manifest  # write imports this module
 
     applied = Applied()
-    recorded = read_manifest(folder)  # the previous one until the manifest moves, last
+    if recorded is None:
+        recorded = read_manifest(folder)
     for path in plan.moves:
         if path == MANIFEST:
             continue
