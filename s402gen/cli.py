@@ -8,6 +8,7 @@ prints diagnostics and maps results to exit codes. Every command reads
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -152,7 +153,9 @@ def _compile(
             sys.exit(EXIT_INVALID)
         finally:
             gc.freeze()
-            click.get_current_context().call_on_close(gc.unfreeze)
+            context = click.get_current_context()
+            context.call_on_close(gc.unfreeze)
+            context.call_on_close(functools.partial(gc.set_threshold, *gc.get_threshold()))
             gc.set_threshold(*RENDER_GC_THRESHOLD)
     if fmt != "json":
         emit(result.diagnostics, fmt)
@@ -214,7 +217,8 @@ def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
 
 def _service_cache(settings: Settings) -> _Caches:
     """The caches of a run that takes no whole-run hit: the per-service cache of validate
-    and derive only (its folder and code key; none with ``S402GEN_CACHE_DIR=off``)."""
+    and derive, and the output folder's stat index once the compile is done (their
+    folder and code key; none with ``S402GEN_CACHE_DIR=off``)."""
     folder = cache.cache_dir(os.environ)
     if folder is None:
         return _Caches()
@@ -222,10 +226,12 @@ def _service_cache(settings: Settings) -> _Caches:
 
 
 def _load_index(caches: _Caches, out: Path) -> None:
-    """Read the stat index of the output folder ``out`` into ``caches`` (once)."""
+    """Read the stat index of the output folder ``out`` into ``caches`` (once; not when
+    ``out`` holds no manifest: nothing the index lists is there, say a new folder)."""
     if not caches.index_read:
         caches.index_read = True
-        caches.index = statcache.load(caches.folder, out, caches.code)
+        if os.path.lexists(out / write.MANIFEST):
+            caches.index = statcache.load(caches.folder, out, caches.code)
 
 
 def _reuse(caches: _Caches, result: Compilation, out: Path) -> Reuse | None:
@@ -360,8 +366,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-#: The cyclic garbage collector's thresholds while compiling: a compile allocates millions
-#: of acyclic objects (tree, model, IR), and rarer passes save ~15% on large catalogs.
+#: The cyclic garbage collector's thresholds of a command (the compile itself runs with
+#: the collector paused): a command allocates millions of acyclic objects, and rarer
+#: passes save ~15% on large catalogs.
 COMPILE_GC_THRESHOLD = (100_000, 50, 100)
 #: ... and once the compile is frozen, while rendering: each doc page's Jinja context is a
 #: reference cycle (a macro imported ``with context``), which only a pass frees, and so
@@ -491,7 +498,8 @@ def check(
 
 
 def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: bool) -> None:
-    # a hit prints the cached findings as text: another format takes the service cache only
+    # a hit prints the cached findings as text: another format takes no whole-run hit (the
+    # service cache and the stat index only, as a text check that misses)
     caches = _cache_lookup(settings, output) if fmt == "text" else _service_cache(settings)
     if caches.hit is not None:
         if not quiet:

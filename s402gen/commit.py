@@ -14,8 +14,9 @@ the old build or, after the next command, the new one.
 
 Nothing is removed that s402gen cannot show it wrote: a staging folder only
 when the journal names it (or it holds nothing but s402gen's own pending
-journal), a deleted orphan only when the manifest on disk lists it and its
-bytes still match its recorded sha256 (see :class:`Plan`). A user's folder
+journal), a deleted orphan only when the manifest the build read under the
+lock (on recovery: the one on disk) lists it and its bytes still match its
+recorded sha256 (see :class:`Plan`). A user's folder
 that merely starts with ``.s402gen-staging-`` is left alone.
 """
 

@@ -15,7 +15,7 @@ that file already holds what rendering would give: it is passed on as
 tools.json, openapi.json, offers.json, the search data) are assembled again,
 but each service's part of them (a member, :class:`Splice`) is copied from the
 file as it is when the service's key and the file's stat are the recorded
-ones: the index records where each member lies (``members``).
+ones: the index records where each member lies (:meth:`~s402gen.statcache.Index.spans`).
 """
 
 from __future__ import annotations

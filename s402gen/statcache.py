@@ -14,8 +14,8 @@ It also records the render key of every service (:mod:`s402gen.incremental`):
 a service whose key is unchanged, and whose files' stat is unchanged, is not
 rendered again. The index lives in the cache folder (:mod:`s402gen.cache`),
 one file per output folder, and is only ever a shortcut: when it is missing,
-unreadable, or written for other code (``code`` key), everything is hashed
-and rendered as without it.
+unreadable, of another layout (:data:`FORMAT`) or written for other code (``code``
+key), everything is hashed and rendered as without it.
 """
 
 from __future__ import annotations
@@ -45,13 +45,17 @@ class Spans:
     places: array.array = field(default_factory=lambda: array.array("q"))
 
     def add(self, tag: str, at: int, size: int) -> None:
-        """Note that ``tag`` lies at byte ``at``, ``size`` bytes long."""
+        """Note that ``tag`` lies at byte ``at``, ``size`` bytes long. Raises ``ValueError``
+        for a tag holding a newline (service ids cannot: ``model_base.ID_PATTERN``)."""
+        if "\n" in tag:
+            raise ValueError(f"a member's tag holds a newline: {tag!r}")
         self.tags += tag.encode("utf-8")
         self.tags += b"\n"
         self.places.append(at)
         self.places.append(size)
 
-    def __len__(self) -> int:
+    def count(self) -> int:
+        """How many members are noted."""
         return self.tags.count(b"\n")
 
     def lookup(self) -> dict[str, tuple[int, int]]:
@@ -81,7 +85,10 @@ def stat_signature(st: os.stat_result) -> Signature | None:
     """The signature of a file's ``stat`` result; ``None`` when it is no regular file."""
     if (st.st_mode & 0o170000) != 0o100000:  # a symlink, folder or device: never trusted
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    inode = st.st_ino  # unsigned 64 bits (FUSE file systems that hash inodes fill them all):
+    if inode >= 1 << 63:  # as the signed 64 bits the index packs, one to one
+        inode -= 1 << 64
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, inode)
 
 
 class Index:
@@ -91,7 +98,9 @@ class Index:
     (``services``: ``{service id: render key}``), and where each service's part of a file
     every service feeds lies (:meth:`spans`, for :class:`s402gen.incremental.Splice`).
 
-    :attr:`verified` collects the files :meth:`known` found in place.
+    :attr:`verified` collects the files :meth:`known` found in place. Raises
+    ``ValueError`` when ``stats`` (four ints a path) or ``sha256`` (32 bytes a path) do
+    not match ``paths``.
     """
 
     def __init__(
@@ -173,7 +182,7 @@ def load(folder: Path | None, out: Path, code: str | None) -> Index | None:
         members = {}
         for path, (tags, packed) in data["members"].items():
             found = Spans(bytearray(tags.encode("utf-8")), array.array("q", _packed(packed)))
-            if len(found.places) == 2 * len(found):
+            if len(found.places) == 2 * found.count():
                 members[str(path)] = found
         return Index(out, code, paths, stats, _packed(data["sha256"]), services, members)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
@@ -204,10 +213,14 @@ def record(
     for relative, digest in digests.items():
         seen = previous.recorded(relative) if relative in verified else None  # type: ignore
         sig = seen[0] if seen and seen[1] == digest else signature(os.path.join(out, relative))
-        if sig is not None:
+        try:
+            row, raw = array.array("q", sig or ()), bytes.fromhex(digest)
+        except (ValueError, OverflowError):  # a value the row cannot hold: not recorded
+            continue
+        if len(row) == _STAT and len(raw) == _SHA:
             paths.append(relative)
-            stats.extend(sig)
-            sha256 += bytes.fromhex(digest)
+            stats.extend(row)
+            sha256 += raw
     kept = set(paths)
     spans = {
         path: [found.tags.decode("utf-8"), _base64(found.places.tobytes())]

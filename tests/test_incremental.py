@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,54 @@ def test_a_shared_file_changed_behind_the_index_is_made_whole_again(
     assert snapshot(project / "generated") == cold(project, data, monkeypatch)
 
 
+def test_a_member_whose_places_do_not_match_its_tags_lends_nothing(
+    built, made, private_cache, monkeypatch
+) -> None:
+    """An index whose spans of one file lost a member's place is not read out of step (a
+    member's bytes taken from another's place): that file's parts are all made again."""
+    project, data = built
+    (index_file,) = (private_cache / statcache.FOLDER).glob("*.json")
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+    tags, places = index["members"]["mcp/tools.json"]
+    packed = base64.b64decode(places)
+    index["members"]["mcp/tools.json"] = [tags, base64.b64encode(packed[16:]).decode()]
+    index_file.write_text(json.dumps(index), encoding="utf-8")
+    service(data, EDITED)["summaryZh"] = "改了。"
+    rebuild(project, data)
+    assert len(made["mcp_tool"]) == len(data["services"])
+    assert made["_tool_operation"] == [EDITED]  # openapi.json's spans are whole
+    assert snapshot(project / "generated") == cold(project, data, monkeypatch)
+
+
+def test_recording_skips_a_file_the_index_cannot_hold(tmp_path: Path, monkeypatch) -> None:
+    """A digest that is not a sha256 is left out (the file is hashed next time); an inode
+    above 2**63 (FUSE file systems hash them) is kept, as the same signed 64 bits."""
+    out, cache_folder = tmp_path / "out", tmp_path / "cache"
+    out.mkdir()
+    for name in ("a", "b", "c"):
+        (out / name).write_text(name, encoding="utf-8")
+    digests = {"a": statcache_sha(b"a"), "b": "zz", "c": statcache_sha(b"c")[:-2]}
+    stat = os.stat
+
+    def huge_inode(path, *args, **kwargs):
+        found = stat(path, *args, **kwargs)
+        if not str(path).endswith(os.sep + "a"):
+            return found
+        return types.SimpleNamespace(
+            st_mode=found.st_mode,
+            st_size=found.st_size,
+            st_mtime_ns=found.st_mtime_ns,
+            st_ctime_ns=found.st_ctime_ns,
+            st_ino=(1 << 64) - 5,
+        )
+
+    monkeypatch.setattr(statcache.os, "stat", huge_inode)
+    statcache.record(cache_folder, out, "code", digests, {})
+    index = statcache.load(cache_folder, out, "code")
+    assert index is not None and index.paths() == ["a"]
+    assert index.known("a") == digests["a"]
+
+
 def test_a_service_others_link_to_rerenders_their_pages(built, pages, monkeypatch) -> None:
     """Its name shows on the pages listing it as related: their keys cover it."""
     project, data = built
@@ -294,10 +343,11 @@ def test_the_index_is_ignored_when_written_for_other_code(built, private_cache) 
     assert statcache.load(private_cache, out, data["code"]) is not None
     index_file.write_text(json.dumps({**data, "format": 1}), encoding="utf-8")  # an older one
     assert statcache.load(private_cache, out, data["code"]) is None
-    stats = base64.b64decode(data["stats"])
-    data["stats"] = base64.b64encode(stats[:-32]).decode()  # one file's stat short
-    index_file.write_text(json.dumps(data), encoding="utf-8")
-    assert statcache.load(private_cache, out, data["code"]) is None
+    for key in ("stats", "sha256"):  # one file's stat, one file's sha256 short
+        packed = base64.b64decode(data[key])
+        short = {**data, key: base64.b64encode(packed[:-32]).decode()}
+        index_file.write_text(json.dumps(short), encoding="utf-8")
+        assert statcache.load(private_cache, out, data["code"]) is None
     index_file.write_text("{not json", encoding="utf-8")
     assert statcache.load(private_cache, out, "any") is None
     assert run_cli("check", cwd=project)[0] == 0  # hashes every file instead
