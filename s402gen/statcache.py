@@ -221,12 +221,7 @@ def record(
             paths.append(relative)
             stats.extend(row)
             sha256 += raw
-    kept = set(paths)
-    spans = {
-        path: [found.tags.decode("utf-8"), _base64(found.places.tobytes())]
-        for path, found in (members or {}).items()
-        if path in kept
-    }
+    kept = {path: found for path, found in (members or {}).items() if path in digests}
     parts = {  # written a part at a time: the whole would be one more copy of it all
         "format": FORMAT,
         "code": code,
@@ -234,15 +229,19 @@ def record(
         "stats": _base64(stats.tobytes()),
         "sha256": _base64(bytes(sha256)),
         "services": services,
-        "members": spans,
     }
     try:
         with replaced(index_file(folder, out)) as file:
-            for number, (key, value) in enumerate(parts.items()):
-                file.write(b"{" if number == 0 else b",")
+            for key, value in parts.items():
+                file.write(b"{" if key == "format" else b",")
                 file.write(orjson.dumps(key) + b":")
                 file.write(orjson.dumps(value))
-            file.write(b"}")
+            file.write(b',"members":{')
+            for number, (path, found) in enumerate(kept.items()):
+                member = [found.tags.decode("utf-8"), _base64(found.places.tobytes())]
+                file.write((b"," if number else b"") + orjson.dumps(path) + b":")
+                file.write(orjson.dumps(member))
+            file.write(b"}}")
     except OSError:
         pass
 

@@ -233,7 +233,8 @@ class BuildReport:
     files edited by hand since (their sha256 differs from the manifest's); ``unsafe``:
     ``path reason`` of links, folders or special files where a file goes; ``foreign``:
     files of an output folder without an s402gen manifest (at most
-    :data:`FOREIGN_LISTED`). Any of them means nothing was written.
+    :data:`FOREIGN_LISTED`). Any of them means nothing was written. ``manifest`` is the
+    manifest's text, ``files`` the ``{path: sha256}`` it lists.
     """
 
     written: list[str] = field(default_factory=list)
@@ -245,6 +246,7 @@ class BuildReport:
     foreign: list[str] = field(default_factory=list)
     unchanged: int = 0
     manifest: str = ""
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -363,6 +365,7 @@ def _build(
         if report.refused:
             return report
         manifest = report.manifest = manifest_text(digests)
+        report.files = digests
         encoded = manifest.encode("utf-8")
         if recorded_sha != hashlib.sha256(encoded).digest():
             folder.write(f"{plan.staging}/{MANIFEST}", encoded)
@@ -404,13 +407,15 @@ def _foreign(folder: OutputFolder, digests: dict[str, str], staging: str) -> lis
 @dataclass
 class Drift:
     """How ``out`` differs from a file map; ``diff`` is a unified diff of it, within the
-    ``DIFF_*`` limits (a summary line stands for what is left out)."""
+    ``DIFF_*`` limits (a summary line stands for what is left out). ``manifest`` is the
+    file map's manifest text, ``files`` the ``{path: sha256}`` it lists."""
 
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     diff: str = ""
     manifest: str = ""
+    files: dict[str, str] = field(default_factory=dict)
     first_lines: dict[str, int] = field(default_factory=dict)
     """The first differing line (1-based, on disk) of each changed file the diff does not show."""
 
@@ -453,6 +458,7 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
                 path
             )
     manifest = drift.manifest = manifest_text(digests)
+    drift.files = digests
     current_manifest = _read_bytes(out, MANIFEST)
     if current_manifest != manifest.encode("utf-8"):
         (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
