@@ -37,9 +37,12 @@ _LIBRARIES = ("jinja2", "orjson", "black", "pyyaml", "pydantic", "jsonschema")
 
 @dataclass(frozen=True)
 class Entry:
-    """What a compile with a given key produced: its manifest and its printed diagnostics."""
+    """What a compile with a given key produced: the sha256 (hex) of its manifest's text
+    (UTF-8), how many files the manifest lists, and its printed diagnostics (the
+    manifest itself is the output folder's: :func:`s402gen.write.matches_manifest`)."""
 
-    manifest: str
+    manifest_sha256: str
+    files: int
     diagnostics: tuple[tuple[str, str], ...]  # (level, formatted line)
 
 
@@ -107,7 +110,8 @@ def lookup(folder: Path | None, key: str | None) -> Entry | None:
         return None
     try:
         data = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
-        return Entry(data["manifest"], tuple((level, line) for level, line in data["diagnostics"]))
+        diagnostics = tuple((str(level), str(line)) for level, line in data["diagnostics"])
+        return Entry(str(data["manifestSha256"]), int(data["files"]), diagnostics)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -117,9 +121,13 @@ def store(folder: Path | None, key: str | None, entry: Entry) -> None:
     if folder is None or key is None:
         return
     try:
-        payload = {"manifest": entry.manifest, "diagnostics": [list(d) for d in entry.diagnostics]}
+        payload = {
+            "manifestSha256": entry.manifest_sha256,
+            "files": entry.files,
+            "diagnostics": [list(d) for d in entry.diagnostics],
+        }
         with replaced(folder / f"{key}.json") as file:
-            file.write(orjson.dumps(payload))  # bytes at once: the manifest is 3 MiB at 10,000
+            file.write(orjson.dumps(payload))
         entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in entries[MAX_ENTRIES:]:
             old.unlink(missing_ok=True)

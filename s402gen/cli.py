@@ -207,7 +207,7 @@ def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
         return found
     _load_index(found, settings.out)
     known = found.index.known if found.index is not None else None
-    if not write.matches_manifest(out, entry.manifest, known):
+    if not write.matches_manifest(out, entry.manifest_sha256, known):
         return found
     for _, line in entry.diagnostics:
         click.echo(line, err=True)
@@ -271,8 +271,12 @@ def _record(
     statcache.record(caches.folder, out, caches.code, digests, made[0], caches.index, made[1])
 
 
-def _entry(manifest: str, result: Compilation) -> cache.Entry:
-    return cache.Entry(manifest, tuple((d.level.value, d.format()) for d in result.diagnostics))
+def _entry(files: dict[str, str], manifest: str, result: Compilation) -> cache.Entry:
+    """The input cache's entry of a compile that made ``files`` (``{path: sha256}``) listed
+    in ``manifest``."""
+    listed = sum(1 for path in files if path != write.MANIFEST)
+    findings = tuple((d.level.value, d.format()) for d in result.diagnostics)
+    return cache.Entry(write.sha256(manifest), listed, findings)
 
 
 catalog_argument = click.argument("catalog", required=False, type=click.Path(dir_okay=False))
@@ -441,7 +445,7 @@ def _build(
     caches = _cache_lookup(settings, output)
     if caches.hit is not None:
         if not quiet:
-            unchanged = len(json.loads(caches.hit.manifest)["files"]) + 1
+            unchanged = caches.hit.files + 1
             click.echo(f"0 written, 0 removed, {unchanged} unchanged")
         return
     result = _compile(settings, caches=caches)
@@ -474,7 +478,7 @@ def _build(
             f"{len(report.written)} written, {len(report.removed)} removed, "
             f"{report.unchanged} unchanged"
         )
-    entry, made = _entry(report.manifest, result), _made(reuse)
+    entry, made = _entry(report.files, report.manifest, result), _made(reuse)
     del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
     gc.collect(1)
     _record(caches, settings.out, report.files, report.manifest, made)
@@ -520,7 +524,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
     if fmt == "json":
         emit(result.diagnostics + drifted, fmt, **document)
     if drift.clean:
-        entry, made = _entry(drift.manifest, result), _made(reuse)
+        entry, made = _entry(drift.files, drift.manifest, result), _made(reuse)
         del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
         gc.collect(1)
         _record(caches, settings.out, drift.files, drift.manifest, made)

@@ -488,17 +488,21 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
 
 
 def matches_manifest(
-    out: OutputFolder | None, manifest: str, known: Callable[[str], str | None] | None = None
+    out: OutputFolder | None,
+    manifest_sha256: str,
+    known: Callable[[str], str | None] | None = None,
 ) -> bool:
-    """True when ``out`` holds exactly ``manifest`` and every file it lists, unchanged, and
-    no killed build's journal is pending.
+    """True when ``out`` holds the manifest whose text's sha256 (hex) is
+    ``manifest_sha256``, every file it lists unchanged, and no killed build's journal is
+    pending.
 
     ``known(path)`` gives the sha256 of a file when it is known without reading it (its
     stat is unchanged since it was hashed, see :mod:`s402gen.statcache`), else ``None``.
     """
-    if out is None or _read_bytes(out, MANIFEST) != manifest.encode("utf-8") or pending(out):
+    raw = _read_bytes(out, MANIFEST) if out is not None else None
+    if raw is None or hashlib.sha256(raw).hexdigest() != manifest_sha256 or pending(out):
         return False
-    for path, digest in json.loads(manifest)["files"].items():
+    for path, digest in json.loads(raw)["files"].items():
         if known is not None and known(path) == digest:
             continue
         try:

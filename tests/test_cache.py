@@ -129,7 +129,7 @@ def test_key_covers_the_catalog_name(small_project: Path, monkeypatch) -> None:
 
 
 def test_store_then_lookup_round_trips(tmp_path: Path) -> None:
-    entry = cache.Entry('{"files": {}}\n', (("warning", "catalog.yaml:1:1: warning: x"),))
+    entry = cache.Entry("ab" * 32, 3, (("warning", "catalog.yaml:1:1: warning: x"),))
     cache.store(tmp_path, "k" * 64, entry)
     assert cache.lookup(tmp_path, "k" * 64) == entry
     assert cache.lookup(tmp_path, "j" * 64) is None
@@ -141,14 +141,15 @@ def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
     for key, text in {
         "a": "not json",
         "b": "{}",
-        "c": '{"manifest": "m", "diagnostics": 3}',
+        "c": '{"manifestSha256": "m", "files": 0, "diagnostics": 3}',
+        "d": '{"manifest": "m", "diagnostics": []}',  # an older layout
     }.items():
         (tmp_path / f"{key}.json").write_text(text, encoding="utf-8")
         assert cache.lookup(tmp_path, key) is None
 
 
 def test_store_keeps_the_newest_entries(tmp_path: Path) -> None:
-    entry = cache.Entry("m", ())
+    entry = cache.Entry("m", 0, ())
     count = cache.MAX_ENTRIES + 2
     for age in range(count):  # the newest has the smallest name: name order is not age order
         key = f"{count - age:03d}"
@@ -162,8 +163,8 @@ def test_store_keeps_the_newest_entries(tmp_path: Path) -> None:
 
 def test_store_creates_missing_folders(tmp_path: Path) -> None:
     folder = tmp_path / "a" / "b"
-    cache.store(folder, "k", cache.Entry("m", ()))
-    assert cache.lookup(folder, "k") == cache.Entry("m", ())
+    cache.store(folder, "k", cache.Entry("m", 0, ()))
+    assert cache.lookup(folder, "k") == cache.Entry("m", 0, ())
 
 
 def test_no_key_never_hits(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_key_when_a_library_is_not_installed(
 def test_store_never_raises(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    cache.store(blocked, "k", cache.Entry("m", ()))  # cannot create the folder: ignored
-    cache.store(None, "k", cache.Entry("m", ()))
-    cache.store(tmp_path, None, cache.Entry("m", ()))
+    cache.store(blocked, "k", cache.Entry("m", 0, ()))  # cannot create the folder: ignored
+    cache.store(None, "k", cache.Entry("m", 0, ()))
+    cache.store(tmp_path, None, cache.Entry("m", 0, ()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
