@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
+import orjson
+
 from .commit import (
     JOURNAL,
     STAGING_PREFIX,  # noqa: F401 - re-exported: where a build stages
@@ -58,9 +60,16 @@ def text_of(chunks: Iterable[str] | Iterable[bytes]) -> str:
 
 
 def manifest_text(digests: dict[str, str]) -> str:
-    """The manifest of ``{path: sha256}`` (the manifest itself excluded), sorted by path."""
+    """The manifest of ``{path: sha256}`` (the manifest itself excluded), sorted by path:
+    ``json.dumps(..., indent=2)``'s text (ASCII: a path that is not is escaped)."""
     listed = {path: digests[path] for path in sorted(digests) if path != MANIFEST}
-    return json.dumps({"generator": "s402gen", "files": listed}, indent=2) + "\n"
+    document = {"generator": "s402gen", "files": listed}
+    # orjson (C) writes the same text for ASCII at no cost in memory; json's indenting
+    # encoder is Python, 150,000 pieces at 10,000 services before they are joined
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8")
+    if not text.isascii():
+        text = json.dumps(document, indent=2)
+    return text + "\n"
 
 
 def _manifest_bytes(out: Path | OutputFolder | None) -> bytes | None:
@@ -333,7 +342,8 @@ def _build(
         digests: dict[str, str] = {}
         for path, chunks in files:
             if isinstance(chunks, Unchanged):  # reused: its bytes are known to be in place
-                digests[path] = chunks.digest
+                was = previous.get(path)  # the manifest's text of the same digest, held once
+                digests[path] = was if was == chunks.digest else chunks.digest  # type: ignore
                 report.unchanged += 1
                 continue
             current, unsafe = _opened(folder, path)

@@ -30,6 +30,19 @@ def test_manifest_text_format() -> None:
     )
 
 
+def test_manifest_text_is_json_dumps_indented_text() -> None:
+    """Written by orjson, it is the text json.dumps(indent=2) gave: ASCII, any path
+    that is not escaped as \\uXXXX, an empty list of files as {}."""
+    for files in ({}, {"docs/tools/a-1.html": "0" * 64, "mcp/tools.json": "f" * 64}):
+        expected = json.dumps({"generator": "s402gen", "files": files}, indent=2) + "\n"
+        assert write.manifest_text(files) == expected
+    files = {"docs/tools/café.html": "1" * 64}
+    assert write.manifest_text(files) == (
+        json.dumps({"generator": "s402gen", "files": files}, indent=2) + "\n"
+    )
+    assert "caf\\u00e9" in write.manifest_text(files)
+
+
 def test_first_build_then_rebuild_reports(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = write.build(out, _items(FILES))
