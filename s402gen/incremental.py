@@ -15,7 +15,7 @@ that file already holds what rendering would give: it is passed on as
 tools.json, openapi.json, offers.json, the search data) are assembled again,
 but each service's part of them (a member, :class:`Splice`) is copied from the
 file as it is when the service's key and the file's stat are the recorded
-ones: the index records where each member lies (:meth:`~s402gen.statcache.Index.spans`).
+ones: the index records where each member lies (:meth:`~s402gen.statcache.Index.take_spans`).
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class Splice:
         if recorded is None or stat_signature(os.fstat(fd)) != recorded[0]:
             os.close(fd)  # replaced since it was checked
             return
-        self._fd, self._spans = fd, index.spans(self.path)  # type: ignore[union-attr]
+        self._fd, self._spans = fd, index.take_spans(self.path)  # type: ignore[union-attr]
         # closed by record() or close(); else (a file map never consumed) when dropped
         self._closer = weakref.finalize(self, os.close, fd)
 

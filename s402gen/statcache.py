@@ -96,7 +96,7 @@ class Index:
     :func:`s402gen.cache.code_key` ``code``: each file's stat signature and sha256 (kept
     packed, a row per file: 30,000 files at 10,000 services), each service's render key
     (``services``: ``{service id: render key}``), and where each service's part of a file
-    every service feeds lies (:meth:`spans`, for :class:`s402gen.incremental.Splice`).
+    every service feeds lies (:meth:`take_spans`, for :class:`s402gen.incremental.Splice`).
 
     :attr:`verified` collects the files :meth:`known` found in place. Raises
     ``ValueError`` when ``stats`` (four ints a path) or ``sha256`` (32 bytes a path) do
@@ -150,10 +150,11 @@ class Index:
         """Whether where the members of ``relative`` lie was recorded."""
         return relative in self._members
 
-    def spans(self, relative: str) -> dict[str, tuple[int, int]]:
+    def take_spans(self, relative: str) -> dict[str, tuple[int, int]]:
         """``{tag: (byte offset, byte length)}`` of the members of ``relative`` (empty when
-        none were recorded)."""
-        found = self._members.get(relative)
+        none were recorded), let go from the index: a file is assembled once a run, and
+        what a build holds at its peak is then one file's spans, not every file's."""
+        found = self._members.pop(relative, None)
         return {} if found is None else found.lookup()
 
 
