@@ -20,7 +20,8 @@ says so:
   index is read before the compile to look for a hit).
 
 Printed: each command's peak resident set size (the operating system's
-``ru_maxrss`` of the finished child) and wall seconds, PASS or FAIL against
+``ru_maxrss`` of the finished child, which Linux gives in KiB: macOS, in bytes,
+is not read right) and wall seconds, PASS or FAIL against
 :data:`TARGET_MIB`. A report, not a test: it exits 0 unless a command fails.
 The temporary folder is removed at the end.
 """
