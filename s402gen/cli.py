@@ -260,14 +260,14 @@ def _record(
     caches: _Caches,
     out: Path,
     files: dict[str, str],
-    manifest: str,
+    entry: cache.Entry,
     made: tuple[dict[str, str], dict[str, Spans]] | None,
 ) -> None:
     """Save the stat index of ``out``, which now holds ``files`` (``{path: sha256}``) and the
-    ``manifest`` listing them (``made``: see :func:`_made`)."""
+    manifest listing them, whose sha256 ``entry`` holds (``made``: see :func:`_made`)."""
     if made is None:
         return
-    digests = {**files, write.MANIFEST: write.sha256(manifest)}
+    digests = {**files, write.MANIFEST: entry.manifest_sha256}
     statcache.record(caches.folder, out, caches.code, digests, made[0], caches.index, made[1])
 
 
@@ -481,7 +481,7 @@ def _build(
     entry, made = _entry(report.files, report.manifest, result), _made(reuse)
     del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
     gc.collect(1)
-    _record(caches, settings.out, report.files, report.manifest, made)
+    _record(caches, settings.out, report.files, entry, made)
     if not report.kept_modified:
         cache.store(caches.folder, caches.key, entry)
     if fail_on_change and (report.written or report.removed):
@@ -527,7 +527,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
         entry, made = _entry(drift.files, drift.manifest, result), _made(reuse)
         del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
         gc.collect(1)
-        _record(caches, settings.out, drift.files, drift.manifest, made)
+        _record(caches, settings.out, drift.files, entry, made)
         cache.store(caches.folder, caches.key, entry)
         if fmt != "json" and not quiet:
             click.echo(f"{where} is up to date")

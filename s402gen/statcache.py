@@ -26,6 +26,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO, Iterable
 
 import orjson
 
@@ -231,20 +232,26 @@ def record(
         "sha256": _base64(bytes(sha256)),
         "services": services,
     }
+    spans = (
+        (path, [found.tags.decode("utf-8"), _base64(found.places.tobytes())])
+        for path, found in kept.items()
+    )
     try:
         with replaced(index_file(folder, out)) as file:
-            for key, value in parts.items():
-                file.write(b"{" if key == "format" else b",")
-                file.write(orjson.dumps(key) + b":")
-                file.write(orjson.dumps(value))
+            file.write(b"{")
+            _write_pairs(file, parts.items())
             file.write(b',"members":{')
-            for number, (path, found) in enumerate(kept.items()):
-                member = [found.tags.decode("utf-8"), _base64(found.places.tobytes())]
-                file.write((b"," if number else b"") + orjson.dumps(path) + b":")
-                file.write(orjson.dumps(member))
+            _write_pairs(file, spans)
             file.write(b"}}")
     except OSError:
         pass
+
+
+def _write_pairs(file: BinaryIO, pairs: Iterable[tuple[str, Any]]) -> None:
+    """Write ``pairs`` as the members of a JSON object (no braces), one value at a time."""
+    for number, (key, value) in enumerate(pairs):
+        file.write((b"," if number else b"") + orjson.dumps(key) + b":")
+        file.write(orjson.dumps(value))
 
 
 def _base64(data: bytes) -> str:

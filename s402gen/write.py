@@ -509,7 +509,7 @@ def matches_manifest(
     ``known(path)`` gives the sha256 of a file when it is known without reading it (its
     stat is unchanged since it was hashed, see :mod:`s402gen.statcache`), else ``None``.
     """
-    raw = _read_bytes(out, MANIFEST) if out is not None else None
+    raw = _read_bytes(out, MANIFEST)
     if raw is None or hashlib.sha256(raw).hexdigest() != manifest_sha256 or pending(out):
         return False
     for path, digest in json.loads(raw)["files"].items():
