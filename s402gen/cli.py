@@ -18,7 +18,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, NoReturn, TypeVar
 
 import click
 
@@ -132,9 +132,12 @@ def _compile(
     from .pipeline import (
         compile_catalog,  # lazy: a cache hit needs none of the compiler
     )
+    from .allocator import map_large_blocks
     from .load import gc_paused
     from .servicecache import cache_at
     from .upstream_check import SdkMissing
+
+    map_large_blocks()  # what the compile and the write free is given back, not kept
 
     # what a compile makes lives until the command ends: the cyclic garbage collector
     # never walks it (a full walk costs a second at 10,000 services); frozen before the
@@ -205,9 +208,14 @@ def _cache_lookup(settings: Settings, out: OutputFolder | None) -> _Caches:
     entry = cache.lookup(found.folder, found.key)
     if entry is None:  # the stat index is read once the compile is done (see _reuse)
         return found
-    _load_index(found, settings.out)
-    known = found.index.known if found.index is not None else None
-    if not write.matches_manifest(out, entry.manifest_sha256, known):
+
+    def lookup() -> Callable[[str], str | None] | None:
+        # only once the manifest matches: an entry of another version of the catalog (an
+        # edit undone) needs no index
+        _load_index(found, settings.out)
+        return found.index.known if found.index is not None else None
+
+    if not write.matches_manifest(out, entry.manifest_sha256, lookup):
         return found
     for _, line in entry.diagnostics:
         click.echo(line, err=True)
@@ -271,12 +279,12 @@ def _record(
     statcache.record(caches.folder, out, caches.code, digests, made[0], caches.index, made[1])
 
 
-def _entry(files: dict[str, str], manifest: str, result: Compilation) -> cache.Entry:
+def _entry(files: dict[str, str], manifest_sha256: str, result: Compilation) -> cache.Entry:
     """The input cache's entry of a compile that made ``files`` (``{path: sha256}``) listed
-    in ``manifest``."""
+    in the manifest whose hex sha256 is ``manifest_sha256``."""
     listed = sum(1 for path in files if path != write.MANIFEST)
     findings = tuple((d.level.value, d.format()) for d in result.diagnostics)
-    return cache.Entry(write.sha256(manifest), listed, findings)
+    return cache.Entry(manifest_sha256, listed, findings)
 
 
 catalog_argument = click.argument("catalog", required=False, type=click.Path(dir_okay=False))
@@ -478,7 +486,7 @@ def _build(
             f"{len(report.written)} written, {len(report.removed)} removed, "
             f"{report.unchanged} unchanged"
         )
-    entry, made = _entry(report.files, report.manifest, result), _made(reuse)
+    entry, made = _entry(report.files, report.manifest_sha256, result), _made(reuse)
     del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
     gc.collect(1)
     _record(caches, settings.out, report.files, entry, made)
@@ -524,7 +532,7 @@ def _check(settings: Settings, output: OutputFolder | None, fmt: str, quiet: boo
     if fmt == "json":
         emit(result.diagnostics + drifted, fmt, **document)
     if drift.clean:
-        entry, made = _entry(drift.files, drift.manifest, result), _made(reuse)
+        entry, made = _entry(drift.files, drift.manifest_sha256, result), _made(reuse)
         del result, reuse  # the IR, let go (with the render's cycles, which hold some of it)
         gc.collect(1)
         _record(caches, settings.out, drift.files, entry, made)

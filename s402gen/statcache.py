@@ -26,7 +26,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 import orjson
 
@@ -224,22 +224,24 @@ def record(
             stats.extend(row)
             sha256 += raw
     kept = {path: found for path, found in (members or {}).items() if path in digests}
-    parts = {  # written a part at a time: the whole would be one more copy of it all
-        "format": FORMAT,
-        "code": code,
-        "paths": paths,
-        "stats": _base64(stats.tobytes()),
-        "sha256": _base64(bytes(sha256)),
-        "services": services,
-    }
+    # each value is made as JSON when it is written: the whole at once would be one more
+    # copy of it all (the two blobs were four copies each: raw, base64, text, JSON)
+    parts = (
+        ("format", lambda: orjson.dumps(FORMAT)),
+        ("code", lambda: orjson.dumps(code)),
+        ("paths", lambda: orjson.dumps(paths)),
+        ("stats", lambda: _base64(stats)),
+        ("sha256", lambda: _base64(sha256)),
+        ("services", lambda: orjson.dumps(services)),
+    )
     spans = (
-        (path, [found.tags.decode("utf-8"), _base64(found.places.tobytes())])
+        (path, lambda f=found: b"[%s,%s]" % (orjson.dumps(f.tags.decode()), _base64(f.places)))
         for path, found in kept.items()
     )
     try:
         with replaced(index_file(folder, out)) as file:
             file.write(b"{")
-            _write_pairs(file, parts.items())
+            _write_pairs(file, parts)
             file.write(b',"members":{')
             _write_pairs(file, spans)
             file.write(b"}}")
@@ -247,15 +249,17 @@ def record(
         pass
 
 
-def _write_pairs(file: BinaryIO, pairs: Iterable[tuple[str, Any]]) -> None:
-    """Write ``pairs`` as the members of a JSON object (no braces), one value at a time."""
+def _write_pairs(file: BinaryIO, pairs: Iterable[tuple[str, Callable[[], bytes]]]) -> None:
+    """Write ``pairs`` (a key, and what makes its value's JSON) as the members of a JSON
+    object (no braces), one value made and written at a time."""
     for number, (key, value) in enumerate(pairs):
         file.write((b"," if number else b"") + orjson.dumps(key) + b":")
-        file.write(orjson.dumps(value))
+        file.write(value())
 
 
-def _base64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _base64(data: bytes | bytearray | array.array) -> bytes:
+    """``data`` (any bytes-like object) as a JSON string of its base64."""
+    return b'"' + base64.b64encode(data) + b'"'
 
 
 def forget(folder: Path | None, out: Path) -> None:

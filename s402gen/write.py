@@ -59,17 +59,24 @@ def text_of(chunks: Iterable[str] | Iterable[bytes]) -> str:
     return b"".join(parts).decode("utf-8")
 
 
-def manifest_text(digests: dict[str, str]) -> str:
+def manifest_bytes(digests: dict[str, str]) -> bytes:
     """The manifest of ``{path: sha256}`` (the manifest itself excluded), sorted by path:
-    ``json.dumps(..., indent=2)``'s text (ASCII: a path that is not is escaped)."""
+    ``json.dumps(..., indent=2)``'s text and a newline, as the bytes written (ASCII: a
+    path that is not is escaped)."""
     listed = {path: digests[path] for path in sorted(digests) if path != MANIFEST}
     document = {"generator": "s402gen", "files": listed}
-    # orjson (C) writes the same text for ASCII at no cost in memory; json's indenting
-    # encoder is Python, 150,000 pieces at 10,000 services before they are joined
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8")
-    if not text.isascii():
-        text = json.dumps(document, indent=2)
-    return text + "\n"
+    # orjson (C) writes the same text for ASCII, as bytes, at no cost in memory; json's
+    # indenting encoder is Python, 150,000 pieces at 10,000 services before they are
+    # joined, then a text to encode (3.5 MiB each)
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    if not data.isascii():
+        data = (json.dumps(document, indent=2) + "\n").encode("ascii")
+    return data
+
+
+def manifest_text(digests: dict[str, str]) -> str:
+    """:func:`manifest_bytes` as text."""
+    return manifest_bytes(digests).decode("ascii")
 
 
 def _manifest_bytes(out: Path | OutputFolder | None) -> bytes | None:
@@ -242,8 +249,8 @@ class BuildReport:
     files edited by hand since (their sha256 differs from the manifest's); ``unsafe``:
     ``path reason`` of links, folders or special files where a file goes; ``foreign``:
     files of an output folder without an s402gen manifest (at most
-    :data:`FOREIGN_LISTED`). Any of them means nothing was written. ``manifest`` is the
-    manifest's text, ``files`` the ``{path: sha256}`` it lists.
+    :data:`FOREIGN_LISTED`). Any of them means nothing was written. ``manifest_sha256``
+    is the hex sha256 of the manifest's bytes, ``files`` the ``{path: sha256}`` it lists.
     """
 
     written: list[str] = field(default_factory=list)
@@ -254,7 +261,7 @@ class BuildReport:
     unsafe: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     unchanged: int = 0
-    manifest: str = ""
+    manifest_sha256: str = ""
     files: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -309,9 +316,9 @@ def build(
     written by s402gen, was edited by hand since, or is a link or special file, and when
     the folder has files but no s402gen manifest (see :class:`BuildReport`); ``force``
     overrides all of these but links and special files. A recorded orphan edited since
-    it was generated is kept and listed in ``kept_modified``. ``known`` is as in
-    :func:`matches_manifest`: a changed file it vouches for is not read again to tell
-    whether it was edited by hand. Raises ``OSError`` when the disk refuses a write, and
+    it was generated is kept and listed in ``kept_modified``. ``known(path)`` gives
+    a file's sha256 when its stat vouches for it (as in :func:`matches_manifest`): a
+    changed file it vouches for is not read again to tell whether it was edited by hand. Raises ``OSError`` when the disk refuses a write, and
     whatever ``files`` raises.
     """
     if isinstance(out, OutputFolder):
@@ -374,10 +381,10 @@ def _build(
             report.foreign = _foreign(folder, digests, plan.staging)
         if report.refused:
             return report
-        manifest = report.manifest = manifest_text(digests)
-        report.files = digests
-        encoded = manifest.encode("utf-8")
-        if recorded_sha != hashlib.sha256(encoded).digest():
+        encoded = manifest_bytes(digests)
+        made = hashlib.sha256(encoded)
+        report.files, report.manifest_sha256 = digests, made.hexdigest()
+        if recorded_sha != made.digest():
             folder.write(f"{plan.staging}/{MANIFEST}", encoded)
             plan.moves.append(MANIFEST)
         else:
@@ -417,14 +424,15 @@ def _foreign(folder: OutputFolder, digests: dict[str, str], staging: str) -> lis
 @dataclass
 class Drift:
     """How ``out`` differs from a file map; ``diff`` is a unified diff of it, within the
-    ``DIFF_*`` limits (a summary line stands for what is left out). ``manifest`` is the
-    file map's manifest text, ``files`` the ``{path: sha256}`` it lists."""
+    ``DIFF_*`` limits (a summary line stands for what is left out). ``manifest_sha256``
+    is the hex sha256 of the file map's manifest, ``files`` the ``{path: sha256}`` it
+    lists."""
 
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     diff: str = ""
-    manifest: str = ""
+    manifest_sha256: str = ""
     files: dict[str, str] = field(default_factory=dict)
     first_lines: dict[str, int] = field(default_factory=dict)
     """The first differing line (1-based, on disk) of each changed file the diff does not show."""
@@ -467,10 +475,10 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
             (drift.missing if current is None and path not in unsafe else drift.changed).append(
                 path
             )
-    manifest = drift.manifest = manifest_text(digests)
-    drift.files = digests
+    manifest = manifest_bytes(digests)
+    drift.files, drift.manifest_sha256 = digests, hashlib.sha256(manifest).hexdigest()
     current_manifest = _read_bytes(out, MANIFEST)
-    if current_manifest != manifest.encode("utf-8"):
+    if current_manifest != manifest:
         (drift.missing if current_manifest is None else drift.changed).append(MANIFEST)
     if out is not None:
         drift.orphans = [
@@ -486,7 +494,7 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
         for path, chunks in files()
         if path in drifted
     }
-    new_texts[MANIFEST] = manifest
+    new_texts[MANIFEST] = manifest.decode("ascii")
     pairs = itertools.chain(  # lazy: one file's old text in memory at a time
         ((p, _read_text(out, p), new_texts.pop(p)) for p in sorted(drifted)),
         ((p, _read_text(out, p), None) for p in drift.orphans),
@@ -500,18 +508,22 @@ def check(out: Path | OutputFolder | None, files: Callable[[], Files]) -> Drift:
 def matches_manifest(
     out: OutputFolder | None,
     manifest_sha256: str,
-    known: Callable[[str], str | None] | None = None,
+    lookup: Callable[[], Callable[[str], str | None] | None] | None = None,
 ) -> bool:
     """True when ``out`` holds the manifest whose text's sha256 (hex) is
     ``manifest_sha256``, every file it lists unchanged, and no killed build's journal is
     pending.
 
-    ``known(path)`` gives the sha256 of a file when it is known without reading it (its
-    stat is unchanged since it was hashed, see :mod:`s402gen.statcache`), else ``None``.
+    ``lookup()`` is called once the manifest's sha256 matches, before the files it lists
+    are read (so that what it loads, say the stat index, is never loaded for nothing, nor
+    beside the parsed list): it gives ``known``, or ``None``. ``known(path)`` gives the
+    sha256 of a file when it is known without reading it (its stat is unchanged since
+    it was hashed, see :mod:`s402gen.statcache`), else ``None``.
     """
     raw = _read_bytes(out, MANIFEST)
     if raw is None or hashlib.sha256(raw).hexdigest() != manifest_sha256 or pending(out):
         return False
+    known = lookup() if lookup is not None else None
     for path, digest in json.loads(raw)["files"].items():
         if known is not None and known(path) == digest:
             continue

@@ -187,3 +187,45 @@ def test_the_ir_is_let_go_before_the_stat_index_is_made(
     code = run_cli(command, "catalog.yaml", "--out", "out", cwd=tmp_path)[0]
     assert code == 0
     assert services and alive == [0]
+
+
+_FREED = """
+import sys
+from s402gen.allocator import map_large_blocks
+
+def resident():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+if sys.argv[1] == "fixed" and not map_large_blocks():
+    sys.exit(3)
+big = bytearray(8 << 20)
+del big  # a large block freed: glibc raises its mmap threshold to 8 MiB
+blocks = [bytearray(1 << 20) for _ in range(64)]  # 64 MiB of blocks under that size
+pin = bytearray(64 << 10)  # a heap block above them
+before = resident()
+del blocks
+print((before - resident()) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_large_blocks_freed_are_given_back_once_the_threshold_is_fixed() -> None:
+    """What :func:`s402gen.allocator.map_large_blocks` is for: after a large block is
+    freed, glibc serves blocks up to its size from the heap, under a block that stays, and
+    keeps their 64 MiB resident once freed; with the threshold fixed, it gives them back."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's allocator")
+    freed = {}
+    for mode in ("default", "fixed"):
+        done = subprocess.run(
+            [sys.executable, "-c", _FREED, mode], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode == 3:
+            pytest.skip("no glibc mallopt")
+        assert done.returncode == 0, done.stderr
+        freed[mode] = int(done.stdout)
+    assert freed["default"] < 16 and freed["fixed"] >= 56, freed

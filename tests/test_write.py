@@ -3,6 +3,7 @@ and the unified diff ``check`` prints, each against a hand-written expectation."
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_manifest_text_is_json_dumps_indented_text() -> None:
         json.dumps({"generator": "s402gen", "files": files}, indent=2) + "\n"
     )
     assert "caf\\u00e9" in write.manifest_text(files)
+    assert write.manifest_bytes(files) == write.manifest_text(files).encode("ascii")
 
 
 def test_first_build_then_rebuild_reports(tmp_path: Path) -> None:
@@ -48,7 +50,10 @@ def test_first_build_then_rebuild_reports(tmp_path: Path) -> None:
     first = write.build(out, _items(FILES))
     assert first.written == [*FILES, write.MANIFEST]
     assert (first.unchanged, first.removed, first.conflicts) == (0, [], [])
-    assert _tree(out) == {**FILES, write.MANIFEST: first.manifest}
+    assert first.files == {path: write.sha256(text) for path, text in FILES.items()}
+    assert _tree(out) == {**FILES, write.MANIFEST: write.manifest_text(first.files)}
+    manifest = (out / write.MANIFEST).read_bytes()
+    assert first.manifest_sha256 == hashlib.sha256(manifest).hexdigest()
     again = write.build(out, _items(FILES))
     assert (again.written, again.unchanged) == ([], len(FILES) + 1)
     edited = write.build(out, _items({**FILES, "a.txt": "ALPHA\n"}))
@@ -89,7 +94,8 @@ def test_shorter_files_in_new_folders_are_written_in_full(tmp_path: Path) -> Non
     short = {"x/y/one.txt": "one", "x/y/two.txt": "two"}
     report = write.build(out, _items(short))
     assert report.written == [*short, write.MANIFEST]
-    assert _tree(out) == {**short, write.MANIFEST: report.manifest}
+    assert _tree(out) == {**short, write.MANIFEST: write.manifest_text(report.files)}
+    assert report.files == {path: write.sha256(text) for path, text in short.items()}
 
 
 def test_orphans_are_removed_with_their_empty_folders(tmp_path: Path) -> None:
