@@ -97,10 +97,15 @@ def apply(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = No
     applied = Applied()
     if recorded is None:
         recorded = read_manifest(folder)
+    whole = {
+        name
+        for name in _free_folders(folder, plan)
+        if folder.move_folder(f"{plan.staging}/{name}", name)
+    }
     for path in plan.moves:
         if path == MANIFEST:
             continue
-        if _move(folder, plan.staging, path):
+        if _within(path, whole) or _move(folder, plan.staging, path):
             applied.moved.append(path)
     for path, digest in sorted(plan.deletions.items()):
         if path in plan.moves or recorded.get(path) != digest:
@@ -125,6 +130,37 @@ def apply(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = No
         applied.moved.append(MANIFEST)
     abandon(folder, plan)
     return applied
+
+
+def _free_folders(folder: OutputFolder, plan: Plan) -> list[str]:
+    """The highest folders of the staged files whose place in the output folder is free:
+    each is moved whole, one rename for all it holds (a first build into an empty folder
+    renames six folders, not 30,000 files at 10,000 services). A staged folder holds the
+    files of :attr:`Plan.moves` only (what a build stages it moves, or commits nothing)."""
+    free: dict[str, bool] = {}
+    found = []
+    for path in plan.moves:
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            name = "/".join(parts[:depth])
+            if name not in free:
+                try:
+                    free[name] = folder.kind(name) is None
+                except UnsafePath:
+                    free[name] = False
+                if free[name]:
+                    found.append(name)
+            if free[name]:
+                break
+    return found
+
+
+def _within(path: str, folders: set[str]) -> bool:
+    """Whether ``path`` lies in one of ``folders`` (at any depth)."""
+    parts = path.split("/")
+    return bool(folders) and any(
+        "/".join(parts[:depth]) in folders for depth in range(1, len(parts))
+    )
 
 
 def _move(folder: OutputFolder, staging: str, path: str) -> bool:

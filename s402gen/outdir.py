@@ -248,6 +248,27 @@ class OutputFolder:
             raise FileNotFoundError(source)
         os.rename(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir)
 
+    def move_folder(self, source: str, target: str) -> bool:
+        """Rename folder ``source`` to ``target`` (its parent folders made) when nothing is
+        at ``target``; ``False``, moving nothing, when something is (even an empty folder),
+        or ``source`` is not a folder. Raises :class:`UnsafePath` for a link on the way."""
+        source_dir, source_name = self._parent(source)
+        if source_dir is None or self.kind(target) is not None:
+            return False
+        target_dir, target_name = self._parent(target, create=True)
+        try:
+            if not stat.S_ISDIR(
+                os.stat(source_name, dir_fd=source_dir, follow_symlinks=False).st_mode
+            ):
+                return False
+            os.rename(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir)
+        except OSError:  # a folder appeared there since, not empty; a file
+            return False
+        # the descriptors of the folders that moved would answer for their old paths
+        for key in [k for k in self._dirs if k == source or k.startswith(source + "/")]:
+            os.close(self._dirs.pop(key))
+        return True
+
     def unlink(self, relative: str) -> None:
         """Delete file ``relative`` (a link is removed itself, never what it points to)."""
         parent, name = self._parent(relative)

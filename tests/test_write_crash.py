@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from s402gen import commit, write
-from s402gen.outdir import OutputFolder
+from s402gen.outdir import OutputFolder, UnsafePath
 
 from .conftest import run_process, write_catalog
 from .test_check_bounds import _synthetic
@@ -74,7 +74,8 @@ def _die_at(monkeypatch_target: str, calls: int) -> None:
         ("create", 2),  # staging the first changed file
         ("create", 9),  # half way through staging
         ("sync", 1),  # staged, journal not yet in phase commit
-        ("move", 3),  # the commit journal is written: the first moves happen
+        ("move_folder", 1),  # the commit journal is written: a new folder moved whole
+        ("move", 3),  # the first files moved one by one
         ("move", 12),
         ("unlink", 1),  # moving done, deleting orphans
         ("remove_tree", 1),  # the manifest moved, the staging folder not yet removed
@@ -100,10 +101,68 @@ def test_a_build_killed_anywhere_leaves_old_or_new(tmp_path: Path, where: str, c
     drift = write.check(out, lambda: _items(NEW))  # the next command recovers
     after = _tree(out)
     assert after in (old, new), sorted(set(after) ^ set(new))
-    rolled = where in ("move", "unlink", "remove_tree")
+    rolled = where in ("move_folder", "move", "unlink", "remove_tree")
     assert after == (new if rolled else old) and drift.clean is rolled
     again = write.build(out, _items(NEW))
     assert _tree(out) == new and (again.written == []) is rolled
+
+
+def test_a_first_build_moves_its_folders_whole_and_is_rolled_forward_between_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty folder, each top folder of the staged files is renamed whole (not a
+    rename a file); killed after the first of them, the next command finishes the rest."""
+    new = _cold(tmp_path, "new", NEW)
+    moved: list[str] = []
+    original = OutputFolder.move
+    monkeypatch.setattr(
+        OutputFolder, "move", lambda self, s, t: (moved.append(t), original(self, s, t))[1]
+    )
+    write.build(tmp_path / "whole", _items(NEW))
+    assert moved == [commit.JOURNAL, commit.JOURNAL, write.MANIFEST]  # the files: none
+    assert _tree(tmp_path / "whole") == new
+    monkeypatch.undo()
+    out = tmp_path / "out"
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies in the patched call
+        try:
+            _die_at("move_folder", 2)
+            write.build(out, _items(NEW))
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the build was not cut short"
+    left = _tree(out)
+    assert ("docs/index.html" in left) != ("routes/r0.py" in left)  # one folder of two
+    assert write.check(out, lambda: _items(NEW)).clean  # rolled forward
+    assert _tree(out) == new
+
+
+def test_a_folder_is_moved_whole_only_where_nothing_is(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "stage" / "a").mkdir(parents=True)
+    (out / "stage" / "a" / "f.txt").write_text("staged\n")
+    (out / "file").write_text("mine\n")
+    (out / "full").mkdir()
+    (out / "full" / "g.txt").write_text("mine\n")
+    (out / "empty").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / "link").symlink_to(tmp_path / "elsewhere")
+    with OutputFolder.open(out, create=False) as folder:
+        assert not folder.move_folder("stage/a", "file")
+        assert not folder.move_folder("stage/a", "full")
+        assert not folder.move_folder("stage/missing", "new")
+        assert not folder.move_folder("stage/a/f.txt", "new")  # a file is no folder
+        with pytest.raises(UnsafePath):
+            folder.move_folder("stage/a", "link/a")
+        assert not folder.move_folder("stage/a", "empty")
+        assert folder.read("stage/a/f.txt") == b"staged\n"
+        assert folder.move_folder("stage/a", "new/deeper")  # its folders are made
+        assert folder.read("new/deeper/f.txt") == b"staged\n"
+        assert folder.read("stage/a/f.txt") is None  # its old path answers nothing
+    assert (out / "file").read_text() == "mine\n" and (out / "full" / "g.txt").exists()
+    assert list((out / "empty").iterdir()) == []
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_an_interruption_during_the_commit_is_rolled_forward_not_undone(
