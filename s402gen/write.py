@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
@@ -162,8 +162,8 @@ def _consume(
     staged: Callable[[], BinaryIO] | None,
 ) -> tuple[str, bool]:
     """Hash ``chunks`` (text, or its UTF-8 bytes) and compare them with the file ``current``
-    (open for reading at its start; ``None``: absent), one chunk at a time, so that neither
-    text is ever held whole (catalog.json is 161 MiB at 10,000 services).
+    (open for reading at its start; ``None``: absent), a block at a time (:func:`_blocks`),
+    so that neither text is ever held whole (catalog.json is 161 MiB at 10,000 services).
 
     Returns (hex sha256, equal to ``current``). When ``staged`` is given and
     the text differs, the whole text is written to the file it opens: the part
@@ -174,8 +174,7 @@ def _consume(
     sink: BinaryIO | None = None
     position = 0
     try:
-        for chunk in chunks:
-            data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
+        for data in _blocks(chunks):
             digest.update(data)
             if same and current.read(len(data)) != data:  # type: ignore[union-attr]
                 same = False
@@ -192,6 +191,31 @@ def _consume(
         if sink is not None:
             sink.close()
     return digest.hexdigest(), same
+
+
+BLOCK = 1 << 16
+"""Bytes :func:`_consume` hashes, compares and writes at once (small chunks joined)."""
+
+
+def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` as UTF-8 bytes, those under :data:`BLOCK` joined until they reach it: an
+    aggregate at 10,000 services is 80,000 chunks (a member, the key before it), and each
+    costs a hash update, a read and a write of its own."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
+        if size == 0 and len(data) >= BLOCK:
+            yield data
+            continue
+        pending.append(data)
+        size += len(data)
+        if size >= BLOCK:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _start_staged(

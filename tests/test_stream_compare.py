@@ -43,7 +43,10 @@ def test_consume_compares_and_stages(tmp_path: Path, old: bytes | None) -> None:
         assert staged.read_bytes() == TEXT
 
 
-def test_consume_reads_the_file_a_chunk_at_a_time() -> None:
+def test_consume_reads_the_file_a_block_at_a_time() -> None:
+    """Never the whole file: at most a block of chunks (BLOCK bytes, and the chunk that
+    reached it) at once."""
+
     class Counting(io.BytesIO):
         largest = 0
 
@@ -52,6 +55,6 @@ def test_consume_reads_the_file_a_chunk_at_a_time() -> None:
             Counting.largest = max(Counting.largest, len(data))
             return data
 
-    big = ["x" * 1000] * 100
-    digest, same = write._consume(iter(big), Counting(b"x" * 100_000), None)
-    assert same and Counting.largest == 1000
+    big = ["x" * 1000] * 1000
+    digest, same = write._consume(iter(big), Counting(b"x" * 1_000_000), None)
+    assert same and write.BLOCK <= Counting.largest < write.BLOCK + 1000

@@ -168,3 +168,20 @@ def test_pruning_stops_at_the_output_even_through_a_symlink(tmp_path: Path) -> N
     (out / "link").symlink_to(elsewhere, target_is_directory=True)
     write.build(out, _items({"a.txt": "alpha\n"}))
     assert elsewhere.is_dir() and elsewhere.parent.is_dir()
+
+
+def test_chunks_are_hashed_and_compared_in_blocks_holding_every_byte_in_order() -> None:
+    """Small chunks (text or bytes) are joined into blocks of at least BLOCK bytes, a large
+    one passes alone, and the bytes are the chunks' own, in order."""
+    import random
+
+    rng = random.Random(7)
+    sizes = [
+        rng.choice((1, 17, 300, write.BLOCK - 1, write.BLOCK, 3 * write.BLOCK)) for _ in range(200)
+    ]
+    chunks = [("é" * (n // 2) if i % 3 == 0 else bytes([i % 251]) * n) for i, n in enumerate(sizes)]
+    blocks = list(write._blocks(chunks))
+    assert b"".join(blocks) == b"".join(c.encode() if isinstance(c, str) else c for c in chunks)
+    assert all(len(block) >= write.BLOCK for block in blocks[:-1])
+    assert len(blocks) < len(chunks) / 2
+    assert list(write._blocks([])) == []
