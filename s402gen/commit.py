@@ -5,7 +5,8 @@ folder (``.s402gen-staging-<random id>``), and first records that folder in a
 journal (``.s402gen-journal.json``, phase ``staging``). When every file has
 rendered, the staged files are flushed to disk once, the journal is rewritten
 (phase ``commit``) to list the moves and the deletions, and only then are the
-files renamed into place, orphans deleted, ``manifest.json`` moved last, the
+files renamed into place (a staged folder whose place is free in one rename,
+the others a file at a time), orphans deleted, ``manifest.json`` moved last, the
 staging folder and the journal removed. Every run that takes the folder's
 lock first calls :func:`recover`: a journal in phase ``commit`` is rolled
 forward (the moves and deletions are idempotent), one in phase ``staging`` is
@@ -87,9 +88,10 @@ def commit(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = N
 
 
 def apply(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = None) -> Applied:
-    """Roll ``plan`` forward: move each staged file still in the staging folder into place,
-    delete each recorded orphan that still matches its digest, remove the staging folder
-    and the journal. Safe to repeat after being cut short. ``recorded`` is the
+    """Roll ``plan`` forward: move each staged file still in the staging folder into place
+    (each staged folder whose place is free, whole: :func:`_free_folders`), delete each
+    recorded orphan that still matches its digest, remove the staging folder and the
+    journal. Safe to repeat after being cut short. ``recorded`` is the
     ``{path: sha256}`` of the folder's manifest when the build that made ``plan`` read it
     (default: read now; it is the previous one until the manifest moves, last)."""
     from .write import MANIFEST, read_manifest  # write imports this module
@@ -97,11 +99,7 @@ def apply(folder: OutputFolder, plan: Plan, recorded: dict[str, str] | None = No
     applied = Applied()
     if recorded is None:
         recorded = read_manifest(folder)
-    whole = {
-        name
-        for name in _free_folders(folder, plan)
-        if folder.move_folder(f"{plan.staging}/{name}", name)
-    }
+    whole = {name for name in _free_folders(folder, plan) if _move_whole(folder, plan, name)}
     for path in plan.moves:
         if path == MANIFEST:
             continue
@@ -153,6 +151,16 @@ def _free_folders(folder: OutputFolder, plan: Plan) -> list[str]:
             if free[name]:
                 break
     return found
+
+
+def _move_whole(folder: OutputFolder, plan: Plan, name: str) -> bool:
+    """Move staged folder ``name`` into place whole; ``False`` when it cannot be (its files
+    are then moved one by one, or left, as :func:`_move` does: never an error that
+    would stop every later run's recovery)."""
+    try:
+        return folder.move_folder(f"{plan.staging}/{name}", name)
+    except (UnsafePath, OSError):
+        return False
 
 
 def _within(path: str, folders: set[str]) -> bool:

@@ -250,8 +250,10 @@ class OutputFolder:
 
     def move_folder(self, source: str, target: str) -> bool:
         """Rename folder ``source`` to ``target`` (its parent folders made) when nothing is
-        at ``target``; ``False``, moving nothing, when something is (even an empty folder),
-        or ``source`` is not a folder. Raises :class:`UnsafePath` for a link on the way."""
+        at ``target``; ``False``, moving nothing, when something is (even an empty folder;
+        one made by another process between the check and the rename is replaced: it held
+        nothing), or ``source`` is not a folder. Raises :class:`UnsafePath` for a link on
+        the way."""
         source_dir, source_name = self._parent(source)
         if source_dir is None or self.kind(target) is not None:
             return False

@@ -68,8 +68,11 @@ def manifest_bytes(digests: dict[str, str]) -> bytes:
     # orjson (C) writes the same text for ASCII, as bytes, at no cost in memory; json's
     # indenting encoder is Python, 150,000 pieces at 10,000 services before they are
     # joined, then a text to encode (3.5 MiB each)
-    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    if not data.isascii():
+    try:
+        data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # a lone surrogate: json escapes it
+        data = None
+    if data is None or not data.isascii() or b"\x7f" in data:  # json escapes DEL too
         data = (json.dumps(document, indent=2) + "\n").encode("ascii")
     return data
 
@@ -198,14 +201,19 @@ BLOCK = 1 << 16
 
 
 def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[bytes]:
-    """``chunks`` as UTF-8 bytes, those under :data:`BLOCK` joined until they reach it: an
-    aggregate at 10,000 services is 80,000 chunks (a member, the key before it), and each
-    costs a hash update, a read and a write of its own."""
+    """``chunks`` as UTF-8 bytes, those under :data:`BLOCK` joined until they reach it (a
+    chunk of that size or more passes alone, not copied): an aggregate at 10,000 services
+    is 80,000 chunks (a member, the key before it), and each costs a hash update, a read
+    and a write of its own."""
     pending: list[bytes] = []
     size = 0
     for chunk in chunks:
         data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
-        if size == 0 and len(data) >= BLOCK:
+        if len(data) >= BLOCK:
+            if pending:
+                yield b"".join(pending)
+                pending.clear()
+                size = 0
             yield data
             continue
         pending.append(data)
@@ -305,7 +313,11 @@ def open_locked(out: Path, *, create: bool, waiting: Callable[[], None] | None =
     if folder is None:
         return None, None
     folder = folder.lock(waiting)
-    return folder, recover(folder)
+    try:
+        return folder, recover(folder)
+    except BaseException:
+        folder.close()  # the lock with it: a caller that goes on must not wait on itself
+        raise
 
 
 def release(folder: OutputFolder | None) -> None:
@@ -342,8 +354,9 @@ def build(
     overrides all of these but links and special files. A recorded orphan edited since
     it was generated is kept and listed in ``kept_modified``. ``known(path)`` gives
     a file's sha256 when its stat vouches for it (as in :func:`matches_manifest`): a
-    changed file it vouches for is not read again to tell whether it was edited by hand. Raises ``OSError`` when the disk refuses a write, and
-    whatever ``files`` raises.
+    changed file it vouches for is not read again to tell whether it was edited by
+    hand. Raises ``OSError`` when the disk refuses a write, and whatever ``files``
+    raises.
     """
     if isinstance(out, OutputFolder):
         return _build(out, files, force, known)

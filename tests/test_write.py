@@ -43,6 +43,10 @@ def test_manifest_text_is_json_dumps_indented_text() -> None:
     )
     assert "caf\\u00e9" in write.manifest_text(files)
     assert write.manifest_bytes(files) == write.manifest_text(files).encode("ascii")
+    for odd in ("a\x7fb.html", "a\ud800b.html"):  # DEL and a lone surrogate: escaped
+        files = {odd: "2" * 64}
+        expected = json.dumps({"generator": "s402gen", "files": files}, indent=2) + "\n"
+        assert write.manifest_text(files) == expected
 
 
 def test_first_build_then_rebuild_reports(tmp_path: Path) -> None:
@@ -171,8 +175,9 @@ def test_pruning_stops_at_the_output_even_through_a_symlink(tmp_path: Path) -> N
 
 
 def test_chunks_are_hashed_and_compared_in_blocks_holding_every_byte_in_order() -> None:
-    """Small chunks (text or bytes) are joined into blocks of at least BLOCK bytes, a large
-    one passes alone, and the bytes are the chunks' own, in order."""
+    """Small chunks (text or bytes) are joined into blocks of BLOCK bytes or more (less
+    only before a large chunk, or at the end), a large one passes alone, uncopied, and
+    the bytes are the chunks' own, in order."""
     import random
 
     rng = random.Random(7)
@@ -182,6 +187,11 @@ def test_chunks_are_hashed_and_compared_in_blocks_holding_every_byte_in_order() 
     chunks = [("é" * (n // 2) if i % 3 == 0 else bytes([i % 251]) * n) for i, n in enumerate(sizes)]
     blocks = list(write._blocks(chunks))
     assert b"".join(blocks) == b"".join(c.encode() if isinstance(c, str) else c for c in chunks)
-    assert all(len(block) >= write.BLOCK for block in blocks[:-1])
-    assert len(blocks) < len(chunks) / 2
+    small = [len(block) < write.BLOCK for block in blocks]
+    assert not any(a and b for a, b in zip(small, small[1:]))  # small ones joined
+    first = -(-write.BLOCK // 100) * 100  # the first 100-byte chunk that reaches BLOCK
+    assert [len(b) for b in write._blocks([b"y" * 100] * 1000)] == [first, 100_000 - first]
     assert list(write._blocks([])) == []
+    large = b"x" * write.BLOCK
+    assert [len(b) for b in write._blocks([b"a", large, "b"])] == [1, write.BLOCK, 1]
+    assert next(b for b in write._blocks([b"a", large]) if len(b) > 1) is large  # not copied

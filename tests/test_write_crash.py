@@ -74,7 +74,7 @@ def _die_at(monkeypatch_target: str, calls: int) -> None:
         ("create", 2),  # staging the first changed file
         ("create", 9),  # half way through staging
         ("sync", 1),  # staged, journal not yet in phase commit
-        ("move_folder", 1),  # the commit journal is written: a new folder moved whole
+        ("move_folder", 1),  # the commit journal is written: killed before any move
         ("move", 3),  # the first files moved one by one
         ("move", 12),
         ("unlink", 1),  # moving done, deleting orphans
@@ -139,6 +139,8 @@ def test_a_first_build_moves_its_folders_whole_and_is_rolled_forward_between_the
 
 
 def test_a_folder_is_moved_whole_only_where_nothing_is(tmp_path: Path) -> None:
+    """Not onto a file, a folder (even empty) or through a link; a folder moved, its old
+    path answers nothing (the folder's descriptors are not kept for it)."""
     out = tmp_path / "out"
     (out / "stage" / "a").mkdir(parents=True)
     (out / "stage" / "a" / "f.txt").write_text("staged\n")
@@ -163,6 +165,59 @@ def test_a_folder_is_moved_whole_only_where_nothing_is(tmp_path: Path) -> None:
     assert (out / "file").read_text() == "mine\n" and (out / "full" / "g.txt").exists()
     assert list((out / "empty").iterdir()) == []
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_staged_folder_that_cannot_be_moved_whole_does_not_block_recovery(
+    tmp_path: Path,
+) -> None:
+    """Killed before its folder moves, then the staged folder swapped for a link: recovery
+    moves nothing through the link and finishes; the next build finds the file it left
+    as it was (not the manifest's: refused as edited by hand), and with --force makes
+    the output whole."""
+    new = _cold(tmp_path, "new", NEW)
+    out = tmp_path / "out"
+    write.build(out, _items(OLD))
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies in the patched call
+        try:
+            _die_at("move_folder", 1)
+            write.build(out, _items(NEW))
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the build was not cut short"
+    staging = next(p for p in out.iterdir() if p.name.startswith(commit.STAGING_PREFIX))
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(staging / "docs", elsewhere)
+    (staging / "docs").symlink_to(elsewhere, target_is_directory=True)
+    write.check(out, lambda: _items(NEW))  # recovers: no error
+    assert not (out / commit.JOURNAL).exists()
+    assert not (out / "docs" / "deep").exists() and (out / "routes" / "r0.py").exists()
+    assert write.build(out, _items(NEW)).edited == ["docs/index.html"]
+    write.build(out, _items(NEW), force=True)
+    assert _tree(out) == new
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["added.html", "deep", "index.html"]
+
+
+def test_a_recovery_that_fails_lets_the_folder_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while recovering closes the folder (and drops its lock): the same process
+    can open it again rather than wait on its own lock."""
+    out = tmp_path / "out"
+    write.build(out, _items(OLD))
+
+    def failing(folder):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(write, "recover", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        write.open_locked(out, create=False)
+    probe = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the lock were held
+    finally:
+        os.close(probe)
 
 
 def test_an_interruption_during_the_commit_is_rolled_forward_not_undone(
