@@ -67,6 +67,20 @@ def _die_at(monkeypatch_target: str, calls: int) -> None:
     setattr(OutputFolder, monkeypatch_target, dying)
 
 
+def _killed_build(out: Path, where: str, calls: int) -> None:
+    """Build NEW into ``out`` in a forked child killed at the ``calls``-th call of
+    ``OutputFolder.<where>`` (see :func:`_die_at`)."""
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies in the patched call
+        try:
+            _die_at(where, calls)
+            write.build(out, _items(NEW))
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the build was not cut short"
+
+
 @pytest.mark.parametrize(
     ("where", "calls"),
     [
@@ -85,15 +99,7 @@ def test_a_build_killed_anywhere_leaves_old_or_new(tmp_path: Path, where: str, c
     old, new = _cold(tmp_path, "old", OLD), _cold(tmp_path, "new", NEW)
     out = tmp_path / "out"
     write.build(out, _items(OLD))
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child dies in the patched call
-        try:
-            _die_at(where, calls)
-            write.build(out, _items(NEW))
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 9, "the build was not cut short"
+    _killed_build(out, where, calls)
     left = _tree(out)
     started = where != "create" or calls > 1  # past the first write: staging and journal
     assert any(name.startswith(commit.STAGING_PREFIX) for name in left) is started
@@ -123,15 +129,7 @@ def test_a_first_build_moves_its_folders_whole_and_is_rolled_forward_between_the
     assert _tree(tmp_path / "whole") == new
     monkeypatch.undo()
     out = tmp_path / "out"
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child dies in the patched call
-        try:
-            _die_at("move_folder", 2)
-            write.build(out, _items(NEW))
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 9, "the build was not cut short"
+    _killed_build(out, "move_folder", 2)
     left = _tree(out)
     assert ("docs/index.html" in left) != ("routes/r0.py" in left)  # one folder of two
     assert write.check(out, lambda: _items(NEW)).clean  # rolled forward
@@ -177,15 +175,7 @@ def test_a_staged_folder_that_cannot_be_moved_whole_does_not_block_recovery(
     new = _cold(tmp_path, "new", NEW)
     out = tmp_path / "out"
     write.build(out, _items(OLD))
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child dies in the patched call
-        try:
-            _die_at("move_folder", 1)
-            write.build(out, _items(NEW))
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 9, "the build was not cut short"
+    _killed_build(out, "move_folder", 1)
     staging = next(p for p in out.iterdir() if p.name.startswith(commit.STAGING_PREFIX))
     elsewhere = tmp_path / "elsewhere"
     shutil.move(staging / "docs", elsewhere)
