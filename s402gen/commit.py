@@ -27,6 +27,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from .outdir import OutputFolder, UnsafePath
 
@@ -138,9 +139,7 @@ def _free_folders(folder: OutputFolder, plan: Plan) -> list[str]:
     free: dict[str, bool] = {}
     found = []
     for path in plan.moves:
-        parts = path.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            name = "/".join(parts[:depth])
+        for name in _folders_of(path):
             if name not in free:
                 try:
                     free[name] = folder.kind(name) is None
@@ -163,12 +162,17 @@ def _move_whole(folder: OutputFolder, plan: Plan, name: str) -> bool:
         return False
 
 
+def _folders_of(path: str) -> Iterator[str]:
+    """The folders ``path`` lies in, outermost first (``a/b/c.json``: ``a``, ``a/b``)."""
+    at = path.find("/")
+    while at != -1:
+        yield path[:at]
+        at = path.find("/", at + 1)
+
+
 def _within(path: str, folders: set[str]) -> bool:
     """Whether ``path`` lies in one of ``folders`` (at any depth)."""
-    parts = path.split("/")
-    return bool(folders) and any(
-        "/".join(parts[:depth]) in folders for depth in range(1, len(parts))
-    )
+    return bool(folders) and any(name in folders for name in _folders_of(path))
 
 
 def _move(folder: OutputFolder, staging: str, path: str) -> bool:

@@ -174,6 +174,12 @@ class OutputFolder:
         self._dirs[relative] = fd
         return fd
 
+    def _forget(self, relative: str) -> None:
+        """Close the descriptors kept for folder ``relative`` and the folders in it (it is
+        about to be moved or removed)."""
+        for key in [k for k in self._dirs if k == relative or k.startswith(relative + "/")]:
+            os.close(self._dirs.pop(key))
+
     def _parent(self, relative: str, create: bool = False) -> tuple[int | None, str]:
         parts = _parts(relative)
         return self._dir("/".join(parts[:-1]), create), parts[-1]
@@ -266,9 +272,7 @@ class OutputFolder:
             os.rename(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir)
         except OSError:  # a folder appeared there since, not empty; a file
             return False
-        # the descriptors of the folders that moved would answer for their old paths
-        for key in [k for k in self._dirs if k == source or k.startswith(source + "/")]:
-            os.close(self._dirs.pop(key))
+        self._forget(source)  # its descriptors would answer for the old paths
         return True
 
     def unlink(self, relative: str) -> None:
@@ -299,8 +303,7 @@ class OutputFolder:
         without following links; nothing when it is not a real folder."""
         if self.kind(name) != "is a folder":
             return
-        for key in [k for k in self._dirs if k == name or k.startswith(name + "/")]:
-            os.close(self._dirs.pop(key))
+        self._forget(name)
         shutil.rmtree(name, dir_fd=self.fd)
 
     def names(self) -> list[str]:

@@ -209,19 +209,16 @@ def _blocks(chunks: Iterable[str] | Iterable[bytes]) -> Iterator[bytes]:
     size = 0
     for chunk in chunks:
         data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
-        if len(data) >= BLOCK:
-            if pending:
-                yield b"".join(pending)
-                pending.clear()
-                size = 0
-            yield data
-            continue
-        pending.append(data)
-        size += len(data)
-        if size >= BLOCK:
+        large = len(data) >= BLOCK
+        if not large:
+            pending.append(data)
+            size += len(data)
+        if pending and (large or size >= BLOCK):
             yield b"".join(pending)
             pending.clear()
             size = 0
+        if large:
+            yield data
     if pending:
         yield b"".join(pending)
 
